@@ -1,0 +1,192 @@
+// Command hmp is the HMP server and its operator tools.
+//
+//	hmp serve     run the API (embedded PostgreSQL unless HMP_DATABASE_URL)
+//	hmp migrate   apply the schema migrations and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+	_ "time/tzdata" // business dates must not depend on the host's zone files
+
+	"hmp/internal/app"
+	"hmp/internal/postgres"
+)
+
+// envName finds the environment variable a flag's help names: "(HMP_X)".
+var envName = regexp.MustCompile(`\((HMP_[A-Z0-9_]+)\)$`)
+
+const usage = `hmp: the HMP finance and reporting backend
+
+Usage:
+  hmp <command> [flags]
+
+Commands:
+  serve     run the HTTP API (embedded PostgreSQL unless HMP_DATABASE_URL is set)
+  migrate   apply the schema migrations and exit
+
+Run 'hmp <command> --help' for the flags of a command. Every flag can also be
+set through the HMP_* environment variable named in its help.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "hmp:", err)
+		}
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(args) == 0 {
+			return errors.New("a command is required")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// common are the flags every command that touches the database shares.
+type common struct {
+	cfg       app.Config
+	logFormat string
+	logLevel  string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.cfg.DataDir, "data-dir", ".hmp", "folder of the embedded PostgreSQL and NATS data and the token secret (HMP_DATA_DIR)")
+	fs.StringVar(&c.cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; empty starts an embedded cluster under the data dir (HMP_DATABASE_URL)")
+	fs.StringVar(&c.cfg.PostgresBinDir, "postgres-bin", "", "folder of initdb and postgres for the embedded cluster; empty searches (HMP_POSTGRES_BIN)")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text (HMP_LOG_FORMAT)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error (HMP_LOG_LEVEL)")
+}
+
+func (c *common) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("log level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.logFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format must be json or text, got %q", c.logFormat)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hmp serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	fs.StringVar(&c.cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the API listens on (HMP_HTTP_ADDR)")
+	maxConns := fs.Int("pool-max-conns", 100, "most open database connections (HMP_POOL_MAX_CONNS)")
+	minConns := fs.Int("pool-min-conns", 10, "connections kept open while idle (HMP_POOL_MIN_CONNS)")
+	idle := fs.Duration("pool-max-idle", 10*time.Minute, "close connections idle this long (HMP_POOL_MAX_IDLE)")
+	life := fs.Duration("pool-max-lifetime", time.Hour, "close connections older than this (HMP_POOL_MAX_LIFETIME)")
+	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
+	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
+	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c.cfg.Pool = postgres.PoolConfig{MaxConns: int32(*maxConns), MinConns: int32(*minConns), MaxConnIdleTime: *idle, MaxConnLifetime: *life}
+	logger, err := c.logger(stdout)
+	if err != nil {
+		return err
+	}
+	a, err := app.Start(ctx, c.cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Wait(ctx)
+}
+
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hmp migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hmp migrate [flags]\n\nApply every pending schema migration and exit. Safe to repeat.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := c.logger(stdout)
+	if err != nil {
+		return err
+	}
+	cfg := c.cfg.WithDefaults()
+	url, local, err := app.OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if local != nil {
+		defer local.Stop()
+	}
+	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, logger, app.Migrations()...); err != nil {
+		return err
+	}
+	logger.Info("migrations_current")
+	return nil
+}
+
+// parse applies the HMP_* environment variable named at the end of each
+// flag's help, then the command line, so flags win over the environment.
+// A malformed value is an error, not a silent default.
+func parse(fs *flag.FlagSet, args []string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		m := envName.FindStringSubmatch(f.Usage)
+		if m == nil {
+			return
+		}
+		if v, ok := os.LookupEnv(m[1]); ok && v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", m[1], v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return fs.Parse(args)
+}

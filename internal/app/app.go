@@ -1,0 +1,200 @@
+// Package app wires HMP together: configuration to services to a running
+// HTTP server, and back down on stop. cmd/hmp and the end-to-end tests
+// drive the same Start.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"hmp/internal/auth"
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/httpapi"
+	"hmp/internal/idempotency"
+	"hmp/internal/postgres"
+	"hmp/internal/tenancy"
+)
+
+// Migrations lists every package's schema in dependency order.
+func Migrations() []postgres.MigrationSet {
+	return []postgres.MigrationSet{
+		tenancy.Migrations(),
+		eventstore.Migrations(),
+		finance.Migrations(),
+		idempotency.Migrations(),
+	}
+}
+
+// App is a running HMP.
+type App struct {
+	// Addr is the address the API listens on.
+	Addr string
+	// DatabaseURL is the database in use (the embedded one's when started).
+	DatabaseURL string
+	// Pool is the primary's connection pool.
+	Pool *pgxpool.Pool
+
+	logger  *slog.Logger
+	cfg     Config
+	local   *postgres.Local
+	srv     *http.Server
+	tenancy *tenancy.Service
+	served  chan error
+	closers []func()
+}
+
+// OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
+// private cluster it starts under cfg.DataDir (returned so the caller can
+// stop it).
+func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string, *postgres.Local, error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, nil, nil
+	}
+	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{
+		Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PostgresBinDir, Logger: logger,
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded postgres: %w", err)
+	}
+	return local.URL(), local, nil
+}
+
+// Start brings HMP up: database (embedded unless configured), migrations,
+// services and the HTTP listener. Close takes it down again.
+func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	a := &App{logger: logger, cfg: cfg, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.DatabaseURL, a.local, err = OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if a.local != nil {
+		a.closers = append(a.closers, func() { _ = a.local.Stop() })
+	}
+	a.Pool, err = postgres.Open(ctx, a.DatabaseURL, cfg.Pool)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Pool.Close)
+	if err := postgres.Migrate(ctx, a.Pool, logger, Migrations()...); err != nil {
+		return nil, err
+	}
+	secret, err := tokenSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	clock := time.Now
+	tokens, err := auth.New(secret, cfg.TokenTTL, clock)
+	if err != nil {
+		return nil, err
+	}
+	a.tenancy, err = tenancy.New(a.Pool, clock, tenancy.Config{BcryptCost: cfg.BcryptCost})
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.tenancy.Close)
+	fin := finance.New(a.Pool, a.tenancy, clock)
+	idem := idempotency.NewStore(a.Pool, clock)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := httpapi.New(httpapi.Deps{
+		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(a.Pool), Idempotency: idem,
+		Ready:   func(ctx context.Context) error { return a.Pool.Ping(ctx) },
+		Metrics: reg, Gatherer: reg, Logger: logger,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	a.Addr = ln.Addr().String()
+	a.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	go func() { a.served <- a.srv.Serve(ln) }()
+	logger.Info("hmp_started", "addr", a.Addr, "embedded_postgres", a.local != nil)
+	return a, nil
+}
+
+// Wait blocks until ctx is done or the server fails.
+func (a *App) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-a.served:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("http server: %w", err)
+	}
+}
+
+// Close drains in-flight requests, then stops the services and the
+// embedded database, in reverse order of start. Safe to call twice.
+func (a *App) Close() {
+	if a.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		if err := a.srv.Shutdown(ctx); err != nil {
+			a.logger.Warn("http_shutdown", "error", err.Error())
+		}
+		cancel()
+		a.srv = nil
+	}
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+	a.logger.Info("hmp_stopped")
+}
+
+// tokenSecret returns the configured secret, or one generated once and
+// kept in the data dir.
+func tokenSecret(cfg Config) ([]byte, error) {
+	if cfg.TokenSecret != "" {
+		return []byte(cfg.TokenSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "token.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	var buf [32]byte
+	_, _ = rand.Read(buf[:])
+	secret := hex.EncodeToString(buf[:])
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write token secret: %w", err)
+	}
+	return []byte(secret), nil
+}

@@ -1,0 +1,165 @@
+// Package eventstore owns the append-only event table: every state change
+// of a revenue, expense, daily approval or cash count appends one event in
+// the same transaction as the change. The table doubles as the outbox the
+// relay publishes from, and as the audit trail the history API reads.
+package eventstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"hmp/internal/domain"
+	"hmp/internal/postgres"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the schema of the event table.
+func Migrations() postgres.MigrationSet {
+	sub, _ := fs.Sub(migrationFiles, "migrations")
+	return postgres.MigrationSet{Name: "eventstore", FS: sub}
+}
+
+// Position is where an appended event landed: its sequence in the store and
+// the id of the transaction that wrote it.
+type Position struct {
+	Seq  int64
+	TxID uint64
+}
+
+const insertEvent = `
+	INSERT INTO events (org_id, id, event_type, entity_type, entity_id, aggregate_version,
+	                    property_id, user_id, occurred_at, metadata)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	RETURNING seq, tx_id::text::bigint`
+
+// Queue adds the append of ev to b, so that it commits with the caller's
+// other statements in b. When the batch runs, pos receives the event's
+// position. If another writer already appended this entity version the
+// batch fails with a unique violation, see IsVersionConflict.
+func Queue(b *pgx.Batch, ev domain.Event, pos *Position) {
+	b.Queue(insertEvent, args(ev)...).QueryRow(func(row pgx.Row) error {
+		var p Position
+		if err := row.Scan(&p.Seq, &p.TxID); err != nil {
+			return err
+		}
+		if pos != nil {
+			*pos = p
+		}
+		return nil
+	})
+}
+
+// AppendTx appends ev inside tx.
+func AppendTx(ctx context.Context, tx pgx.Tx, ev domain.Event) (Position, error) {
+	var p Position
+	if err := tx.QueryRow(ctx, insertEvent, args(ev)...).Scan(&p.Seq, &p.TxID); err != nil {
+		if IsVersionConflict(err) {
+			return p, domain.Conflictf("%s %s was changed concurrently; reload and retry", ev.EntityType, ev.EntityID)
+		}
+		return p, fmt.Errorf("append event: %w", postgres.Translate(err))
+	}
+	return p, nil
+}
+
+// IsVersionConflict reports whether err is a lost race for an entity
+// version.
+func IsVersionConflict(err error) bool { return postgres.IsUniqueViolation(err, "events_entity_version") }
+
+func args(ev domain.Event) []any {
+	return []any{ev.OrgID, ev.ID, ev.Type, ev.EntityType, ev.EntityID, ev.AggregateVersion,
+		ev.PropertyID, ev.UserID, ev.Timestamp, []byte(ev.Metadata)}
+}
+
+// Store reads the event history.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Query selects events of one organization, oldest first.
+type Query struct {
+	OrgID domain.ID
+	// EntityType and EntityID narrow to one entity type / entity; zero: all.
+	EntityType domain.EntityType
+	EntityID   domain.ID
+	// PropertyID narrows to one property; zero: all.
+	PropertyID domain.ID
+	// OnlyProperties, when not nil, limits the result to events of these
+	// properties (a MANAGER's assignments).
+	OnlyProperties []domain.ID
+	// After is a cursor: the sequence of the last event of the previous page.
+	After int64
+	// Limit is the page size, 1..1000; default 100.
+	Limit int
+}
+
+const selectEvents = `
+	SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+	       aggregate_version, occurred_at, metadata
+	FROM events
+	WHERE org_id = $1
+	  AND ($2 = '' OR entity_type = $2)
+	  AND ($3::uuid IS NULL OR entity_id = $3)
+	  AND ($4::uuid IS NULL OR property_id = $4)
+	  AND ($5::uuid[] IS NULL OR property_id = ANY ($5))
+	  AND seq > $6
+	ORDER BY seq
+	LIMIT $7`
+
+// List returns a page of events and the cursor of the next page ("" when
+// this page is the last).
+func (s *Store) List(ctx context.Context, q Query) ([]domain.Event, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	var entityID, propertyID *domain.ID
+	if !q.EntityID.IsZero() {
+		entityID = &q.EntityID
+	}
+	if !q.PropertyID.IsZero() {
+		propertyID = &q.PropertyID
+	}
+	// nil means no filter (SQL NULL); an empty list means no property.
+	var only any
+	if q.OnlyProperties != nil {
+		only = q.OnlyProperties
+	}
+	rows, err := s.pool.Query(ctx, selectEvents, q.OrgID, string(q.EntityType), entityID, propertyID, only, q.After, q.Limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", postgres.Translate(err))
+	}
+	events, err := pgx.CollectRows(rows, ScanEvent)
+	if err != nil {
+		return nil, "", fmt.Errorf("list events: %w", postgres.Translate(err))
+	}
+	next := ""
+	if len(events) > q.Limit {
+		events = events[:q.Limit]
+		next = strconv.FormatInt(events[len(events)-1].Sequence, 10)
+	}
+	return events, next, nil
+}
+
+// ScanEvent reads one row of the column list used by this package's
+// queries into an envelope.
+func ScanEvent(row pgx.CollectableRow) (domain.Event, error) {
+	var (
+		e    domain.Event
+		meta []byte
+	)
+	err := row.Scan(&e.Sequence, &e.ID, &e.Type, &e.OrgID, &e.PropertyID, &e.UserID, &e.EntityType, &e.EntityID,
+		&e.AggregateVersion, &e.Timestamp, &meta)
+	e.Metadata = meta
+	e.Version = domain.EventVersion
+	return e, err
+}

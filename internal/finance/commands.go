@@ -1,0 +1,354 @@
+package finance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hmp/internal/domain"
+	"hmp/internal/eventstore"
+	"hmp/internal/idempotency"
+	"hmp/internal/postgres"
+	"hmp/internal/tenancy"
+)
+
+// Remember asks a create to record its outcome under an idempotency key,
+// in the create's own transaction.
+type Remember struct {
+	Key  idempotency.Key
+	Hash [32]byte
+	// Encode renders the response the key will replay.
+	Encode func(Transaction) (status int, body []byte, err error)
+}
+
+// ErrIdempotencyRace is returned by Create when a concurrent request with
+// the same idempotency key committed first; nothing was written. The
+// caller answers with that request's recorded outcome.
+var ErrIdempotencyRace = errors.New("a concurrent request with this idempotency key committed first")
+
+// Create records a revenue or an expense. An ADMIN's row is approved at
+// once; a MANAGER's is pending, and a MANAGER must first pass the daily
+// approval gate. remember may be nil.
+func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Kind, in CreateInput, remember *Remember) (Transaction, Written, error) {
+	now := s.now().UTC()
+	prop, err := s.referencedProperty(ctx, actor, in.PropertyID)
+	if err != nil {
+		return Transaction{}, Written{}, err
+	}
+	t := Transaction{
+		OrgID: actor.OrgID, ID: domain.NewID(now), Kind: kind, PropertyID: in.PropertyID,
+		Source: in.Source, Category: in.Category, AmountCents: in.AmountCents, PaymentMode: in.PaymentMode,
+		OccurredAt: in.OccurredAt.UTC().Truncate(time.Microsecond), BankReference: deref(in.BankReference), Description: deref(in.Description),
+		Status: domain.Approved, Version: 1, CreatedBy: actor.UserID, CreatedAt: now, UpdatedBy: actor.UserID, UpdatedAt: now,
+	}
+	if err := validate(kind, &t, now); err != nil {
+		return Transaction{}, Written{}, err
+	}
+	t.Currency = prop.Currency
+	t.BusinessDate = domain.BusinessDate(t.OccurredAt, prop.Location)
+	if actor.Role == domain.Manager {
+		t.Status = domain.Pending
+		if err := s.checkGate(ctx, actor, prop, now); err != nil {
+			return Transaction{}, Written{}, err
+		}
+	} else {
+		t.ReviewedBy, t.ReviewedAt = &actor.UserID, &now
+	}
+	ev, err := transactionEvent(actor, domain.ActionAdded, t, nil, now, "")
+	if err != nil {
+		return Transaction{}, Written{}, err
+	}
+	// One round trip, one implicit transaction: the row, its event and the
+	// idempotency record commit together or not at all.
+	b := &pgx.Batch{}
+	b.Queue(insertTx, insertArgs(&t)...)
+	var pos eventstore.Position
+	eventstore.Queue(b, ev, &pos)
+	if remember != nil {
+		status, body, err := remember.Encode(t)
+		if err != nil {
+			return Transaction{}, Written{}, fmt.Errorf("encode idempotent response: %w", err)
+		}
+		idempotency.Queue(b, idempotency.Record{Key: remember.Key, RequestHash: remember.Hash, Status: status, Response: body, CreatedAt: now})
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if idempotency.IsDuplicate(err) {
+			return Transaction{}, Written{}, ErrIdempotencyRace
+		}
+		return Transaction{}, Written{}, fmt.Errorf("create %s: %w", kind, postgres.Translate(err))
+	}
+	return t, Written{Token: domain.Token{TxID: pos.TxID}}, nil
+}
+
+// Get returns one row the actor may see.
+func (s *Service) Get(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID) (Transaction, error) {
+	t, err := loadTx(ctx, s.pool, selectTx, actor.OrgID, id, kind)
+	if err != nil {
+		return Transaction{}, err
+	}
+	if err := s.checkRowAccess(ctx, actor, t); err != nil {
+		return Transaction{}, err
+	}
+	return t, nil
+}
+
+// Update applies a patch. A MANAGER's edit puts the row back to pending;
+// an ADMIN's leaves the status. A rejected row cannot be edited
+// (ErrConflict). A patch that changes nothing writes nothing.
+func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, p PatchInput) (Transaction, Written, error) {
+	now := s.now().UTC()
+	var (
+		out Transaction
+		w   Written
+	)
+	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		old, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
+		if err != nil {
+			return err
+		}
+		if err := s.checkRowAccess(ctx, actor, old); err != nil {
+			return err
+		}
+		if old.Status == domain.Rejected {
+			return domain.Conflictf("%s %s was rejected and cannot be edited", kind, id)
+		}
+		t := old
+		prop, err := s.applyPatch(ctx, actor, &t, p)
+		if err != nil {
+			return err
+		}
+		if err := validate(kind, &t, now); err != nil {
+			return err
+		}
+		t.Currency = prop.Currency
+		t.BusinessDate = domain.BusinessDate(t.OccurredAt, prop.Location)
+		if actor.Role == domain.Manager {
+			t.Status = domain.Pending
+			t.ReviewedBy, t.ReviewedAt, t.ReviewNotes = nil, nil, ""
+		}
+		if sameContent(old, t) {
+			out = old
+			w, err = currentToken(ctx, tx)
+			return err
+		}
+		t.Version = old.Version + 1
+		t.UpdatedBy, t.UpdatedAt = actor.UserID, now
+		ev, err := transactionEvent(actor, domain.ActionUpdated, t, &old, now, "")
+		if err != nil {
+			return err
+		}
+		if w, err = s.write(ctx, tx, ev, updateTx, updateArgs(&t)...); err != nil {
+			return err
+		}
+		out = t
+		return nil
+	})
+	return out, w, err
+}
+
+// Delete removes a row. An ADMIN's delete takes effect at once (deleted is
+// true); a MANAGER's creates a deletion request for an ADMIN to decide and
+// writes no event (requestID is set, deleted false).
+func (s *Service) Delete(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID) (deleted bool, requestID domain.ID, w Written, err error) {
+	now := s.now().UTC()
+	if actor.Role == domain.Manager {
+		requestID, w, err = s.requestDeletion(ctx, actor, kind, id, now)
+		return false, requestID, w, err
+	}
+	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		t, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
+		if err != nil {
+			return err
+		}
+		w, err = s.deleteRow(ctx, tx, actor, t, now)
+		if err != nil {
+			return err
+		}
+		// A manager's pending request for this row is settled by the delete.
+		_, err = tx.Exec(ctx, `
+			UPDATE deletion_requests SET status = 'approved', decided_by = $3, decided_at = $4
+			WHERE org_id = $1 AND transaction_id = $2 AND status = 'pending'`, actor.OrgID, id, actor.UserID, now)
+		if err != nil {
+			return fmt.Errorf("settle deletion requests: %w", postgres.Translate(err))
+		}
+		return nil
+	})
+	return err == nil, domain.ID{}, w, err
+}
+
+// Review approves or rejects a pending row. Only an ADMIN may
+// (ErrForbidden); a row that is not pending is ErrConflict.
+func (s *Service) Review(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, approve bool, notes string) (Transaction, Written, error) {
+	if !actor.IsAdmin() {
+		return Transaction{}, Written{}, fmt.Errorf("%w: only an ADMIN may approve or reject", domain.ErrForbidden)
+	}
+	if len(notes) > maxDescription {
+		return Transaction{}, Written{}, domain.Invalid("body.notes", fmt.Sprintf("must be at most %d characters", maxDescription), nil)
+	}
+	now := s.now().UTC()
+	var (
+		out Transaction
+		w   Written
+	)
+	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		old, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
+		if err != nil {
+			return err
+		}
+		if old.Status != domain.Pending {
+			return domain.Conflictf("%s %s is %s; only a pending row can be approved or rejected", kind, id, old.Status)
+		}
+		t := old
+		action := domain.ActionApproved
+		t.Status = domain.Approved
+		if !approve {
+			action, t.Status = domain.ActionRejected, domain.Rejected
+		}
+		t.Version = old.Version + 1
+		t.UpdatedBy, t.UpdatedAt = actor.UserID, now
+		t.ReviewedBy, t.ReviewedAt, t.ReviewNotes = &actor.UserID, &now, notes
+		ev, err := transactionEvent(actor, action, t, &old, now, notes)
+		if err != nil {
+			return err
+		}
+		if w, err = s.write(ctx, tx, ev, updateTx, updateArgs(&t)...); err != nil {
+			return err
+		}
+		out = t
+		return nil
+	})
+	return out, w, err
+}
+
+// write runs one change statement and appends its event in tx.
+func (s *Service) write(ctx context.Context, tx pgx.Tx, ev domain.Event, sql string, args ...any) (Written, error) {
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return Written{}, fmt.Errorf("write %s: %w", ev.EntityType, postgres.Translate(err))
+	}
+	if tag.RowsAffected() != 1 {
+		return Written{}, domain.Conflictf("%s %s changed concurrently; reload and retry", ev.EntityType, ev.EntityID)
+	}
+	pos, err := eventstore.AppendTx(ctx, tx, ev)
+	if err != nil {
+		return Written{}, err
+	}
+	return Written{Token: domain.Token{TxID: pos.TxID}}, nil
+}
+
+func (s *Service) deleteRow(ctx context.Context, tx pgx.Tx, actor domain.Actor, t Transaction, now time.Time) (Written, error) {
+	gone := t
+	gone.Status = domain.Deleted
+	gone.Version = t.Version + 1
+	ev, err := transactionEvent(actor, domain.ActionDeleted, gone, &t, now, "")
+	if err != nil {
+		return Written{}, err
+	}
+	return s.write(ctx, tx, ev, deleteTx, t.OrgID, t.ID, t.Kind)
+}
+
+// applyPatch changes t by p and returns the (possibly new) property.
+func (s *Service) applyPatch(ctx context.Context, actor domain.Actor, t *Transaction, p PatchInput) (tenancy.Property, error) {
+	if p.PropertyID != nil && *p.PropertyID != t.PropertyID {
+		if _, err := s.referencedProperty(ctx, actor, *p.PropertyID); err != nil {
+			return tenancy.Property{}, err
+		}
+		t.PropertyID = *p.PropertyID
+	}
+	if p.Source != nil {
+		t.Source = *p.Source
+	}
+	if p.Category != nil {
+		t.Category = *p.Category
+	}
+	if p.AmountCents != nil {
+		t.AmountCents = *p.AmountCents
+	}
+	if p.PaymentMode != nil {
+		t.PaymentMode = *p.PaymentMode
+	}
+	if p.OccurredAt != nil {
+		t.OccurredAt = p.OccurredAt.UTC().Truncate(time.Microsecond)
+	}
+	if p.BankReference != nil {
+		t.BankReference = *p.BankReference
+	}
+	if p.Description != nil {
+		t.Description = *p.Description
+	}
+	return s.props.PropertyByID(ctx, t.OrgID, t.PropertyID)
+}
+
+// referencedProperty resolves a property named in a request body; one the
+// actor may not see is a NotFoundError naming the field.
+func (s *Service) referencedProperty(ctx context.Context, actor domain.Actor, id domain.ID) (tenancy.Property, error) {
+	if id.IsZero() {
+		return tenancy.Property{}, domain.Invalid("body.propertyId", "is required", nil)
+	}
+	p, err := s.props.Property(ctx, actor, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return tenancy.Property{}, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"}
+	}
+	return p, err
+}
+
+// checkRowAccess hides rows of properties a MANAGER is not assigned to.
+func (s *Service) checkRowAccess(ctx context.Context, actor domain.Actor, t Transaction) error {
+	if actor.IsAdmin() {
+		return nil
+	}
+	if _, err := s.props.Property(ctx, actor, t.PropertyID); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return domain.NotFoundf("%s %s not found", t.Kind, t.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+func sameContent(a, b Transaction) bool {
+	return a.PropertyID == b.PropertyID && a.Source == b.Source && a.Category == b.Category &&
+		a.AmountCents == b.AmountCents && a.Currency == b.Currency && a.PaymentMode == b.PaymentMode &&
+		a.OccurredAt.Equal(b.OccurredAt) && a.BusinessDate == b.BusinessDate && a.BankReference == b.BankReference &&
+		a.Description == b.Description && a.Status == b.Status
+}
+
+// currentToken returns a token for a write that changed nothing.
+func currentToken(ctx context.Context, tx pgx.Tx) (Written, error) {
+	var id uint64
+	if err := tx.QueryRow(ctx, `SELECT pg_current_xact_id()::text::bigint`).Scan(&id); err != nil {
+		return Written{}, fmt.Errorf("read transaction id: %w", postgres.Translate(err))
+	}
+	return Written{Token: domain.Token{TxID: id}}, nil
+}
+
+// transactionEvent builds the event of an action on a row. prev is the
+// state before the change (nil for an add).
+func transactionEvent(actor domain.Actor, action domain.Action, t Transaction, prev *Transaction, now time.Time, notes string) (domain.Event, error) {
+	md := domain.TransactionMetadata{TransactionState: t.State(), Notes: notes}
+	md.PropertyID = t.PropertyID
+	dates := []domain.Date{t.BusinessDate}
+	if prev != nil {
+		ps := prev.State()
+		ps.PropertyID = prev.PropertyID
+		md.Previous = &ps
+		if prev.BusinessDate != t.BusinessDate {
+			dates = []domain.Date{prev.BusinessDate, t.BusinessDate}
+		}
+	}
+	md.AffectedReportDates = dates
+	raw, err := json.Marshal(md)
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("encode event metadata: %w", err)
+	}
+	pid := t.PropertyID
+	return domain.Event{
+		ID: domain.NewID(now), Version: domain.EventVersion, Type: domain.TransactionEvent(t.Kind, action),
+		OrgID: t.OrgID, PropertyID: &pid, UserID: actor.UserID, EntityType: domain.EntityType(t.Kind), EntityID: t.ID,
+		AggregateVersion: t.Version, Timestamp: now, Metadata: raw,
+	}, nil
+}

@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"hmp/internal/domain"
+)
+
+// Problem maps an error of the domain model to its problem+json answer.
+// Server errors are logged with the request id; client errors are not.
+func (h *Helpers) Problem(ctx context.Context, err error) error {
+	var (
+		verr  *domain.ValidationError
+		nferr *domain.NotFoundError
+	)
+	switch {
+	case errors.As(err, &verr):
+		details := make([]error, len(verr.Fields))
+		for i, f := range verr.Fields {
+			details[i] = &huma.ErrorDetail{Location: f.Field, Message: f.Reason, Value: f.Value}
+		}
+		return huma.Error422UnprocessableEntity("validation failed", details...)
+	case errors.As(err, &nferr):
+		return huma.Error404NotFound(nferr.Error(), &huma.ErrorDetail{Location: nferr.Field, Message: nferr.What + " not found", Value: nferr.Value})
+	case errors.Is(err, domain.ErrNotFound):
+		return huma.Error404NotFound(message(err, domain.ErrNotFound))
+	case errors.Is(err, domain.ErrConflict):
+		return huma.Error409Conflict(message(err, domain.ErrConflict))
+	case errors.Is(err, domain.ErrForbidden):
+		return huma.Error403Forbidden(message(err, domain.ErrForbidden))
+	case errors.Is(err, domain.ErrUnauthenticated):
+		return huma.Error401Unauthorized(message(err, domain.ErrUnauthenticated))
+	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		h.logger.Warn("http_unavailable", "error", err.Error())
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(message(err, domain.ErrUnavailable)), http.Header{"Retry-After": {"1"}})
+	case errors.Is(err, context.Canceled):
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("request canceled"), http.Header{"Retry-After": {"1"}})
+	}
+	h.logger.Error("http_internal_error", "error", err.Error())
+	return huma.Error500InternalServerError("internal error")
+}
+
+// message returns the caller-facing text of a domain error: what follows
+// the sentinel ("conflict: <message>"), or the sentinel itself.
+func message(err, sentinel error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, sentinel.Error()+": "); i >= 0 {
+		return s[i+len(sentinel.Error())+2:]
+	}
+	return sentinel.Error()
+}

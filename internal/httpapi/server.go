@@ -1,0 +1,118 @@
+// Package httpapi is the HTTP edge: routes, authentication, the OpenAPI 3.1
+// document, request limits, and the one mapping of the domain error model
+// to RFC 9457 problem+json responses.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/auth"
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/idempotency"
+	"hmp/internal/tenancy"
+)
+
+// MaxBodyBytes caps every request body: larger ones answer 413.
+const MaxBodyBytes = 1 << 20
+
+// Deps are the services the API serves.
+type Deps struct {
+	Tenancy     *tenancy.Service
+	Tokens      *auth.Tokens
+	Finance     *finance.Service
+	Events      *eventstore.Store
+	Idempotency *idempotency.Store
+	// Ready reports whether the dependencies answer, for /readyz.
+	Ready func(ctx context.Context) error
+	// Extra registers more operations (reports, admin) on the same API.
+	Extra []func(api huma.API, h *Helpers)
+	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// Helpers is what other packages' route registrations reuse: the error
+// mapping and the caller's actor.
+type Helpers struct {
+	logger *slog.Logger
+}
+
+type server struct {
+	Deps
+	help *Helpers
+}
+
+// New returns the HTTP handler of the whole API.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{Deps: d, help: &Helpers{logger: d.Logger}}
+	mux := http.NewServeMux()
+	cfg := huma.DefaultConfig("HMP API", "1.0.0")
+	cfg.CreateHooks = nil // no $schema links in bodies: the contract is API.md
+	cfg.OpenAPIPath = "/openapi"
+	cfg.DocsPath = "/docs"
+	cfg.Info.Description = "Finance and reporting backend of the hospitality platform: revenues, expenses, approvals, cash books."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
+	}
+	api := humago.New(mux, cfg)
+	api.UseMiddleware(s.authenticate(api))
+	s.registerOps(api)
+	s.registerTenancy(api)
+	s.registerFinance(api)
+	for _, reg := range d.Extra {
+		reg(api, s.help)
+	}
+	if d.Gatherer != nil {
+		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
+	}
+	mux.Handle("/", notFound())
+	return chain(mux,
+		recoverer(d.Logger),
+		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
+		limitBody(MaxBodyBytes),
+	)
+}
+
+type healthOutput struct {
+	Body struct {
+		Status string `json:"status" example:"ok"`
+	}
+}
+
+func (s *server) registerOps(api huma.API) {
+	huma.Register(api, huma.Operation{
+		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"operations"},
+		Summary: "Process is up",
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+	huma.Register(api, huma.Operation{
+		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"operations"},
+		Summary: "Dependencies are reachable",
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		if s.Ready != nil {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := s.Ready(ctx); err != nil {
+				return nil, huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("not ready: "+err.Error()), http.Header{"Retry-After": {"1"}})
+			}
+		}
+		out := &healthOutput{}
+		out.Body.Status = "ready"
+		return out, nil
+	})
+}

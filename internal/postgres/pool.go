@@ -1,0 +1,87 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PoolConfig sizes the connection pool. The zero value of each field means
+// the scaling guide's value.
+type PoolConfig struct {
+	// MaxConns is the largest number of open connections. Default 100.
+	MaxConns int32
+	// MinConns is the number kept open while idle. Default 10.
+	MinConns int32
+	// MaxConnIdleTime closes a connection idle for longer. Default 10 min.
+	MaxConnIdleTime time.Duration
+	// MaxConnLifetime closes a connection older than this. Default 1 h.
+	MaxConnLifetime time.Duration
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c PoolConfig) WithDefaults() PoolConfig {
+	if c.MaxConns == 0 {
+		c.MaxConns = 100
+	}
+	if c.MinConns == 0 {
+		c.MinConns = 10
+	}
+	if c.MaxConnIdleTime == 0 {
+		c.MaxConnIdleTime = 10 * time.Minute
+	}
+	if c.MaxConnLifetime == 0 {
+		c.MaxConnLifetime = time.Hour
+	}
+	return c
+}
+
+// Validate reports every problem of c.
+func (c PoolConfig) Validate() error {
+	var errs []error
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("pool max conns must not be negative, got %d", c.MaxConns))
+	}
+	if c.MinConns < 0 {
+		errs = append(errs, fmt.Errorf("pool min conns must not be negative, got %d", c.MinConns))
+	}
+	if c.MaxConns > 0 && c.MinConns > c.MaxConns {
+		errs = append(errs, fmt.Errorf("pool min conns %d exceeds max conns %d", c.MinConns, c.MaxConns))
+	}
+	if c.MaxConnIdleTime < 0 || c.MaxConnLifetime < 0 {
+		errs = append(errs, errors.New("pool durations must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Open connects a pool to url sized by cfg and checks that the server
+// answers.
+func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	pc.MaxConns = cfg.MaxConns
+	pc.MinConns = cfg.MinConns
+	pc.MaxConnIdleTime = cfg.MaxConnIdleTime
+	pc.MaxConnLifetime = cfg.MaxConnLifetime
+	// Jitter keeps a hundred connections born together from all being
+	// recycled in the same second.
+	pc.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return pool, nil
+}
