@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,9 +66,17 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string,
 	if cfg.DatabaseURL != "" {
 		return cfg.DatabaseURL, nil, nil
 	}
-	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{
-		Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PostgresBinDir, Logger: logger,
-	})
+	dir := filepath.Join(cfg.DataDir, "postgres")
+	if err := postgres.Reachable(dir); err != nil {
+		// Run as root from a folder the postgres user cannot enter (say
+		// under /root): keep the cluster where it can, one per data dir.
+		abs, _ := filepath.Abs(cfg.DataDir)
+		sum := sha256.Sum256([]byte(abs))
+		alt := filepath.Join("/var/lib/hmp", hex.EncodeToString(sum[:6]), "postgres")
+		logger.Warn("embedded_postgres_relocated", "reason", err.Error(), "dir", alt)
+		dir = alt
+	}
+	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, BinDir: cfg.PostgresBinDir, Logger: logger})
 	if err != nil {
 		return "", nil, fmt.Errorf("embedded postgres: %w", err)
 	}
@@ -109,7 +118,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if err != nil {
 		return nil, err
 	}
-	clock := time.Now
+	clock := cfg.Clock
 	tokens, err := auth.New(secret, cfg.TokenTTL, clock)
 	if err != nil {
 		return nil, err

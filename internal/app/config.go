@@ -35,6 +35,9 @@ type Config struct {
 	BcryptCost int
 	// ShutdownTimeout bounds the graceful drain on stop. Default 15 s.
 	ShutdownTimeout time.Duration
+	// Clock is the time source of every service. Default time.Now; tests
+	// move it.
+	Clock func() time.Time
 }
 
 // WithDefaults returns a copy of c with every zero field at its default.
@@ -54,6 +57,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	return c
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +27,66 @@ type Env struct {
 	App     *app.App
 	BaseURL string
 	Client  *http.Client
+	// Logs holds everything the app logged (debug level and up).
+	Logs *Logs
 }
+
+// Logs is a concurrency-safe log buffer.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Clock is a settable clock for tests; the zero value reads time.Now.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	fixed  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fixed.IsZero() {
+		return c.fixed
+	}
+	return time.Now().Add(c.offset)
+}
+
+// Set freezes the clock at t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fixed = t
+}
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fixed.IsZero() {
+		c.fixed = c.fixed.Add(d)
+		return
+	}
+	c.offset += d
+}
+
+// WithClock makes the app read time from c.
+func WithClock(c *Clock) func(*app.Config) { return func(cfg *app.Config) { cfg.Clock = c.Now } }
 
 // Start runs HMP for the test and stops it at cleanup. opts adjust the
 // configuration before start.
@@ -42,19 +102,25 @@ func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *En
 	for _, o := range opts {
 		o(&cfg)
 	}
-	level := slog.LevelError + 4 // quiet unless HMP_TEST_LOG is set
+	logs := &Logs{}
+	var w io.Writer = logs
 	if os.Getenv("HMP_TEST_LOG") != "" {
-		level = slog.LevelDebug
+		w = io.MultiWriter(logs, os.Stderr)
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := app.Start(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatalf("start hmp: %v", err)
 	}
-	t.Cleanup(a.Close)
+	t.Cleanup(func() {
+		a.Close()
+		if t.Failed() {
+			t.Logf("hmp logs:\n%s", logs.String())
+		}
+	})
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &Env{T: t, App: a, BaseURL: "http://" + a.Addr, Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Env{T: t, App: a, BaseURL: "http://" + a.Addr, Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, Logs: logs}
 }
 
 // Response is a received answer.

@@ -304,6 +304,28 @@ func initCluster(ctx context.Context, cfg LocalConfig, cred *syscall.Credential)
 	return password, nil
 }
 
+// Reachable reports whether the server user (postgres, when this process
+// runs as root) can reach dir, which need not exist yet.
+func Reachable(dir string) error {
+	cred, err := serverCredential()
+	if err != nil || cred == nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(abs); err == nil {
+			return checkTraversable(abs, cred)
+		}
+		if abs == filepath.Dir(abs) {
+			return nil
+		}
+		abs = filepath.Dir(abs)
+	}
+}
+
 // checkTraversable makes sure the server user can reach dir: a data folder
 // under /root is a common way to fail.
 func checkTraversable(dir string, cred *syscall.Credential) error {
