@@ -23,11 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"hmp/internal/auth"
+	"hmp/internal/bus"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
 
@@ -38,6 +40,7 @@ func Migrations() []postgres.MigrationSet {
 		eventstore.Migrations(),
 		finance.Migrations(),
 		idempotency.Migrations(),
+		reports.Migrations(),
 	}
 }
 
@@ -49,6 +52,12 @@ type App struct {
 	DatabaseURL string
 	// Pool is the primary's connection pool.
 	Pool *pgxpool.Pool
+	// Bus, Relay and Projector are the event pipeline.
+	Bus       *bus.Bus
+	Relay     *eventstore.Relay
+	Projector *reports.Projector
+	// Config is the configuration in effect, defaults filled.
+	Config Config
 
 	logger  *slog.Logger
 	cfg     Config
@@ -93,7 +102,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a := &App{logger: logger, cfg: cfg, served: make(chan error, 1)}
+	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -130,12 +139,39 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	a.closers = append(a.closers, a.tenancy.Close)
 	fin := finance.New(a.Pool, a.tenancy, clock)
 	idem := idempotency.NewStore(a.Pool, clock)
+	events := eventstore.NewStore(a.Pool)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats")}, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Bus.Close)
+	a.Relay = eventstore.NewRelay(a.Pool, a.Bus, cfg.Relay, logger, clock, reg)
+	if err := a.Relay.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Relay.Stop)
+	a.Projector = reports.NewProjector(a.Pool, a.Bus, cfg.Projector, logger, clock, reg)
+	if err := a.Projector.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Projector.Stop)
+	reportSvc := reports.NewService(a.Pool, a.tenancy, clock)
+
 	handler := httpapi.New(httpapi.Deps{
-		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(a.Pool), Idempotency: idem,
-		Ready:   func(ctx context.Context) error { return a.Pool.Ping(ctx) },
+		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
+		Reports:    reportSvc,
+		Waiter:     reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout),
+		Reconciler: reports.NewReconciler(reportSvc, fin),
+		Ready: func(ctx context.Context) error {
+			if err := a.Pool.Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return a.Bus.Ping(ctx)
+		},
 		Metrics: reg, Gatherer: reg, Logger: logger,
 	})
 
@@ -187,6 +223,19 @@ func (a *App) Close() {
 	}
 	a.closers = nil
 	a.logger.Info("hmp_stopped")
+}
+
+// pipeline reports the event pipeline's progress to the consistency wait.
+type pipeline struct {
+	events  *eventstore.Store
+	bus     *bus.Bus
+	durable string
+}
+
+func (p pipeline) Covered(ctx context.Context) (bool, uint64, error) { return p.events.Covered(ctx) }
+
+func (p pipeline) AckFloor(ctx context.Context) (uint64, error) {
+	return p.bus.AckFloor(ctx, bus.EventsStream, p.durable)
 }
 
 // tokenSecret returns the configured secret, or one generated once and

@@ -6,7 +6,9 @@ import (
 	"net"
 	"time"
 
+	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
+	"hmp/internal/reports"
 )
 
 // Config is everything a running HMP needs. The zero value of each field
@@ -23,8 +25,21 @@ type Config struct {
 	DatabaseURL string
 	// PostgresBinDir overrides where initdb and postgres are looked for.
 	PostgresBinDir string
-	// Pool sizes the connection pool (default 100/10/10 min/1 h).
+	// Profile names the scaling profile (baseline, phase1). Default phase1.
+	// Fields set explicitly below win over the profile's.
+	Profile string
+	// Pool sizes the connection pool. Zero fields: the profile's.
 	Pool postgres.PoolConfig
+	// NATSURL points at an external NATS JetStream server or cluster.
+	// Empty: an embedded server under DataDir/nats.
+	NATSURL string
+	// Projector tunes the reports projector. Zero fields: the profile's.
+	Projector reports.ProjectorConfig
+	// Relay tunes the outbox relay. Zero fields: defaults.
+	Relay eventstore.RelayConfig
+	// ConsistencyTimeout bounds how long a read with a consistency token
+	// waits for its write before answering 503. Default 5 s.
+	ConsistencyTimeout time.Duration
 	// TokenSecret signs access tokens; at least 32 bytes. Empty: a random
 	// secret kept in DataDir/token.key (set it when running several
 	// instances).
@@ -48,7 +63,18 @@ func (c Config) WithDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = ".hmp"
 	}
+	if c.Profile == "" {
+		c.Profile = DefaultProfile
+	}
+	if p, err := LookupProfile(c.Profile); err == nil {
+		c.Pool = overlayPool(c.Pool, p.Pool)
+		c.Projector = overlayProjector(c.Projector, p.Projector)
+	}
 	c.Pool = c.Pool.WithDefaults()
+	c.Projector = c.Projector.WithDefaults()
+	if c.ConsistencyTimeout == 0 {
+		c.ConsistencyTimeout = 5 * time.Second
+	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = 24 * time.Hour
 	}
@@ -67,6 +93,12 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
+	if _, err := LookupProfile(c.Profile); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Projector.MaxConcurrency < 1 || c.Projector.BatchSize < 1 || c.Projector.Workers < 1 {
+		errs = append(errs, fmt.Errorf("projector concurrency, batch size and workers must be positive"))
+	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
 	}
@@ -83,4 +115,35 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("bcrypt cost must be 4..31, got %d", c.BcryptCost))
 	}
 	return errors.Join(errs...)
+}
+
+// overlayPool fills the zero fields of c from p.
+func overlayPool(c, p postgres.PoolConfig) postgres.PoolConfig {
+	if c.MaxConns == 0 {
+		c.MaxConns = p.MaxConns
+	}
+	if c.MinConns == 0 {
+		c.MinConns = p.MinConns
+	}
+	if c.MaxConnIdleTime == 0 {
+		c.MaxConnIdleTime = p.MaxConnIdleTime
+	}
+	if c.MaxConnLifetime == 0 {
+		c.MaxConnLifetime = p.MaxConnLifetime
+	}
+	return c
+}
+
+// overlayProjector fills the zero fields of c from p.
+func overlayProjector(c, p reports.ProjectorConfig) reports.ProjectorConfig {
+	if c.MaxConcurrency == 0 {
+		c.MaxConcurrency = p.MaxConcurrency
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = p.BatchSize
+	}
+	if c.Workers == 0 {
+		c.Workers = p.Workers
+	}
+	return c
 }

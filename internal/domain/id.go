@@ -2,6 +2,7 @@ package domain
 
 import (
 	"crypto/rand"
+	"crypto/sha1"
 	"database/sql/driver"
 	"encoding/binary"
 	"encoding/hex"
@@ -91,4 +92,19 @@ func (id *ID) Scan(src any) error {
 		return nil
 	}
 	return fmt.Errorf("cannot scan %T into ID", src)
+}
+
+// NameID returns a version 5 (name-based, SHA-1) UUID of name within the
+// namespace ns: the same inputs always give the same ID. Used for entities
+// identified by what they are about, such as the cash count of a property
+// on a date.
+func NameID(ns ID, name string) ID {
+	h := sha1.New()
+	h.Write(ns[:])
+	h.Write([]byte(name))
+	var id ID
+	copy(id[:], h.Sum(nil))
+	id[6] = id[6]&0x0f | 0x50 // version 5
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
 }

@@ -17,6 +17,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
+	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
 
@@ -30,6 +31,11 @@ type Deps struct {
 	Finance     *finance.Service
 	Events      *eventstore.Store
 	Idempotency *idempotency.Store
+	// Reports, Waiter and Reconciler serve the report routes; nil Reports
+	// leaves them out.
+	Reports    *reports.Service
+	Waiter     *reports.Waiter
+	Reconciler *reports.Reconciler
 	// Ready reports whether the dependencies answer, for /readyz.
 	Ready func(ctx context.Context) error
 	// Extra registers more operations (reports, admin) on the same API.
@@ -60,6 +66,7 @@ func New(d Deps) http.Handler {
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("HMP API", "1.0.0")
 	cfg.CreateHooks = nil // no $schema links in bodies: the contract is API.md
+	cfg.Transformers = append(cfg.Transformers, problemDetails)
 	cfg.OpenAPIPath = "/openapi"
 	cfg.DocsPath = "/docs"
 	cfg.Info.Description = "Finance and reporting backend of the hospitality platform: revenues, expenses, approvals, cash books."
@@ -71,6 +78,7 @@ func New(d Deps) http.Handler {
 	s.registerOps(api)
 	s.registerTenancy(api)
 	s.registerFinance(api)
+	s.registerReports(api)
 	for _, reg := range d.Extra {
 		reg(api, s.help)
 	}

@@ -1,0 +1,347 @@
+package eventstore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/domain"
+	"hmp/internal/postgres"
+)
+
+// Publisher stores events on the bus in the given order and returns the
+// highest stream sequence they got; it returns only once all are stored.
+type Publisher interface {
+	PublishEvents(ctx context.Context, events []domain.Event) (uint64, error)
+}
+
+// RelayConfig tunes the relay. The zero value of each field means its
+// default.
+type RelayConfig struct {
+	// PollInterval is the pause after a cycle that found less than a full
+	// batch. Default 5 ms.
+	PollInterval time.Duration
+	// BatchSize is the most events published per cycle. Default 1000.
+	BatchSize int
+	// LeaderRetry is how often a standby relay tries to become the active
+	// one. Default 2 s.
+	LeaderRetry time.Duration
+}
+
+func (c RelayConfig) withDefaults() RelayConfig {
+	if c.PollInterval == 0 {
+		c.PollInterval = 5 * time.Millisecond
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.LeaderRetry == 0 {
+		c.LeaderRetry = 2 * time.Second
+	}
+	return c
+}
+
+// relayLockID makes one relay active among all instances.
+const relayLockID = 0x686d705f72656c // "hmp_rel"
+
+// Relay publishes committed events from the outbox to the bus. It only
+// takes events whose transaction is older than every running one
+// (pg_snapshot_xmin), so an event committed late by a long transaction is
+// never skipped; it records its progress only after the bus stored the
+// events, so a crash in between re-publishes (dropped by the stream's
+// duplicate window, or by the consumers' applied-event record) and never
+// loses. Events of one entity go out in version order.
+type Relay struct {
+	pool   *pgxpool.Pool
+	pub    Publisher
+	cfg    RelayConfig
+	logger *slog.Logger
+	now    func() time.Time
+
+	published prometheus.Counter
+	lag       prometheus.Gauge
+	errors    prometheus.Counter
+	leader    prometheus.Gauge
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	cycled chan struct{} // closed and replaced after every cycle (tests wait on it)
+}
+
+// NewRelay returns a stopped relay. reg may be nil.
+func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Relay {
+	r := &Relay{
+		pool: pool, pub: pub, cfg: cfg.withDefaults(), logger: logger, now: now, cycled: make(chan struct{}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_published_total", Help: "Events published from the outbox to the bus."}),
+		lag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_lag_seconds", Help: "Age of the oldest event the last relay cycle published (0 when idle)."}),
+		errors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_errors_total", Help: "Relay cycles that failed and will be retried."}),
+		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_leader", Help: "1 when this instance runs the active relay."}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.published, r.lag, r.errors, r.leader)
+	}
+	return r
+}
+
+// Start runs the relay in the background until Stop. Safe to call twice.
+func (r *Relay) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		return nil
+	}
+	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		r.run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the relay and waits for it. Safe to call twice.
+func (r *Relay) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Cycled returns a channel closed after the next completed cycle.
+func (r *Relay) Cycled() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cycled
+}
+
+func (r *Relay) signalCycle() {
+	r.mu.Lock()
+	close(r.cycled)
+	r.cycled = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *Relay) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.errors.Inc()
+			r.logger.Warn("relay_error", "error", err.Error())
+		}
+		sleep(ctx, r.cfg.LeaderRetry)
+	}
+}
+
+// lead takes the relay lock on a dedicated connection and relays until the
+// context ends or something fails. It returns nil when another instance
+// holds the lock.
+func (r *Relay) lead(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire relay connection: %w", err)
+	}
+	defer conn.Release()
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(relayLockID)).Scan(&ok); err != nil {
+		return fmt.Errorf("relay lock: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	r.leader.Set(1)
+	defer func() {
+		r.leader.Set(0)
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(relayLockID))
+	}()
+	r.logger.Info("relay_leading")
+	var cur relayCursor
+	err = conn.QueryRow(ctx, `SELECT cursor_tx::text::bigint, cursor_seq, horizon::text::bigint FROM relay_state WHERE id = 1`).
+		Scan(&cur.tx, &cur.seq, &cur.horizon)
+	if err != nil {
+		return fmt.Errorf("read relay state: %w", postgres.Translate(err))
+	}
+	backoff := r.cfg.PollInterval
+	for ctx.Err() == nil {
+		n, err := r.cycle(ctx, conn.Conn(), &cur)
+		r.signalCycle()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.errors.Inc()
+			r.logger.Warn("relay_cycle_failed", "error", err.Error())
+			if conn.Conn().IsClosed() {
+				return err
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			sleep(ctx, backoff)
+			continue
+		}
+		backoff = r.cfg.PollInterval
+		if n < r.cfg.BatchSize {
+			sleep(ctx, r.cfg.PollInterval)
+		}
+	}
+	return nil
+}
+
+const relayRead = `
+	WITH snap AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+	SELECT snap.xmin::text::bigint, e.tx_id::text::bigint,
+	       e.seq, e.id, e.event_type, e.org_id, e.property_id, e.user_id, e.entity_type, e.entity_id,
+	       e.aggregate_version, e.occurred_at, e.metadata
+	FROM snap LEFT JOIN LATERAL (
+		SELECT * FROM events
+		WHERE (tx_id, seq) > ($1::bigint::text::xid8, $2) AND tx_id < snap.xmin
+		ORDER BY tx_id, seq
+		LIMIT $3
+	) e ON true`
+
+// relayCursor is where the next cycle starts: after (tx, seq); every event
+// of a transaction older than horizon is published.
+type relayCursor struct {
+	tx, seq, horizon int64
+	persisted        time.Time
+	dirty            bool
+}
+
+// persistEvery bounds how stale the recorded horizon gets while no event
+// flows (readers waiting on it scan the events since it).
+const persistEvery = time.Second
+
+// cycle publishes the next batch and records the progress; it returns the
+// number of events published.
+func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (int, error) {
+	rows, err := conn.Query(ctx, relayRead, cur.tx, cur.seq, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", postgres.Translate(err))
+	}
+	var (
+		xmin   int64
+		lastTx int64
+		events []domain.Event
+	)
+	for rows.Next() {
+		var (
+			txID *int64
+			seq  *int64
+			e    domain.Event
+			meta []byte
+			et   *string
+		)
+		var entity *string
+		var agg *int
+		var occurred *time.Time
+		var id, org, user, entityID *domain.ID
+		if err := rows.Scan(&xmin, &txID, &seq, &id, &et, &org, &e.PropertyID, &user, &entity, &entityID, &agg, &occurred, &meta); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("scan outbox: %w", err)
+		}
+		if seq == nil {
+			continue // no event: the LEFT JOIN's empty row
+		}
+		e.Sequence, e.ID, e.Type, e.OrgID, e.UserID = *seq, *id, domain.EventType(*et), *org, *user
+		e.EntityType, e.EntityID, e.AggregateVersion, e.Timestamp = domain.EntityType(*entity), *entityID, *agg, *occurred
+		e.Metadata, e.Version = meta, domain.EventVersion
+		lastTx = *txID
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read outbox: %w", postgres.Translate(err))
+	}
+	var streamSeq uint64
+	if len(events) > 0 {
+		if streamSeq, err = r.pub.PublishEvents(ctx, events); err != nil {
+			return 0, err
+		}
+		r.published.Add(float64(len(events)))
+		r.lag.Set(r.now().Sub(events[0].Timestamp).Seconds())
+	} else {
+		r.lag.Set(0)
+	}
+	// A full batch may have left part of its last transaction's events:
+	// the horizon stops before that transaction. Otherwise every
+	// transaction older than xmin is done.
+	next := relayCursor{tx: xmin, seq: 0, horizon: xmin, persisted: cur.persisted}
+	if len(events) == r.cfg.BatchSize {
+		next.tx, next.seq, next.horizon = lastTx, events[len(events)-1].Sequence, lastTx
+	}
+	next.horizon = max(next.horizon, cur.horizon)
+	next.dirty = cur.dirty || next.horizon != cur.horizon
+	// Persist after every publish (the stream sequence must be on record
+	// before a reader relies on it), and otherwise now and then: the
+	// relay's own update uses a transaction id, so persisting every idle
+	// cycle would never go idle.
+	if len(events) > 0 || (next.dirty && r.now().Sub(cur.persisted) >= persistEvery) {
+		_, err = conn.Exec(ctx, `
+			UPDATE relay_state SET cursor_tx = $1::bigint::text::xid8, cursor_seq = $2, horizon = GREATEST(horizon, $3::bigint::text::xid8),
+				stream_seq = GREATEST(stream_seq, $4), updated_at = $5
+			WHERE id = 1`, next.tx, next.seq, next.horizon, int64(streamSeq), r.now())
+		if err != nil {
+			return 0, fmt.Errorf("record relay progress: %w", postgres.Translate(err))
+		}
+		next.persisted, next.dirty = r.now(), false
+	}
+	*cur = next
+	return len(events), nil
+}
+
+// Covered reports whether every event committed before this call has been
+// published, and if so the stream sequence that covers them. A read that
+// must reflect earlier writes waits for this, then for its consumer to
+// pass that sequence.
+func (s *Store) Covered(ctx context.Context) (bool, uint64, error) {
+	var (
+		ok  bool
+		seq int64
+	)
+	err := s.pool.QueryRow(ctx, `
+		WITH snap AS (SELECT pg_snapshot_xmax(pg_current_snapshot()) AS xmax)
+		SELECT st.horizon >= snap.xmax OR NOT EXISTS (
+		           SELECT 1 FROM events e WHERE e.tx_id >= st.horizon AND e.tx_id < snap.xmax),
+		       st.stream_seq
+		FROM relay_state st CROSS JOIN snap WHERE st.id = 1`).Scan(&ok, &seq)
+	if err != nil {
+		return false, 0, fmt.Errorf("check relay progress: %w", postgres.Translate(err))
+	}
+	return ok, uint64(seq), nil
+}
+
+// OldestUnpublishedAge returns how long the oldest committed but not yet
+// published event has waited (0 when none).
+func (s *Store) OldestUnpublishedAge(ctx context.Context, now time.Time) (time.Duration, error) {
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `
+		SELECT min(e.occurred_at) FROM events e, relay_state st
+		WHERE st.id = 1 AND (e.tx_id, e.seq) > (st.cursor_tx, st.cursor_seq)`).Scan(&oldest)
+	if err != nil {
+		return 0, fmt.Errorf("relay lag: %w", postgres.Translate(err))
+	}
+	if oldest == nil {
+		return 0, nil
+	}
+	return max(now.Sub(*oldest), 0), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

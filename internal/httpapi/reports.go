@@ -1,0 +1,432 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"hmp/internal/domain"
+	"hmp/internal/reports"
+)
+
+type dailyReportBody struct {
+	PropertyID                 string `json:"propertyId,omitempty" format:"uuid"`
+	Date                       string `json:"date" format:"date"`
+	OpeningBalanceCents        int64  `json:"openingBalanceCents"`
+	CashReceivedCents          int64  `json:"cashReceivedCents"`
+	BankReceivedCents          int64  `json:"bankReceivedCents"`
+	TotalReceivedCents         int64  `json:"totalReceivedCents"`
+	CashExpensesCents          int64  `json:"cashExpensesCents"`
+	BankExpensesCents          int64  `json:"bankExpensesCents"`
+	TotalExpensesCents         int64  `json:"totalExpensesCents"`
+	ClosingBalanceCents        int64  `json:"closingBalanceCents"`
+	NextDayOpeningBalanceCents int64  `json:"nextDayOpeningBalanceCents"`
+	NetCashFlowCents           int64  `json:"netCashFlowCents"`
+	TransactionCount           int64  `json:"transactionCount"`
+	CountedClosingCents        *int64 `json:"countedClosingCents,omitempty"`
+	DiscrepancyCents           *int64 `json:"discrepancyCents,omitempty"`
+}
+
+func toDailyBody(propertyID *domain.ID, d reports.DailyReport) dailyReportBody {
+	b := dailyReportBody{
+		Date: d.Date.String(), OpeningBalanceCents: d.OpeningCents,
+		CashReceivedCents: d.CashReceivedCents, BankReceivedCents: d.BankReceivedCents, TotalReceivedCents: d.TotalReceivedCents(),
+		CashExpensesCents: d.CashExpensesCents, BankExpensesCents: d.BankExpensesCents, TotalExpensesCents: d.TotalExpensesCents(),
+		ClosingBalanceCents: d.ClosingCents(), NextDayOpeningBalanceCents: d.ClosingCents(), NetCashFlowCents: d.NetCashFlowCents(),
+		TransactionCount: d.TransactionCount, CountedClosingCents: d.CountedClosingCents, DiscrepancyCents: d.DiscrepancyCents(),
+	}
+	if propertyID != nil {
+		b.PropertyID = propertyID.String()
+	}
+	return b
+}
+
+type dailyReportInput struct {
+	ConsistencyToken string `header:"X-Consistency-Token" maxLength:"64" doc:"token from a write: the read reflects that write and every write before it, or answers 503"`
+	PropertyID       string `query:"propertyId" required:"true" format:"uuid"`
+	Date             string `query:"date" required:"true" format:"date"`
+	IncludePending   bool   `query:"includePending" doc:"count pending rows too"`
+}
+
+type dailyReportOutput struct {
+	Body dailyReportBody
+}
+
+type dailyReportsInput struct {
+	ConsistencyToken string `header:"X-Consistency-Token" maxLength:"64" doc:"token from a write: the read reflects that write and every write before it, or answers 503"`
+	PropertyID       string `query:"propertyId" required:"true" format:"uuid"`
+	StartDate        string `query:"startDate" required:"true" format:"date"`
+	EndDate          string `query:"endDate" required:"true" format:"date" doc:"at most 366 days after startDate, both included"`
+	IncludePending   bool   `query:"includePending"`
+}
+
+type rangeSummary struct {
+	OpeningBalanceCents int64 `json:"openingBalanceCents"`
+	ClosingBalanceCents int64 `json:"closingBalanceCents"`
+	CashReceivedCents   int64 `json:"cashReceivedCents"`
+	BankReceivedCents   int64 `json:"bankReceivedCents"`
+	TotalReceivedCents  int64 `json:"totalReceivedCents"`
+	CashExpensesCents   int64 `json:"cashExpensesCents"`
+	BankExpensesCents   int64 `json:"bankExpensesCents"`
+	TotalExpensesCents  int64 `json:"totalExpensesCents"`
+	NetCashFlowCents    int64 `json:"netCashFlowCents"`
+	TransactionCount    int64 `json:"transactionCount"`
+}
+
+type dailyReportsOutput struct {
+	Body struct {
+		Reports []dailyReportBody `json:"reports"`
+		Summary rangeSummary      `json:"summary"`
+	}
+}
+
+type monthlyReportInput struct {
+	ConsistencyToken string `header:"X-Consistency-Token" maxLength:"64" doc:"token from a write: the read reflects that write and every write before it, or answers 503"`
+	PropertyID       string `query:"propertyId" format:"uuid" doc:"omit to sum every property the caller may see"`
+	Year             int    `query:"year" required:"true" minimum:"2000" maximum:"2100"`
+	Month            int    `query:"month" required:"true" minimum:"1" maximum:"12"`
+	IncludePending   bool   `query:"includePending"`
+}
+
+type monthlyReportOutput struct {
+	Body struct {
+		Year                   int               `json:"year"`
+		Month                  int               `json:"month"`
+		PropertyID             string            `json:"propertyId,omitempty" format:"uuid"`
+		OpeningBalanceCents    int64             `json:"openingBalanceCents"`
+		ClosingBalanceCents    int64             `json:"closingBalanceCents"`
+		TotalCashReceivedCents int64             `json:"totalCashReceivedCents"`
+		TotalBankReceivedCents int64             `json:"totalBankReceivedCents"`
+		TotalCashExpensesCents int64             `json:"totalCashExpensesCents"`
+		TotalBankExpensesCents int64             `json:"totalBankExpensesCents"`
+		NetCashFlowCents       int64             `json:"netCashFlowCents"`
+		ProfitMargin           float64           `json:"profitMargin" doc:"net cash flow / total received x 100, 2 decimals; 0 when nothing was received"`
+		TransactionCount       int64             `json:"transactionCount"`
+		DailyReports           []dailyReportBody `json:"dailyReports"`
+	}
+}
+
+type yearlyInput struct {
+	ConsistencyToken string `header:"X-Consistency-Token" maxLength:"64" doc:"token from a write: the read reflects that write and every write before it, or answers 503"`
+	PropertyID       string `query:"propertyId" format:"uuid"`
+	Year             int    `query:"year" required:"true" minimum:"2000" maximum:"2100"`
+	IncludePending   bool   `query:"includePending"`
+}
+
+type monthSummaryBody struct {
+	Month               int   `json:"month"`
+	OpeningBalanceCents int64 `json:"openingBalanceCents"`
+	ClosingBalanceCents int64 `json:"closingBalanceCents"`
+	CashReceivedCents   int64 `json:"cashReceivedCents"`
+	BankReceivedCents   int64 `json:"bankReceivedCents"`
+	TotalReceivedCents  int64 `json:"totalReceivedCents"`
+	CashExpensesCents   int64 `json:"cashExpensesCents"`
+	BankExpensesCents   int64 `json:"bankExpensesCents"`
+	TotalExpensesCents  int64 `json:"totalExpensesCents"`
+	NetCashFlowCents    int64 `json:"netCashFlowCents"`
+	TransactionCount    int64 `json:"transactionCount"`
+}
+
+type yearlyOutput struct {
+	Body struct {
+		Year       int                `json:"year"`
+		PropertyID string             `json:"propertyId,omitempty" format:"uuid"`
+		Months     []monthSummaryBody `json:"months"`
+		Totals     struct {
+			TotalReceivedCents int64   `json:"totalReceivedCents"`
+			TotalExpensesCents int64   `json:"totalExpensesCents"`
+			NetCashFlowCents   int64   `json:"netCashFlowCents"`
+			ProfitMargin       float64 `json:"profitMargin"`
+			TransactionCount   int64   `json:"transactionCount"`
+		} `json:"totals"`
+	}
+}
+
+type cashCountInput struct {
+	Body struct {
+		PropertyID          string `json:"propertyId" format:"uuid"`
+		Date                string `json:"date" format:"date"`
+		CountedClosingCents int64  `json:"countedClosingCents" minimum:"0" maximum:"1000000000000000"`
+	}
+}
+
+type cashCountOutput struct {
+	ConsistencyToken string `header:"X-Consistency-Token"`
+	Body             struct {
+		PropertyID          string    `json:"propertyId" format:"uuid"`
+		Date                string    `json:"date" format:"date"`
+		CountedClosingCents int64     `json:"countedClosingCents"`
+		Version             int       `json:"version"`
+		CountedBy           string    `json:"countedBy" format:"uuid"`
+		CountedAt           time.Time `json:"countedAt"`
+	}
+}
+
+type reconcileInput struct {
+	Body *struct {
+		PropertyID string `json:"propertyId,omitempty" format:"uuid" doc:"omit for the whole organization"`
+	}
+}
+
+type mismatchBody struct {
+	PropertyID string `json:"propertyId" format:"uuid"`
+	Period     string `json:"period" doc:"a date or a month (YYYY-MM)"`
+	Field      string `json:"field"`
+	Expected   int64  `json:"expected"`
+	Actual     int64  `json:"actual"`
+}
+
+type reconcileOutput struct {
+	Body struct {
+		DaysChecked   int64          `json:"daysChecked"`
+		MonthsChecked int64          `json:"monthsChecked"`
+		CountsChecked int64          `json:"countsChecked"`
+		Mismatches    int64          `json:"mismatches"`
+		Details       []mismatchBody `json:"details"`
+		DurationMs    int64          `json:"durationMs"`
+	}
+}
+
+func (s *server) registerReports(api huma.API) {
+	if s.Reports == nil {
+		return
+	}
+	h := s.help
+	tags := []string{"reports"}
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "dailyReport", Method: http.MethodGet, Path: "/v1/reports/daily-report", Tags: tags,
+		Summary: "A property's cash book for one day", Errors: []int{400, 401, 404, 422, 503},
+	}), func(ctx context.Context, in *dailyReportInput) (*dailyReportOutput, error) {
+		pid, err := parseID("query.propertyId", in.PropertyID)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		d, err := requiredDate("query.date", in.Date)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		r, err := s.Reports.DailyReport(ctx, h.Actor(ctx), pid, d, in.IncludePending)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		return &dailyReportOutput{Body: toDailyBody(&pid, r)}, nil
+	})
+
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "dailyReports", Method: http.MethodGet, Path: "/v1/reports/daily-reports", Tags: tags,
+		Summary: "A property's cash book for every day of a range (at most 366 days)", Errors: []int{400, 401, 404, 422, 503},
+	}), func(ctx context.Context, in *dailyReportsInput) (*dailyReportsOutput, error) {
+		pid, err := parseID("query.propertyId", in.PropertyID)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		start, err1 := requiredDate("query.startDate", in.StartDate)
+		end, err2 := requiredDate("query.endDate", in.EndDate)
+		if err := joinValidation(err1, err2); err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		days, err := s.Reports.DailyReports(ctx, h.Actor(ctx), pid, start, end, in.IncludePending)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		out := &dailyReportsOutput{}
+		out.Body.Reports = make([]dailyReportBody, len(days))
+		sum := &out.Body.Summary
+		for i, d := range days {
+			out.Body.Reports[i] = toDailyBody(&pid, d)
+			sum.CashReceivedCents += d.CashReceivedCents
+			sum.BankReceivedCents += d.BankReceivedCents
+			sum.CashExpensesCents += d.CashExpensesCents
+			sum.BankExpensesCents += d.BankExpensesCents
+			sum.TransactionCount += d.TransactionCount
+		}
+		sum.TotalReceivedCents = sum.CashReceivedCents + sum.BankReceivedCents
+		sum.TotalExpensesCents = sum.CashExpensesCents + sum.BankExpensesCents
+		sum.NetCashFlowCents = sum.TotalReceivedCents - sum.TotalExpensesCents
+		sum.OpeningBalanceCents = days[0].OpeningCents
+		sum.ClosingBalanceCents = days[len(days)-1].ClosingCents()
+		return out, nil
+	})
+
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "monthlyReport", Method: http.MethodGet, Path: "/v1/reports/monthly-report", Tags: tags,
+		Summary: "A month of one property's cash book, or summed per day over the caller's properties", Errors: []int{400, 401, 404, 422, 503},
+	}), func(ctx context.Context, in *monthlyReportInput) (*monthlyReportOutput, error) {
+		pid, err := optionalID("query.propertyId", in.PropertyID)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		m, err := s.Reports.MonthlyReport(ctx, h.Actor(ctx), pid, in.Year, time.Month(in.Month), in.IncludePending)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		out := &monthlyReportOutput{}
+		b := &out.Body
+		b.Year, b.Month = m.Year, int(m.Month)
+		if pid != nil {
+			b.PropertyID = pid.String()
+		}
+		b.OpeningBalanceCents, b.ClosingBalanceCents = m.OpeningCents, m.ClosingCents
+		b.TotalCashReceivedCents, b.TotalBankReceivedCents = m.CashReceivedCents, m.BankReceivedCents
+		b.TotalCashExpensesCents, b.TotalBankExpensesCents = m.CashExpensesCents, m.BankExpensesCents
+		b.NetCashFlowCents = m.NetCashFlowCents()
+		b.ProfitMargin = reports.ProfitMargin(b.NetCashFlowCents, m.CashReceivedCents+m.BankReceivedCents)
+		b.TransactionCount = m.TransactionCount
+		b.DailyReports = make([]dailyReportBody, len(m.Days))
+		for i, d := range m.Days {
+			b.DailyReports[i] = toDailyBody(pid, d)
+		}
+		return out, nil
+	})
+
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "yearlySummary", Method: http.MethodGet, Path: "/v1/reports/yearly-summary", Tags: tags,
+		Summary: "The twelve months of a year", Errors: []int{400, 401, 404, 422, 503},
+	}), func(ctx context.Context, in *yearlyInput) (*yearlyOutput, error) {
+		pid, err := optionalID("query.propertyId", in.PropertyID)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		months, err := s.Reports.YearlySummary(ctx, h.Actor(ctx), pid, in.Year, in.IncludePending)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		out := &yearlyOutput{}
+		out.Body.Year = in.Year
+		if pid != nil {
+			out.Body.PropertyID = pid.String()
+		}
+		out.Body.Months = make([]monthSummaryBody, len(months))
+		t := &out.Body.Totals
+		for i, m := range months {
+			out.Body.Months[i] = monthSummaryBody{
+				Month: int(m.Month), OpeningBalanceCents: m.OpeningCents, ClosingBalanceCents: m.ClosingCents,
+				CashReceivedCents: m.CashReceivedCents, BankReceivedCents: m.BankReceivedCents, TotalReceivedCents: m.TotalReceivedCents(),
+				CashExpensesCents: m.CashExpensesCents, BankExpensesCents: m.BankExpensesCents, TotalExpensesCents: m.TotalExpensesCents(),
+				NetCashFlowCents: m.TotalReceivedCents() - m.TotalExpensesCents(), TransactionCount: m.TransactionCount,
+			}
+			t.TotalReceivedCents += m.TotalReceivedCents()
+			t.TotalExpensesCents += m.TotalExpensesCents()
+			t.TransactionCount += m.TransactionCount
+		}
+		t.NetCashFlowCents = t.TotalReceivedCents - t.TotalExpensesCents
+		t.ProfitMargin = reports.ProfitMargin(t.NetCashFlowCents, t.TotalReceivedCents)
+		return out, nil
+	})
+
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "recordCashCount", Method: http.MethodPost, Path: "/v1/reports/cash-counts", Tags: tags,
+		Summary:       "Record the physically counted cash at a day's end (a later count for the day replaces it)",
+		DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 404, 413, 422},
+	}), func(ctx context.Context, in *cashCountInput) (*cashCountOutput, error) {
+		pid, err := parseID("body.propertyId", in.Body.PropertyID)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		d, err := requiredDate("body.date", in.Body.Date)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		c, w, err := s.Reports.RecordCashCount(ctx, h.Actor(ctx), pid, d, in.Body.CountedClosingCents)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		out := &cashCountOutput{ConsistencyToken: w.Token.String()}
+		b := &out.Body
+		b.PropertyID, b.Date, b.CountedClosingCents, b.Version = c.PropertyID.String(), c.Date.String(), c.CountedClosingCents, c.Version
+		b.CountedBy, b.CountedAt = c.CountedBy.String(), c.CountedAt
+		return out, nil
+	})
+
+	huma.Register(api, Secured(huma.Operation{
+		OperationID: "reconcile", Method: http.MethodPost, Path: "/v1/reports/reconciliation", Tags: tags,
+		Summary: "Recompute the cash book from the transactions and list every mismatch (ADMIN)", Errors: []int{400, 401, 403, 404, 422},
+	}), func(ctx context.Context, in *reconcileInput) (*reconcileOutput, error) {
+		actor := h.Actor(ctx)
+		if !actor.IsAdmin() {
+			return nil, h.Problem(ctx, domain.ErrForbidden)
+		}
+		var pid *domain.ID
+		if in.Body != nil && in.Body.PropertyID != "" {
+			id, err := parseID("body.propertyId", in.Body.PropertyID)
+			if err != nil {
+				return nil, h.Problem(ctx, err)
+			}
+			if _, err := s.Tenancy.Property(ctx, actor, id); err != nil {
+				return nil, h.Problem(ctx, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"})
+			}
+			pid = &id
+		}
+		res, err := s.Reconciler.Reconcile(ctx, &actor.OrgID, pid)
+		if err != nil {
+			return nil, h.Problem(ctx, err)
+		}
+		out := &reconcileOutput{}
+		b := &out.Body
+		b.DaysChecked, b.MonthsChecked, b.CountsChecked, b.Mismatches = res.DaysChecked, res.MonthsChecked, res.CountsChecked, res.Mismatches
+		b.DurationMs = res.Duration.Milliseconds()
+		b.Details = make([]mismatchBody, len(res.Details))
+		for i, m := range res.Details {
+			b.Details[i] = mismatchBody{PropertyID: m.PropertyID.String(), Period: m.Period, Field: m.Field, Expected: m.Expected, Actual: m.Actual}
+		}
+		return out, nil
+	})
+}
+
+// waitFor makes a read wait for the writes a consistency token stands for.
+func (s *server) waitFor(ctx context.Context, token string) error {
+	if token == "" {
+		return nil
+	}
+	t, err := domain.ParseToken(token)
+	if err != nil {
+		return domain.Invalid("header.X-Consistency-Token", "is not a token this API returned", token)
+	}
+	return s.Waiter.Wait(ctx, t)
+}
+
+func requiredDate(location, s string) (domain.Date, error) {
+	d, err := domain.ParseDate(s)
+	if err != nil {
+		return domain.Date{}, domain.Invalid(location, "must be a date YYYY-MM-DD", s)
+	}
+	return d, nil
+}
+
+func optionalID(location, s string) (*domain.ID, error) {
+	if s == "" {
+		return nil, nil
+	}
+	id, err := parseID(location, s)
+	if err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// joinValidation merges validation errors of several fields into one.
+func joinValidation(errs ...error) error {
+	v := &domain.ValidationError{}
+	for _, err := range errs {
+		if ve, ok := err.(*domain.ValidationError); ok {
+			v.Fields = append(v.Fields, ve.Fields...)
+		} else if err != nil {
+			return err
+		}
+	}
+	return v.Err()
+}

@@ -1,0 +1,177 @@
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"hmp/internal/domain"
+)
+
+// Flows are the money movements of one property over a day (or a month),
+// split by approval state, payment mode and direction, in minor units.
+type Flows struct {
+	CashReceived, BankReceived, CashExpenses, BankExpenses                             int64
+	PendingCashReceived, PendingBankReceived, PendingCashExpenses, PendingBankExpenses int64
+	ApprovedCount, PendingCount                                                        int64
+}
+
+// add adds o times sign (+1 or -1) to f.
+func (f *Flows) add(o Flows, sign int64) {
+	f.CashReceived += sign * o.CashReceived
+	f.BankReceived += sign * o.BankReceived
+	f.CashExpenses += sign * o.CashExpenses
+	f.BankExpenses += sign * o.BankExpenses
+	f.PendingCashReceived += sign * o.PendingCashReceived
+	f.PendingBankReceived += sign * o.PendingBankReceived
+	f.PendingCashExpenses += sign * o.PendingCashExpenses
+	f.PendingBankExpenses += sign * o.PendingBankExpenses
+	f.ApprovedCount += sign * o.ApprovedCount
+	f.PendingCount += sign * o.PendingCount
+}
+
+// IsZero reports whether f moves nothing.
+func (f Flows) IsZero() bool { return f == Flows{} }
+
+// View returns the flows a report shows: approved only, or approved plus
+// pending.
+func (f Flows) View(includePending bool) (cashIn, bankIn, cashOut, bankOut, count int64) {
+	cashIn, bankIn, cashOut, bankOut, count = f.CashReceived, f.BankReceived, f.CashExpenses, f.BankExpenses, f.ApprovedCount
+	if includePending {
+		cashIn += f.PendingCashReceived
+		bankIn += f.PendingBankReceived
+		cashOut += f.PendingCashExpenses
+		bankOut += f.PendingBankExpenses
+		count += f.PendingCount
+	}
+	return
+}
+
+// contribution is what one revenue or expense in a given state adds to its
+// day: nothing unless approved or pending.
+func contribution(kind domain.Kind, s domain.TransactionState) Flows {
+	var f Flows
+	var target *int64
+	switch s.Status {
+	case domain.Approved:
+		f.ApprovedCount = 1
+		target = pick(&f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses, kind, s.PaymentMode)
+	case domain.Pending:
+		f.PendingCount = 1
+		target = pick(&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses, kind, s.PaymentMode)
+	default:
+		return Flows{}
+	}
+	*target = s.AmountCents
+	return f
+}
+
+func pick(cashIn, bankIn, cashOut, bankOut *int64, kind domain.Kind, mode domain.PaymentMode) *int64 {
+	switch {
+	case kind == domain.Revenue && mode == domain.Cash:
+		return cashIn
+	case kind == domain.Revenue:
+		return bankIn
+	case mode == domain.Cash:
+		return cashOut
+	default:
+		return bankOut
+	}
+}
+
+// dayKey names one daily row.
+type dayKey struct {
+	org, property domain.ID
+	date          domain.Date
+}
+
+// change is one event's effect on one daily row.
+type change struct {
+	key   dayKey
+	flows Flows
+	// counted is set by a cash count: the counted closing cash and the
+	// count's version (the newest version wins).
+	counted        *int64
+	countedVersion int
+}
+
+// errPoison marks an event that can never be applied: it goes to the
+// dead-letter stream at once instead of being retried.
+var errPoison = errors.New("poison event")
+
+func poison(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errPoison, fmt.Sprintf(format, args...))
+}
+
+// changes returns the effect of ev on the daily rows, or a poison error if
+// ev is malformed.
+func changes(ev domain.Event) ([]change, error) {
+	if !ev.Type.Valid() {
+		return nil, poison("unknown event type %q", ev.Type)
+	}
+	if ev.OrgID.IsZero() || ev.Sequence <= 0 {
+		return nil, poison("event %s lacks an organization or a sequence", ev.ID)
+	}
+	switch ev.Type {
+	case domain.DailyApprovalGranted:
+		return nil, nil
+	case domain.CashBalanceUpdated:
+		var md domain.CashCountMetadata
+		if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+			return nil, poison("cash count metadata: %v", err)
+		}
+		if ev.PropertyID == nil || md.Date.IsZero() || md.CountedClosingCents < 0 || md.CountedClosingCents > domain.MaxAmountCents || ev.AggregateVersion < 1 {
+			return nil, poison("cash count event %s is incomplete", ev.ID)
+		}
+		v := md.CountedClosingCents
+		return []change{{key: dayKey{ev.OrgID, *ev.PropertyID, md.Date}, counted: &v, countedVersion: ev.AggregateVersion}}, nil
+	}
+	kind := domain.Kind(ev.EntityType)
+	if !kind.Valid() || !matchesKind(ev.Type, kind) {
+		return nil, poison("event type %s does not fit entity type %s", ev.Type, ev.EntityType)
+	}
+	var md domain.TransactionMetadata
+	if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+		return nil, poison("transaction metadata: %v", err)
+	}
+	var out []change
+	add := func(s domain.TransactionState, sign int64) error {
+		if s.PropertyID.IsZero() && ev.PropertyID != nil {
+			s.PropertyID = *ev.PropertyID
+		}
+		switch s.Status {
+		case domain.Approved, domain.Pending:
+		case domain.Rejected, domain.Deleted:
+			return nil
+		default:
+			return poison("unknown status %q", s.Status)
+		}
+		if s.PropertyID.IsZero() || s.BusinessDate.IsZero() || !s.PaymentMode.Valid() || s.AmountCents < 1 || s.AmountCents > domain.MaxAmountCents {
+			return poison("event %s carries an incomplete row state", ev.ID)
+		}
+		f := Flows{}
+		f.add(contribution(kind, s), sign)
+		out = append(out, change{key: dayKey{ev.OrgID, s.PropertyID, s.BusinessDate}, flows: f})
+		return nil
+	}
+	if err := add(md.TransactionState, +1); err != nil {
+		return nil, err
+	}
+	if md.Previous != nil {
+		if err := add(*md.Previous, -1); err != nil {
+			return nil, err
+		}
+	} else if ev.AggregateVersion != 1 && ev.Type != domain.TransactionEvent(kind, domain.ActionAdded) {
+		return nil, poison("event %s changes a row but carries no previous state", ev.ID)
+	}
+	return out, nil
+}
+
+func matchesKind(t domain.EventType, k domain.Kind) bool {
+	for _, a := range []domain.Action{domain.ActionAdded, domain.ActionUpdated, domain.ActionDeleted, domain.ActionApproved, domain.ActionRejected} {
+		if t == domain.TransactionEvent(k, a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+// Package reports owns the cash book projection: the per-day and per-month
+// flow rows, the projector that keeps them from the events stream, the
+// daily, monthly and yearly reports computed from them, cash counts, the
+// consistency wait behind read-your-writes, and reconciliation against the
+// approved transactions.
+package reports
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"io/fs"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"hmp/internal/domain"
+	"hmp/internal/postgres"
+	"hmp/internal/tenancy"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Migrations returns the schema of the tables this package owns. It
+// references tenancy's properties, so it runs after tenancy's set.
+func Migrations() postgres.MigrationSet {
+	sub, _ := fs.Sub(migrationFiles, "migrations")
+	return postgres.MigrationSet{Name: "reports", FS: sub}
+}
+
+// Properties is what reports needs of tenancy.
+type Properties interface {
+	Property(ctx context.Context, actor domain.Actor, id domain.ID) (tenancy.Property, error)
+	Properties(ctx context.Context, actor domain.Actor) ([]tenancy.Property, error)
+}
+
+// Service answers report queries and records cash counts.
+type Service struct {
+	pool  *pgxpool.Pool
+	props Properties
+	now   func() time.Time
+}
+
+// NewService returns a Service; now is the clock.
+func NewService(pool *pgxpool.Pool, props Properties, now func() time.Time) *Service {
+	return &Service{pool: pool, props: props, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+}
+
+// DailyReport is one property's (or several properties') cash book day.
+type DailyReport struct {
+	Date                                 domain.Date
+	OpeningCents                         int64
+	CashReceivedCents, BankReceivedCents int64
+	CashExpensesCents, BankExpensesCents int64
+	TransactionCount                     int64
+	CountedClosingCents                  *int64
+}
+
+// TotalReceivedCents is cash plus bank received.
+func (d DailyReport) TotalReceivedCents() int64 { return d.CashReceivedCents + d.BankReceivedCents }
+
+// TotalExpensesCents is cash plus bank spent.
+func (d DailyReport) TotalExpensesCents() int64 { return d.CashExpensesCents + d.BankExpensesCents }
+
+// ClosingCents is the cash at day end: bank money never changes it.
+func (d DailyReport) ClosingCents() int64 {
+	return d.OpeningCents + d.CashReceivedCents - d.CashExpensesCents
+}
+
+// NetCashFlowCents is everything received minus everything spent.
+func (d DailyReport) NetCashFlowCents() int64 { return d.TotalReceivedCents() - d.TotalExpensesCents() }
+
+// DiscrepancyCents is counted minus computed closing cash, when counted.
+func (d DailyReport) DiscrepancyCents() *int64 {
+	if d.CountedClosingCents == nil {
+		return nil
+	}
+	v := *d.CountedClosingCents - d.ClosingCents()
+	return &v
+}
+
+// ProfitMargin is net cash flow over total received, in percent rounded to
+// two decimals; 0 when nothing was received.
+func ProfitMargin(net, received int64) float64 {
+	if received == 0 {
+		return 0
+	}
+	return math.Round(float64(net)/float64(received)*100*100) / 100
+}
+
+// scope resolves which properties a report covers: the one asked for
+// (ErrNotFound naming field when the actor may not see it), or all the
+// actor may see.
+func (s *Service) scope(ctx context.Context, actor domain.Actor, propertyID *domain.ID, field string) ([]domain.ID, error) {
+	if propertyID != nil {
+		if _, err := s.props.Property(ctx, actor, *propertyID); err != nil {
+			if errors.Is(err, domain.ErrNotFound) {
+				return nil, &domain.NotFoundError{Field: field, Value: propertyID.String(), What: "property"}
+			}
+			return nil, err
+		}
+		return []domain.ID{*propertyID}, nil
+	}
+	props, err := s.props.Properties(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]domain.ID, len(props))
+	for i, p := range props {
+		ids[i] = p.ID
+	}
+	return ids, nil
+}
