@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/validation"
 
 	"hmp/internal/domain"
 )
@@ -53,4 +54,46 @@ func message(err, sentinel error) string {
 		return s[i+len(sentinel.Error())+2:]
 	}
 	return sentinel.Error()
+}
+
+// problemDetails is a response transformer that finishes the errors of
+// huma's own request validation the way API.md wants them: a missing
+// required field is located at the field ("body.amountCents"), not at the
+// object holding it; and a detail never echoes a whole request body (huma
+// puts the body or the enclosing object in value, which may carry a
+// password) nor the value of a password field.
+func problemDetails(_ huma.Context, _ string, v any) (any, error) {
+	m, ok := v.(*huma.ErrorModel)
+	if !ok {
+		return v, nil
+	}
+	for _, d := range m.Errors {
+		if d == nil {
+			continue
+		}
+		if field, ok := requiredField(d.Message); ok {
+			d.Location += "." + field
+			d.Value = nil
+		}
+		switch d.Value.(type) {
+		case map[string]any, []any:
+			d.Value = nil
+		}
+		if d.Location == "body" || strings.HasSuffix(d.Location, ".password") {
+			d.Value = nil
+		}
+	}
+	return m, nil
+}
+
+// requiredField returns the property a huma "expected required property X
+// to be present" message names.
+func requiredField(msg string) (string, bool) {
+	prefix, suffix, _ := strings.Cut(validation.MsgExpectedRequiredProperty, "%s")
+	rest, ok := strings.CutPrefix(msg, prefix)
+	if !ok {
+		return "", false
+	}
+	field, ok := strings.CutSuffix(rest, suffix)
+	return field, ok && field != ""
 }
