@@ -98,7 +98,8 @@ func (s *Service) Get(ctx context.Context, actor domain.Actor, kind domain.Kind,
 
 // Update applies a patch. A MANAGER's edit puts the row back to pending;
 // an ADMIN's leaves the status. A rejected row cannot be edited
-// (ErrConflict). A patch that changes nothing writes nothing.
+// (ErrConflict). A patch that changes nothing writes nothing; for a
+// MANAGER, sending a row back to approval is itself the change.
 func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, p PatchInput) (Transaction, Written, error) {
 	now := s.now().UTC()
 	var (
@@ -188,6 +189,9 @@ func (s *Service) Review(ctx context.Context, actor domain.Actor, kind domain.Ki
 	}
 	if len(notes) > maxDescription {
 		return Transaction{}, Written{}, domain.Invalid("body.notes", fmt.Sprintf("must be at most %d characters", maxDescription), nil)
+	}
+	if !domain.StorableText(notes) {
+		return Transaction{}, Written{}, domain.Invalid("body.notes", "must not contain NUL characters", nil)
 	}
 	now := s.now().UTC()
 	var (

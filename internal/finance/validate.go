@@ -90,6 +90,13 @@ func validate(kind domain.Kind, t *Transaction, now time.Time) error {
 	if utf8.RuneCountInString(t.BankReference) > maxReference {
 		v.Add("body.bankReference", fmt.Sprintf("must be at most %d characters", maxReference), nil)
 	}
+	for _, f := range []struct{ field, text string }{
+		{"body.category", t.Category}, {"body.description", t.Description}, {"body.bankReference", t.BankReference},
+	} {
+		if !domain.StorableText(f.text) {
+			v.Add(f.field, "must not contain NUL characters", nil)
+		}
+	}
 	return v.Err()
 }
 

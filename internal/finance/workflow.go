@@ -80,22 +80,25 @@ func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind 
 		if err := s.checkRowAccess(ctx, actor, t); err != nil {
 			return err
 		}
-		// One pending request per row: asking twice returns the first.
-		err = tx.QueryRow(ctx, `SELECT id FROM deletion_requests WHERE org_id = $1 AND transaction_id = $2 AND status = 'pending'`,
-			actor.OrgID, id).Scan(&reqID)
-		if err == nil {
-			w, err = currentToken(ctx, tx)
-			return err
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("look up deletion request: %w", postgres.Translate(err))
-		}
-		reqID = domain.NewID(now)
+		// One pending request per row: asking twice, even concurrently,
+		// returns the first. The insert waits for a concurrent one and then
+		// does nothing; the select after it sees whichever request won.
 		_, err = tx.Exec(ctx, `
 			INSERT INTO deletion_requests (org_id, id, transaction_id, kind, property_id, status, requested_by, requested_at)
-			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)`, actor.OrgID, reqID, id, kind, t.PropertyID, actor.UserID, now)
+			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)
+			ON CONFLICT (org_id, transaction_id) WHERE status = 'pending' DO NOTHING`,
+			actor.OrgID, domain.NewID(now), id, kind, t.PropertyID, actor.UserID, now)
 		if err != nil {
 			return fmt.Errorf("insert deletion request: %w", postgres.Translate(err))
+		}
+		err = tx.QueryRow(ctx, `SELECT id FROM deletion_requests WHERE org_id = $1 AND transaction_id = $2 AND status = 'pending'`,
+			actor.OrgID, id).Scan(&reqID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// A concurrent request was decided between the two statements.
+			return domain.Conflictf("a deletion request for %s %s was decided meanwhile; retry", kind, id)
+		}
+		if err != nil {
+			return fmt.Errorf("look up deletion request: %w", postgres.Translate(err))
 		}
 		w, err = currentToken(ctx, tx)
 		return err

@@ -59,9 +59,11 @@ func message(err, sentinel error) string {
 // problemDetails is a response transformer that finishes the errors of
 // huma's own request validation the way API.md wants them: a missing
 // required field is located at the field ("body.amountCents"), not at the
-// object holding it; and a detail never echoes a whole request body (huma
-// puts the body or the enclosing object in value, which may carry a
-// password) nor the value of a password field.
+// object holding it; a number the schema accepts but the Go field cannot
+// hold (1e3, 100.0 for an integer) is located at its field, without Go
+// type names; and a detail never echoes a whole request body (huma puts
+// the body or the enclosing object in value, which may carry a password)
+// nor the value of a password field.
 func problemDetails(_ huma.Context, _ string, v any) (any, error) {
 	m, ok := v.(*huma.ErrorModel)
 	if !ok {
@@ -74,6 +76,9 @@ func problemDetails(_ huma.Context, _ string, v any) (any, error) {
 		if field, ok := requiredField(d.Message); ok {
 			d.Location += "." + field
 			d.Value = nil
+		}
+		if field, want, ok := decodeField(d.Message); ok && d.Location == "body" {
+			d.Location, d.Message, d.Value = "body."+field, "expected "+want, nil
 		}
 		switch d.Value.(type) {
 		case map[string]any, []any:
@@ -96,4 +101,29 @@ func requiredField(msg string) (string, bool) {
 	}
 	field, ok := strings.CutSuffix(rest, suffix)
 	return field, ok && field != ""
+}
+
+// decodeField returns the JSON field and the kind of value wanted from an
+// encoding/json type error ("json: cannot unmarshal number 1e3 into Go
+// struct field revenueCreate.amountCents of type int64").
+func decodeField(msg string) (field, want string, ok bool) {
+	if !strings.HasPrefix(msg, "json: cannot unmarshal ") {
+		return "", "", false
+	}
+	_, rest, ok := strings.Cut(msg, " into Go struct field ")
+	if !ok {
+		return "", "", false
+	}
+	path, typ, ok := strings.Cut(rest, " of type ")
+	if !ok {
+		return "", "", false
+	}
+	if _, field, ok = strings.Cut(path, "."); !ok || field == "" {
+		return "", "", false
+	}
+	want = "a value of type " + typ
+	if strings.HasPrefix(typ, "int") || strings.HasPrefix(typ, "uint") {
+		want = "integer"
+	}
+	return field, want, true
 }

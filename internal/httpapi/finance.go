@@ -437,8 +437,8 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 
 	huma.Register(api, Secured(huma.Operation{
 		OperationID: "delete" + string(kind), Method: http.MethodDelete, Path: base + "/{id}", Tags: tags,
-		Summary:     "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
-		Errors:      []int{400, 401, 404, 409, 422},
+		Summary: "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
+		Errors:  []int{400, 401, 404, 409, 422},
 		Responses: map[string]*huma.Response{
 			"204": {Description: "Deleted"},
 			"202": {Description: "Deletion requested; an ADMIN decides"},

@@ -143,6 +143,10 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Use
 		u    User
 		hash string
 	)
+	if !domain.StorableText(email) {
+		// No stored email holds a NUL; do not let the database refuse it.
+		email = ""
+	}
 	err := s.pool.QueryRow(ctx, `
 		SELECT u.org_id, u.id, u.email, u.display_name, u.role, u.created_at, l.password_hash
 		FROM user_logins l JOIN users u ON u.org_id = l.org_id AND u.id = l.user_id
@@ -252,6 +256,11 @@ func (s *Service) User(ctx context.Context, orgID, userID domain.ID) (User, erro
 		Scan(&u.OrgID, &u.ID, &u.Email, &u.DisplayName, &u.Role, &u.CreatedAt, &u.PropertyIDs)
 	if err != nil {
 		return User{}, fmt.Errorf("user %s: %w", userID, postgres.Translate(err))
+	}
+	if u.PropertyIDs == nil {
+		// Never nil: callers filter by this list, and a nil list would
+		// read as "no filter" where it means "no property".
+		u.PropertyIDs = []domain.ID{}
 	}
 	return u, nil
 }
@@ -446,6 +455,8 @@ func checkText(v *domain.ValidationError, field, s string, max int) {
 		v.Add(field, "must not be empty", s)
 	case utf8.RuneCountInString(t) > max:
 		v.Add(field, fmt.Sprintf("must be at most %d characters", max), nil)
+	case !domain.StorableText(t):
+		v.Add(field, "must not contain NUL characters", nil)
 	}
 }
 

@@ -1,0 +1,418 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hmp/internal/app"
+	"hmp/internal/apptest"
+	"hmp/internal/domain"
+	"hmp/internal/postgres"
+)
+
+// baseTime is where every fixture's clock starts: 12:00 in Kolkata, the
+// default zone, so "today" is 2026-06-15 in India and in UTC alike.
+var baseTime = time.Date(2026, 6, 15, 6, 30, 0, 0, time.UTC)
+
+// today is the business date of baseTime in the default zone.
+const today = "2026-06-15"
+
+// morning is an occurredAt on today: 10:00 in Kolkata.
+const morning = "2026-06-15T04:30:00Z"
+
+// fixture is one running HMP with an organization, a property in the
+// default zone (Asia/Kolkata) and a MANAGER assigned to it. The clock is
+// frozen at baseTime.
+type fixture struct {
+	env   *apptest.Env
+	clock *apptest.Clock
+	org   apptest.Org
+	prop  string
+	mgrID string
+	mgr   string
+}
+
+// smallPool keeps the many apps a parallel run starts within the test
+// cluster's connection limit.
+func smallPool(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 24, MinConns: 1} }
+
+func setup(t *testing.T) fixture {
+	t.Helper()
+	clock := &apptest.Clock{}
+	clock.Set(baseTime)
+	env := apptest.Start(t, cluster, apptest.WithClock(clock), smallPool)
+	org := env.Signup("Sea Side Stays")
+	prop := env.Property(org.AdminToken, "Sea View", "")
+	mgrID, mgr := env.Manager(org.AdminToken, "manager@seaside.test", prop)
+	return fixture{env: env, clock: clock, org: org, prop: prop, mgrID: mgrID, mgr: mgr}
+}
+
+// in returns f whose client reports failures to t (a subtest).
+func (f fixture) in(t *testing.T) fixture {
+	e := *f.env
+	e.T = t
+	f.env = &e
+	return f
+}
+
+// advance moves the clock by d and logs the admin and the manager in
+// again, so that their tokens stay valid however far the clock moves.
+func (f *fixture) advance(d time.Duration) {
+	f.clock.Advance(d)
+	f.org.AdminToken = login(f.env, f.org.AdminEmail, "correct horse")
+	f.mgr = login(f.env, "manager@seaside.test", "manager pass")
+}
+
+// login returns a fresh access token.
+func login(e *apptest.Env, email, password string) string {
+	e.T.Helper()
+	var out struct{ AccessToken string }
+	e.Must(200, "POST", "/v1/auth/login", "", map[string]any{"email": email, "password": password}).JSON(e.T, &out)
+	return out.AccessToken
+}
+
+// txn is a valid create body: a cash room revenue (or, for expenses,
+// supplies) of amount on the morning of today.
+func txn(prop string, amount int64) apptest.Txn {
+	return apptest.Txn{PropertyID: prop, AmountCents: amount, PaymentMode: "cash", OccurredAt: morning}
+}
+
+// row is a revenue or an expense as the API returns it, with every field.
+type row struct {
+	ID            string    `json:"id"`
+	PropertyID    string    `json:"propertyId"`
+	Source        string    `json:"source"`
+	Category      string    `json:"category"`
+	AmountCents   int64     `json:"amountCents"`
+	Currency      string    `json:"currency"`
+	PaymentMode   string    `json:"paymentMode"`
+	OccurredAt    time.Time `json:"occurredAt"`
+	BusinessDate  string    `json:"businessDate"`
+	BankReference string    `json:"bankReference"`
+	Description   string    `json:"description"`
+	Status        string    `json:"status"`
+	Version       int       `json:"version"`
+	CreatedBy     string    `json:"createdBy"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedBy     string    `json:"updatedBy"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+	ReviewedBy    string    `json:"reviewedBy"`
+	ReviewedAt    string    `json:"reviewedAt"`
+	ReviewNotes   string    `json:"reviewNotes"`
+}
+
+// plural maps a kind to its route segment.
+func plural(kind string) string { return kind + "s" }
+
+// create posts a row of kind (revenue or expense) and returns it.
+func create(e *apptest.Env, token, kind string, body apptest.Txn) row {
+	e.T.Helper()
+	var r row
+	e.Must(201, "POST", "/v1/finance/"+plural(kind), token, withKind(kind, body)).JSON(e.T, &r)
+	return r
+}
+
+// withKind fills the kind-specific field of a create body: source room for
+// a revenue, category supplies for an expense, unless set.
+func withKind(kind string, b apptest.Txn) apptest.Txn {
+	if kind == "revenue" && b.Source == "" {
+		b.Source = "room"
+	}
+	if kind == "expense" && b.Category == "" {
+		b.Category = "supplies"
+	}
+	return b
+}
+
+// get reads one row.
+func get(e *apptest.Env, token, kind, id string) row {
+	e.T.Helper()
+	var r row
+	e.Must(200, "GET", "/v1/finance/"+plural(kind)+"/"+id, token, nil).JSON(e.T, &r)
+	return r
+}
+
+// list walks every page of a list endpoint (query without the leading
+// "?") and returns all rows in the order served.
+func list(e *apptest.Env, token, kind, query string) []row {
+	e.T.Helper()
+	var all []row
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 1000 {
+			e.T.Fatalf("list %s %q: paging does not end", kind, query)
+		}
+		q := query
+		if cursor != "" {
+			q = joinQuery(q, "cursor="+url.QueryEscape(cursor))
+		}
+		var out struct {
+			Items      []row   `json:"items"`
+			NextCursor *string `json:"nextCursor"`
+		}
+		e.Must(200, "GET", "/v1/finance/"+plural(kind)+"?"+q, token, nil).JSON(e.T, &out)
+		all = append(all, out.Items...)
+		if out.NextCursor == nil {
+			return all
+		}
+		cursor = *out.NextCursor
+	}
+}
+
+func joinQuery(q, more string) string {
+	if q == "" {
+		return more
+	}
+	return q + "&" + more
+}
+
+// state is a row's state as event metadata carries it.
+type state struct {
+	PropertyID    string `json:"propertyId"`
+	Status        string `json:"status"`
+	AmountCents   int64  `json:"amountCents"`
+	Currency      string `json:"currency"`
+	PaymentMode   string `json:"paymentMode"`
+	BusinessDate  string `json:"businessDate"`
+	Source        string `json:"source"`
+	Category      string `json:"category"`
+	Description   string `json:"description"`
+	BankReference string `json:"bankReference"`
+}
+
+type metadata struct {
+	state
+	Previous            *state   `json:"previous"`
+	AffectedReportDates []string `json:"affectedReportDates"`
+	Notes               string   `json:"notes"`
+	// daily_approval_granted
+	ManagerUserID string `json:"managerUserId"`
+	Date          string `json:"date"`
+}
+
+// event is one envelope of the history API.
+type event struct {
+	EventID          string          `json:"eventId"`
+	EventVersion     string          `json:"eventVersion"`
+	EventType        string          `json:"eventType"`
+	OrgID            string          `json:"orgId"`
+	PropertyID       *string         `json:"propertyId"`
+	UserID           string          `json:"userId"`
+	EntityType       string          `json:"entityType"`
+	EntityID         string          `json:"entityId"`
+	AggregateVersion int             `json:"aggregateVersion"`
+	Timestamp        time.Time       `json:"timestamp"`
+	RawMetadata      json.RawMessage `json:"metadata"`
+	Metadata         metadata        `json:"-"`
+}
+
+// events walks every page of the history (query without the leading "?").
+func events(e *apptest.Env, token, query string) []event {
+	e.T.Helper()
+	var all []event
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 1000 {
+			e.T.Fatalf("events %q: paging does not end", query)
+		}
+		q := query
+		if cursor != "" {
+			q = joinQuery(q, "cursor="+url.QueryEscape(cursor))
+		}
+		var out struct {
+			Items      []event `json:"items"`
+			NextCursor *string `json:"nextCursor"`
+		}
+		e.Must(200, "GET", "/v1/finance/events?"+q, token, nil).JSON(e.T, &out)
+		for i := range out.Items {
+			if err := json.Unmarshal(out.Items[i].RawMetadata, &out.Items[i].Metadata); err != nil {
+				e.T.Fatalf("event %s metadata %s: %v", out.Items[i].EventID, out.Items[i].RawMetadata, err)
+			}
+		}
+		all = append(all, out.Items...)
+		if out.NextCursor == nil {
+			return all
+		}
+		cursor = *out.NextCursor
+	}
+}
+
+// entityEvents returns the history of one entity.
+func entityEvents(e *apptest.Env, token, id string) []event {
+	e.T.Helper()
+	return events(e, token, "entityId="+id)
+}
+
+// lastEvent returns the newest event of one entity.
+func lastEvent(e *apptest.Env, token, id string) event {
+	e.T.Helper()
+	evs := entityEvents(e, token, id)
+	if len(evs) == 0 {
+		e.T.Fatalf("no events for entity %s", id)
+	}
+	return evs[len(evs)-1]
+}
+
+// problem is an RFC 9457 problem+json body.
+type problem struct {
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Location string `json:"location"`
+		Message  string `json:"message"`
+		Value    any    `json:"value"`
+	} `json:"errors"`
+}
+
+// locations lists the errors[].location of p.
+func (p problem) locations() []string {
+	locs := make([]string, len(p.Errors))
+	for i, e := range p.Errors {
+		locs[i] = e.Location
+	}
+	return locs
+}
+
+// mustProblem asserts that r is a problem+json answer with status and
+// returns it decoded.
+func mustProblem(t testing.TB, r *apptest.Response, status int) problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, r.Body)
+	}
+	var p problem
+	r.JSON(t, &p)
+	if p.Status != status {
+		t.Fatalf("problem status = %d, want %d; body %s", p.Status, status, r.Body)
+	}
+	if p.Title == "" {
+		t.Fatalf("problem without a title: %s", r.Body)
+	}
+	return p
+}
+
+// mustLocations asserts that p names every location in want.
+func mustLocations(t testing.TB, p problem, want ...string) {
+	t.Helper()
+	got := p.locations()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Fatalf("errors[].location = %q, want it to include %q (problem %+v)", got, w, p)
+		}
+	}
+}
+
+// mustUUID asserts that s is a canonical UUID.
+func mustUUID(t testing.TB, what, s string) {
+	t.Helper()
+	if _, err := domain.ParseID(s); err != nil {
+		t.Fatalf("%s = %q, not a UUID", what, s)
+	}
+}
+
+// mustToken asserts that a write answered a consistency token.
+func mustToken(t testing.TB, r *apptest.Response) {
+	t.Helper()
+	if tok := r.Header.Get("X-Consistency-Token"); tok == "" {
+		t.Fatalf("%s: no X-Consistency-Token header", r)
+	}
+}
+
+// send is a request for goroutines: unlike Env.Do it reports failures as
+// an error instead of failing the test from the wrong goroutine.
+func send(e *apptest.Env, method, path, token string, body any, headers ...string) (*apptest.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.BaseURL+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s %s: %w", method, path, err)
+	}
+	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// roundTrip sends a prepared request.
+func roundTrip(t testing.TB, e *apptest.Env, req *http.Request) *apptest.Response {
+	t.Helper()
+	resp, err := e.Client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read %s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// operation is one (method, path) of the served OpenAPI document.
+type operation struct {
+	method, path string
+	// secured: the operation wants a bearer token.
+	secured bool
+}
+
+func (o operation) String() string { return o.method + " " + o.path }
+
+// openAPIOperations lists every operation under /v1 that GET /openapi.json
+// documents, sorted.
+func openAPIOperations(e *apptest.Env) []operation {
+	e.T.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security []map[string][]string `json:"security"`
+		} `json:"paths"`
+	}
+	e.Must(200, "GET", "/openapi.json", "", nil).JSON(e.T, &doc)
+	var ops []operation
+	for path, methods := range doc.Paths {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		for method, op := range methods {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0})
+			}
+		}
+	}
+	if len(ops) == 0 {
+		e.T.Fatalf("the OpenAPI document lists no /v1 operations")
+	}
+	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.String(), b.String()) })
+	return ops
+}
