@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	_ "time/tzdata" // business dates must not depend on the host's zone files
 
 	"hmp/internal/app"
+	"hmp/internal/domain"
 	"hmp/internal/postgres"
 )
 
@@ -33,6 +35,8 @@ Usage:
 Commands:
   serve     run the HTTP API (embedded PostgreSQL unless HMP_DATABASE_URL is set)
   migrate   apply the schema migrations and exit
+  reconcile recompute the cash book from the transactions and report mismatches
+  loadtest  drive a local HMP and measure it (writes: API vs pgbench)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -65,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
+	case "reconcile":
+		return reconcile(ctx, args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtestCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -106,10 +114,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	c.register(fs)
 	fs.StringVar(&c.cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the API listens on (HMP_HTTP_ADDR)")
-	maxConns := fs.Int("pool-max-conns", 100, "most open database connections (HMP_POOL_MAX_CONNS)")
-	minConns := fs.Int("pool-min-conns", 10, "connections kept open while idle (HMP_POOL_MIN_CONNS)")
-	idle := fs.Duration("pool-max-idle", 10*time.Minute, "close connections idle this long (HMP_POOL_MAX_IDLE)")
-	life := fs.Duration("pool-max-lifetime", time.Hour, "close connections older than this (HMP_POOL_MAX_LIFETIME)")
+	fs.StringVar(&c.cfg.Profile, "profile", app.DefaultProfile, "scaling profile: baseline (the guide's before) or phase1 (HMP_PROFILE)")
+	fs.StringVar(&c.cfg.NATSURL, "nats-url", "", "NATS JetStream URL; empty runs an embedded server under the data dir (HMP_NATS_URL)")
+	maxConns := fs.Int("pool-max-conns", 0, "most open database connections; 0: the profile's (phase1: 100) (HMP_POOL_MAX_CONNS)")
+	minConns := fs.Int("pool-min-conns", 0, "connections kept open while idle; 0: the profile's (phase1: 10) (HMP_POOL_MIN_CONNS)")
+	idle := fs.Duration("pool-max-idle", 0, "close connections idle this long; 0: the profile's (phase1: 10m) (HMP_POOL_MAX_IDLE)")
+	life := fs.Duration("pool-max-lifetime", 0, "close connections older than this; 0: the profile's (phase1: 1h) (HMP_POOL_MAX_LIFETIME)")
+	fs.IntVar(&c.cfg.Projector.MaxConcurrency, "projector-concurrency", 0, "events in flight in the reports projector; 0: the profile's (baseline 20, phase1 500) (HMP_PROJECTOR_CONCURRENCY)")
+	fs.IntVar(&c.cfg.Projector.BatchSize, "projector-batch", 0, "most events per projector transaction; 0: the profile's (baseline 1, phase1 500) (HMP_PROJECTOR_BATCH)")
+	fs.IntVar(&c.cfg.Projector.Workers, "projector-workers", 0, "concurrent projector transactions; 0: the profile's (baseline 20, phase1 4) (HMP_PROJECTOR_WORKERS)")
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
@@ -131,6 +144,60 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer a.Close()
 	return a.Wait(ctx)
+}
+
+func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hmp reconcile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	org := fs.String("org", "", "check one organization (its id); empty: every organization (HMP_RECONCILE_ORG)")
+	property := fs.String("property", "", "check one property (its id; needs --org) (HMP_RECONCILE_PROPERTY)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: hmp reconcile [flags]\n\nRecompute every daily row, monthly rollup and counted closing of the cash book from\nthe approved and pending transactions, streaming, and print the mismatches as JSON.\nExits 1 when there is any mismatch.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var orgID, propID *domain.ID
+	if *org != "" {
+		id, err := domain.ParseID(*org)
+		if err != nil {
+			return fmt.Errorf("--org: %w", err)
+		}
+		orgID = &id
+	}
+	if *property != "" {
+		if orgID == nil {
+			return errors.New("--property needs --org")
+		}
+		id, err := domain.ParseID(*property)
+		if err != nil {
+			return fmt.Errorf("--property: %w", err)
+		}
+		propID = &id
+	}
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	res, err := app.Reconcile(ctx, c.cfg, logger, orgID, propID)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{
+		"daysChecked": res.DaysChecked, "monthsChecked": res.MonthsChecked, "countsChecked": res.CountsChecked,
+		"mismatches": res.Mismatches, "details": res.Details, "durationMs": res.Duration.Milliseconds(),
+	}); err != nil {
+		return err
+	}
+	if res.Mismatches > 0 {
+		return fmt.Errorf("%d mismatches", res.Mismatches)
+	}
+	return nil
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -49,6 +49,9 @@ type LocalConfig struct {
 
 // Local is a running private cluster.
 type Local struct {
+	// attached is set when the cluster was already running (another hmp
+	// process started it): this Local uses it and never stops it.
+	attached bool
 	cfg      LocalConfig
 	cmd      *exec.Cmd
 	url      string
@@ -94,6 +97,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l, ok := attachRunning(ctx, cfg, password); ok {
+		cfg.Logger.Info("local_postgres_attached", "dir", dir)
+		return l, nil
+	}
 	port := cfg.Port
 	if port == 0 {
 		if port, err = freePort(); err != nil {
@@ -138,6 +145,9 @@ func (l *Local) BinDir() string { return l.cfg.BinDir }
 // twice.
 func (l *Local) Stop() error {
 	l.stopOnce.Do(func() {
+		if l.attached {
+			return
+		}
 		_ = l.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-l.done:
@@ -153,6 +163,39 @@ func (l *Local) Stop() error {
 
 // Done is closed when the server process has exited.
 func (l *Local) Done() <-chan struct{} { return l.done }
+
+// attachRunning returns the cluster of cfg.Dir if a server already runs on
+// it (its postmaster.pid names a live process and a port that answers), so
+// that `hmp reconcile` can run beside `hmp serve` on the embedded default.
+func attachRunning(ctx context.Context, cfg LocalConfig, password string) (*Local, bool) {
+	b, err := os.ReadFile(filepath.Join(cfg.Dir, "pgdata", "postmaster.pid"))
+	if err != nil {
+		return nil, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 4 {
+		return nil, false
+	}
+	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return nil, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return nil, false // stale pid file: the server starts over it
+	}
+	l := &Local{attached: true, cfg: cfg, done: make(chan struct{})}
+	l.url = (&url.URL{
+		Scheme: "postgres", User: url.UserPassword(localSuperuser, password),
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Path: "/" + cfg.Database, RawQuery: "sslmode=disable",
+	}).String()
+	conn, err := pgx.Connect(ctx, l.url)
+	if err != nil {
+		return nil, false
+	}
+	conn.Close(ctx)
+	return l, true
+}
 
 func (l *Local) start(ctx context.Context, port int, cred *syscall.Credential) error {
 	args := []string{"-D", filepath.Join(l.cfg.Dir, "pgdata"),
@@ -359,6 +402,11 @@ func serverCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 }
 
+// FindBinDir returns the folder of the PostgreSQL server binaries (and of
+// pgbench, which ships beside them): explicit if it holds them, else the
+// search StartLocal does. ErrNoBinaries when there are none.
+func FindBinDir(explicit string) (string, error) { return findBinDir(explicit) }
+
 func findBinDir(explicit string) (string, error) {
 	has := func(d string) bool {
 		for _, b := range []string{"initdb", "postgres"} {
@@ -405,4 +453,3 @@ func freePort() (int, error) {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
-

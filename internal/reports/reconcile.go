@@ -19,12 +19,13 @@ type Truth interface {
 
 // Mismatch is one projected figure that differs from the truth.
 type Mismatch struct {
-	OrgID, PropertyID domain.ID
+	OrgID      domain.ID `json:"orgId"`
+	PropertyID domain.ID `json:"propertyId"`
 	// Period is a date (a daily row) or a month ("2026-11").
-	Period   string
-	Field    string
-	Expected int64
-	Actual   int64
+	Period   string `json:"period"`
+	Field    string `json:"field"`
+	Expected int64  `json:"expected"`
+	Actual   int64  `json:"actual"`
 }
 
 // Reconciliation is the outcome of a truth check.
@@ -41,13 +42,20 @@ type Reconciliation struct {
 const MaxMismatchDetails = 1000
 
 // Reconciler recomputes the cash book from the transactions and compares.
+// It runs one reconciliation at a time: each streams four queries at once
+// and merges them, so several running together could each hold part of
+// the pool while waiting for the rest, and wait for each other until they
+// time out.
 type Reconciler struct {
 	svc   *Service
 	truth Truth
+	turn  chan struct{} // holds a token while a reconciliation runs
 }
 
 // NewReconciler returns a Reconciler over the projection of svc.
-func NewReconciler(svc *Service, truth Truth) *Reconciler { return &Reconciler{svc: svc, truth: truth} }
+func NewReconciler(svc *Service, truth Truth) *Reconciler {
+	return &Reconciler{svc: svc, truth: truth, turn: make(chan struct{}, 1)}
+}
 
 type projDay struct {
 	key     dayKey
@@ -64,8 +72,16 @@ type countRow struct {
 // the scope (nil org: everything; nil property: the whole organization)
 // against the truth recomputed from the approved and pending transactions
 // and the recorded cash counts. It streams all sides in key order and
-// merges them, so memory stays flat however large the scope.
+// merges them, so memory stays flat however large the scope. It first
+// waits for a reconciliation already running to finish; a ctx that ends
+// meanwhile is its error.
 func (r *Reconciler) Reconcile(ctx context.Context, org, property *domain.ID) (Reconciliation, error) {
+	select {
+	case r.turn <- struct{}{}:
+		defer func() { <-r.turn }()
+	case <-ctx.Done():
+		return Reconciliation{}, fmt.Errorf("reconcile: wait for the running reconciliation: %w", ctx.Err())
+	}
 	start := time.Now()
 	g, ctx := errgroup.WithContext(ctx)
 	truth := make(chan projDay, 512)
@@ -108,7 +124,7 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 
 // merge walks the four sorted streams together.
 func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan projDay) Reconciliation {
-	var res Reconciliation
+	res := Reconciliation{Details: []Mismatch{}}
 	report := func(k dayKey, period, field string, want, got int64) {
 		res.Mismatches++
 		if len(res.Details) < MaxMismatchDetails {

@@ -10,7 +10,7 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
-	"math"
+	"math/big"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -82,12 +82,26 @@ func (d DailyReport) DiscrepancyCents() *int64 {
 }
 
 // ProfitMargin is net cash flow over total received, in percent rounded to
-// two decimals; 0 when nothing was received.
+// two decimals (halves away from zero); 0 when nothing was received. The
+// rounding is done on the exact quotient: net × 10,000 may not fit an
+// int64, and a float quotient misrounds halves (23/160 = 14.375 % must be
+// 14.38, not 14.37).
 func ProfitMargin(net, received int64) float64 {
 	if received == 0 {
 		return 0
 	}
-	return math.Round(float64(net)/float64(received)*100*100) / 100
+	num := new(big.Int).Mul(big.NewInt(net), big.NewInt(10000))
+	den := big.NewInt(received)
+	if den.Sign() < 0 {
+		num.Neg(num)
+		den.Neg(den)
+	}
+	q, r := new(big.Int).QuoRem(num, den, new(big.Int)) // truncated towards zero
+	if r.Abs(r).Lsh(r, 1).Cmp(den) >= 0 {
+		q.Add(q, big.NewInt(int64(num.Sign())))
+	}
+	hundredths, _ := new(big.Rat).SetFrac(q, big.NewInt(100)).Float64()
+	return hundredths
 }
 
 // scope resolves which properties a report covers: the one asked for
