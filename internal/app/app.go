@@ -159,12 +159,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Projector.Stop)
-	reportSvc := reports.NewService(a.Pool, a.tenancy, clock)
+	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
+	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 
 	handler := httpapi.New(httpapi.Deps{
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
 		Reports:    reportSvc,
-		Waiter:     reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout),
 		Reconciler: reports.NewReconciler(reportSvc, fin),
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {

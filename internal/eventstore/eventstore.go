@@ -71,7 +71,9 @@ func AppendTx(ctx context.Context, tx pgx.Tx, ev domain.Event) (Position, error)
 
 // IsVersionConflict reports whether err is a lost race for an entity
 // version.
-func IsVersionConflict(err error) bool { return postgres.IsUniqueViolation(err, "events_entity_version") }
+func IsVersionConflict(err error) bool {
+	return postgres.IsUniqueViolation(err, "events_entity_version")
+}
 
 func args(ev domain.Event) []any {
 	return []any{ev.OrgID, ev.ID, ev.Type, ev.EntityType, ev.EntityID, ev.AggregateVersion,

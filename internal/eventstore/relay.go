@@ -56,7 +56,10 @@ const relayLockID = 0x686d705f72656c // "hmp_rel"
 // never skipped; it records its progress only after the bus stored the
 // events, so a crash in between re-publishes (dropped by the stream's
 // duplicate window, or by the consumers' applied-event record) and never
-// loses. Events of one entity go out in version order.
+// loses. Events go out in (transaction id, sequence) order, which is
+// version order for each entity as long as every writer locks the entity
+// before it writes anything else (its transaction id is assigned at its
+// first write or row lock); consumers must not rely on more.
 type Relay struct {
 	pool   *pgxpool.Pool
 	pub    Publisher

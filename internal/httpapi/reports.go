@@ -207,10 +207,11 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		r, err := s.Reports.DailyReport(ctx, h.Actor(ctx), pid, d, in.IncludePending)
+		r, err := s.Reports.DailyReport(ctx, h.Actor(ctx), pid, d, read)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -230,10 +231,11 @@ func (s *server) registerReports(api huma.API) {
 		if err := joinValidation(err1, err2); err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		days, err := s.Reports.DailyReports(ctx, h.Actor(ctx), pid, start, end, in.IncludePending)
+		days, err := s.Reports.DailyReports(ctx, h.Actor(ctx), pid, start, end, read)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -264,10 +266,11 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		m, err := s.Reports.MonthlyReport(ctx, h.Actor(ctx), pid, in.Year, time.Month(in.Month), in.IncludePending)
+		m, err := s.Reports.MonthlyReport(ctx, h.Actor(ctx), pid, in.Year, time.Month(in.Month), read)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -298,10 +301,11 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		if err := s.waitFor(ctx, in.ConsistencyToken); err != nil {
+		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		months, err := s.Reports.YearlySummary(ctx, h.Actor(ctx), pid, in.Year, in.IncludePending)
+		months, err := s.Reports.YearlySummary(ctx, h.Actor(ctx), pid, in.Year, read)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -387,16 +391,19 @@ func (s *server) registerReports(api huma.API) {
 	})
 }
 
-// waitFor makes a read wait for the writes a consistency token stands for.
-func (s *server) waitFor(ctx context.Context, token string) error {
+// readOptions parses the qualifiers of a report read; the service waits
+// for the token's writes once input and access are checked.
+func readOptions(token string, includePending bool) (reports.Read, error) {
+	r := reports.Read{IncludePending: includePending}
 	if token == "" {
-		return nil
+		return r, nil
 	}
 	t, err := domain.ParseToken(token)
 	if err != nil {
-		return domain.Invalid("header.X-Consistency-Token", "is not a token this API returned", token)
+		return r, domain.Invalid("header.X-Consistency-Token", "is not a token this API returned", token)
 	}
-	return s.Waiter.Wait(ctx, t)
+	r.Token = &t
+	return r, nil
 }
 
 func requiredDate(location, s string) (domain.Date, error) {

@@ -31,10 +31,9 @@ type Deps struct {
 	Finance     *finance.Service
 	Events      *eventstore.Store
 	Idempotency *idempotency.Store
-	// Reports, Waiter and Reconciler serve the report routes; nil Reports
-	// leaves them out.
+	// Reports and Reconciler serve the report routes; nil Reports leaves
+	// them out.
 	Reports    *reports.Service
-	Waiter     *reports.Waiter
 	Reconciler *reports.Reconciler
 	// Ready reports whether the dependencies answer, for /readyz.
 	Ready func(ctx context.Context) error

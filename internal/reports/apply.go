@@ -130,9 +130,13 @@ func (a *applier) apply(ctx context.Context, events []domain.Event, effects [][]
 		}
 		days := map[dayKey]*change{}
 		for i, ev := range events {
-			if !fresh[eventRef{ev.OrgID, ev.Sequence}] {
+			// A batch may carry an event twice (a re-publish next to the
+			// original): only its first copy counts.
+			ref := eventRef{ev.OrgID, ev.Sequence}
+			if !fresh[ref] {
 				continue
 			}
+			delete(fresh, ref)
 			for _, c := range effects[i] {
 				cur := days[c.key]
 				if cur == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 
 	"hmp/internal/domain"
 )
@@ -120,7 +121,8 @@ func changes(ev domain.Event) ([]change, error) {
 		if err := json.Unmarshal(ev.Metadata, &md); err != nil {
 			return nil, poison("cash count metadata: %v", err)
 		}
-		if ev.PropertyID == nil || md.Date.IsZero() || md.CountedClosingCents < 0 || md.CountedClosingCents > domain.MaxAmountCents || ev.AggregateVersion < 1 {
+		if ev.PropertyID == nil || md.Date.IsZero() || md.CountedClosingCents < 0 || md.CountedClosingCents > domain.MaxAmountCents ||
+			ev.AggregateVersion < 1 || ev.AggregateVersion > math.MaxInt32 {
 			return nil, poison("cash count event %s is incomplete", ev.ID)
 		}
 		v := md.CountedClosingCents
@@ -157,11 +159,17 @@ func changes(ev domain.Event) ([]change, error) {
 	if err := add(md.TransactionState, +1); err != nil {
 		return nil, err
 	}
-	if md.Previous != nil {
+	// An add has no state before it; every other change has one, or its
+	// effect would count the row a second time.
+	added := ev.Type == domain.TransactionEvent(kind, domain.ActionAdded)
+	switch {
+	case md.Previous != nil && added:
+		return nil, poison("event %s adds a row but carries a previous state", ev.ID)
+	case md.Previous != nil:
 		if err := add(*md.Previous, -1); err != nil {
 			return nil, err
 		}
-	} else if ev.AggregateVersion != 1 && ev.Type != domain.TransactionEvent(kind, domain.ActionAdded) {
+	case !added:
 		return nil, poison("event %s changes a row but carries no previous state", ev.ID)
 	}
 	return out, nil

@@ -156,34 +156,20 @@ func (p *Projector) Start(ctx context.Context) error {
 	if p.cancel != nil {
 		return nil
 	}
-	cons, err := p.EnsureConsumer(ctx)
+	it, err := p.subscribe(ctx)
 	if err != nil {
 		return err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.MaxConcurrency))
-	if err != nil {
-		return fmt.Errorf("projector pull: %w", err)
 	}
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.done = make(chan struct{})
 	msgs := make(chan jetstream.Msg, p.cfg.MaxConcurrency)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { // fetcher
+	go func() {
 		defer wg.Done()
 		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() == nil {
-					p.logger.Error("projector_fetch_failed", "error", err.Error())
-				}
-				return
-			}
-			msgs <- m
-		}
+		p.fetch(ctx, it, msgs)
 	}()
-	go func() { <-ctx.Done(); it.Stop() }()
 	for range p.cfg.Workers {
 		wg.Add(1)
 		go func() {
@@ -198,6 +184,68 @@ func (p *Projector) Start(ctx context.Context) error {
 	}()
 	go func() { wg.Wait(); close(p.done) }()
 	return nil
+}
+
+// subscribe ensures the consumer and starts pulling from it.
+func (p *Projector) subscribe(ctx context.Context) (jetstream.MessagesContext, error) {
+	cons, err := p.EnsureConsumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.MaxConcurrency))
+	if err != nil {
+		return nil, fmt.Errorf("projector pull: %w", err)
+	}
+	return it, nil
+}
+
+// fetch feeds msgs until ctx ends. On stop it drains the pull: the
+// messages already delivered to this process are handed on too, instead of
+// waiting out AckWait for a redelivery. If the pull ends by itself (the
+// consumer was deleted or lost) it creates the consumer again and goes on,
+// replaying from the start; the applied-event record absorbs the replay.
+func (p *Projector) fetch(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) {
+	retry := 100 * time.Millisecond
+	for {
+		stop := context.AfterFunc(ctx, it.Drain)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() == nil {
+					p.logger.Error("projector_fetch_failed", "error", err.Error())
+				}
+				break
+			}
+			msgs <- m
+		}
+		stop()
+		it.Stop()
+		for {
+			if !sleepCtx(ctx, retry) {
+				return
+			}
+			var err error
+			if it, err = p.subscribe(ctx); err == nil {
+				p.logger.Warn("projector_resubscribed")
+				retry = 100 * time.Millisecond
+				break
+			}
+			p.logger.Error("projector_subscribe_failed", "error", err.Error())
+			retry = min(retry*2, 5*time.Second)
+		}
+	}
+}
+
+// sleepCtx waits d and reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Stop stops fetching, lets the batches in progress finish, and waits.

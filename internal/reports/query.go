@@ -114,7 +114,7 @@ func (s *Service) days(ctx context.Context, org domain.ID, props []domain.ID, st
 }
 
 // DailyReport returns one property's cash book for one day.
-func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, includePending bool) (DailyReport, error) {
+func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read) (DailyReport, error) {
 	if err := domain.CheckReportDate(date, domain.DateOf(s.now())); err != nil {
 		return DailyReport{}, domain.Invalid("query.date", err.Error(), date.String())
 	}
@@ -122,7 +122,10 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	if err != nil {
 		return DailyReport{}, err
 	}
-	days, err := s.days(ctx, actor.OrgID, props, date, date, includePending)
+	if err := s.wait(ctx, r); err != nil {
+		return DailyReport{}, err
+	}
+	days, err := s.days(ctx, actor.OrgID, props, date, date, r.IncludePending)
 	if err != nil {
 		return DailyReport{}, err
 	}
@@ -133,7 +136,7 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 const MaxRangeDays = 366
 
 // DailyReports returns one property's cash book for every day of a range.
-func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, propertyID domain.ID, start, end domain.Date, includePending bool) ([]DailyReport, error) {
+func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, propertyID domain.ID, start, end domain.Date, r Read) ([]DailyReport, error) {
 	v := &domain.ValidationError{}
 	today := domain.DateOf(s.now())
 	if err := domain.CheckReportDate(start, today); err != nil {
@@ -154,7 +157,10 @@ func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, property
 	if err != nil {
 		return nil, err
 	}
-	return s.days(ctx, actor.OrgID, props, start, end, includePending)
+	if err := s.wait(ctx, r); err != nil {
+		return nil, err
+	}
+	return s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
 }
 
 // MonthlyReport is a month of a property's (or all the caller's
@@ -177,7 +183,7 @@ func (m MonthlyReport) NetCashFlowCents() int64 {
 
 // MonthlyReport returns a month's report for one property, or summed per
 // day over every property the actor may see when propertyID is nil.
-func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, month time.Month, includePending bool) (MonthlyReport, error) {
+func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, month time.Month, r Read) (MonthlyReport, error) {
 	if err := checkYear(year, s.now()); err != nil {
 		return MonthlyReport{}, err
 	}
@@ -188,9 +194,12 @@ func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propert
 	if err != nil {
 		return MonthlyReport{}, err
 	}
+	if err := s.wait(ctx, r); err != nil {
+		return MonthlyReport{}, err
+	}
 	start := domain.Date{Year: year, Month: month, Day: 1}
 	end := domain.Date{Year: year, Month: month, Day: domain.DaysInMonth(year, month)}
-	days, err := s.days(ctx, actor.OrgID, props, start, end, includePending)
+	days, err := s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
 	if err != nil {
 		return MonthlyReport{}, err
 	}
@@ -222,12 +231,16 @@ func (m MonthSummary) TotalExpensesCents() int64 { return m.CashExpensesCents + 
 
 // YearlySummary returns the twelve months of a year from the monthly
 // rollups, for one property or all the actor may see.
-func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, includePending bool) ([]MonthSummary, error) {
+func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, r Read) ([]MonthSummary, error) {
+	includePending := r.IncludePending
 	if err := checkYear(year, s.now()); err != nil {
 		return nil, err
 	}
 	props, err := s.scope(ctx, actor, propertyID, "query.propertyId")
 	if err != nil {
+		return nil, err
+	}
+	if err := s.wait(ctx, r); err != nil {
 		return nil, err
 	}
 	out := make([]MonthSummary, 12)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"time"
@@ -38,14 +39,38 @@ type Properties interface {
 
 // Service answers report queries and records cash counts.
 type Service struct {
-	pool  *pgxpool.Pool
-	props Properties
-	now   func() time.Time
+	pool   *pgxpool.Pool
+	props  Properties
+	waiter *Waiter
+	now    func() time.Time
 }
 
-// NewService returns a Service; now is the clock.
-func NewService(pool *pgxpool.Pool, props Properties, now func() time.Time) *Service {
-	return &Service{pool: pool, props: props, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+// NewService returns a Service; waiter serves reads that carry a
+// consistency token (nil: such reads are refused as unavailable); now is
+// the clock.
+func NewService(pool *pgxpool.Pool, props Properties, waiter *Waiter, now func() time.Time) *Service {
+	return &Service{pool: pool, props: props, waiter: waiter, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+}
+
+// Read qualifies a report query.
+type Read struct {
+	// IncludePending counts pending rows as well as approved ones.
+	IncludePending bool
+	// Token, when set, makes the read reflect the write it was handed out
+	// for, and every write committed before it: the read waits (bounded)
+	// for the pipeline, after its input and access were checked.
+	Token *domain.Token
+}
+
+// wait holds a read until its token's writes are reflected.
+func (s *Service) wait(ctx context.Context, r Read) error {
+	if r.Token == nil {
+		return nil
+	}
+	if s.waiter == nil {
+		return fmt.Errorf("%w: consistent reads are not served here", domain.ErrUnavailable)
+	}
+	return s.waiter.Wait(ctx, *r.Token)
 }
 
 // DailyReport is one property's (or several properties') cash book day.
