@@ -38,7 +38,7 @@ func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, proper
 		return reports.Reconciliation{}, err
 	}
 	defer ten.Close()
-	rec := reports.NewReconciler(reports.NewService(pool, ten, cfg.Clock), finance.New(pool, ten, cfg.Clock))
+	rec := reports.NewReconciler(reports.NewService(pool, ten, nil, cfg.Clock), finance.New(pool, ten, cfg.Clock))
 	res, err := rec.Reconcile(ctx, org, property)
 	if err != nil {
 		return reports.Reconciliation{}, fmt.Errorf("reconcile: %w", err)
