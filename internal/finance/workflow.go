@@ -118,15 +118,31 @@ func (s *Service) DecideDeletion(ctx context.Context, actor domain.Actor, reques
 		r DeletionRequest
 		w Written
 	)
+	const selectRequest = `SELECT id, transaction_id, kind, status FROM deletion_requests WHERE org_id = $1 AND id = $2`
 	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			SELECT id, transaction_id, kind, status FROM deletion_requests WHERE org_id = $1 AND id = $2 FOR UPDATE`,
-			actor.OrgID, requestID).Scan(&r.ID, &r.TransactionID, &r.Kind, &r.Status)
+		// Read the request unlocked to learn its row, lock the row first and
+		// the request second, as an ADMIN's delete does: one lock order, and
+		// the row's change gets its transaction id (its place in the event
+		// order) only once the row is held.
+		err := tx.QueryRow(ctx, selectRequest, actor.OrgID, requestID).Scan(&r.ID, &r.TransactionID, &r.Kind, &r.Status)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return domain.NotFoundf("deletion request %s not found", requestID)
 		}
 		if err != nil {
 			return fmt.Errorf("load deletion request: %w", postgres.Translate(err))
+		}
+		var t *Transaction
+		if approve {
+			row, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, r.TransactionID, r.Kind)
+			if err != nil && !errors.Is(err, domain.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				t = &row
+			}
+		}
+		if err := tx.QueryRow(ctx, selectRequest+` FOR UPDATE`, actor.OrgID, requestID).Scan(&r.ID, &r.TransactionID, &r.Kind, &r.Status); err != nil {
+			return fmt.Errorf("lock deletion request: %w", postgres.Translate(err))
 		}
 		if r.Status != domain.Pending {
 			return domain.Conflictf("deletion request %s is already %s", requestID, r.Status)
@@ -134,14 +150,10 @@ func (s *Service) DecideDeletion(ctx context.Context, actor domain.Actor, reques
 		r.Status = domain.Rejected
 		if approve {
 			r.Status = domain.Approved
-			t, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, r.TransactionID, r.Kind)
-			if errors.Is(err, domain.ErrNotFound) {
+			if t == nil {
 				return domain.Conflictf("%s %s no longer exists", r.Kind, r.TransactionID)
 			}
-			if err != nil {
-				return err
-			}
-			if w, err = s.deleteRow(ctx, tx, actor, t, now); err != nil {
+			if w, err = s.deleteRow(ctx, tx, actor, *t, now); err != nil {
 				return err
 			}
 		}
