@@ -69,6 +69,7 @@ type Relay struct {
 
 	published prometheus.Counter
 	lag       prometheus.Gauge
+	backlog   prometheus.Gauge
 	errors    prometheus.Counter
 	leader    prometheus.Gauge
 
@@ -86,9 +87,11 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, logger *slog.L
 		lag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_lag_seconds", Help: "Age of the oldest event the last relay cycle published (0 when idle)."}),
 		errors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_errors_total", Help: "Relay cycles that failed and will be retried."}),
 		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_leader", Help: "1 when this instance runs the active relay."}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_outbox_oldest_unpublished_seconds",
+			Help: "Age of the oldest committed event not yet published (0 when none), sampled every few seconds whether or not the relay runs."}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.published, r.lag, r.errors, r.leader)
+		reg.MustRegister(r.published, r.lag, r.errors, r.leader, r.backlog)
 	}
 	return r
 }
@@ -135,7 +138,31 @@ func (r *Relay) signalCycle() {
 	r.mu.Unlock()
 }
 
+// sampleEvery is the period of the outbox backlog gauge.
+const sampleEvery = 5 * time.Second
+
+// sample keeps the backlog gauge current, independently of the relay's
+// own health: a stuck relay is exactly when it matters.
+func (r *Relay) sample(ctx context.Context) {
+	store := NewStore(r.pool)
+	t := time.NewTicker(sampleEvery)
+	defer t.Stop()
+	for {
+		if age, err := store.OldestUnpublishedAge(ctx, r.now()); err == nil {
+			r.backlog.Set(age.Seconds())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (r *Relay) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { r.sample(ctx) })
+	defer wg.Wait()
 	for ctx.Err() == nil {
 		err := r.lead(ctx)
 		if ctx.Err() != nil {

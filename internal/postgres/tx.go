@@ -39,6 +39,23 @@ func WithTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 	}
 }
 
+// Retry runs fn, a single statement in its own implicit transaction, again
+// (up to five times in all) when the server aborted it for a
+// serialization failure or a deadlock. Errors are translated.
+func Retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || !retryable(err) || attempt == maxTxAttempts {
+			return Translate(err)
+		}
+		select {
+		case <-ctx.Done():
+			return Translate(err)
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
 func runTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -15,25 +14,35 @@ import (
 	"hmp/internal/postgres"
 )
 
-// The projection's SQL. Deltas arrive as parallel arrays and are applied
-// with one multi-row upsert per table; rows are sorted by key first so
-// that concurrent batches lock rows in the same order.
-const (
-	markApplied = `
+// applyBatch is the whole effect of a batch in ONE statement (one round
+// trip, one implicit transaction): record the events as applied, keep the
+// changes of those that were new, and fold them into the daily rows and
+// the monthly rollups with one multi-row upsert each. A concurrent batch
+// holding the same event waits on its applied record and then skips it,
+// so every event takes effect exactly once. Rows are fed in key order so
+// that concurrent batches lock them in the same order.
+const applyBatch = `
+WITH applied AS (
 	INSERT INTO projector_applied (org_id, event_seq, applied_at)
-	SELECT o, s, $3 FROM unnest($1::uuid[], $2::bigint[]) AS t(o, s)
+	SELECT o, s, $1 FROM unnest($2::uuid[], $3::bigint[]) AS t(o, s) ORDER BY o, s
 	ON CONFLICT DO NOTHING
-	RETURNING org_id, event_seq`
-
-	upsertDaily = `
+	RETURNING org_id, event_seq
+), fresh AS (
+	SELECT c.* FROM unnest($4::uuid[], $5::bigint[], $6::uuid[], $7::date[],
+		$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+		$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
+		$16::bigint[], $17::bigint[], $18::bigint[], $19::int[])
+		AS c(o, s, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc, cc, cv)
+	JOIN applied a ON a.org_id = c.o AND a.event_seq = c.s
+), daily AS (
 	INSERT INTO daily_cash_balances AS d (org_id, property_id, business_date,
 		cash_received, bank_received, cash_expenses, bank_expenses,
 		pending_cash_received, pending_bank_received, pending_cash_expenses, pending_bank_expenses,
 		approved_count, pending_count, counted_closing, counted_version, updated_at)
-	SELECT o, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc, cc, cv, $16
-	FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-		$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::int[], $14::bigint[], $15::int[])
-		AS t(o, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc, cc, cv)
+	SELECT o, p, dt, sum(cr), sum(br), sum(ce), sum(be), sum(pcr), sum(pbr), sum(pce), sum(pbe),
+		sum(ac)::int, sum(pc)::int,
+		(array_agg(cc ORDER BY cv DESC) FILTER (WHERE cv > 0))[1], max(cv), $1
+	FROM fresh GROUP BY o, p, dt ORDER BY o, p, dt
 	ON CONFLICT (org_id, property_id, business_date) DO UPDATE SET
 		cash_received = d.cash_received + EXCLUDED.cash_received,
 		bank_received = d.bank_received + EXCLUDED.bank_received,
@@ -47,17 +56,17 @@ const (
 		pending_count = d.pending_count + EXCLUDED.pending_count,
 		counted_closing = CASE WHEN EXCLUDED.counted_version > d.counted_version THEN EXCLUDED.counted_closing ELSE d.counted_closing END,
 		counted_version = GREATEST(d.counted_version, EXCLUDED.counted_version),
-		updated_at = EXCLUDED.updated_at`
-
-	upsertMonthly = `
+		updated_at = EXCLUDED.updated_at
+	RETURNING 1
+), monthly AS (
 	INSERT INTO monthly_cash_balances AS m (org_id, property_id, month,
 		cash_received, bank_received, cash_expenses, bank_expenses,
 		pending_cash_received, pending_bank_received, pending_cash_expenses, pending_bank_expenses,
 		approved_count, pending_count, updated_at)
-	SELECT o, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc, $14
-	FROM unnest($1::uuid[], $2::uuid[], $3::date[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-		$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[], $13::int[])
-		AS t(o, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc)
+	SELECT o, p, date_trunc('month', dt)::date, sum(cr), sum(br), sum(ce), sum(be), sum(pcr), sum(pbr), sum(pce), sum(pbe),
+		sum(ac)::int, sum(pc)::int, $1
+	FROM fresh WHERE cv = 0 -- a cash count moves no money
+	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 	ON CONFLICT (org_id, property_id, month) DO UPDATE SET
 		cash_received = m.cash_received + EXCLUDED.cash_received,
 		bank_received = m.bank_received + EXCLUDED.bank_received,
@@ -69,8 +78,10 @@ const (
 		pending_bank_expenses = m.pending_bank_expenses + EXCLUDED.pending_bank_expenses,
 		approved_count = m.approved_count + EXCLUDED.approved_count,
 		pending_count = m.pending_count + EXCLUDED.pending_count,
-		updated_at = EXCLUDED.updated_at`
+		updated_at = EXCLUDED.updated_at
+	RETURNING 1
 )
+SELECT org_id, event_seq FROM applied`
 
 // applier writes batches of events into the projection.
 type applier struct {
@@ -83,110 +94,88 @@ type eventRef struct {
 	seq int64
 }
 
-// apply applies the events not applied before, all in one transaction, and
-// returns how many were new. changes[i] is the effect of events[i].
-func (a *applier) apply(ctx context.Context, events []domain.Event, effects [][]change) (int, error) {
+// apply applies the events not applied before and returns which were new.
+// effects[i] is the effect of events[i]. A batch may carry an event twice
+// (a re-publish next to its original): only its first copy counts.
+func (a *applier) apply(ctx context.Context, events []domain.Event, effects [][]change) (map[eventRef]bool, error) {
 	now := a.now().UTC()
-	orgs := make([]pgtype.UUID, len(events))
-	seqs := make([]int64, len(events))
-	order := make([]int, len(events))
-	for i := range events {
-		order[i] = i
+	first := make(map[eventRef]int, len(events))
+	refs := make([]eventRef, 0, len(events))
+	for i, ev := range events {
+		r := eventRef{ev.OrgID, ev.Sequence}
+		if _, dup := first[r]; !dup {
+			first[r] = i
+			refs = append(refs, r)
+		}
 	}
-	// Lock applied-record keys in one global order too.
-	slices.SortFunc(order, func(x, y int) int {
-		if c := slices.Compare(events[x].OrgID[:], events[y].OrgID[:]); c != 0 {
+	slices.SortFunc(refs, func(x, y eventRef) int {
+		if c := slices.Compare(x.org[:], y.org[:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(events[x].Sequence, events[y].Sequence)
+		return cmp.Compare(x.seq, y.seq)
 	})
-	for i, j := range order {
-		orgs[i] = pgtype.UUID{Bytes: events[j].OrgID, Valid: true}
-		seqs[i] = events[j].Sequence
+	orgs := make([]pgtype.UUID, len(refs))
+	seqs := make([]int64, len(refs))
+	var c changeArrays
+	for i, r := range refs {
+		orgs[i], seqs[i] = pgtype.UUID{Bytes: r.org, Valid: true}, r.seq
+		for _, ch := range effects[first[r]] {
+			c.append(r, ch)
+		}
 	}
-	applied := 0
-	err := postgres.WithTx(ctx, a.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, markApplied, orgs, seqs, now)
+	args := append([]any{now, orgs, seqs}, c.args()...)
+	fresh := make(map[eventRef]bool, len(refs))
+	err := postgres.Retry(ctx, func() error {
+		clear(fresh)
+		rows, err := a.pool.Query(ctx, applyBatch, args...)
 		if err != nil {
-			return fmt.Errorf("mark applied: %w", err)
+			return err
 		}
-		fresh := make(map[eventRef]bool, len(events))
 		for rows.Next() {
-			var r eventRef
 			var org pgtype.UUID
-			if err := rows.Scan(&org, &r.seq); err != nil {
+			var seq int64
+			if err := rows.Scan(&org, &seq); err != nil {
 				rows.Close()
-				return fmt.Errorf("mark applied: %w", err)
+				return err
 			}
-			r.org = org.Bytes
-			fresh[r] = true
+			fresh[eventRef{org.Bytes, seq}] = true
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("mark applied: %w", postgres.Translate(err))
-		}
-		applied = len(fresh)
-		if applied == 0 {
-			return nil
-		}
-		days := map[dayKey]*change{}
-		for i, ev := range events {
-			// A batch may carry an event twice (a re-publish next to the
-			// original): only its first copy counts.
-			ref := eventRef{ev.OrgID, ev.Sequence}
-			if !fresh[ref] {
-				continue
-			}
-			delete(fresh, ref)
-			for _, c := range effects[i] {
-				cur := days[c.key]
-				if cur == nil {
-					cur = &change{key: c.key}
-					days[c.key] = cur
-				}
-				cur.flows.add(c.flows, 1)
-				if c.counted != nil && c.countedVersion > cur.countedVersion {
-					cur.counted, cur.countedVersion = c.counted, c.countedVersion
-				}
-			}
-		}
-		if len(days) == 0 {
-			return nil
-		}
-		b := &pgx.Batch{}
-		b.Queue(upsertDaily, dailyArgs(days, now)...)
-		if margs := monthlyArgs(days, now); len(margs[0].([]pgtype.UUID)) > 0 {
-			b.Queue(upsertMonthly, margs...)
-		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("upsert balances: %w", err)
-		}
-		return nil
+		return rows.Err()
 	})
 	if err != nil {
-		return 0, err
+		return nil, fmt.Errorf("apply batch: %w", err)
 	}
-	return applied, nil
+	return fresh, nil
 }
 
-type rowArrays struct {
+// changeArrays are the parallel arrays of the change rows of a batch.
+type changeArrays struct {
 	orgs, props                        []pgtype.UUID
+	seqs                               []int64
 	dates                              []time.Time
 	cr, br, ce, be, pcr, pbr, pce, pbe []int64
-	ac, pc                             []int32
+	ac, pc                             []int64
+	counted                            []*int64
+	versions                           []int32
 }
 
-func (r *rowArrays) append(org, prop domain.ID, date domain.Date, f Flows) {
-	r.orgs = append(r.orgs, pgtype.UUID{Bytes: org, Valid: true})
-	r.props = append(r.props, pgtype.UUID{Bytes: prop, Valid: true})
-	r.dates = append(r.dates, date.Time())
-	r.cr, r.br, r.ce, r.be = append(r.cr, f.CashReceived), append(r.br, f.BankReceived), append(r.ce, f.CashExpenses), append(r.be, f.BankExpenses)
-	r.pcr, r.pbr = append(r.pcr, f.PendingCashReceived), append(r.pbr, f.PendingBankReceived)
-	r.pce, r.pbe = append(r.pce, f.PendingCashExpenses), append(r.pbe, f.PendingBankExpenses)
-	r.ac, r.pc = append(r.ac, int32(f.ApprovedCount)), append(r.pc, int32(f.PendingCount))
+func (a *changeArrays) append(r eventRef, c change) {
+	f := c.flows
+	a.orgs = append(a.orgs, pgtype.UUID{Bytes: r.org, Valid: true})
+	a.seqs = append(a.seqs, r.seq)
+	a.props = append(a.props, pgtype.UUID{Bytes: c.key.property, Valid: true})
+	a.dates = append(a.dates, c.key.date.Time())
+	a.cr, a.br, a.ce, a.be = append(a.cr, f.CashReceived), append(a.br, f.BankReceived), append(a.ce, f.CashExpenses), append(a.be, f.BankExpenses)
+	a.pcr, a.pbr = append(a.pcr, f.PendingCashReceived), append(a.pbr, f.PendingBankReceived)
+	a.pce, a.pbe = append(a.pce, f.PendingCashExpenses), append(a.pbe, f.PendingBankExpenses)
+	a.ac, a.pc = append(a.ac, f.ApprovedCount), append(a.pc, f.PendingCount)
+	a.counted = append(a.counted, c.counted)
+	a.versions = append(a.versions, int32(c.countedVersion))
 }
 
-func (r *rowArrays) args() []any {
-	return []any{r.orgs, r.props, r.dates, r.cr, r.br, r.ce, r.be, r.pcr, r.pbr, r.pce, r.pbe, r.ac, r.pc}
+func (a *changeArrays) args() []any {
+	return []any{a.orgs, a.seqs, a.props, a.dates, a.cr, a.br, a.ce, a.be, a.pcr, a.pbr, a.pce, a.pbe,
+		a.ac, a.pc, a.counted, a.versions}
 }
 
 func compareKeys(a, b dayKey) int {
@@ -197,50 +186,6 @@ func compareKeys(a, b dayKey) int {
 		return c
 	}
 	return a.date.Compare(b.date)
-}
-
-func dailyArgs(days map[dayKey]*change, now time.Time) []any {
-	keys := make([]dayKey, 0, len(days))
-	for k := range days {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareKeys)
-	var r rowArrays
-	counted := make([]*int64, 0, len(keys))
-	versions := make([]int32, 0, len(keys))
-	for _, k := range keys {
-		c := days[k]
-		r.append(k.org, k.property, k.date, c.flows)
-		counted = append(counted, c.counted)
-		versions = append(versions, int32(c.countedVersion))
-	}
-	return append(r.args(), counted, versions, now)
-}
-
-func monthlyArgs(days map[dayKey]*change, now time.Time) []any {
-	months := map[dayKey]*Flows{}
-	for k, c := range days {
-		if c.flows.IsZero() {
-			continue // a cash count moves no money
-		}
-		mk := dayKey{k.org, k.property, k.date.MonthStart()}
-		f := months[mk]
-		if f == nil {
-			f = &Flows{}
-			months[mk] = f
-		}
-		f.add(c.flows, 1)
-	}
-	keys := make([]dayKey, 0, len(months))
-	for k := range months {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, compareKeys)
-	var r rowArrays
-	for _, k := range keys {
-		r.append(k.org, k.property, k.date, *months[k])
-	}
-	return append(r.args(), now)
 }
 
 // prune deletes applied-event records older than before, in chunks, and

@@ -195,11 +195,11 @@ func effectsOf(t testing.TB, events []domain.Event) [][]change {
 
 func (b applyBundle) mustApply(t *testing.T, events []domain.Event) int {
 	t.Helper()
-	n, err := b.apply.apply(context.Background(), events, effectsOf(t, events))
+	fresh, err := b.apply.apply(context.Background(), events, effectsOf(t, events))
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	return n
+	return len(fresh)
 }
 
 // history is a small life of two organizations: adds, moves across days,
@@ -404,7 +404,7 @@ func TestApplyConcurrentOverlappingBatches(t *testing.T) {
 					errs <- fmt.Errorf("worker %d: %w", w, err)
 					return
 				}
-				fresh.Add(int64(got))
+				fresh.Add(int64(len(got)))
 				i += n
 			}
 		})

@@ -98,6 +98,7 @@ type projectorMetrics struct {
 	batchTime prometheus.Histogram
 	failures  prometheus.Counter
 	pruned    prometheus.Counter
+	lag       prometheus.Histogram
 }
 
 // NewProjector returns a stopped projector. reg may be nil.
@@ -114,10 +115,13 @@ func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *s
 				Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 			failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_projector_failures_total", Help: "Projector batches that failed and were retried."}),
 			pruned:   prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_projector_pruned_total", Help: "Applied-event records pruned."}),
+			lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hmp_projector_event_lag_seconds",
+				Help:    "Freshness: time from a write's event to its effect being readable in the reports.",
+				Buckets: []float64{.005, .01, .025, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10, 30}}),
 		},
 	}
 	if reg != nil {
-		reg.MustRegister(p.m.events, p.m.batches, p.m.batchSize, p.m.batchTime, p.m.failures, p.m.pruned)
+		reg.MustRegister(p.m.events, p.m.batches, p.m.batchSize, p.m.batchTime, p.m.failures, p.m.pruned, p.m.lag)
 	}
 	return p
 }
@@ -307,9 +311,9 @@ func (p *Projector) handle(ctx context.Context, batch []jetstream.Msg) {
 	if len(good) == 0 {
 		return
 	}
-	n, err := p.apply.apply(ctx, events, effects)
+	fresh, err := p.apply.apply(ctx, events, effects)
 	if err == nil {
-		p.committed(good, n, start)
+		p.committed(good, events, fresh, start)
 		return
 	}
 	p.m.failures.Inc()
@@ -328,12 +332,12 @@ func (p *Projector) handle(ctx context.Context, batch []jetstream.Msg) {
 		return
 	}
 	for i, m := range good {
-		n, err := p.apply.apply(ctx, events[i:i+1], effects[i:i+1])
+		fresh, err := p.apply.apply(ctx, events[i:i+1], effects[i:i+1])
 		if err != nil {
 			p.retryOrDeadLetter(ctx, m, err)
 			continue
 		}
-		p.committed(good[i:i+1], n, time.Now())
+		p.committed(good[i:i+1], events[i:i+1], fresh, time.Now())
 	}
 }
 
@@ -348,12 +352,20 @@ func (p *Projector) transient(ctx context.Context, err error) bool {
 	return p.apply.pool.Ping(ctx) != nil
 }
 
-func (p *Projector) committed(msgs []jetstream.Msg, fresh int, start time.Time) {
+func (p *Projector) committed(msgs []jetstream.Msg, events []domain.Event, fresh map[eventRef]bool, start time.Time) {
 	for _, m := range msgs {
 		_ = m.Ack() // a lost ack means a redelivery, which the applied record absorbs
 	}
-	p.m.events.WithLabelValues("applied").Add(float64(fresh))
-	p.m.events.WithLabelValues("duplicate").Add(float64(len(msgs) - fresh))
+	// Freshness: from the write (its event's timestamp, taken just before
+	// its commit) to the moment its effect is readable.
+	now := p.apply.now()
+	for _, ev := range events {
+		if fresh[eventRef{ev.OrgID, ev.Sequence}] {
+			p.m.lag.Observe(max(now.Sub(ev.Timestamp), 0).Seconds())
+		}
+	}
+	p.m.events.WithLabelValues("applied").Add(float64(len(fresh)))
+	p.m.events.WithLabelValues("duplicate").Add(float64(len(msgs) - len(fresh)))
 	p.m.batches.Inc()
 	p.m.batchSize.Observe(float64(len(msgs)))
 	p.m.batchTime.Observe(time.Since(start).Seconds())
@@ -371,9 +383,12 @@ func (p *Projector) retryOrDeadLetter(ctx context.Context, m jetstream.Msg, err 
 		p.deadLetter(ctx, m, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
 		return
 	}
+	// Short backoff: while a message waits for redelivery the consumer's
+	// ack floor stands still, and consistent reads of every organization
+	// wait on it; MaxDeliver attempts must fit in their 5 s bound.
 	delay := time.Second
 	if mdErr == nil {
-		delay = min(time.Duration(1<<min(md.NumDelivered, 6))*250*time.Millisecond, 15*time.Second)
+		delay = min(time.Duration(1<<min(md.NumDelivered-1, 5))*200*time.Millisecond, 5*time.Second)
 	}
 	p.m.events.WithLabelValues("retried").Inc()
 	_ = m.NakWithDelay(delay)
