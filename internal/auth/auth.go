@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/maypok86/otter/v2"
 
 	"hmp/internal/domain"
 )
@@ -20,7 +21,21 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	// verified remembers tokens that passed verification, so that the
+	// requests of one session check the signature once: only the expiry
+	// changes with time (tokens carry no not-before), and it is checked
+	// on every hit. Keys are whole tokens, signature included, so a
+	// forged one is never found.
+	verified *otter.Cache[string, verifiedToken]
 }
+
+type verifiedToken struct {
+	actor domain.Actor
+	exp   time.Time
+}
+
+// verifiedTokens bounds the remembered tokens (about 400 bytes each).
+const verifiedTokens = 10_000
 
 // New returns Tokens signing with secret (at least 32 bytes), valid for ttl
 // (default 24 h when zero). now is the clock.
@@ -31,8 +46,14 @@ func New(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens, error
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
+	// Size-bounded only: such a cache runs no goroutine, so Tokens needs
+	// no Close.
+	verified, err := otter.New(&otter.Options[string, verifiedToken]{MaximumSize: verifiedTokens})
+	if err != nil {
+		return nil, fmt.Errorf("token cache: %w", err)
+	}
 	return &Tokens{
-		secret: secret, ttl: ttl, now: now,
+		secret: secret, ttl: ttl, now: now, verified: verified,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithIssuer(issuer),
@@ -72,6 +93,14 @@ func (t *Tokens) Issue(actor domain.Actor) (string, time.Time, error) {
 // Verify checks a token's signature, issuer and expiry and returns its
 // actor. Any failure is domain.ErrUnauthenticated.
 func (t *Tokens) Verify(token string) (domain.Actor, error) {
+	if v, ok := t.verified.GetIfPresent(token); ok {
+		// The parser's rule: valid while now is before exp.
+		if t.now().Before(v.exp) {
+			return v.actor, nil
+		}
+		t.verified.Invalidate(token)
+		return domain.Actor{}, fmt.Errorf("%w: token expired", domain.ErrUnauthenticated)
+	}
 	var c claims
 	if _, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -84,5 +113,12 @@ func (t *Tokens) Verify(token string) (domain.Actor, error) {
 	if err1 != nil || err2 != nil || !c.Role.Valid() {
 		return domain.Actor{}, fmt.Errorf("%w: invalid token claims", domain.ErrUnauthenticated)
 	}
-	return domain.Actor{OrgID: org, UserID: user, Role: c.Role}, nil
+	actor := domain.Actor{OrgID: org, UserID: user, Role: c.Role}
+	// Only tokens without a not-before claim are remembered (ours never
+	// carry one): theirs is the one rule that could turn a valid token
+	// invalid other than by expiry, were the clock set back.
+	if c.ExpiresAt != nil && c.NotBefore == nil {
+		t.verified.Set(token, verifiedToken{actor: actor, exp: c.ExpiresAt.Time})
+	}
+	return actor, nil
 }
