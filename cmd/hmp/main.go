@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"syscall"
 	"time"
 	_ "time/tzdata" // business dates must not depend on the host's zone files
@@ -43,6 +44,12 @@ set through the HMP_* environment variable named in its help.
 `
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// The event pipeline allocates per message; measured, collecting
+		// less often saves about a tenth of the process's CPU. Memory is
+		// the cheaper resource here. GOGC overrides.
+		debug.SetGCPercent(400)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

@@ -145,5 +145,8 @@ func overlayProjector(c, p reports.ProjectorConfig) reports.ProjectorConfig {
 	if c.Workers == 0 {
 		c.Workers = p.Workers
 	}
+	if c.Linger == 0 {
+		c.Linger = p.Linger
+	}
 	return c
 }

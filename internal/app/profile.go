@@ -31,11 +31,12 @@ func Profiles() map[string]Profile {
 			Projector: reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
 		},
 		// Emergency scaling: 500 in flight, micro-batched multi-row
-		// upserts, the tuned pool.
+		// upserts (two transactions of up to 250 events at a time, so one
+		// fills while the other commits), the tuned pool.
 		"phase1": {
 			Name:      "phase1",
 			Pool:      postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
-			Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 500, Workers: 4},
+			Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
 		},
 	}
 }

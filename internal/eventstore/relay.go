@@ -247,11 +247,21 @@ type relayCursor struct {
 	tx, seq, horizon int64
 	persisted        time.Time
 	dirty            bool
+	// unpersisted is set when events went out since the last persist;
+	// streamSeq is the highest stream sequence they got.
+	unpersisted bool
+	streamSeq   uint64
 }
 
 // persistEvery bounds how stale the recorded horizon gets while no event
-// flows (readers waiting on it scan the events since it).
-const persistEvery = time.Second
+// flows (readers waiting on it scan the events since it); persistPublished
+// bounds how long published events stay unrecorded, which is how long a
+// consistent read may wait for the record. Recording less often than every
+// cycle spares the database a commit per cycle under load.
+const (
+	persistEvery     = time.Second
+	persistPublished = 20 * time.Millisecond
+)
 
 // cycle publishes the next batch and records the progress; it returns the
 // number of events published.
@@ -306,25 +316,28 @@ func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (in
 	// A full batch may have left part of its last transaction's events:
 	// the horizon stops before that transaction. Otherwise every
 	// transaction older than xmin is done.
-	next := relayCursor{tx: xmin, seq: 0, horizon: xmin, persisted: cur.persisted}
+	next := relayCursor{tx: xmin, seq: 0, horizon: xmin, persisted: cur.persisted,
+		unpersisted: cur.unpersisted || len(events) > 0, streamSeq: max(cur.streamSeq, streamSeq)}
 	if len(events) == r.cfg.BatchSize {
 		next.tx, next.seq, next.horizon = lastTx, events[len(events)-1].Sequence, lastTx
 	}
 	next.horizon = max(next.horizon, cur.horizon)
 	next.dirty = cur.dirty || next.horizon != cur.horizon
-	// Persist after every publish (the stream sequence must be on record
-	// before a reader relies on it), and otherwise now and then: the
+	// Persist soon after a publish (a consistent read waits until the
+	// stream sequence is on record), and otherwise now and then: the
 	// relay's own update uses a transaction id, so persisting every idle
 	// cycle would never go idle.
-	if len(events) > 0 || (next.dirty && r.now().Sub(cur.persisted) >= persistEvery) {
+	// Real elapsed time, not the business clock (tests freeze that).
+	since := time.Since(cur.persisted)
+	if (next.unpersisted && since >= persistPublished) || (next.dirty && since >= persistEvery) {
 		_, err = conn.Exec(ctx, `
 			UPDATE relay_state SET cursor_tx = $1::bigint::text::xid8, cursor_seq = $2, horizon = GREATEST(horizon, $3::bigint::text::xid8),
 				stream_seq = GREATEST(stream_seq, $4), updated_at = $5
-			WHERE id = 1`, next.tx, next.seq, next.horizon, int64(streamSeq), r.now())
+			WHERE id = 1`, next.tx, next.seq, next.horizon, int64(next.streamSeq), r.now())
 		if err != nil {
 			return 0, fmt.Errorf("record relay progress: %w", postgres.Translate(err))
 		}
-		next.persisted, next.dirty = r.now(), false
+		next.persisted, next.dirty, next.unpersisted = time.Now(), false, false
 	}
 	*cur = next
 	return len(events), nil

@@ -28,11 +28,19 @@ WITH applied AS (
 	ON CONFLICT DO NOTHING
 	RETURNING org_id, event_seq
 ), fresh AS (
-	SELECT c.* FROM unnest($4::uuid[], $5::bigint[], $6::uuid[], $7::date[],
-		$8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
-		$12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[],
-		$16::bigint[], $17::bigint[], $18::bigint[], $19::int[])
-		AS c(o, s, p, dt, cr, br, ce, be, pcr, pbr, pce, pbe, ac, pc, cc, cv)
+	-- One row per change: which flow column it moves (0-3 approved cash in,
+	-- bank in, cash out, bank out; 4-7 the same pending; -1 a cash count)
+	-- by a signed amount; the row count moves by the amount's sign.
+	SELECT c.o, c.p, c.dt,
+		CASE WHEN c.col = 0 THEN c.amt ELSE 0 END AS cr, CASE WHEN c.col = 1 THEN c.amt ELSE 0 END AS br,
+		CASE WHEN c.col = 2 THEN c.amt ELSE 0 END AS ce, CASE WHEN c.col = 3 THEN c.amt ELSE 0 END AS be,
+		CASE WHEN c.col = 4 THEN c.amt ELSE 0 END AS pcr, CASE WHEN c.col = 5 THEN c.amt ELSE 0 END AS pbr,
+		CASE WHEN c.col = 6 THEN c.amt ELSE 0 END AS pce, CASE WHEN c.col = 7 THEN c.amt ELSE 0 END AS pbe,
+		CASE WHEN c.col BETWEEN 0 AND 3 THEN sign(c.amt) ELSE 0 END AS ac,
+		CASE WHEN c.col BETWEEN 4 AND 7 THEN sign(c.amt) ELSE 0 END AS pc,
+		CASE WHEN c.col = -1 THEN c.amt END AS cc, c.cv
+	FROM unnest($4::uuid[], $5::bigint[], $6::uuid[], $7::date[], $8::int[], $9::bigint[], $10::int[])
+		AS c(o, s, p, dt, col, amt, cv)
 	JOIN applied a ON a.org_id = c.o AND a.event_seq = c.s
 ), daily AS (
 	INSERT INTO daily_cash_balances AS d (org_id, property_id, business_date,
@@ -65,7 +73,7 @@ WITH applied AS (
 		approved_count, pending_count, updated_at)
 	SELECT o, p, date_trunc('month', dt)::date, sum(cr), sum(br), sum(ce), sum(be), sum(pcr), sum(pbr), sum(pce), sum(pbe),
 		sum(ac)::int, sum(pc)::int, $1
-	FROM fresh WHERE cv = 0 -- a cash count moves no money
+	FROM fresh WHERE cc IS NULL -- a cash count moves no money
 	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 	ON CONFLICT (org_id, property_id, month) DO UPDATE SET
 		cash_received = m.cash_received + EXCLUDED.cash_received,
@@ -148,34 +156,45 @@ func (a *applier) apply(ctx context.Context, events []domain.Event, effects [][]
 	return fresh, nil
 }
 
-// changeArrays are the parallel arrays of the change rows of a batch.
+// changeArrays are the parallel arrays of the change rows of a batch: one
+// row per moved flow column (a change moves exactly one) or cash count.
 type changeArrays struct {
-	orgs, props                        []pgtype.UUID
-	seqs                               []int64
-	dates                              []time.Time
-	cr, br, ce, be, pcr, pbr, pce, pbe []int64
-	ac, pc                             []int64
-	counted                            []*int64
-	versions                           []int32
+	orgs, props []pgtype.UUID
+	seqs        []int64
+	dates       []time.Time
+	cols        []int32
+	amounts     []int64
+	versions    []int32
 }
 
 func (a *changeArrays) append(r eventRef, c change) {
-	f := c.flows
+	col, amt := int32(-1), int64(0)
+	if c.counted != nil {
+		amt = *c.counted
+	} else {
+		f := c.flows
+		for i, v := range [...]int64{f.CashReceived, f.BankReceived, f.CashExpenses, f.BankExpenses,
+			f.PendingCashReceived, f.PendingBankReceived, f.PendingCashExpenses, f.PendingBankExpenses} {
+			if v != 0 {
+				col, amt = int32(i), v
+				break
+			}
+		}
+		if col < 0 {
+			return // a change that moves nothing
+		}
+	}
 	a.orgs = append(a.orgs, pgtype.UUID{Bytes: r.org, Valid: true})
 	a.seqs = append(a.seqs, r.seq)
 	a.props = append(a.props, pgtype.UUID{Bytes: c.key.property, Valid: true})
 	a.dates = append(a.dates, c.key.date.Time())
-	a.cr, a.br, a.ce, a.be = append(a.cr, f.CashReceived), append(a.br, f.BankReceived), append(a.ce, f.CashExpenses), append(a.be, f.BankExpenses)
-	a.pcr, a.pbr = append(a.pcr, f.PendingCashReceived), append(a.pbr, f.PendingBankReceived)
-	a.pce, a.pbe = append(a.pce, f.PendingCashExpenses), append(a.pbe, f.PendingBankExpenses)
-	a.ac, a.pc = append(a.ac, f.ApprovedCount), append(a.pc, f.PendingCount)
-	a.counted = append(a.counted, c.counted)
+	a.cols = append(a.cols, col)
+	a.amounts = append(a.amounts, amt)
 	a.versions = append(a.versions, int32(c.countedVersion))
 }
 
 func (a *changeArrays) args() []any {
-	return []any{a.orgs, a.seqs, a.props, a.dates, a.cr, a.br, a.ce, a.be, a.pcr, a.pbr, a.pce, a.pbe,
-		a.ac, a.pc, a.counted, a.versions}
+	return []any{a.orgs, a.seqs, a.props, a.dates, a.cols, a.amounts, a.versions}
 }
 
 func compareKeys(a, b dayKey) int {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"hmp/internal/domain"
 )
@@ -104,9 +105,54 @@ func poison(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errPoison, fmt.Sprintf(format, args...))
 }
 
-// changes returns the effect of ev on the daily rows, or a poison error if
-// ev is malformed.
+// wireMeta is the union of the metadata shapes the projector reads: a
+// revenue's or expense's state (and the one before it), or a cash count.
+type wireMeta struct {
+	domain.TransactionState
+	Previous            *domain.TransactionState `json:"previous"`
+	Date                domain.Date              `json:"date"`
+	CountedClosingCents int64                    `json:"countedClosingCents"`
+}
+
+// wireEvent is an event as the projector decodes it: the envelope and its
+// metadata in one pass.
+type wireEvent struct {
+	ID               domain.ID         `json:"eventId"`
+	Type             domain.EventType  `json:"eventType"`
+	OrgID            domain.ID         `json:"orgId"`
+	PropertyID       *domain.ID        `json:"propertyId"`
+	EntityType       domain.EntityType `json:"entityType"`
+	AggregateVersion int               `json:"aggregateVersion"`
+	Timestamp        time.Time         `json:"timestamp"`
+	Sequence         int64             `json:"sequence"`
+	Metadata         wireMeta          `json:"metadata"`
+}
+
+// decode reads one message into its event and its effect on the rows; a
+// message that can never be applied is a poison error.
+func decode(data []byte) (domain.Event, []change, error) {
+	var w wireEvent
+	if err := json.Unmarshal(data, &w); err != nil {
+		return domain.Event{}, nil, poison("undecodable event: %v", err)
+	}
+	ev := domain.Event{ID: w.ID, Version: domain.EventVersion, Type: w.Type, OrgID: w.OrgID, PropertyID: w.PropertyID,
+		EntityType: w.EntityType, AggregateVersion: w.AggregateVersion, Timestamp: w.Timestamp, Sequence: w.Sequence}
+	eff, err := effects(ev, &w.Metadata)
+	return ev, eff, err
+}
+
+// changes returns the effect of ev (its metadata still encoded) on the
+// daily rows, or a poison error if ev is malformed.
 func changes(ev domain.Event) ([]change, error) {
+	var md wireMeta
+	if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+		return nil, poison("event metadata: %v", err)
+	}
+	return effects(ev, &md)
+}
+
+// effects returns the effect of ev with its decoded metadata md.
+func effects(ev domain.Event, md *wireMeta) ([]change, error) {
 	if !ev.Type.Valid() {
 		return nil, poison("unknown event type %q", ev.Type)
 	}
@@ -117,10 +163,6 @@ func changes(ev domain.Event) ([]change, error) {
 	case domain.DailyApprovalGranted:
 		return nil, nil
 	case domain.CashBalanceUpdated:
-		var md domain.CashCountMetadata
-		if err := json.Unmarshal(ev.Metadata, &md); err != nil {
-			return nil, poison("cash count metadata: %v", err)
-		}
 		if ev.PropertyID == nil || md.Date.IsZero() || md.CountedClosingCents < 0 || md.CountedClosingCents > domain.MaxAmountCents ||
 			ev.AggregateVersion < 1 || ev.AggregateVersion > math.MaxInt32 {
 			return nil, poison("cash count event %s is incomplete", ev.ID)
@@ -132,11 +174,7 @@ func changes(ev domain.Event) ([]change, error) {
 	if !kind.Valid() || !matchesKind(ev.Type, kind) {
 		return nil, poison("event type %s does not fit entity type %s", ev.Type, ev.EntityType)
 	}
-	var md domain.TransactionMetadata
-	if err := json.Unmarshal(ev.Metadata, &md); err != nil {
-		return nil, poison("transaction metadata: %v", err)
-	}
-	var out []change
+	out := make([]change, 0, 2)
 	add := func(s domain.TransactionState, sign int64) error {
 		if s.PropertyID.IsZero() && ev.PropertyID != nil {
 			s.PropertyID = *ev.PropertyID
