@@ -70,6 +70,9 @@ type loadtestServer struct {
 	// nothing is projected either, and a run measures the write path
 	// alone.
 	pipeline bool
+	// maxInFlight bounds the requests the started API handles at once
+	// (0: its default).
+	maxInFlight int
 }
 
 // start returns the target: s.url as is, or an API started in this process
@@ -105,7 +108,7 @@ func (s loadtestServer) start(ctx context.Context, logger *slog.Logger) (_ *load
 	_, _ = rand.Read(secret[:])
 	cfg := app.Config{
 		HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "app"), DatabaseURL: t.databaseURL, Profile: s.profile,
-		Pool: s.pool, BcryptCost: s.bcryptCost, TokenSecret: hex.EncodeToString(secret[:]),
+		Pool: s.pool, BcryptCost: s.bcryptCost, TokenSecret: hex.EncodeToString(secret[:]), MaxInFlight: s.maxInFlight,
 	}
 	if !s.pipeline {
 		// The relay sleeps this long after a cycle that found little: its
@@ -145,6 +148,7 @@ func loadtestWrites(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.IntVar(&minConns, "pool-min-conns", 0, "idle connections of the API this run starts; 0: the serve default (HMP_LOADTEST_POOL_MIN_CONNS)")
 	fs.StringVar(&srv.profile, "profile", "", "scaling profile of the API this run starts; empty: the serve default (HMP_LOADTEST_PROFILE)")
 	fs.BoolVar(&srv.pipeline, "pipeline", true, "run the event pipeline (outbox relay, projector) of the API this run starts; false measures the write path alone (HMP_LOADTEST_PIPELINE)")
+	fs.IntVar(&srv.maxInFlight, "server-max-in-flight", 0, "requests the API this run starts handles at once; 0: its default (32), negative: unbounded (HMP_LOADTEST_SERVER_MAX_IN_FLIGHT)")
 	fs.IntVar(&srv.bcryptCost, "bcrypt-cost", 4, "password hashing cost of the API this run starts (signups only) (HMP_LOADTEST_BCRYPT_COST)")
 	fs.IntVar(&cfg.Orgs, "orgs", 10, "organizations signed up before the run (HMP_LOADTEST_ORGS)")
 	fs.IntVar(&cfg.Properties, "properties", 5, "properties per organization (HMP_LOADTEST_PROPERTIES)")

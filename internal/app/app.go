@@ -172,7 +172,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return a.Bus.Ping(ctx)
 		},
-		Metrics: reg, Gatherer: reg, Logger: logger,
+		MaxInFlight: cfg.MaxInFlight,
+		Metrics:     reg, Gatherer: reg, Logger: logger,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

@@ -35,6 +35,10 @@ type Deps struct {
 	// them out.
 	Reports    *reports.Service
 	Reconciler *reports.Reconciler
+	// MaxInFlight bounds the API requests handled at once; more wait their
+	// turn (cheaply, in this process) instead of crowding the database.
+	// Zero: unbounded.
+	MaxInFlight int
 	// Ready reports whether the dependencies answer, for /readyz.
 	Ready func(ctx context.Context) error
 	// Extra registers more operations (reports, admin) on the same API.
@@ -89,6 +93,7 @@ func New(d Deps) http.Handler {
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitBody(MaxBodyBytes),
+		limitInFlight(d.MaxInFlight),
 	)
 }
 
