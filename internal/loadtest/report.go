@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
@@ -64,18 +65,30 @@ type Param struct {
 type Check struct {
 	Name   string  `json:"name"`
 	Value  float64 `json:"value"`
-	Op     string  `json:"op"` // ">=" or "<"
+	Op     string  `json:"op"` // ">=", "<" or "<="
 	Target float64 `json:"target"`
 	Pass   bool    `json:"pass"`
 }
 
-// NewCheck evaluates value op target; op is ">=" or "<".
+// NewCheck evaluates value op target; op is ">=", "<" or "<=" (the last
+// for a figure known only as a bucket's upper bound).
 func NewCheck(name string, value float64, op string, target float64) Check {
 	pass := value >= target
-	if op == "<" {
+	switch op {
+	case "<":
 		pass = value < target
+	case "<=":
+		pass = value <= target
 	}
 	return Check{Name: name, Value: value, Op: op, Target: target, Pass: pass}
+}
+
+// Figure is a measurement of a phase that the table has no column for,
+// such as the projector's average batch size.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit,omitempty"`
 }
 
 // Passed reports whether every check passed.
@@ -149,6 +162,31 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	b.WriteString("(cores: CPU used during the measured window by this process, by the PostgreSQL cluster, by everything else, and\n" +
 		" stolen by the hypervisor; µs/op: the same per successful request or transaction)\n")
+	withTotals := r.Results
+	if len(r.Totals) > 0 && len(r.Results) > len(r.Totals) {
+		withTotals = append(append([]Result{}, r.Results...), r.Totals...)
+	}
+	for _, res := range withTotals {
+		if len(res.Figures) == 0 {
+			continue
+		}
+		round := strconv.Itoa(res.Round)
+		if res.Round == 0 {
+			round = "all"
+		}
+		fs := make([]string, len(res.Figures))
+		for i, f := range res.Figures {
+			prec := 2
+			if f.Value == math.Trunc(f.Value) {
+				prec = 0
+			}
+			fs[i] = f.Name + " " + strconv.FormatFloat(f.Value, 'f', prec, 64)
+			if f.Unit != "" {
+				fs[i] += " " + f.Unit
+			}
+		}
+		fmt.Fprintf(&b, "%s round %s: %s\n", res.Name, round, strings.Join(fs, ", "))
+	}
 	for _, res := range append(append([]Result{}, r.Results...), r.Totals...) {
 		if res.FirstError != "" {
 			fmt.Fprintf(&b, "\n%s round %d: %d failed, e.g. %s", res.Name, res.Round, res.Failed, res.FirstError)
@@ -162,7 +200,7 @@ func (r *Report) Print(w io.Writer) error {
 			if !c.Pass {
 				verdict = "FAIL"
 			}
-			fmt.Fprintf(ct, "  %s\t%.3g\t%s %.3g\t%s\n", c.Name, c.Value, c.Op, c.Target, verdict)
+			fmt.Fprintf(ct, "  %s\t%s\t%s %s\t%s\n", c.Name, fmtValue(c.Value), c.Op, fmtValue(c.Target), verdict)
 		}
 		if err := ct.Flush(); err != nil {
 			return err
@@ -173,6 +211,15 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// fmtValue writes v with three significant digits, or as a whole number
+// when it has more digits than that before the point.
+func fmtValue(v float64) string {
+	if math.Abs(v) >= 1000 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }
 
 func fmtDur(d time.Duration) string {

@@ -68,6 +68,8 @@ type Result struct {
 	FirstError string `json:"firstError,omitempty"`
 	// CPU is where the machine's CPU went during the window (Linux only).
 	CPU *CPU `json:"cpu,omitempty"`
+	// Figures are what a scenario measured beyond the columns above.
+	Figures []Figure `json:"figures,omitempty"`
 
 	hist *Histogram // for merging rounds
 }
