@@ -37,7 +37,7 @@ Commands:
   serve     run the HTTP API (embedded PostgreSQL unless HMP_DATABASE_URL is set)
   migrate   apply the schema migrations and exit
   reconcile recompute the cash book from the transactions and report mismatches
-  loadtest  drive a local HMP and measure it (writes: API vs pgbench)
+  loadtest  drive a local HMP and measure it (writes, projection, freshness)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
