@@ -93,7 +93,8 @@ func TestIDs(t *testing.T) {
 		}
 	}
 	ns := NewID(now)
-	if NameID(ns, "x") != NameID(ns, "x") || NameID(ns, "x") == NameID(ns, "y") || NameID(ns, "x").String()[14] != '5' {
+	x1, x2, y := NameID(ns, "x"), NameID(ns, "x"), NameID(ns, "y")
+	if x1 != x2 || x1 == y || x1.String()[14] != '5' {
 		t.Error("NameID is not a deterministic version 5 UUID")
 	}
 }
