@@ -432,7 +432,7 @@ Flags:`)
 		return fmt.Errorf("embedded postgres: %w", err)
 	}
 	defer local.Stop()
-	if err := migrateURL(ctx, local.URL(), logger); err != nil {
+	if err := app.Migrate(ctx, local.URL(), logger); err != nil {
 		return err
 	}
 	b, err := bus.Open(ctx, bus.Config{StoreDir: filepath.Join(dir, "nats")}, logger)
@@ -464,16 +464,6 @@ Flags:`)
 		return errors.New("a load test check failed")
 	}
 	return nil
-}
-
-// migrateURL applies every migration to the database at url.
-func migrateURL(ctx context.Context, url string, logger *slog.Logger) error {
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool, logger, app.Migrations()...)
 }
 
 func loadtestFreshness(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -231,12 +231,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if local != nil {
 		defer local.Stop()
 	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, logger, app.Migrations()...); err != nil {
+	if err := app.Migrate(ctx, url, logger); err != nil {
 		return err
 	}
 	logger.Info("migrations_current")

@@ -44,6 +44,17 @@ func Migrations() []postgres.MigrationSet {
 	}
 }
 
+// Migrate applies every package's pending migrations to the database at
+// url.
+func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
+	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return postgres.Migrate(ctx, pool, logger, Migrations()...)
+}
+
 // App is a running HMP.
 type App struct {
 	// Addr is the address the API listens on.
@@ -154,7 +165,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Relay.Stop)
-	a.Projector = reports.NewProjector(a.Pool, a.Bus, cfg.Projector, logger, clock, reg)
+	// Applied-event records must outlive every copy the stream can still
+	// deliver: keep them at least a day longer than the stream keeps events.
+	projCfg := cfg.Projector
+	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
+	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
 	if err := a.Projector.Start(ctx); err != nil {
 		return nil, err
 	}

@@ -259,7 +259,7 @@ func TestConcurrentWritesLoseNothing(t *testing.T) {
 			if i%2 == 1 {
 				token = f.mgr
 			}
-			return send(f.env, "PATCH", "/v1/finance/revenues/"+r.ID, token, map[string]any{"amountCents": 1000 + i})
+			return f.env.Send("PATCH", "/v1/finance/revenues/"+r.ID, token, map[string]any{"amountCents": 1000 + i})
 		})
 		byVersion := map[int]int64{}
 		for i, res := range results {
@@ -314,7 +314,7 @@ func TestConcurrentWritesLoseNothing(t *testing.T) {
 			r := create(f.env, f.mgr, "expense", txn(f.prop, int64(round+1)))
 			results := parallel(6, func(i int) (*apptest.Response, error) {
 				verb := []string{"approve", "reject"}[i%2]
-				return send(f.env, "POST", "/v1/finance/expenses/"+r.ID+"/"+verb, admin, map[string]any{})
+				return f.env.Send("POST", "/v1/finance/expenses/"+r.ID+"/"+verb, admin, map[string]any{})
 			})
 			wins := 0
 			for _, res := range results {
@@ -341,7 +341,7 @@ func TestConcurrentWritesLoseNothing(t *testing.T) {
 		for round := range 3 {
 			r := create(f.env, admin, "expense", txn(f.prop, int64(round+1)))
 			results := parallel(8, func(int) (*apptest.Response, error) {
-				return send(f.env, "DELETE", "/v1/finance/expenses/"+r.ID, f.mgr, nil)
+				return f.env.Send("DELETE", "/v1/finance/expenses/"+r.ID, f.mgr, nil)
 			})
 			ids := map[string]bool{}
 			for i, res := range results {
@@ -372,7 +372,7 @@ func TestConcurrentWritesLoseNothing(t *testing.T) {
 	t.Run("daily approvals", func(t *testing.T) {
 		f := f.in(t)
 		results := parallel(8, func(int) (*apptest.Response, error) {
-			return send(f.env, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": f.mgrID, "date": "2026-06-20"})
+			return f.env.Send("POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": f.mgrID, "date": "2026-06-20"})
 		})
 		granted := 0
 		for _, res := range results {
@@ -398,9 +398,9 @@ func TestConcurrentWritesLoseNothing(t *testing.T) {
 		r := create(f.env, admin, "revenue", txn(f.prop, 1))
 		results := parallel(8, func(i int) (*apptest.Response, error) {
 			if i == 0 {
-				return send(f.env, "DELETE", "/v1/finance/revenues/"+r.ID, admin, nil)
+				return f.env.Send("DELETE", "/v1/finance/revenues/"+r.ID, admin, nil)
 			}
-			return send(f.env, "PATCH", "/v1/finance/revenues/"+r.ID, admin, map[string]any{"amountCents": 10 + i})
+			return f.env.Send("PATCH", "/v1/finance/revenues/"+r.ID, admin, map[string]any{"amountCents": 10 + i})
 		})
 		edits := 0
 		for i, res := range results {

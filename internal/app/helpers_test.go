@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -328,40 +326,6 @@ func mustToken(t testing.TB, r *apptest.Response) {
 	if tok := r.Header.Get("X-Consistency-Token"); tok == "" {
 		t.Fatalf("%s: no X-Consistency-Token header", r)
 	}
-}
-
-// send is a request for goroutines: unlike Env.Do it reports failures as
-// an error instead of failing the test from the wrong goroutine.
-func send(e *apptest.Env, method, path, token string, body any, headers ...string) (*apptest.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.BaseURL+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read %s %s: %w", method, path, err)
-	}
-	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // roundTrip sends a prepared request.

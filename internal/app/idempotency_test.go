@@ -168,7 +168,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			responses[i], errs[i] = send(f.env, "POST", "/v1/finance/revenues", admin, body, "Idempotency-Key", "stampede")
+			responses[i], errs[i] = f.env.Send("POST", "/v1/finance/revenues", admin, body, "Idempotency-Key", "stampede")
 		})
 	}
 	close(start)

@@ -7,14 +7,11 @@ package app_test
 // "pipe" so that they never collide with the package's other tests.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,40 +212,10 @@ func pipePick(cashIn, bankIn, cashOut, bankOut *int64, r pipeRow) *int64 {
 	return bankOut
 }
 
-// pipeSend is a request that reports failure as an error, for goroutines.
-func pipeSend(e *apptest.Env, method, path, token string, body any) (*apptest.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.BaseURL+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
-}
-
 // write sends a write that must answer want, keeps its consistency token
 // and decodes the answer into v (if not nil).
 func (w *pipeWorld) write(want int, method, path, token string, body, v any) error {
-	r, err := pipeSend(w.env, method, path, token, body)
+	r, err := w.env.Send(method, path, token, body)
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func TestReconciliationUnderPoolPressure(t *testing.T) {
 	errs := make(chan error, concurrent)
 	for range concurrent {
 		go func() {
-			r, err := repSend(f.env, "POST", "/v1/reports/reconciliation", f.admin, map[string]any{})
+			r, err := f.env.Send("POST", "/v1/reports/reconciliation", f.admin, map[string]any{})
 			switch {
 			case err != nil:
 				errs <- err

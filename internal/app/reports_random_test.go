@@ -1,13 +1,10 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -594,7 +591,7 @@ func (w *repWorker) same(what string, got apptest.Row, id string) error {
 
 // history returns the event history of a row, for failure messages.
 func (w *repWorker) history(id string) string {
-	r, err := repSend(w.world.env, "GET", "/v1/finance/events?entityId="+id, w.world.admin, nil)
+	r, err := w.world.env.Send("GET", "/v1/finance/events?entityId="+id, w.world.admin, nil)
 	if err != nil {
 		return err.Error()
 	}
@@ -603,7 +600,7 @@ func (w *repWorker) history(id string) string {
 
 // expect sends a request, checks its status and decodes a success into out.
 func (w *repWorker) expect(what, stat string, status int, method, path, token string, body, out any) error {
-	r, err := repSend(w.world.env, method, path, token, body)
+	r, err := w.world.env.Send(method, path, token, body)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -620,36 +617,6 @@ func (w *repWorker) expect(what, stat string, status int, method, path, token st
 		}
 	}
 	return nil
-}
-
-// repSend is a request for goroutines: it reports failures as errors.
-func repSend(e *apptest.Env, method, path, token string, body any) (*apptest.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		buf, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.BaseURL+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read %s %s: %w", method, path, err)
-	}
-	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // repCheckServedRows compares every row the API lists with the ledger, so

@@ -152,6 +152,16 @@ func (r *Response) String() string { return fmt.Sprintf("%d %s", r.Status, r.Bod
 // any value (sent as JSON). headers are name, value pairs.
 func (e *Env) Do(method, path, token string, body any, headers ...string) *Response {
 	e.T.Helper()
+	r, err := e.Send(method, path, token, body, headers...)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return r
+}
+
+// Send is Do for goroutines: it reports a failure to send or receive as
+// an error instead of failing the test from the wrong goroutine.
+func (e *Env) Send(method, path, token string, body any, headers ...string) (*Response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -162,13 +172,13 @@ func (e *Env) Do(method, path, token string, body any, headers ...string) *Respo
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
-			e.T.Fatalf("encode body: %v", err)
+			return nil, fmt.Errorf("encode body: %w", err)
 		}
 		rd = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequest(method, e.BaseURL+path, rd)
 	if err != nil {
-		e.T.Fatalf("new request: %v", err)
+		return nil, fmt.Errorf("new request: %w", err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -181,14 +191,14 @@ func (e *Env) Do(method, path, token string, body any, headers ...string) *Respo
 	}
 	resp, err := e.Client.Do(req)
 	if err != nil {
-		e.T.Fatalf("%s %s: %v", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.T.Fatalf("read %s %s: %v", method, path, err)
+		return nil, fmt.Errorf("read %s %s: %w", method, path, err)
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // Must sends a request and fails the test unless the status is want.

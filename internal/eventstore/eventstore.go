@@ -140,7 +140,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]domain.Event, string, erro
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", postgres.Translate(err))
 	}
-	events, err := pgx.CollectRows(rows, ScanEvent)
+	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
 		return nil, "", fmt.Errorf("list events: %w", postgres.Translate(err))
 	}
@@ -152,9 +152,9 @@ func (s *Store) List(ctx context.Context, q Query) ([]domain.Event, string, erro
 	return events, next, nil
 }
 
-// ScanEvent reads one row of the column list used by this package's
+// scanEvent reads one row of the column list used by this package's
 // queries into an envelope.
-func ScanEvent(row pgx.CollectableRow) (domain.Event, error) {
+func scanEvent(row pgx.CollectableRow) (domain.Event, error) {
 	var (
 		e    domain.Event
 		meta []byte

@@ -34,12 +34,6 @@ type PatchInput struct {
 	Description   *string
 }
 
-// Empty reports whether the patch changes nothing.
-func (p PatchInput) Empty() bool {
-	return p.PropertyID == nil && p.Source == nil && p.Category == nil && p.AmountCents == nil &&
-		p.PaymentMode == nil && p.OccurredAt == nil && p.BankReference == nil && p.Description == nil
-}
-
 const (
 	maxCategory    = 100
 	maxDescription = 1000

@@ -41,16 +41,14 @@ type Deps struct {
 	MaxInFlight int
 	// Ready reports whether the dependencies answer, for /readyz.
 	Ready func(ctx context.Context) error
-	// Extra registers more operations (reports, admin) on the same API.
-	Extra []func(api huma.API, h *Helpers)
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
 }
 
-// Helpers is what other packages' route registrations reuse: the error
-// mapping and the caller's actor.
+// Helpers are what every route uses: the error mapping and the caller's
+// actor.
 type Helpers struct {
 	logger *slog.Logger
 }
@@ -82,9 +80,6 @@ func New(d Deps) http.Handler {
 	s.registerTenancy(api)
 	s.registerFinance(api)
 	s.registerReports(api)
-	for _, reg := range d.Extra {
-		reg(api, s.help)
-	}
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

@@ -219,9 +219,6 @@ func toPropertyBody(p tenancy.Property) propertyBody {
 	return propertyBody{ID: p.ID.String(), Name: p.Name, Type: p.Type, Timezone: p.Timezone, Currency: p.Currency}
 }
 
-// ParseID parses an id at a request location, answering 422 naming it.
-func ParseID(location, s string) (domain.ID, error) { return parseID(location, s) }
-
 func parseID(location, s string) (domain.ID, error) {
 	id, err := domain.ParseID(s)
 	if err != nil {

@@ -161,9 +161,6 @@ func (l *Local) Stop() error {
 	return l.stopErr
 }
 
-// Done is closed when the server process has exited.
-func (l *Local) Done() <-chan struct{} { return l.done }
-
 // attachRunning returns the cluster of cfg.Dir if a server already runs on
 // it (its postmaster.pid names a live process and a port that answers), so
 // that `hmp reconcile` can run beside `hmp serve` on the embedded default.

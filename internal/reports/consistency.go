@@ -33,9 +33,10 @@ func NewWaiter(p Progress, timeout time.Duration) *Waiter {
 // Wait blocks until every write committed before the call is in the
 // projection: first the relay must have published it (the check takes its
 // own snapshot, so any token handed out earlier is covered), then the
-// projector must have acknowledged that far. It answers ErrUnavailable
-// after the timeout, never stale data.
-func (w *Waiter) Wait(ctx context.Context, _ domain.Token) error {
+// projector must have acknowledged that far. A token handed out for an
+// earlier write therefore needs no value of its own here. It answers
+// ErrUnavailable after the timeout, never stale data.
+func (w *Waiter) Wait(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	delay := time.Millisecond

@@ -70,7 +70,7 @@ func (s *Service) wait(ctx context.Context, r Read) error {
 	if s.waiter == nil {
 		return fmt.Errorf("%w: consistent reads are not served here", domain.ErrUnavailable)
 	}
-	return s.waiter.Wait(ctx, *r.Token)
+	return s.waiter.Wait(ctx)
 }
 
 // DailyReport is one property's (or several properties') cash book day.
