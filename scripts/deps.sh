@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what HMP needs to build, run and test, when it is missing:
-# Go (checked, not installed) and the PostgreSQL server binaries (apt-get).
-# NATS JetStream runs embedded in the hmp binary; nothing to install.
+# Go (checked, not installed); with apt-get: the PostgreSQL server binaries
+# and hypopg (index advice), redis-server (the shared cache and rate-limit
+# tier in tests), chromium (browser tests of served pages) and prometheus
+# (promtool checks the exported alert rules). NATS JetStream runs embedded
+# in the hmp binary; nothing to install.
 set -euo pipefail
 
 need_go="1.26"
@@ -10,25 +13,38 @@ if ! command -v go >/dev/null 2>&1; then
 	exit 1
 fi
 
-have_pg() {
+pg_bin() {
 	for d in /usr/lib/postgresql/*/bin; do
 		if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then
 			v=$(basename "$(dirname "$d")")
-			if [ "${v%%.*}" -ge 15 ] 2>/dev/null; then return 0; fi
+			if [ "${v%%.*}" -ge 15 ] 2>/dev/null; then echo "$v"; return 0; fi
 		fi
 	done
-	command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1
+	return 1
 }
 
-if ! have_pg; then
+missing=()
+pgv=$(pg_bin || true)
+if [ -z "$pgv" ]; then
+	missing+=(postgresql postgresql-contrib)
+	pgv=15
+fi
+if ! ls /usr/share/postgresql/*/extension/hypopg.control >/dev/null 2>&1; then
+	missing+=("postgresql-${pgv}-hypopg")
+fi
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+
+if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
-		echo "deps: PostgreSQL 15+ server binaries are missing; install them (e.g. sudo apt-get install -y postgresql)" >&2
+		echo "deps: missing packages: ${missing[*]}; install them (e.g. sudo apt-get install -y ${missing[*]})" >&2
 		exit 1
 	fi
-	echo "deps: installing PostgreSQL server packages with apt-get" >&2
+	echo "deps: installing ${missing[*]} with apt-get" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # pgbench comes with the server packages; the write benchmark compares
