@@ -2,12 +2,11 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Beginner starts transactions; *pgxpool.Pool and pgx.Tx (savepoints) both
@@ -16,44 +15,49 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// maxTxAttempts bounds the retries of a transaction that lost a
-// serialization race or a deadlock.
+// maxTxAttempts bounds the runs of a transaction that keeps losing
+// serialization races or deadlocks.
 const maxTxAttempts = 5
+
+// txBackOff is the wait between two runs of a transaction that lost a
+// race: short (5 ms, doubling, jittered, at most 50 ms), because the
+// winner has committed by then and a request is waiting.
+func txBackOff() backoff.BackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 50 * time.Millisecond}
+}
+
+// serializationRetry runs op up to maxTxAttempts times while it fails with
+// a serialization failure or a deadlock, and returns op's last error
+// untouched (also when ctx ends between two runs).
+func serializationRetry(ctx context.Context, op func() error) error {
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		last = op()
+		if last != nil && !Serialization(last) {
+			return struct{}{}, backoff.Permanent(last)
+		}
+		return struct{}{}, last
+	}, backoff.WithBackOff(txBackOff()), backoff.WithMaxTries(maxTxAttempts), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return last
+	}
+	return nil
+}
 
 // WithTx runs fn in a transaction and commits it. It rolls back when fn
 // returns an error or panics, and runs fn again (up to five times in all)
 // when the server aborted the transaction for a serialization failure or a
 // deadlock, so fn must be safe to repeat.
 func WithTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		err = runTx(ctx, db, fn)
-		if err == nil || !retryable(err) || attempt == maxTxAttempts {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
-		}
-	}
+	return serializationRetry(ctx, func() error { return runTx(ctx, db, fn) })
 }
 
 // Retry runs fn, a single statement in its own implicit transaction, again
 // (up to five times in all) when the server aborted it for a
 // serialization failure or a deadlock. Errors are translated.
 func Retry(ctx context.Context, fn func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil || !retryable(err) || attempt == maxTxAttempts {
-			return Translate(err)
-		}
-		select {
-		case <-ctx.Done():
-			return Translate(err)
-		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
-		}
-	}
+	return Translate(serializationRetry(ctx, fn))
 }
 
 func runTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) {
@@ -77,12 +81,4 @@ func runTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) 
 		return fmt.Errorf("commit: %w", Translate(err))
 	}
 	return nil
-}
-
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "40001" || pgErr.Code == "40P01"
-	}
-	return false
 }
