@@ -75,9 +75,13 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 		}
 		idempotency.Queue(b, idempotency.Record{Key: remember.Key, RequestHash: remember.Hash, Status: status, Response: body, CreatedAt: now})
 	}
+	queueVolume(b, &t) // last: it locks the organization's volume row until the commit
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		if idempotency.IsDuplicate(err) {
 			return Transaction{}, Written{}, ErrIdempotencyRace
+		}
+		if overVolume(err) {
+			return Transaction{}, Written{}, volumeError(t.AmountCents)
 		}
 		return Transaction{}, Written{}, fmt.Errorf("create %s: %w", kind, postgres.Translate(err))
 	}
@@ -143,6 +147,9 @@ func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Ki
 			return err
 		}
 		if w, err = s.write(ctx, tx, ev, updateTx, updateArgs(&t)...); err != nil {
+			return err
+		}
+		if err := execVolume(ctx, tx, &t); err != nil {
 			return err
 		}
 		out = t
@@ -220,6 +227,9 @@ func (s *Service) Review(ctx context.Context, actor domain.Actor, kind domain.Ki
 			return err
 		}
 		if w, err = s.write(ctx, tx, ev, updateTx, updateArgs(&t)...); err != nil {
+			return err
+		}
+		if err := execVolume(ctx, tx, &t); err != nil {
 			return err
 		}
 		out = t

@@ -1,0 +1,66 @@
+package finance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"hmp/internal/domain"
+	"hmp/internal/postgres"
+)
+
+// addVolume adds an amount to its organization's gross volume. The domain
+// of the column refuses a total past domain.MaxOrgVolumeCents (see there
+// why that keeps every report figure inside int64); the write holding
+// this statement then fails as a whole. It is queued or run LAST in its
+// transaction: the organization's volume row stays locked until the
+// commit, so concurrent writes of one organization queue there only for
+// the commit itself.
+const addVolume = `
+INSERT INTO org_volumes AS v (org_id, gross_cents) VALUES ($1, $2)
+ON CONFLICT (org_id) DO UPDATE SET gross_cents = v.gross_cents + EXCLUDED.gross_cents`
+
+// volumeBound is the domain constraint that caps an organization's volume.
+const volumeBound = "org_volume_bound"
+
+// counts reports whether a row in state s adds to the volume: only an
+// approved or pending state moves money in the reports.
+func counts(s domain.Status) bool { return s == domain.Approved || s == domain.Pending }
+
+// queueVolume adds the row's amount to the volume in the batch b, if its
+// new state counts.
+func queueVolume(b *pgx.Batch, t *Transaction) {
+	if counts(t.Status) {
+		b.Queue(addVolume, t.OrgID, t.AmountCents)
+	}
+}
+
+// execVolume adds the row's amount to the volume in tx, if its new state
+// counts.
+func execVolume(ctx context.Context, tx pgx.Tx, t *Transaction) error {
+	if !counts(t.Status) {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, addVolume, t.OrgID, t.AmountCents); err != nil {
+		if overVolume(err) {
+			return volumeError(t.AmountCents)
+		}
+		return fmt.Errorf("add to the organization's volume: %w", postgres.Translate(err))
+	}
+	return nil
+}
+
+// overVolume reports whether err is the volume cap refusing a write.
+func overVolume(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && pgErr.ConstraintName == volumeBound
+}
+
+func volumeError(amount int64) error {
+	return domain.Invalid("body.amountCents", fmt.Sprintf(
+		"would take the organization's total volume of approved and pending amounts past %d; no more money can be recorded",
+		domain.MaxOrgVolumeCents), amount)
+}
