@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
 	"hmp/internal/domain"
@@ -151,18 +150,19 @@ func TestPipelineDeadLetterPoison(t *testing.T) {
 	}
 }
 
-// A message whose apply keeps failing for a reason that is not the
-// database being away goes to the dead-letter stream after MaxDeliver
-// deliveries, and does not hold back the others.
+// An event whose sums would leave int64 is impossible under the volume
+// cap (domain.MaxOrgVolumeCents), but rows written before the cap, or by
+// hand, can hold such sums: the projector's arithmetic is checked, and the
+// event goes to the dead-letter stream at its first delivery, with the
+// reason, while the events delivered with it (of its organization and of
+// another) are applied at once. Before, the whole batch failed and the
+// event was retried until MaxDeliver.
 //
-// No decodable event can make the apply fail by itself: the projector
-// validates every field the database would refuse (amounts, statuses,
-// dates, versions). So the failure comes from the database state: the
-// day's row was pushed to the edge of bigint, and adding the event
-// overflows it, every time.
-func TestPipelineDeadLetterAfterMaxDeliver(t *testing.T) {
+// The day's row is pushed to the edge of bigint by hand, and adding the
+// event overflows it, every time.
+func TestPipelineDeadLetterOverflow(t *testing.T) {
 	t.Parallel()
-	w := pipeStart(t, func(c *app.Config) { c.Projector.MaxDeliver = 3 })
+	w := pipeStart(t)
 	ctx := context.Background()
 	// A day outside the random history (April to June).
 	const broken = "2026-03-10"
@@ -185,9 +185,18 @@ func TestPipelineDeadLetterAfterMaxDeliver(t *testing.T) {
 		t.Fatalf("push the row to the edge: %v, %d rows", err, tag.RowsAffected())
 	}
 
-	// The failing event in the middle of a backlog: its batch fails, the
-	// others are then applied one by one.
+	// The failing event in the middle of a backlog, with a good event of
+	// another organization: its batch fails, the others are then applied
+	// one by one.
 	w.env.App.Projector.Stop()
+	other := w.env.Signup("Overflow Neighbour")
+	otherProp := w.env.Property(other.AdminToken, "Next Door", "UTC")
+	var neighbour apptest.Row
+	if err := w.write(201, "POST", "/v1/finance/revenues", other.AdminToken, apptest.Txn{
+		PropertyID: otherProp, Source: "room", AmountCents: 4200, PaymentMode: "cash", OccurredAt: broken + "T11:00:00Z",
+	}, &neighbour); err != nil {
+		t.Fatal(err)
+	}
 	o := w.ops(32)
 	for range 15 {
 		if err := o.step(); err != nil {
@@ -227,11 +236,16 @@ func TestPipelineDeadLetterAfterMaxDeliver(t *testing.T) {
 	if err := json.Unmarshal(m.Data, &ev); err != nil || ev.EntityID != failing.ID {
 		t.Fatalf("dead letter %s is not the failing event of %s (%v)", m.Data, failing.ID, err)
 	}
-	if r := m.Header.Get(bus.HeaderReason); !strings.Contains(r, "failed 3 deliveries") || !strings.Contains(r, "out of range") {
-		t.Errorf("reason %q, want the delivery count and the database error", r)
+	if r := m.Header.Get(bus.HeaderReason); !strings.Contains(r, "overflow") || !strings.Contains(r, "out of range") {
+		t.Errorf("reason %q, want the overflow and the database error", r)
 	}
-	if got := m.Header.Get(bus.HeaderDeliveries); got != "3" {
-		t.Errorf("dead-lettered after %s deliveries, want 3", got)
+	if got := m.Header.Get(bus.HeaderDeliveries); got != "1" {
+		t.Errorf("dead-lettered after %s deliveries, want at once", got)
+	}
+	var neighbourCash int64
+	if err := w.env.App.Pool.QueryRow(ctx, `SELECT cash_received FROM daily_cash_balances
+		WHERE org_id = $1 AND property_id = $2 AND business_date = $3`, other.ID, otherProp, broken).Scan(&neighbourCash); err != nil || neighbourCash != 4200 {
+		t.Fatalf("the other organization's day: cash received %d (%v), want 4200", neighbourCash, err)
 	}
 	var applied bool
 	if err := w.env.App.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM projector_applied WHERE org_id = $1 AND event_seq = $2)`,
@@ -256,6 +270,7 @@ func TestPipelineDeadLetterAfterMaxDeliver(t *testing.T) {
 		}
 	}
 	if n, events := w.appliedRecords(), w.eventCount(); n != events-1 {
+		// (the neighbour's event counts on both sides)
 		t.Fatalf("applied records = %d, want all %d events but the dead-lettered one", n, events)
 	}
 }

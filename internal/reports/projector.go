@@ -2,14 +2,12 @@ package reports
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/bus"
@@ -46,6 +44,12 @@ type ProjectorConfig struct {
 	// PruneEvery is the period of the pruning of applied-event records.
 	// Default 1 h.
 	PruneEvery time.Duration
+	// AfterCommit, if set, is called after each batch's transaction
+	// commits and before its messages are acknowledged, with one entry per
+	// property the batch changed (the earliest business date it changed).
+	// A crash between the two redelivers the batch, which changes nothing
+	// then (and calls AfterCommit with nothing). nil: nothing.
+	AfterCommit func(ctx context.Context, touched []Touched)
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -78,15 +82,18 @@ func (c ProjectorConfig) WithDefaults() ProjectorConfig {
 }
 
 // Projector consumes the events stream and keeps the daily and monthly
-// balance rows. Delivery is at least once; the applied-event record makes
-// the effect exactly once. Batches are coalesced per property and day and
+// balance rows. The durable consumer (fetch, acknowledgement, redelivery
+// with backoff, dead letters) is bus.Consumer; the projector only applies
+// batches. Delivery is at least once; the applied-event record makes the
+// effect exactly once. Batches are coalesced per property and day and
 // written with one multi-row upsert per table.
 type Projector struct {
-	cfg    ProjectorConfig
-	bus    *bus.Bus
-	apply  *applier
-	logger *slog.Logger
-	m      projectorMetrics
+	cfg      ProjectorConfig
+	bus      *bus.Bus
+	consumer *bus.Consumer
+	apply    *applier
+	logger   *slog.Logger
+	m        projectorMetrics
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -104,7 +111,8 @@ type projectorMetrics struct {
 	lag       prometheus.Histogram
 }
 
-// NewProjector returns a stopped projector. reg may be nil.
+// NewProjector returns a stopped projector. b may be nil for a projector
+// that is never started (pruning only); reg may be nil.
 func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Projector {
 	p := &Projector{
 		cfg: cfg.WithDefaults(), bus: b, apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
@@ -126,6 +134,20 @@ func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *s
 	if reg != nil {
 		reg.MustRegister(p.m.events, p.m.batches, p.m.batchSize, p.m.batchTime, p.m.failures, p.m.pruned, p.m.lag)
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+		p.logger = logger
+	}
+	p.consumer = bus.NewConsumer(b, bus.ConsumerConfig{
+		Durable: p.cfg.Durable, Description: "reports projector: daily and monthly cash balances",
+		MaxAckPending: p.cfg.MaxConcurrency, AckWait: p.cfg.AckWait, BatchSize: p.cfg.BatchSize,
+		Workers: p.cfg.Workers, Linger: p.cfg.Linger, MaxDeliver: p.cfg.MaxDeliver,
+		Settled: func(result string, n int) {
+			if result != "acked" { // applied and duplicates are counted at the commit
+				p.m.events.WithLabelValues(result).Add(float64(n))
+			}
+		},
+	}, p.handle, logger, reg)
 	return p
 }
 
@@ -139,23 +161,6 @@ func (p *Projector) Applied() <-chan struct{} {
 	return p.applied
 }
 
-// EnsureConsumer creates or updates the durable consumer with the
-// projector's settings.
-func (p *Projector) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	c, err := p.bus.JetStream().CreateOrUpdateConsumer(ctx, bus.EventsStream, jetstream.ConsumerConfig{
-		Durable: p.cfg.Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: p.cfg.AckWait,
-		// Unlimited at the server: the projector dead-letters by itself, so a
-		// message is never stranded unacknowledged (which would stall the
-		// ack floor that consistent reads wait on).
-		MaxDeliver: -1, MaxAckPending: p.cfg.MaxConcurrency, DeliverPolicy: jetstream.DeliverAllPolicy,
-		Description: "reports projector: daily and monthly cash balances",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("projector consumer: %w", err)
-	}
-	return c, nil
-}
-
 // Start consumes in the background until Stop. Safe to call twice.
 func (p *Projector) Start(ctx context.Context) error {
 	p.mu.Lock()
@@ -163,96 +168,16 @@ func (p *Projector) Start(ctx context.Context) error {
 	if p.cancel != nil {
 		return nil
 	}
-	it, err := p.subscribe(ctx)
-	if err != nil {
-		return err
+	if err := p.consumer.Start(ctx); err != nil {
+		return fmt.Errorf("projector: %w", err)
 	}
 	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	p.done = make(chan struct{})
-	msgs := make(chan jetstream.Msg, p.cfg.MaxConcurrency)
-	var wg sync.WaitGroup
-	wg.Add(1)
 	go func() {
-		defer wg.Done()
-		defer close(msgs)
-		p.fetch(ctx, it, msgs)
-	}()
-	for range p.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.work(ctx, msgs)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+		defer close(p.done)
 		p.pruneLoop(ctx)
 	}()
-	go func() { wg.Wait(); close(p.done) }()
 	return nil
-}
-
-// subscribe ensures the consumer and starts pulling from it.
-func (p *Projector) subscribe(ctx context.Context) (jetstream.MessagesContext, error) {
-	cons, err := p.EnsureConsumer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.MaxConcurrency))
-	if err != nil {
-		return nil, fmt.Errorf("projector pull: %w", err)
-	}
-	return it, nil
-}
-
-// fetch feeds msgs until ctx ends. On stop it drains the pull: the
-// messages already delivered to this process are handed on too, instead of
-// waiting out AckWait for a redelivery. If the pull ends by itself (the
-// consumer was deleted or lost) it creates the consumer again and goes on,
-// replaying from the start; the applied-event record absorbs the replay.
-func (p *Projector) fetch(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) {
-	retry := 100 * time.Millisecond
-	for {
-		stop := context.AfterFunc(ctx, it.Drain)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() == nil {
-					p.logger.Error("projector_fetch_failed", "error", err.Error())
-				}
-				break
-			}
-			msgs <- m
-		}
-		stop()
-		it.Stop()
-		for {
-			if !sleepCtx(ctx, retry) {
-				return
-			}
-			var err error
-			if it, err = p.subscribe(ctx); err == nil {
-				p.logger.Warn("projector_resubscribed")
-				retry = 100 * time.Millisecond
-				break
-			}
-			p.logger.Error("projector_subscribe_failed", "error", err.Error())
-			retry = min(retry*2, 5*time.Second)
-		}
-	}
-}
-
-// sleepCtx waits d and reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Stop stops fetching, lets the batches in progress finish, and waits.
@@ -263,174 +188,133 @@ func (p *Projector) Stop() {
 	p.cancel = nil
 	p.mu.Unlock()
 	if cancel != nil {
+		p.consumer.Stop()
 		cancel()
 		<-done
 	}
 }
 
-// work applies batches: it blocks for one message, then takes whatever
-// else is already waiting, up to BatchSize, so batches grow with load and
-// a lone event is applied at once.
-func (p *Projector) work(ctx context.Context, msgs <-chan jetstream.Msg) {
-	batch := make([]jetstream.Msg, 0, p.cfg.BatchSize)
-	for {
-		m, ok := <-msgs
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], m)
-		// Take what is waiting; then, when lingering, wait a little for
-		// more: under a steady trickle, a few milliseconds turn many
-		// one-event statements into one.
-		var (
-			deadline <-chan time.Time
-			timer    *time.Timer
-		)
-		if p.cfg.Linger > 0 && p.cfg.BatchSize > 1 {
-			timer = time.NewTimer(p.cfg.Linger)
-			deadline = timer.C
-		}
-	fill:
-		for len(batch) < p.cfg.BatchSize {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-				continue
-			default:
-			}
-			if deadline == nil {
-				break
-			}
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			case <-deadline:
-				break fill
-			}
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-		p.handle(context.WithoutCancel(ctx), batch)
-	}
-}
-
-// handle applies one batch. Poison messages are dead-lettered first; if
-// the rest fails together, each is tried alone so one bad event cannot
-// hold back the others.
-func (p *Projector) handle(ctx context.Context, batch []jetstream.Msg) {
+// handle applies one batch and says, per message, what failed and how.
+// Poison messages are marked first; if the rest fails together for a
+// reason other than the database being away, each is tried alone, so one
+// bad event cannot hold back the others: an event whose sums would leave
+// int64 is then marked poison (it is impossible under the volume cap), a
+// database fault transient (retried without limit), anything else left to
+// the consumer's bounded retries.
+func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 	start := time.Now()
+	errs := make([]error, len(batch))
 	events := make([]domain.Event, 0, len(batch))
 	effects := make([][]change, 0, len(batch))
-	good := make([]jetstream.Msg, 0, len(batch))
-	for _, m := range batch {
-		ev, eff, err := decode(m.Data())
+	good := make([]int, 0, len(batch))
+	failed := false
+	for i, m := range batch {
+		ev, eff, err := decode(m.Data)
 		if err != nil {
-			p.deadLetter(ctx, m, err.Error())
+			errs[i], failed = fmt.Errorf("%w: %w", bus.ErrPoison, err), true
 			continue
 		}
-		events, effects, good = append(events, ev), append(effects, eff), append(good, m)
+		events, effects, good = append(events, ev), append(effects, eff), append(good, i)
 	}
 	if len(good) == 0 {
-		return
+		return errs
 	}
 	fresh, err := p.apply.apply(ctx, events, effects)
 	if err == nil {
-		p.committed(good, events, fresh, start)
-		return
+		p.committed(ctx, events, effects, fresh, start)
+		if failed {
+			return errs
+		}
+		return nil
 	}
 	p.m.failures.Inc()
 	p.logger.Warn("projector_batch_failed", "events", len(good), "error", err.Error())
-	if p.transient(ctx, err) {
-		// The database is away: nothing is wrong with the events. Retry
-		// them later without counting towards dead-lettering.
-		for _, m := range good {
-			_ = m.NakWithDelay(time.Second)
+	if len(good) > 1 && !p.transient(ctx, err) {
+		for j, i := range good {
+			fresh, err := p.apply.apply(ctx, events[j:j+1], effects[j:j+1])
+			if err == nil {
+				p.committed(ctx, events[j:j+1], effects[j:j+1], fresh, time.Now())
+				continue
+			}
+			errs[i] = p.classify(ctx, err)
 		}
-		p.m.events.WithLabelValues("retried").Add(float64(len(good)))
-		return
+		return errs
 	}
-	if len(good) == 1 {
-		p.retryOrDeadLetter(ctx, good[0], err)
-		return
+	err = p.classify(ctx, err)
+	for _, i := range good {
+		errs[i] = err
 	}
-	for i, m := range good {
-		fresh, err := p.apply.apply(ctx, events[i:i+1], effects[i:i+1])
-		if err != nil {
-			p.retryOrDeadLetter(ctx, m, err)
-			continue
-		}
-		p.committed(good[i:i+1], events[i:i+1], fresh, time.Now())
-	}
+	return errs
 }
 
-// transient reports whether err comes from the database being unreachable
-// rather than from the events.
+// classify marks an apply error for the consumer.
+func (p *Projector) classify(ctx context.Context, err error) error {
+	switch {
+	case p.transient(ctx, err):
+		return fmt.Errorf("%w: %w", bus.ErrTransient, err)
+	case postgres.Overflow(err):
+		return fmt.Errorf("%w: the event's amounts would overflow its balances: %w", bus.ErrPoison, err)
+	}
+	return err
+}
+
+// transient reports whether err comes from the database being away,
+// overloaded or in the way rather than from the events: by its class, or,
+// for an unclassified error, by the database not answering a ping.
 func (p *Projector) transient(ctx context.Context, err error) bool {
-	if errors.Is(postgres.Translate(err), domain.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+	if postgres.Transient(err) {
 		return true
+	}
+	if postgres.Overflow(err) {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return p.apply.pool.Ping(ctx) != nil
 }
 
-func (p *Projector) committed(msgs []jetstream.Msg, events []domain.Event, fresh map[eventRef]bool, start time.Time) {
-	for _, m := range msgs {
-		_ = m.Ack() // a lost ack means a redelivery, which the applied record absorbs
-	}
+// committed accounts for a committed batch and tells AfterCommit what it
+// changed, before the consumer acknowledges its messages.
+func (p *Projector) committed(ctx context.Context, events []domain.Event, effects [][]change, fresh map[eventRef]bool, start time.Time) {
 	// Freshness: from the write (its event's timestamp, taken just before
 	// its commit) to the moment its effect is readable.
 	now := p.apply.now()
-	for _, ev := range events {
-		if fresh[eventRef{ev.OrgID, ev.Sequence}] {
-			p.m.lag.Observe(max(now.Sub(ev.Timestamp), 0).Seconds())
+	var touched map[[2]domain.ID]domain.Date
+	if p.cfg.AfterCommit != nil {
+		touched = make(map[[2]domain.ID]domain.Date)
+	}
+	for i, ev := range events {
+		r := eventRef{ev.OrgID, ev.Sequence}
+		if !fresh[r] {
+			continue
+		}
+		p.m.lag.Observe(max(now.Sub(ev.Timestamp), 0).Seconds())
+		if touched == nil {
+			continue
+		}
+		for _, c := range effects[i] {
+			k := [2]domain.ID{c.key.org, c.key.property}
+			if d, ok := touched[k]; !ok || c.key.date.Before(d) {
+				touched[k] = c.key.date
+			}
 		}
 	}
+	if touched != nil {
+		out := make([]Touched, 0, len(touched))
+		for k, d := range touched {
+			out = append(out, Touched{OrgID: k[0], PropertyID: k[1], From: d})
+		}
+		p.cfg.AfterCommit(ctx, out)
+	}
 	p.m.events.WithLabelValues("applied").Add(float64(len(fresh)))
-	p.m.events.WithLabelValues("duplicate").Add(float64(len(msgs) - len(fresh)))
+	p.m.events.WithLabelValues("duplicate").Add(float64(len(events) - len(fresh)))
 	p.m.batches.Inc()
-	p.m.batchSize.Observe(float64(len(msgs)))
+	p.m.batchSize.Observe(float64(len(events)))
 	p.m.batchTime.Observe(time.Since(start).Seconds())
 	p.mu.Lock()
 	close(p.applied)
 	p.applied = make(chan struct{})
 	p.mu.Unlock()
-}
-
-// retryOrDeadLetter asks for a later redelivery, backing off, until the
-// message has been delivered MaxDeliver times; then it is dead-lettered.
-func (p *Projector) retryOrDeadLetter(ctx context.Context, m jetstream.Msg, err error) {
-	md, mdErr := m.Metadata()
-	if mdErr == nil && md.NumDelivered >= uint64(p.cfg.MaxDeliver) {
-		p.deadLetter(ctx, m, fmt.Sprintf("failed %d deliveries: %v", md.NumDelivered, err))
-		return
-	}
-	// Short backoff: while a message waits for redelivery the consumer's
-	// ack floor stands still, and consistent reads of every organization
-	// wait on it; MaxDeliver attempts must fit in their 5 s bound.
-	delay := time.Second
-	if mdErr == nil {
-		delay = min(time.Duration(1<<min(md.NumDelivered-1, 5))*200*time.Millisecond, 5*time.Second)
-	}
-	p.m.events.WithLabelValues("retried").Inc()
-	_ = m.NakWithDelay(delay)
-}
-
-func (p *Projector) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {
-	if err := p.bus.DeadLetter(ctx, m, p.cfg.Durable, reason); err != nil {
-		p.logger.Error("projector_dead_letter_failed", "error", err.Error(), "reason", reason)
-		_ = m.NakWithDelay(5 * time.Second)
-		return
-	}
-	p.m.events.WithLabelValues("dead_lettered").Inc()
-	p.logger.Warn("projector_dead_lettered", "subject", m.Subject(), "reason", reason)
 }
 
 func (p *Projector) pruneLoop(ctx context.Context) {
