@@ -160,7 +160,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Bus.Close)
-	a.Relay = eventstore.NewRelay(a.Pool, a.Bus, cfg.Relay, logger, clock, reg)
+	a.Relay = eventstore.NewRelay(a.Pool, bus.NewPublisher(a.Bus, cfg.Publish, logger, reg), cfg.Relay, logger, clock, reg)
 	if err := a.Relay.Start(ctx); err != nil {
 		return nil, err
 	}
