@@ -160,21 +160,28 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Bus.Close)
-	a.Relay = eventstore.NewRelay(a.Pool, a.Bus, cfg.Relay, logger, clock, reg)
-	if err := a.Relay.Start(ctx); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.Relay.Stop)
 	// Applied-event records must outlive every copy the stream can still
 	// deliver: keep them at least a day longer than the stream keeps events.
 	projCfg := cfg.Projector
 	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
+	// Consistent reads and the relay's recovery from a remade stream both
+	// ask PostgreSQL what the projection has applied.
+	applied := reports.NewAppliedProgress(a.Pool, clock, projCfg.WithDefaults().Retention)
+	relayCfg := cfg.Relay
+	if relayCfg.Rewind == nil {
+		relayCfg.Rewind = applied.OldestUnapplied
+	}
+	a.Relay = eventstore.NewRelay(a.Pool, bus.NewPublisher(a.Bus, cfg.Publish, logger, reg), relayCfg, logger, clock, reg)
+	if err := a.Relay.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Relay.Stop)
 	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
 	if err := a.Projector.Start(ctx); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Projector.Stop)
-	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
+	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 
 	handler := httpapi.New(httpapi.Deps{
@@ -241,8 +248,11 @@ func (a *App) Close() {
 	a.logger.Info("hmp_stopped")
 }
 
-// pipeline reports the event pipeline's progress to the consistency wait.
+// pipeline reports the event pipeline's progress to the consistency wait:
+// per organization from PostgreSQL, and the stream-wide fallback from the
+// relay's record and the projector's acknowledgement floor.
 type pipeline struct {
+	*reports.AppliedProgress
 	events  *eventstore.Store
 	bus     *bus.Bus
 	durable string

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"hmp/internal/bus"
 	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
@@ -37,6 +38,9 @@ type Config struct {
 	Projector reports.ProjectorConfig
 	// Relay tunes the outbox relay. Zero fields: defaults.
 	Relay eventstore.RelayConfig
+	// Publish bounds the relay's publishes (acknowledgement timeout) and
+	// tunes their circuit breaker. Zero fields: defaults.
+	Publish bus.PublisherConfig
 	// MaxInFlight bounds the API requests handled at once; more queue.
 	// Default 32 (measured best on 2 cores); negative: unbounded.
 	MaxInFlight int

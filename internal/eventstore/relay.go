@@ -2,11 +2,13 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,15 @@ type Publisher interface {
 	PublishEvents(ctx context.Context, events []domain.Event) (uint64, error)
 }
 
+// StreamWatcher is implemented by a Publisher that can tell when its
+// stream was made anew (deleted and recreated, or its data lost): the
+// stream's creation time then changes and its sequences start over.
+type StreamWatcher interface {
+	// StreamEpoch returns the stream's creation time, creating the stream
+	// first if it is missing.
+	StreamEpoch(ctx context.Context) (time.Time, error)
+}
+
 // RelayConfig tunes the relay. The zero value of each field means its
 // default.
 type RelayConfig struct {
@@ -30,8 +41,27 @@ type RelayConfig struct {
 	// BatchSize is the most events published per cycle. Default 1000.
 	BatchSize int
 	// LeaderRetry is how often a standby relay tries to become the active
-	// one. Default 2 s.
+	// one, and how long a leader that gave up waits before trying again.
+	// Default 2 s.
 	LeaderRetry time.Duration
+	// PublishTimeout bounds each publish, acknowledgements included.
+	// Default 10 s.
+	PublishTimeout time.Duration
+	// StallTimeout is how long a leader retries failing cycles (bus or
+	// database) before it gives up leadership (closing its connection, so
+	// the lock is released even when the database connection hangs) and
+	// lets another instance take over. It also bounds each cycle. Default
+	// 30 s.
+	StallTimeout time.Duration
+	// StreamCheck is how often the leader checks, through a Publisher that
+	// is a StreamWatcher, whether the stream was made anew; it also checks
+	// after every failed cycle. Default 2 s.
+	StreamCheck time.Duration
+	// Rewind returns the oldest transaction id whose events a consumer may
+	// still need: after the stream was made anew the relay re-publishes from
+	// there (from its cursor if that is older). nil: from the start of the
+	// outbox.
+	Rewind func(ctx context.Context) (int64, error)
 }
 
 func (c RelayConfig) withDefaults() RelayConfig {
@@ -43,6 +73,15 @@ func (c RelayConfig) withDefaults() RelayConfig {
 	}
 	if c.LeaderRetry == 0 {
 		c.LeaderRetry = 2 * time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 30 * time.Second
+	}
+	if c.StreamCheck == 0 {
+		c.StreamCheck = 2 * time.Second
 	}
 	return c
 }
@@ -72,6 +111,8 @@ type Relay struct {
 	backlog   prometheus.Gauge
 	errors    prometheus.Counter
 	leader    prometheus.Gauge
+	resets    prometheus.Counter
+	giveUps   prometheus.Counter
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -87,11 +128,15 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, logger *slog.L
 		lag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_lag_seconds", Help: "Age of the oldest event the last relay cycle published (0 when idle)."}),
 		errors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_errors_total", Help: "Relay cycles that failed and will be retried."}),
 		leader:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_leader", Help: "1 when this instance runs the active relay."}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_stream_resets_total",
+			Help: "Times the relay found the events stream made anew and re-published from the outbox."}),
+		giveUps: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_leadership_given_up_total",
+			Help: "Times the leader made no progress for the stall timeout and gave up leadership."}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_outbox_oldest_unpublished_seconds",
 			Help: "Age of the oldest committed event not yet published (0 when none), sampled every few seconds whether or not the relay runs."}),
 	}
 	if reg != nil {
-		reg.MustRegister(r.published, r.lag, r.errors, r.leader, r.backlog)
+		reg.MustRegister(r.published, r.lag, r.errors, r.leader, r.backlog, r.resets, r.giveUps)
 	}
 	return r
 }
@@ -176,56 +221,155 @@ func (r *Relay) run(ctx context.Context) {
 	}
 }
 
+// errStalled is returned by lead when the leader gave up.
+var errStalled = errors.New("no progress")
+
 // lead takes the relay lock on a dedicated connection and relays until the
-// context ends or something fails. It returns nil when another instance
-// holds the lock.
-func (r *Relay) lead(ctx context.Context) error {
+// context ends or it cannot make progress for StallTimeout. It returns nil
+// when another instance holds the lock.
+func (r *Relay) lead(ctx context.Context) (err error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire relay connection: %w", err)
 	}
-	defer conn.Release()
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(relayLockID)).Scan(&ok); err != nil {
+		conn.Release()
 		return fmt.Errorf("relay lock: %w", err)
 	}
 	if !ok {
+		conn.Release()
 		return nil
 	}
 	r.leader.Set(1)
 	defer func() {
 		r.leader.Set(0)
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(relayLockID))
+		if errors.Is(err, errStalled) {
+			// The connection itself may be what hangs: close it, which
+			// ends the session and so releases the lock server-side.
+			r.giveUps.Inc()
+			c := conn.Hijack()
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_ = c.Close(closeCtx)
+			cancel()
+			return
+		}
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, _ = conn.Exec(unlockCtx, `SELECT pg_advisory_unlock($1)`, int64(relayLockID))
+		cancel()
+		conn.Release()
 	}()
 	r.logger.Info("relay_leading")
-	var cur relayCursor
-	err = conn.QueryRow(ctx, `SELECT cursor_tx::text::bigint, cursor_seq, horizon::text::bigint FROM relay_state WHERE id = 1`).
-		Scan(&cur.tx, &cur.seq, &cur.horizon)
+	var (
+		cur   relayCursor
+		epoch *time.Time
+	)
+	err = conn.QueryRow(ctx, `SELECT cursor_tx::text::bigint, cursor_seq, horizon::text::bigint, stream_epoch FROM relay_state WHERE id = 1`).
+		Scan(&cur.tx, &cur.seq, &cur.horizon, &epoch)
 	if err != nil {
 		return fmt.Errorf("read relay state: %w", postgres.Translate(err))
 	}
-	backoff := r.cfg.PollInterval
-	for ctx.Err() == nil {
-		n, err := r.cycle(ctx, conn.Conn(), &cur)
-		r.signalCycle()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	if epoch != nil {
+		cur.epoch = *epoch
+	}
+	watcher, _ := r.pub.(StreamWatcher)
+	checkStream := watcher != nil // at once, then now and then and after failures
+	var lastCheck time.Time
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = r.cfg.PollInterval, 5*time.Second
+	attempt := func() (int, error) {
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.StallTimeout)
+		defer cancel()
+		var n int
+		err := func() error {
+			if checkStream || (watcher != nil && time.Since(lastCheck) >= r.cfg.StreamCheck) {
+				if err := r.checkStream(cctx, conn.Conn(), watcher, &cur); err != nil {
+					return err
+				}
+				checkStream, lastCheck = false, time.Now()
 			}
-			r.errors.Inc()
-			r.logger.Warn("relay_cycle_failed", "error", err.Error())
+			var err error
+			n, err = r.cycle(cctx, conn.Conn(), &cur)
+			return err
+		}()
+		r.signalCycle()
+		if err == nil {
+			return n, nil
+		}
+		if ctx.Err() != nil {
+			return 0, backoff.Permanent(ctx.Err())
+		}
+		r.errors.Inc()
+		r.logger.Warn("relay_cycle_failed", "error", err.Error())
+		checkStream = watcher != nil
+		if conn.Conn().IsClosed() {
+			return 0, backoff.Permanent(err)
+		}
+		return 0, err
+	}
+	for ctx.Err() == nil {
+		n, err := backoff.Retry(ctx, attempt, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(r.cfg.StallTimeout))
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
 			if conn.Conn().IsClosed() {
 				return err
 			}
-			backoff = min(backoff*2, 5*time.Second)
-			sleep(ctx, backoff)
-			continue
+			r.logger.Error("relay_giving_up_leadership", "stall_timeout", r.cfg.StallTimeout.String(), "error", err.Error())
+			return fmt.Errorf("%w for %s, gave up leadership: %w", errStalled, r.cfg.StallTimeout, err)
 		}
-		backoff = r.cfg.PollInterval
 		if n < r.cfg.BatchSize {
 			sleep(ctx, r.cfg.PollInterval)
 		}
 	}
+	return nil
+}
+
+// checkStream compares the stream's creation time with the one on
+// record. A new stream has lost whatever the old one held (its sequences
+// start over): the relay rewinds its cursor to the oldest event a consumer
+// may still need and resets the recorded stream sequence, so consistent
+// reads waiting on it are released by the new stream's progress.
+func (r *Relay) checkStream(ctx context.Context, conn *pgx.Conn, w StreamWatcher, cur *relayCursor) error {
+	epoch, err := w.StreamEpoch(ctx)
+	if err != nil {
+		return fmt.Errorf("check stream: %w", err)
+	}
+	epoch = epoch.UTC().Truncate(time.Microsecond) // as PostgreSQL keeps it
+	if epoch.Equal(cur.epoch) {
+		return nil
+	}
+	if cur.epoch.IsZero() {
+		if _, err := conn.Exec(ctx, `UPDATE relay_state SET stream_epoch = $1 WHERE id = 1`, epoch); err != nil {
+			return fmt.Errorf("record stream epoch: %w", postgres.Translate(err))
+		}
+		cur.epoch = epoch
+		return nil
+	}
+	var from int64
+	if r.cfg.Rewind != nil {
+		if from, err = r.cfg.Rewind(ctx); err != nil {
+			return fmt.Errorf("find where to re-publish from: %w", err)
+		}
+	}
+	next := *cur
+	if from < cur.tx || (from == cur.tx && cur.seq > 0) {
+		next.tx, next.seq = from, 0
+	}
+	next.horizon = min(cur.horizon, next.tx)
+	next.streamSeq, next.unpersisted, next.epoch = 0, false, epoch
+	_, err = conn.Exec(ctx, `
+		UPDATE relay_state SET cursor_tx = $1::bigint::text::xid8, cursor_seq = $2, horizon = $3::bigint::text::xid8,
+			stream_seq = 0, stream_epoch = $4, updated_at = $5
+		WHERE id = 1`, next.tx, next.seq, next.horizon, epoch, r.now())
+	if err != nil {
+		return fmt.Errorf("record stream reset: %w", postgres.Translate(err))
+	}
+	r.resets.Inc()
+	r.logger.Warn("relay_stream_reset", "old_epoch", cur.epoch, "new_epoch", epoch, "from_tx", next.tx)
+	next.persisted = time.Now()
+	*cur = next
 	return nil
 }
 
@@ -251,6 +395,9 @@ type relayCursor struct {
 	// streamSeq is the highest stream sequence they got.
 	unpersisted bool
 	streamSeq   uint64
+	// epoch is the creation time of the stream published to (zero: not
+	// known yet).
+	epoch time.Time
 }
 
 // persistEvery bounds how stale the recorded horizon gets while no event
@@ -305,8 +452,11 @@ func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (in
 	}
 	var streamSeq uint64
 	if len(events) > 0 {
-		if streamSeq, err = r.pub.PublishEvents(ctx, events); err != nil {
-			return 0, err
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+		streamSeq, err = r.pub.PublishEvents(pctx, events)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("publish %d events: %w", len(events), err)
 		}
 		r.published.Add(float64(len(events)))
 		r.lag.Set(r.now().Sub(events[0].Timestamp).Seconds())
@@ -317,7 +467,7 @@ func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (in
 	// the horizon stops before that transaction. Otherwise every
 	// transaction older than xmin is done.
 	next := relayCursor{tx: xmin, seq: 0, horizon: xmin, persisted: cur.persisted,
-		unpersisted: cur.unpersisted || len(events) > 0, streamSeq: max(cur.streamSeq, streamSeq)}
+		unpersisted: cur.unpersisted || len(events) > 0, streamSeq: max(cur.streamSeq, streamSeq), epoch: cur.epoch}
 	if len(events) == r.cfg.BatchSize {
 		next.tx, next.seq, next.horizon = lastTx, events[len(events)-1].Sequence, lastTx
 	}

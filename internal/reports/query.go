@@ -122,7 +122,7 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	if err != nil {
 		return DailyReport{}, err
 	}
-	if err := s.wait(ctx, r); err != nil {
+	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return DailyReport{}, err
 	}
 	days, err := s.days(ctx, actor.OrgID, props, date, date, r.IncludePending)
@@ -157,7 +157,7 @@ func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, property
 	if err != nil {
 		return nil, err
 	}
-	if err := s.wait(ctx, r); err != nil {
+	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return nil, err
 	}
 	return s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
@@ -194,7 +194,7 @@ func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propert
 	if err != nil {
 		return MonthlyReport{}, err
 	}
-	if err := s.wait(ctx, r); err != nil {
+	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return MonthlyReport{}, err
 	}
 	start := domain.Date{Year: year, Month: month, Day: 1}
@@ -240,7 +240,7 @@ func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propert
 	if err != nil {
 		return nil, err
 	}
-	if err := s.wait(ctx, r); err != nil {
+	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return nil, err
 	}
 	out := make([]MonthSummary, 12)

@@ -62,15 +62,16 @@ type Read struct {
 	Token *domain.Token
 }
 
-// wait holds a read until its token's writes are reflected.
-func (s *Service) wait(ctx context.Context, r Read) error {
+// wait holds a read of org until its token's writes (and every write of
+// org committed before the read) are reflected.
+func (s *Service) wait(ctx context.Context, org domain.ID, r Read) error {
 	if r.Token == nil {
 		return nil
 	}
 	if s.waiter == nil {
 		return fmt.Errorf("%w: consistent reads are not served here", domain.ErrUnavailable)
 	}
-	return s.waiter.Wait(ctx)
+	return s.waiter.Wait(ctx, org)
 }
 
 // DailyReport is one property's (or several properties') cash book day.
