@@ -183,9 +183,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		Reconciler: reports.NewReconciler(reportSvc, fin),
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
+				return &httpapi.DependencyError{Name: "database", Err: err}
 			}
-			return a.Bus.Ping(ctx)
+			if err := a.Bus.Ping(ctx); err != nil {
+				return &httpapi.DependencyError{Name: "bus", Err: err}
+			}
+			return nil
 		},
 		MaxInFlight: cfg.MaxInFlight,
 		Metrics:     reg, Gatherer: reg, Logger: logger,

@@ -39,7 +39,8 @@ type Deps struct {
 	// turn (cheaply, in this process) instead of crowding the database.
 	// Zero: unbounded.
 	MaxInFlight int
-	// Ready reports whether the dependencies answer, for /readyz.
+	// Ready reports whether the dependencies answer, for /readyz; a
+	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
@@ -115,7 +116,7 @@ func (s *server) registerOps(api huma.API) {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			if err := s.Ready(ctx); err != nil {
-				return nil, huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("not ready: "+err.Error()), http.Header{"Retry-After": {"1"}})
+				return nil, s.notReady(ctx, err)
 			}
 		}
 		out := &healthOutput{}
