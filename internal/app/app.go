@@ -174,6 +174,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Projector.Stop)
+	pruner := idempotency.NewPruner(idem, cfg.IdempotencyPruner, logger, reg)
+	if err := pruner.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pruner.Stop)
 	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 

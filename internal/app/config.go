@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hmp/internal/eventstore"
+	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	Projector reports.ProjectorConfig
 	// Relay tunes the outbox relay. Zero fields: defaults.
 	Relay eventstore.RelayConfig
+	// IdempotencyPruner tunes the background deletion of expired
+	// idempotency keys. Zero fields: defaults (every 5 min).
+	IdempotencyPruner idempotency.PrunerConfig
 	// MaxInFlight bounds the API requests handled at once; more queue.
 	// Default 32 (measured best on 2 cores); negative: unbounded.
 	MaxInFlight int
