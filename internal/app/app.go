@@ -182,7 +182,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 
+	limiter, err := a.rateLimiter(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(httpapi.Deps{
+		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
 		Reports:    reportSvc,
 		Reconciler: reports.NewReconciler(reportSvc, fin),

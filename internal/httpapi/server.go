@@ -17,6 +17,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
+	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -39,6 +40,8 @@ type Deps struct {
 	// turn (cheaply, in this process) instead of crowding the database.
 	// Zero: unbounded.
 	MaxInFlight int
+	// Limiter applies the rate limits (login, signup, writes); nil: none.
+	Limiter *ratelimit.Limiter
 	// Ready reports whether the dependencies answer, for /readyz; a
 	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
@@ -88,6 +91,7 @@ func New(d Deps) http.Handler {
 	return chain(mux,
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
+		limitAnonymous(d.Limiter),
 		limitBody(MaxBodyBytes),
 		limitInFlight(d.MaxInFlight),
 	)
