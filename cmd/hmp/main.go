@@ -121,7 +121,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	c.register(fs)
 	fs.StringVar(&c.cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the API listens on (HMP_HTTP_ADDR)")
-	fs.StringVar(&c.cfg.Profile, "profile", app.DefaultProfile, "scaling profile: baseline (the guide's before) or phase1 (HMP_PROFILE)")
+	fs.StringVar(&c.cfg.Profile, "profile", app.DefaultProfile, "scaling profile: baseline (the guide's before), phase1, phase2 or phase3 (HMP_PROFILE)")
 	fs.StringVar(&c.cfg.NATSURL, "nats-url", "", "NATS JetStream URL; empty runs an embedded server under the data dir (HMP_NATS_URL)")
 	maxConns := fs.Int("pool-max-conns", 0, "most open database connections; 0: the profile's (phase1: 100) (HMP_POOL_MAX_CONNS)")
 	minConns := fs.Int("pool-min-conns", 0, "connections kept open while idle; 0: the profile's (phase1: 10) (HMP_POOL_MIN_CONNS)")
@@ -133,6 +133,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
+	registerEdge(fs, &c.cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
 		fs.PrintDefaults()

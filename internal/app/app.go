@@ -181,18 +181,31 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Projector.Stop)
+	pruner := idempotency.NewPruner(idem, cfg.IdempotencyPruner, logger, reg)
+	if err := pruner.Start(ctx); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, pruner.Stop)
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 
+	limiter, err := a.rateLimiter(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(httpapi.Deps{
+		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
 		Reports:    reportSvc,
 		Reconciler: reports.NewReconciler(reportSvc, fin),
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
+				return &httpapi.DependencyError{Name: "database", Err: err}
 			}
-			return a.Bus.Ping(ctx)
+			if err := a.Bus.Ping(ctx); err != nil {
+				return &httpapi.DependencyError{Name: "bus", Err: err}
+			}
+			return nil
 		},
 		MaxInFlight: cfg.MaxInFlight,
 		Metrics:     reg, Gatherer: reg, Logger: logger,

@@ -8,7 +8,9 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/eventstore"
+	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 )
 
@@ -41,6 +43,16 @@ type Config struct {
 	// Publish bounds the relay's publishes (acknowledgement timeout) and
 	// tunes their circuit breaker. Zero fields: defaults.
 	Publish bus.PublisherConfig
+	// RateLimits are the request budgets answered with 429 past their
+	// count. Zero fields: defaults (writes: the profile's); a negative
+	// Count: unlimited.
+	RateLimits RateLimits
+	// RedisURL points at the Redis that instances share (rate limit
+	// budgets). Empty: every budget is in process, per instance.
+	RedisURL string
+	// IdempotencyPruner tunes the background deletion of expired
+	// idempotency keys. Zero fields: defaults (every 5 min).
+	IdempotencyPruner idempotency.PrunerConfig
 	// MaxInFlight bounds the API requests handled at once; more queue.
 	// Default 32 (measured best on 2 cores); negative: unbounded.
 	MaxInFlight int
@@ -79,6 +91,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Pool = c.Pool.WithDefaults()
 	c.Projector = c.Projector.WithDefaults()
+	c.RateLimits = c.RateLimits.withDefaults(c.Profile)
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 32
 	}
@@ -159,4 +172,57 @@ func overlayProjector(c, p reports.ProjectorConfig) reports.ProjectorConfig {
 		c.Linger = p.Linger
 	}
 	return c
+}
+
+// RateLimits are the budgets of the HTTP edge. Each allows Count actions
+// per Period in a burst of up to Count; a negative Count is unlimited.
+type RateLimits struct {
+	// LoginPerEmail bounds password guessing against one account,
+	// wherever it comes from. Default 10 per 5 min.
+	LoginPerEmail ratelimit.Limit
+	// LoginPerAddr bounds the logins (and their bcrypt work) of one client
+	// address. Default 60 per 1 min.
+	LoginPerAddr ratelimit.Limit
+	// SignupPerAddr bounds the signups of one client address. Default 100
+	// per 10 min (a load test signs up its organizations from one address).
+	SignupPerAddr ratelimit.Limit
+	// WritesPerUser bounds the writes (POST, PUT, PATCH, DELETE) of one
+	// user. Default: the profile's (phase3: 100 per 60 s; others
+	// unlimited, so that load tests measure the database).
+	WritesPerUser ratelimit.Limit
+	// WritesPerOrg bounds the writes of one organization. Default: the
+	// profile's (phase3: 1,000 per 60 s; others unlimited).
+	WritesPerOrg ratelimit.Limit
+}
+
+func (r RateLimits) withDefaults(profile string) RateLimits {
+	def := func(l *ratelimit.Limit, d ratelimit.Limit) {
+		if l.Count == 0 {
+			*l = d
+		}
+		if l.Count > 0 && l.Period <= 0 {
+			l.Period = d.Period
+		}
+		if l.Count > 0 && l.Period <= 0 {
+			l.Period = time.Minute
+		}
+	}
+	p, _ := LookupProfile(profile)
+	def(&r.LoginPerEmail, ratelimit.Limit{Count: 10, Period: 5 * time.Minute})
+	def(&r.LoginPerAddr, ratelimit.Limit{Count: 60, Period: time.Minute})
+	def(&r.SignupPerAddr, ratelimit.Limit{Count: 100, Period: 10 * time.Minute})
+	def(&r.WritesPerUser, p.WritesPerUser)
+	def(&r.WritesPerOrg, p.WritesPerOrg)
+	return r
+}
+
+// limits returns r by the names the limiter knows.
+func (r RateLimits) limits() map[string]ratelimit.Limit {
+	return map[string]ratelimit.Limit{
+		ratelimit.LoginEmail: r.LoginPerEmail,
+		ratelimit.LoginAddr:  r.LoginPerAddr,
+		ratelimit.SignupAddr: r.SignupPerAddr,
+		ratelimit.WritesUser: r.WritesPerUser,
+		ratelimit.WritesOrg:  r.WritesPerOrg,
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"hmp/internal/postgres"
+	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 )
 
@@ -18,6 +19,9 @@ type Profile struct {
 	Pool postgres.PoolConfig
 	// Projector is how the reports projector consumes events.
 	Projector reports.ProjectorConfig
+	// WritesPerUser and WritesPerOrg are the write budgets (zero:
+	// unlimited).
+	WritesPerUser, WritesPerOrg ratelimit.Limit
 }
 
 // Profiles returns the known profiles by name.
@@ -33,12 +37,35 @@ func Profiles() map[string]Profile {
 		// Emergency scaling: 500 in flight, micro-batched multi-row
 		// upserts (two transactions of up to 250 events at a time, so one
 		// fills while the other commits), the tuned pool.
-		"phase1": {
-			Name:      "phase1",
-			Pool:      postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
-			Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
-		},
+		"phase1": phase1(),
+		// phase2: phase1's knobs plus what the second stage adds.
+		"phase2": phase2(),
+		// phase3: phase2's plus the resilience policies: the guide's rate
+		// limit of 100 writes per 60 s per user.
+		"phase3": phase3(),
 	}
+}
+
+func phase1() Profile {
+	return Profile{
+		Name:      "phase1",
+		Pool:      postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
+		Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
+	}
+}
+
+func phase2() Profile {
+	p := phase1()
+	p.Name = "phase2"
+	return p
+}
+
+func phase3() Profile {
+	p := phase2()
+	p.Name = "phase3"
+	p.WritesPerUser = ratelimit.Limit{Count: 100, Period: 60 * time.Second}
+	p.WritesPerOrg = ratelimit.Limit{Count: 1000, Period: 60 * time.Second}
+	return p
 }
 
 // DefaultProfile is the profile used when none is named.

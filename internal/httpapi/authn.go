@@ -48,6 +48,9 @@ func (s *server) authenticate(api huma.API) func(ctx huma.Context, next func(hum
 			_ = huma.WriteErr(api, ctx, 401, message(err, domain.ErrUnauthenticated))
 			return
 		}
+		if !s.limitWrite(api, ctx, actor) {
+			return
+		}
 		next(huma.WithValue(ctx, actorKey{}, actor))
 	}
 }

@@ -29,20 +29,27 @@ func (h *Helpers) Problem(ctx context.Context, err error) error {
 	case errors.As(err, &nferr):
 		return huma.Error404NotFound(nferr.Error(), &huma.ErrorDetail{Location: nferr.Field, Message: nferr.What + " not found", Value: nferr.Value})
 	case errors.Is(err, domain.ErrNotFound):
-		return huma.Error404NotFound(message(err, domain.ErrNotFound))
+		return huma.Error404NotFound(safeMessage(err, domain.ErrNotFound))
 	case errors.Is(err, domain.ErrConflict):
-		return huma.Error409Conflict(message(err, domain.ErrConflict))
+		return huma.Error409Conflict(safeMessage(err, domain.ErrConflict))
 	case errors.Is(err, domain.ErrForbidden):
 		return huma.Error403Forbidden(message(err, domain.ErrForbidden))
 	case errors.Is(err, domain.ErrUnauthenticated):
 		return huma.Error401Unauthorized(message(err, domain.ErrUnauthenticated))
-	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		h.logger.Warn("http_unavailable", "error", err.Error())
-		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(message(err, domain.ErrUnavailable)), http.Header{"Retry-After": {"1"}})
+	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), dependencyDown(err):
+		// The cause is logged once, with the request id; the client gets
+		// a plain problem: driver text (hosts, SQL, constraint names)
+		// never leaves the process.
+		h.logger.Warn("http_unavailable", "error", err.Error(), "request_id", RequestID(ctx))
+		detail := "a dependency is unavailable or the request ran out of time; retry shortly"
+		if errors.Is(err, domain.ErrUnavailable) && !fromDriver(err) && !joinsCause(err) {
+			detail = message(err, domain.ErrUnavailable)
+		}
+		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable(detail), http.Header{"Retry-After": {"1"}})
 	case errors.Is(err, context.Canceled):
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("request canceled"), http.Header{"Retry-After": {"1"}})
 	}
-	h.logger.Error("http_internal_error", "error", err.Error())
+	h.logger.Error("http_internal_error", "error", err.Error(), "request_id", RequestID(ctx))
 	return huma.Error500InternalServerError("internal error")
 }
 
@@ -54,6 +61,15 @@ func message(err, sentinel error) string {
 		return s[i+len(sentinel.Error())+2:]
 	}
 	return sentinel.Error()
+}
+
+// safeMessage is message, or only the sentinel when err joins it with a
+// driver cause whose text must not reach the client.
+func safeMessage(err, sentinel error) string {
+	if joinsCause(err) || fromDriver(err) {
+		return sentinel.Error()
+	}
+	return message(err, sentinel)
 }
 
 // problemDetails is a response transformer that finishes the errors of

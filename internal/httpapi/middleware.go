@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -146,6 +147,7 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 				r.Header.Set("X-Request-Id", id)
 			}
 			w.Header().Set("X-Request-Id", id)
+			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
 			route := r.Pattern

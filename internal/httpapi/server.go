@@ -17,6 +17,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
+	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -39,7 +40,10 @@ type Deps struct {
 	// turn (cheaply, in this process) instead of crowding the database.
 	// Zero: unbounded.
 	MaxInFlight int
-	// Ready reports whether the dependencies answer, for /readyz.
+	// Limiter applies the rate limits (login, signup, writes); nil: none.
+	Limiter *ratelimit.Limiter
+	// Ready reports whether the dependencies answer, for /readyz; a
+	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
@@ -87,6 +91,7 @@ func New(d Deps) http.Handler {
 	return chain(mux,
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
+		limitAnonymous(d.Limiter),
 		limitBody(MaxBodyBytes),
 		limitInFlight(d.MaxInFlight),
 	)
@@ -115,7 +120,7 @@ func (s *server) registerOps(api huma.API) {
 			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			if err := s.Ready(ctx); err != nil {
-				return nil, huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("not ready: "+err.Error()), http.Header{"Retry-After": {"1"}})
+				return nil, s.notReady(ctx, err)
 			}
 		}
 		out := &healthOutput{}

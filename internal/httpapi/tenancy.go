@@ -111,7 +111,7 @@ func (s *server) registerTenancy(api huma.API) {
 	huma.Register(api, huma.Operation{
 		OperationID: "signup", Method: http.MethodPost, Path: "/v1/auth/signup", Tags: []string{"auth"},
 		Summary: "Create an organization and its first ADMIN", DefaultStatus: http.StatusCreated,
-		Errors: []int{400, 409, 422},
+		Errors: []int{400, 409, 422, 429},
 	}, func(ctx context.Context, in *signupInput) (*signupOutput, error) {
 		org, user, err := s.Tenancy.Signup(ctx, tenancy.SignupInput{OrgName: in.Body.OrgName, Email: in.Body.Email,
 			Password: in.Body.Password, DisplayName: in.Body.DisplayName})
@@ -129,8 +129,11 @@ func (s *server) registerTenancy(api huma.API) {
 
 	huma.Register(api, huma.Operation{
 		OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: []string{"auth"},
-		Summary: "Exchange email and password for an access token", Errors: []int{400, 401, 422},
+		Summary: "Exchange email and password for an access token", Errors: []int{400, 401, 422, 429},
 	}, func(ctx context.Context, in *loginInput) (*loginOutput, error) {
+		if err := s.limitLogin(ctx, in.Body.Email); err != nil {
+			return nil, err
+		}
 		user, err := s.Tenancy.Authenticate(ctx, in.Body.Email, in.Body.Password)
 		if err != nil {
 			return nil, h.Problem(ctx, err)

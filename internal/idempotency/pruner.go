@@ -1,0 +1,150 @@
+package idempotency
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/postgres"
+)
+
+// PrunerConfig tunes the background pruning of expired keys. The zero
+// value means the defaults.
+type PrunerConfig struct {
+	// Interval is the time between two prunes (and two samples of the
+	// table's size). Default 5 min.
+	Interval time.Duration
+}
+
+// WithDefaults returns a copy of c with zero fields at their defaults.
+func (c PrunerConfig) WithDefaults() PrunerConfig {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Minute
+	}
+	return c
+}
+
+// Pruner deletes expired keys in the background, so that the table holds
+// about one day of creates instead of growing forever, and exports the
+// table's size as the gauge hmp_idempotency_keys.
+type Pruner struct {
+	store  *Store
+	cfg    PrunerConfig
+	logger *slog.Logger
+
+	keys   prometheus.Gauge
+	pruned prometheus.Counter
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	cycled chan struct{}
+}
+
+// NewPruner returns a stopped Pruner of store; its metrics register on reg
+// (nil: not exported).
+func NewPruner(store *Store, cfg PrunerConfig, logger *slog.Logger, reg prometheus.Registerer) *Pruner {
+	p := &Pruner{
+		store: store, cfg: cfg.WithDefaults(), logger: logger, cycled: make(chan struct{}),
+		keys: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hmp_idempotency_keys", Help: "Remembered idempotency keys (live and not yet pruned), sampled after each prune.",
+		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hmp_idempotency_keys_pruned_total", Help: "Expired idempotency keys deleted by the background pruner.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.keys, p.pruned)
+	}
+	return p
+}
+
+// Start prunes once at once, then every Interval, until Stop.
+func (p *Pruner) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		return nil
+	}
+	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		p.run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the pruner and waits for it. Safe to call twice.
+func (p *Pruner) Stop() {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.cancel = nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Cycled returns a channel closed after the next completed prune (tests).
+func (p *Pruner) Cycled() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cycled
+}
+
+func (p *Pruner) run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		p.cycle(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Pruner) cycle(ctx context.Context) {
+	// One cycle never holds on for longer than its interval.
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Interval)
+	defer cancel()
+	n, err := p.store.Prune(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.logger.Warn("idempotency_prune_failed", "error", err.Error())
+		}
+	} else {
+		p.pruned.Add(float64(n))
+		if n > 0 {
+			p.logger.Debug("idempotency_pruned", "keys", n)
+		}
+	}
+	if size, err := p.store.Count(ctx); err == nil {
+		p.keys.Set(float64(size))
+	} else if ctx.Err() == nil {
+		p.logger.Warn("idempotency_count_failed", "error", err.Error())
+	}
+	p.mu.Lock()
+	close(p.cycled)
+	p.cycled = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Count returns how many keys the table holds, expired or not.
+func (s *Store) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count idempotency keys: %w", postgres.Translate(err))
+	}
+	return n, nil
+}
+
+// KeysGauge is the hmp_idempotency_keys gauge (tests read it).
+func (p *Pruner) KeysGauge() prometheus.Gauge { return p.keys }
