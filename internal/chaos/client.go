@@ -47,7 +47,7 @@ type ledger struct {
 	mu       sync.Mutex
 	acked    map[string]ack
 	gaveUp   map[string]int // key -> org
-	rejected map[string]int // a 4xx that retrying cannot fix, by status
+	rejected map[string]int // answers retrying cannot fix (4xx, a 2xx without a row), by class
 	tokens   []string
 	tokenAt  []time.Time
 	errs     []map[string]int
@@ -209,15 +209,20 @@ func (r *run) create(ctx context.Context, w write, pause time.Duration) bool {
 				r.ledger.mu.Unlock()
 				return true
 			}
-			err = errors.New("201 without an id")
 		}
-		r.ledger.clientError(classify(status, err))
+		class := classify(status, err)
+		if err == nil && status < 300 {
+			// Success without the created row: the client cannot know
+			// what happened (an empty 200 is what a handler that returns
+			// without writing gives).
+			class = fmt.Sprintf("http %d without a row", status)
+		}
+		r.ledger.clientError(class)
 		if err == nil && !retryable(status) {
 			r.ledger.mu.Lock()
-			r.ledger.rejected[strconv.Itoa(status)]++
+			r.ledger.rejected[class]++
 			r.ledger.gaveUp[w.key] = w.org
 			r.ledger.mu.Unlock()
-			r.problem("create %s rejected with %d: %s", w.key, status, bytes.TrimSpace(b))
 			return false
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

@@ -35,6 +35,9 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 		rep.Faults[i].ClientErrors = l.errs[i+1]
 	}
 	tokens := append([]string(nil), l.tokens...)
+	for class, n := range l.rejected {
+		r.problem("%d creates answered %s, which a client cannot retry", n, class)
+	}
 	l.mu.Unlock()
 
 	if !r.hmp.running() {
