@@ -38,6 +38,7 @@ Commands:
   migrate   apply the schema migrations and exit
   reconcile recompute the cash book from the transactions and report mismatches
   loadtest  drive a local HMP and measure it (writes, projection, freshness)
+  chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return reconcile(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(ctx, args[1:], stdout, stderr)
+	case "chaos":
+		return chaosCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

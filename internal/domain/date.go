@@ -94,8 +94,17 @@ func DaysBetween(a, b Date) int { return int(b.Time().Sub(a.Time()).Hours() / 24
 // MarshalText implements encoding.TextMarshaler.
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler.
+// zeroDateText is how MarshalText writes the zero Date.
+const zeroDateText = "0000-00-00"
+
+// UnmarshalText implements encoding.TextUnmarshaler. It reads back what
+// MarshalText writes, the zero Date included ("0000-00-00", which ParseDate
+// refuses as input), so that a decoded and re-encoded state decodes again.
 func (d *Date) UnmarshalText(b []byte) error {
+	if string(b) == zeroDateText {
+		*d = Date{}
+		return nil
+	}
 	p, err := ParseDate(string(b))
 	if err != nil {
 		return err

@@ -97,9 +97,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l, ok := attachRunning(ctx, cfg, password); ok {
-		cfg.Logger.Info("local_postgres_attached", "dir", dir)
-		return l, nil
+	if l, err := settleRunning(ctx, cfg, password); err != nil || l != nil {
+		if l != nil {
+			cfg.Logger.Info("local_postgres_attached", "dir", dir)
+		}
+		return l, err
 	}
 	port := cfg.Port
 	if port == 0 {
@@ -161,26 +163,10 @@ func (l *Local) Stop() error {
 	return l.stopErr
 }
 
-// attachRunning returns the cluster of cfg.Dir if a server already runs on
-// it (its postmaster.pid names a live process and a port that answers), so
-// that `hmp reconcile` can run beside `hmp serve` on the embedded default.
-func attachRunning(ctx context.Context, cfg LocalConfig, password string) (*Local, bool) {
-	b, err := os.ReadFile(filepath.Join(cfg.Dir, "pgdata", "postmaster.pid"))
-	if err != nil {
-		return nil, false
-	}
-	lines := strings.Split(string(b), "\n")
-	if len(lines) < 4 {
-		return nil, false
-	}
-	pid, err1 := strconv.Atoi(strings.TrimSpace(lines[0]))
-	port, err2 := strconv.Atoi(strings.TrimSpace(lines[3]))
-	if err1 != nil || err2 != nil || pid <= 0 {
-		return nil, false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return nil, false // stale pid file: the server starts over it
-	}
+// attachRunning returns the cluster of cfg.Dir if the server on port
+// answers, so that `hmp reconcile` can run beside `hmp serve` on the
+// embedded default.
+func attachRunning(ctx context.Context, cfg LocalConfig, password string, port int) (*Local, bool) {
 	l := &Local{attached: true, cfg: cfg, done: make(chan struct{})}
 	l.url = (&url.URL{
 		Scheme: "postgres", User: url.UserPassword(localSuperuser, password),
@@ -236,6 +222,9 @@ func (l *Local) start(ctx context.Context, port int, cred *syscall.Credential) e
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	l.cmd = cmd
+	if err := writeOwner(l.cfg.Dir); err != nil {
+		l.cfg.Logger.Warn("local_postgres_owner", "error", err.Error())
+	}
 	go func() {
 		l.exitErr = cmd.Wait()
 		logFile.Close()

@@ -11,8 +11,6 @@ import (
 
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Main(m, &cluster) }
-
 func TestIDAsUUID(t *testing.T) {
 	t.Parallel()
 	pool := cluster.NewPool(t)

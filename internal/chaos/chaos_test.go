@@ -1,0 +1,67 @@
+package chaos_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"hmp/internal/chaos"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// buildHMP compiles the hmp binary once into a temporary folder.
+func buildHMP(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hmp")
+	cmd := exec.Command("go", "build", "-o", bin, "hmp/cmd/hmp")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestShortRun is the short form of `hmp chaos`: a few seconds of writes
+// through a kill -9 of hmp and an immediate restart of PostgreSQL, with
+// every check of the full run.
+func TestShortRun(t *testing.T) {
+	bin := buildHMP(t)
+	var log strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := chaos.Run(ctx, chaos.Config{
+		Binary: bin, Duration: 6 * time.Second, Rate: 40, Orgs: 2, Writers: 16,
+		Faults:   []string{chaos.FaultKill, chaos.FaultPostgresImmediate},
+		RetryFor: time.Minute, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	var out strings.Builder
+	rep.Print(&out)
+	t.Log(out.String())
+	if !rep.OK() {
+		t.Fatalf("chaos run found losses:\n%s", out.String())
+	}
+	if rep.Acknowledged < 100 {
+		t.Fatalf("only %d writes acknowledged", rep.Acknowledged)
+	}
+	if len(rep.Faults) != 2 || rep.Faults[0].Name != chaos.FaultKill || rep.Faults[1].Name != chaos.FaultPostgresImmediate {
+		t.Fatalf("faults %+v", rep.Faults)
+	}
+	if rep.Rows < rep.Acknowledged {
+		t.Fatalf("%d rows for %d acknowledged writes", rep.Rows, rep.Acknowledged)
+	}
+	entries, _ := filepath.Glob(filepath.Join(os.TempDir(), "hmp-chaos-*"))
+	for _, e := range entries {
+		if fi, err := os.Stat(e); err == nil && time.Since(fi.ModTime()) < time.Minute {
+			t.Errorf("run folder left behind: %s", e)
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is a process the run started (hmp serve, nats-server): its output
+// goes to a log file in the run's folder, and it dies with the run.
+type child struct {
+	name   string
+	args   []string
+	dir    string // working directory
+	log    string // log file path
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (c *child) start() error {
+	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s log: %w", c.name, err)
+	}
+	cmd := exec.Command(c.args[0], c.args[1:]...)
+	cmd.Dir = c.dir
+	cmd.Stdout, cmd.Stderr = f, f
+	// The parent-death signal stops the child (gracefully) if the run dies
+	// without cleaning up; it fires when the forking thread exits, so the
+	// fork happens on a locked thread.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", c.name, err)
+	}
+	c.cmd = cmd
+	exited := make(chan struct{})
+	c.exited = exited
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(exited)
+	}()
+	return nil
+}
+
+func (c *child) running() bool {
+	if c.cmd == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (c *child) kill() {
+	if !c.running() {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+// stop asks the process to stop (SIGTERM), waits up to grace, then kills it.
+func (c *child) stop(grace time.Duration) {
+	if !c.running() {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(grace):
+		c.kill()
+	}
+}
+
+// logTail is the end of the child's log, for error messages.
+func (c *child) logTail() string {
+	b, _ := os.ReadFile(c.log)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// waitReady polls url until it answers 200, the child exits or the
+// deadline passes.
+func (c *child) waitReady(ctx context.Context, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	hc := &http.Client{Timeout: time.Second}
+	for {
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if !c.running() {
+			return fmt.Errorf("%s exited at start: %s", c.name, c.logTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s: %s", c.name, within, c.logTail())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// waitTCP polls addr until it accepts a connection.
+func waitTCP(ctx context.Context, c *child, addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return nil
+		}
+		if !c.running() {
+			return fmt.Errorf("%s exited at start: %s", c.name, c.logTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening within %s", c.name, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// cluster is the embedded PostgreSQL cluster of the hmp data dir, driven
+// from outside the hmp process as an operator (or a crash) would.
+type cluster struct {
+	pgdata string
+	pgctl  string
+	cred   *syscall.Credential // the postgres user when running as root
+}
+
+func newCluster(dataDir, binDir string) (*cluster, error) {
+	pgctl := filepath.Join(binDir, "pg_ctl")
+	if _, err := os.Stat(pgctl); err != nil {
+		return nil, fmt.Errorf("pg_ctl: %w", err)
+	}
+	c := &cluster{pgdata: filepath.Join(dataDir, "postgres", "pgdata"), pgctl: pgctl}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, fmt.Errorf("running as root, pg_ctl must run as the postgres user: %w", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	}
+	return c, nil
+}
+
+// pgCtl runs pg_ctl with args on the cluster as the server's user.
+func (c *cluster) pgCtl(ctx context.Context, args ...string) error {
+	args = append([]string{"-D", c.pgdata}, args...)
+	cmd := exec.CommandContext(ctx, c.pgctl, args...)
+	cmd.Dir = filepath.Dir(c.pgdata)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl %s: %w: %s", strings.Join(args[2:], " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// restart stops the server in mode (fast or immediate) and starts it again
+// with the options it ran with (pg_ctl reads them from postmaster.opts).
+func (c *cluster) restart(ctx context.Context, mode string) error {
+	return c.pgCtl(ctx, "restart", "-m", mode, "-w", "-t", "120", "-l", filepath.Join(c.pgdata, "pg_ctl.log"))
+}
+
+// postmaster returns the pid of the running server; 0 when none runs.
+func (c *cluster) postmaster() int {
+	b, err := os.ReadFile(filepath.Join(c.pgdata, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+// processes returns the postmaster and every child of it.
+func (c *cluster) processes() []int {
+	pm := c.postmaster()
+	if pm == 0 {
+		return nil
+	}
+	pids := []int{pm}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// signal sends sig to every process of the server.
+func (c *cluster) signal(pids []int, sig syscall.Signal) error {
+	var errs []error
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("signal %d: %w", pid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopIfRunning stops a server left running (one pg_ctl restarted is no
+// child of hmp, so stopping hmp leaves it up).
+func (c *cluster) stopIfRunning(ctx context.Context) error {
+	if c.postmaster() == 0 {
+		return nil
+	}
+	return c.pgCtl(ctx, "stop", "-m", "fast", "-w", "-t", "120")
+}

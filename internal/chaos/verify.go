@@ -1,0 +1,305 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// deadLetterStream is the bus's dead-letter stream (bus.DeadLetterStream).
+const deadLetterStream = "HMP_DLQ"
+
+// verify drains the pipeline and checks the run's writes end to end: in
+// the rows, in the events, in the cash book, by `hmp reconcile`, and in
+// the dead-letter stream.
+func (r *run) verify(ctx context.Context, rep *Report) error {
+	l := r.ledger
+	l.mu.Lock()
+	rep.Offered, rep.Skipped, rep.Replayed = l.offered, l.skipped, l.replayed
+	rep.Acknowledged, rep.Unacknowledged = len(l.acked), len(l.gaveUp)
+	rep.BaselineErrors = l.errs[0]
+	for i := range rep.Faults {
+		rep.Faults[i].ClientErrors = l.errs[i+1]
+	}
+	tokens := append([]string(nil), l.tokens...)
+	for class, n := range l.rejected {
+		r.problem("%d creates answered %s, which a client cannot retry", n, class)
+	}
+	l.mu.Unlock()
+
+	if !r.hmp.running() {
+		// A fault left it down: bring it back for the checks.
+		if err := r.startHMP(ctx); err != nil {
+			return fmt.Errorf("restart hmp for the checks: %w", err)
+		}
+	}
+	seen := map[string]int{} // key -> rows
+	for org, t := range r.tenants {
+		rows, err := r.listRows(ctx, t)
+		if err != nil {
+			return err
+		}
+		events, err := r.addEvents(ctx, t)
+		if err != nil {
+			return err
+		}
+		var sum int64
+		for _, row := range rows {
+			rep.Rows++
+			sum += row.AmountCents
+			seen[row.Description]++
+			if seen[row.Description] > 1 {
+				rep.Duplicated++
+				r.problem("key %s has %d rows", row.Description, seen[row.Description])
+			}
+			a, acked := l.acked[row.Description]
+			_, gaveUp := l.gaveUp[row.Description]
+			switch {
+			case acked && a.id != row.ID && seen[row.Description] == 1:
+				r.problem("key %s acknowledged as row %s, found as row %s", row.Description, a.id, row.ID)
+			case !acked && !gaveUp:
+				rep.Mismatches++
+				r.problem("row %s (%q) was never written by a client", row.ID, row.Description)
+			}
+			if n := events[row.ID]; n != 1 {
+				rep.Mismatches++
+				r.problem("row %s has %d revenue_added events, want 1", row.ID, n)
+			}
+			if row.Status != "approved" || row.PaymentMode != "cash" {
+				rep.Mismatches++
+				r.problem("row %s is %s/%s, want approved/cash", row.ID, row.Status, row.PaymentMode)
+			}
+		}
+		if len(events) != len(rows) {
+			rep.Mismatches++
+			r.problem("org %d: %d rows but add events for %d entities", org, len(rows), len(events))
+		}
+		got, err := r.cashReceived(ctx, t, tokens[org])
+		if err != nil {
+			return err
+		}
+		if got != sum {
+			rep.Mismatches++
+			r.problem("org %d: daily report says %d cents received in cash, its rows sum to %d", org, got, sum)
+		}
+	}
+	for key, a := range l.acked {
+		if seen[key] == 0 {
+			rep.Lost++
+			r.problem("acknowledged write %s (row %s, org %d, %d cents) is missing", key, a.id, a.org, a.amount)
+		}
+	}
+	n, err := r.reconcile(ctx)
+	if err != nil {
+		return err
+	}
+	rep.ReconcileMismatches = n
+	rep.Mismatches += n
+	if n > 0 {
+		r.problem("hmp reconcile found %d mismatches", n)
+	}
+	// The embedded bus's storage can be read only once hmp has let go of it.
+	r.readMetrics(ctx)
+	rep.DeadLetteredMetric = r.dlqMetric
+	r.hmp.stop(90 * time.Second)
+	dl, err := r.deadLetters(ctx)
+	if err != nil {
+		return err
+	}
+	rep.DeadLetters = dl
+	if dl > 0 {
+		r.problem("%d messages in %s", dl, deadLetterStream)
+	}
+	r.mu.Lock()
+	rep.Problems = append([]string(nil), r.problems...)
+	r.mu.Unlock()
+	return nil
+}
+
+type row struct {
+	ID          string `json:"id"`
+	Description string `json:"description"`
+	AmountCents int64  `json:"amountCents"`
+	Status      string `json:"status"`
+	PaymentMode string `json:"paymentMode"`
+}
+
+// listRows pages through a tenant's revenues.
+func (r *run) listRows(ctx context.Context, t tenant) ([]row, error) {
+	var rows []row
+	cursor := ""
+	for {
+		q := url.Values{"propertyId": {t.property}, "limit": {"500"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Items      []row   `json:"items"`
+			NextCursor *string `json:"nextCursor"`
+		}
+		if err := r.api.call(ctx, http.MethodGet, "/v1/finance/revenues?"+q.Encode(), t.token, nil, nil, http.StatusOK, &page, time.Minute); err != nil {
+			return nil, fmt.Errorf("list rows: %w", err)
+		}
+		rows = append(rows, page.Items...)
+		if page.NextCursor == nil || *page.NextCursor == "" {
+			return rows, nil
+		}
+		cursor = *page.NextCursor
+	}
+}
+
+// addEvents counts the revenue_added events of a tenant's property by
+// entity.
+func (r *run) addEvents(ctx context.Context, t tenant) (map[string]int, error) {
+	counts := map[string]int{}
+	cursor := ""
+	for {
+		q := url.Values{"propertyId": {t.property}, "entityType": {"revenue"}, "limit": {"1000"}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var page struct {
+			Items []struct {
+				EventType string `json:"eventType"`
+				EntityID  string `json:"entityId"`
+			} `json:"items"`
+			NextCursor *string `json:"nextCursor"`
+		}
+		if err := r.api.call(ctx, http.MethodGet, "/v1/finance/events?"+q.Encode(), t.token, nil, nil, http.StatusOK, &page, time.Minute); err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		for _, e := range page.Items {
+			if e.EventType == "revenue_added" {
+				counts[e.EntityID]++
+			}
+		}
+		if page.NextCursor == nil || *page.NextCursor == "" {
+			return counts, nil
+		}
+		cursor = *page.NextCursor
+	}
+}
+
+// cashReceived reads the day's cash receipts of a tenant's property with
+// the tenant's last consistency token: the drain. The read waits for the
+// projector (503 until then, retried for two minutes).
+func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, error) {
+	q := url.Values{"propertyId": {t.property}, "date": {r.date}}
+	hdr := map[string]string{}
+	if token != "" {
+		hdr["X-Consistency-Token"] = token
+	}
+	var rep struct {
+		CashReceivedCents int64 `json:"cashReceivedCents"`
+	}
+	if err := r.api.call(ctx, http.MethodGet, "/v1/reports/daily-report?"+q.Encode(), t.token, nil, hdr, http.StatusOK, &rep, 2*time.Minute); err != nil {
+		return 0, fmt.Errorf("consistent daily report: %w", err)
+	}
+	return rep.CashReceivedCents, nil
+}
+
+// reconcile runs `hmp reconcile` beside the running server and returns
+// the mismatches it reports.
+func (r *run) reconcile(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, "reconcile", "--data-dir", r.hmpDir(), "--log-format", "text")
+	out, err := cmd.Output()
+	var res struct {
+		Mismatches *int `json:"mismatches"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || res.Mismatches == nil {
+		var stderr string
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			stderr = strings.TrimSpace(string(ee.Stderr))
+		}
+		return 0, fmt.Errorf("hmp reconcile: %v: %s %s", err, strings.TrimSpace(string(out)), stderr)
+	}
+	return *res.Mismatches, nil
+}
+
+// deadLetters counts the messages of the dead-letter stream: on the
+// external server, or in the embedded server's storage, read with a
+// server of this process once hmp has stopped.
+func (r *run) deadLetters(ctx context.Context) (int, error) {
+	var opts []nats.Option
+	natsURL := r.natsURL
+	if natsURL == "" {
+		ns, err := server.NewServer(&server.Options{
+			ServerName: "hmp-chaos-check", JetStream: true, StoreDir: filepath.Join(r.hmpDir(), "nats"),
+			DontListen: true, NoSigs: true, NoLog: true,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("open the embedded bus storage: %w", err)
+		}
+		go ns.Start()
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		if !ns.ReadyForConnections(30 * time.Second) {
+			return 0, errors.New("open the embedded bus storage: not ready in 30s")
+		}
+		opts = append(opts, nats.InProcessServer(ns))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("connect to the bus: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, deadLetterStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	return int(info.State.Msgs), nil
+}
+
+// metric returns the sum of a counter's samples whose labels contain
+// match, from the server's /metrics.
+func (r *run) metric(ctx context.Context, name, match string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/metrics", nil)
+	resp, err := r.api.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum, sc.Err()
+}
