@@ -29,6 +29,7 @@ import (
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -180,7 +181,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	handler := httpapi.New(httpapi.Deps{
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
 		Reports:    reportSvc,
-		Reconciler: reports.NewReconciler(reportSvc, fin),
+		Reconciler: reconcile.NewReconciler(a.Pool, fin),
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

@@ -17,6 +17,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -34,7 +35,7 @@ type Deps struct {
 	// Reports and Reconciler serve the report routes; nil Reports leaves
 	// them out.
 	Reports    *reports.Service
-	Reconciler *reports.Reconciler
+	Reconciler *reconcile.Reconciler
 	// MaxInFlight bounds the API requests handled at once; more wait their
 	// turn (cheaply, in this process) instead of crowding the database.
 	// Zero: unbounded.
