@@ -42,6 +42,7 @@ func Migrations() []postgres.MigrationSet {
 		finance.Migrations(),
 		idempotency.Migrations(),
 		reports.Migrations(),
+		reconcile.Migrations(),
 	}
 }
 
@@ -68,6 +69,11 @@ type App struct {
 	Bus       *bus.Bus
 	Relay     *eventstore.Relay
 	Projector *reports.Projector
+	// Reconciliation runs reconciliations in the background;
+	// Corrections repairs the drift its detectors find.
+	Reconciliation *reconcile.Jobs
+	Corrections    *reconcile.CorrectionBatcher
+	Detector       *reconcile.Detector
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 
@@ -78,6 +84,9 @@ type App struct {
 	tenancy *tenancy.Service
 	served  chan error
 	closers []func()
+	// afterCorrection invalidates the reports a correction made stale
+	// (set by the report cache's wiring; nil: nothing cached).
+	afterCorrection func(ctx context.Context, touched []reports.Touched)
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -177,11 +186,14 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	a.closers = append(a.closers, a.Projector.Stop)
 	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
+	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
+		return nil, err
+	}
 
 	handler := httpapi.New(httpapi.Deps{
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
-		Reports:    reportSvc,
-		Reconciler: reconcile.NewReconciler(a.Pool, fin),
+		Reports:        reportSvc,
+		Reconciliation: a.Reconciliation,
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {
 				return fmt.Errorf("database: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Projector reports.ProjectorConfig
 	// Relay tunes the outbox relay. Zero fields: defaults.
 	Relay eventstore.RelayConfig
+	// Reconcile tunes reconciliation jobs, drift detection and the
+	// correction batcher. Zero fields: the profile's, then defaults.
+	Reconcile reconcile.Config
 	// MaxInFlight bounds the API requests handled at once; more queue.
 	// Default 32 (measured best on 2 cores); negative: unbounded.
 	MaxInFlight int
@@ -72,7 +76,11 @@ func (c Config) WithDefaults() Config {
 	if p, err := LookupProfile(c.Profile); err == nil {
 		c.Pool = overlayPool(c.Pool, p.Pool)
 		c.Projector = overlayProjector(c.Projector, p.Projector)
+		if c.Reconcile.Mode == "" {
+			c.Reconcile.Mode = p.Corrections
+		}
 	}
+	c.Reconcile = c.Reconcile.WithDefaults()
 	c.Pool = c.Pool.WithDefaults()
 	c.Projector = c.Projector.WithDefaults()
 	if c.MaxInFlight == 0 {
@@ -109,6 +117,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
 	}
 	if err := c.Pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Reconcile.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
