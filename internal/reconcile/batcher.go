@@ -262,7 +262,7 @@ func (b *CorrectionBatcher) writeBatch(ctx context.Context, keys []Key) error {
 	bo.InitialInterval = 100 * time.Millisecond
 	bo.MaxInterval = b.cfg.RetryMax
 	bo.RandomizationFactor = 0.5 // jitter: instances retrying together spread out
-	res, err := backoff.Retry(ctx, func() (correction, error) {
+	res, err := backoff.Retry(ctx, func() (Correction, error) {
 		res, err := b.write(ctx, keys)
 		if err != nil {
 			b.m.errors.Inc()
@@ -275,13 +275,13 @@ func (b *CorrectionBatcher) writeBatch(ctx context.Context, keys []Key) error {
 	}
 	b.m.size.Observe(float64(len(keys)))
 	b.m.seconds.Observe(time.Since(start).Seconds())
-	b.m.applied.Add(float64(res.rows))
-	b.m.deferred.Add(float64(res.deferred))
-	if res.rows > 0 {
-		b.logger.Info("corrections_applied", "keys", len(keys), "rows", res.rows, "deferred", res.deferred)
+	b.m.applied.Add(float64(res.Rows))
+	b.m.deferred.Add(float64(res.Deferred))
+	if res.Rows > 0 {
+		b.logger.Info("corrections_applied", "keys", len(keys), "rows", res.Rows, "deferred", res.Deferred)
 	}
-	if b.invalidate != nil && len(res.touched) > 0 {
-		b.invalidate(ctx, res.touched)
+	if b.invalidate != nil && len(res.Touched) > 0 {
+		b.invalidate(ctx, res.Touched)
 	}
 	b.mu.Lock()
 	close(b.flushed)
@@ -290,30 +290,35 @@ func (b *CorrectionBatcher) writeBatch(ctx context.Context, keys []Key) error {
 	return nil
 }
 
-// correction is what one write did.
-type correction struct {
-	rows, deferred int
-	touched        []reports.Touched
+// Correction is what one correction write did.
+type Correction struct {
+	// Rows counts the projection rows (daily and monthly) written.
+	Rows int
+	// Deferred counts the keys left alone: their property had events not
+	// yet applied.
+	Deferred int
+	// Touched lists, per property, the earliest date changed.
+	Touched []reports.Touched
 }
 
 // write runs the correction statement over keys: once for the whole batch,
 // or once per key in row mode.
-func (b *CorrectionBatcher) write(ctx context.Context, keys []Key) (correction, error) {
+func (b *CorrectionBatcher) write(ctx context.Context, keys []Key) (Correction, error) {
 	if b.beforeWrite != nil {
 		if err := b.beforeWrite(); err != nil {
-			return correction{}, err
+			return Correction{}, err
 		}
 	}
 	if b.cfg.Mode == ModeRow {
-		var all correction
+		var all Correction
 		for _, k := range keys {
 			c, err := Correct(ctx, b.pool, []Key{k}, b.now().Add(-b.cfg.Window), b.now())
 			if err != nil {
 				return all, err
 			}
-			all.rows += c.rows
-			all.deferred += c.deferred
-			all.touched = mergeTouched(all.touched, c.touched)
+			all.Rows += c.Rows
+			all.Deferred += c.Deferred
+			all.Touched = mergeTouched(all.Touched, c.Touched)
 		}
 		return all, nil
 	}
@@ -336,14 +341,14 @@ func mergeTouched(a, b []reports.Touched) []reports.Touched {
 // correctSQL): properties with events committed since settledSince that
 // the projector has not applied are deferred. It returns the rows written
 // and the reports made stale.
-func Correct(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince, now time.Time) (correction, error) {
+func Correct(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince, now time.Time) (Correction, error) {
 	orgs, props, dates := keyArrays(keys)
 	rows, err := pool.Query(ctx, correctSQL, orgs, props, dates, settledSince, now.UTC())
 	if err != nil {
-		return correction{}, postgres.Translate(err)
+		return Correction{}, postgres.Translate(err)
 	}
 	defer rows.Close()
-	var res correction
+	var res Correction
 	for rows.Next() {
 		var (
 			kind string
@@ -351,18 +356,18 @@ func Correct(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince, 
 			d    time.Time
 		)
 		if err := rows.Scan(&kind, &k.OrgID, &k.PropertyID, &d); err != nil {
-			return correction{}, err
+			return Correction{}, err
 		}
 		k.Date = domain.DateOf(d)
 		if kind == "x" {
-			res.deferred++
+			res.Deferred++
 			continue
 		}
-		res.rows++
-		res.touched = mergeTouched(res.touched, []reports.Touched{{OrgID: k.OrgID, PropertyID: k.PropertyID, From: k.Date}})
+		res.Rows++
+		res.Touched = mergeTouched(res.Touched, []reports.Touched{{OrgID: k.OrgID, PropertyID: k.PropertyID, From: k.Date}})
 	}
 	if err := rows.Err(); err != nil {
-		return correction{}, postgres.Translate(err)
+		return Correction{}, postgres.Translate(err)
 	}
 	return res, nil
 }
