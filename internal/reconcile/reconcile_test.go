@@ -366,20 +366,18 @@ func TestCorrectionsDuringConcurrentWritesStayExact(t *testing.T) {
 	for _, m := range before {
 		keys = append(keys, reconcile.Key{OrgID: m.OrgID, PropertyID: m.PropertyID, Date: m.Date})
 	}
+	// Each writer writes, then reads its write back (waiting for its
+	// projection), so its property is settled between writes and the
+	// corrections land among them.
+	const perWriter = 25
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
 	var writes atomic.Int64
 	for o := range 2 {
 		for p := range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
+				for i := range perWriter {
 					d := bookDates[i%len(bookDates)]
 					r, err := w.env.Send("POST", "/v1/finance/revenues", w.orgs[o].AdminToken, apptest.Txn{PropertyID: w.props[o][p],
 						Source: "room", AmountCents: int64(i + 1), PaymentMode: "cash", OccurredAt: d + "T09:00:00Z"})
@@ -388,20 +386,31 @@ func TestCorrectionsDuringConcurrentWritesStayExact(t *testing.T) {
 						return
 					}
 					writes.Add(1)
+					r, err = w.env.Send("GET", "/v1/reports/daily-report?propertyId="+w.props[o][p]+"&date="+d, w.orgs[o].AdminToken, nil,
+						"X-Consistency-Token", r.Header.Get("X-Consistency-Token"))
+					if err != nil || r.Status != 200 {
+						t.Errorf("read: %v %v", r, err)
+						return
+					}
 				}
 			}()
 		}
 	}
-	var applied int
-	for range 20 {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var applied, rounds int
+	for running := true; running; rounds++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
 		res, err := reconcile.Correct(ctx, w.pool, keys, time.Now().Add(-time.Hour), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		applied += res.Rows
 	}
-	close(stop)
-	wg.Wait()
 	w.drain()
 	// Whatever is still wrong now must be drift injected and not yet
 	// corrected (deferred every time), with exactly its injected size.
@@ -417,7 +426,7 @@ func TestCorrectionsDuringConcurrentWritesStayExact(t *testing.T) {
 	if fixed := w.reconcile(true); fixed.Fixed.Mismatches != 0 {
 		t.Fatalf("after the writes: %+v", fixed.Fixed.Details)
 	}
-	t.Logf("%d writes, %d rows corrected while they ran, %d drifts left for the last pass", writes.Load(), applied, len(after))
+	t.Logf("%d writes, %d correction rounds writing %d rows while they ran, %d drifts left for the last pass", writes.Load(), rounds, applied, len(after))
 }
 
 // A batch that fails is retried with backoff until it is written; a
