@@ -23,6 +23,7 @@ import (
 	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
+	recon "hmp/internal/reconcile"
 )
 
 // envName finds the environment variable a flag's help names: "(HMP_X)".
@@ -164,8 +165,9 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.register(fs)
 	org := fs.String("org", "", "check one organization (its id); empty: every organization (HMP_RECONCILE_ORG)")
 	property := fs.String("property", "", "check one property (its id; needs --org) (HMP_RECONCILE_PROPERTY)")
+	fix := fs.Bool("fix", false, "correct every mismatch found (the profile's correction mode), then check again (HMP_RECONCILE_FIX)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: hmp reconcile [flags]\n\nRecompute every daily row, monthly rollup and counted closing of the cash book from\nthe approved and pending transactions, streaming, and print the mismatches as JSON.\nExits 1 when there is any mismatch.\n\nFlags:")
+		fmt.Fprintln(stderr, "Usage: hmp reconcile [flags]\n\nRecompute every daily row, monthly rollup and counted closing of the cash book from\nthe approved and pending transactions, streaming, and print the mismatches as JSON.\nWith --fix, correct them and check again (\"fixed\").\nExits 1 when there is any mismatch (with --fix: any left after the correction).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -193,22 +195,32 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	res, err := app.Reconcile(ctx, c.cfg, logger, orgID, propID)
+	res, err := app.Reconcile(ctx, c.cfg, logger, orgID, propID, *fix)
 	if err != nil {
 		return err
 	}
+	out := reconcileJSON(res.Reconciliation)
+	left := res.Mismatches
+	if res.Fixed != nil {
+		out["fixed"] = reconcileJSON(*res.Fixed)
+		left = res.Fixed.Mismatches
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(map[string]any{
-		"daysChecked": res.DaysChecked, "monthsChecked": res.MonthsChecked, "countsChecked": res.CountsChecked,
-		"mismatches": res.Mismatches, "details": res.Details, "durationMs": res.Duration.Milliseconds(),
-	}); err != nil {
+	if err := enc.Encode(out); err != nil {
 		return err
 	}
-	if res.Mismatches > 0 {
-		return fmt.Errorf("%d mismatches", res.Mismatches)
+	if left > 0 {
+		return fmt.Errorf("%d mismatches", left)
 	}
 	return nil
+}
+
+func reconcileJSON(r recon.Reconciliation) map[string]any {
+	return map[string]any{
+		"daysChecked": r.DaysChecked, "monthsChecked": r.MonthsChecked, "countsChecked": r.CountsChecked,
+		"mismatches": r.Mismatches, "details": r.Details, "durationMs": r.Duration.Milliseconds(),
+	}
 }
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -29,6 +29,7 @@ import (
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -41,6 +42,7 @@ func Migrations() []postgres.MigrationSet {
 		finance.Migrations(),
 		idempotency.Migrations(),
 		reports.Migrations(),
+		reconcile.Migrations(),
 	}
 }
 
@@ -67,6 +69,11 @@ type App struct {
 	Bus       *bus.Bus
 	Relay     *eventstore.Relay
 	Projector *reports.Projector
+	// Reconciliation runs reconciliations in the background;
+	// Corrections repairs the drift its detectors find.
+	Reconciliation *reconcile.Jobs
+	Corrections    *reconcile.CorrectionBatcher
+	Detector       *reconcile.Detector
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 
@@ -77,6 +84,9 @@ type App struct {
 	tenancy *tenancy.Service
 	served  chan error
 	closers []func()
+	// afterCorrection invalidates the reports a correction made stale
+	// (set by the report cache's wiring; nil: nothing cached).
+	afterCorrection func(ctx context.Context, touched []reports.Touched)
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -188,6 +198,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	a.closers = append(a.closers, pruner.Stop)
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
+	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
+		return nil, err
+	}
 
 	limiter, err := a.rateLimiter(cfg, reg)
 	if err != nil {
@@ -196,8 +209,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	handler := httpapi.New(httpapi.Deps{
 		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
-		Reports:    reportSvc,
-		Reconciler: reports.NewReconciler(reportSvc, fin),
+		Reports:        reportSvc,
+		Reconciliation: a.Reconciliation,
 		Ready: func(ctx context.Context) error {
 			if err := a.Pool.Ping(ctx); err != nil {
 				return &httpapi.DependencyError{Name: "database", Err: err}

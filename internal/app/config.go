@@ -11,6 +11,7 @@ import (
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	// IdempotencyPruner tunes the background deletion of expired
 	// idempotency keys. Zero fields: defaults (every 5 min).
 	IdempotencyPruner idempotency.PrunerConfig
+	// Reconcile tunes reconciliation jobs, drift detection and the
+	// correction batcher. Zero fields: the profile's, then defaults.
+	Reconcile reconcile.Config
 	// MaxInFlight bounds the API requests handled at once; more queue.
 	// Default 32 (measured best on 2 cores); negative: unbounded.
 	MaxInFlight int
@@ -88,7 +92,11 @@ func (c Config) WithDefaults() Config {
 	if p, err := LookupProfile(c.Profile); err == nil {
 		c.Pool = overlayPool(c.Pool, p.Pool)
 		c.Projector = overlayProjector(c.Projector, p.Projector)
+		if c.Reconcile.Mode == "" {
+			c.Reconcile.Mode = p.Corrections
+		}
 	}
+	c.Reconcile = c.Reconcile.WithDefaults()
 	c.Pool = c.Pool.WithDefaults()
 	c.Projector = c.Projector.WithDefaults()
 	c.RateLimits = c.RateLimits.withDefaults(c.Profile)
@@ -126,6 +134,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
 	}
 	if err := c.Pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Reconcile.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {

@@ -340,8 +340,20 @@ func isolationCases() map[string]isolationCase {
 			return []probe{
 				{as: managers, path: "/v1/reports/reconciliation", body: of, want: 403},
 				{as: []who{adminB}, path: "/v1/reports/reconciliation", body: of, want: 404},
-				{as: []who{adminB}, path: "/v1/reports/reconciliation", body: map[string]any{}, want: 200},
-				{as: []who{adminA}, path: "/v1/reports/reconciliation", body: of, want: 200},
+				{as: []who{adminB}, path: "/v1/reports/reconciliation", body: map[string]any{}, want: 202},
+				{as: []who{adminA}, path: "/v1/reports/reconciliation", body: of, want: 202},
+			}
+		}},
+		"GET /v1/reports/reconciliation/{id}": {probes: func(t *testing.T, w *world) []probe {
+			w.row(t, "revenue", false)
+			var job struct{ ID string }
+			w.env.Must(202, "POST", "/v1/reports/reconciliation", w.tokens[adminA], map[string]any{"propertyId": w.hidden}).JSON(t, &job)
+			w.aIDs = append(w.aIDs, job.ID)
+			path := "/v1/reports/reconciliation/" + job.ID
+			return []probe{
+				{as: managers, path: path, want: 403},
+				{as: []who{adminB}, path: path, want: 404},
+				{as: []who{adminA}, path: path, want: 200},
 			}
 		}},
 		"POST /v1/reports/cash-counts": {probes: func(t *testing.T, w *world) []probe {

@@ -587,16 +587,15 @@ func (w *pipeWorld) mustMatchLedger(skip ...pipeDay) {
 // from the transactions and returns the number of mismatches.
 func (w *pipeWorld) reconcile() (int64, []map[string]any) {
 	w.t.Helper()
-	var out struct {
-		DaysChecked int64
-		Mismatches  int64
-		Details     []map[string]any
-	}
-	w.env.Must(200, "POST", "/v1/reports/reconciliation", w.org.AdminToken, map[string]any{}).JSON(w.t, &out)
+	out := reconcileJob(w.t, w.env, w.org.AdminToken, map[string]any{})
 	if out.DaysChecked == 0 {
 		w.t.Fatalf("reconciliation checked no day")
 	}
-	return out.Mismatches, out.Details
+	details := make([]map[string]any, len(out.Mismatches))
+	for i, m := range out.Mismatches {
+		details[i] = map[string]any{"propertyId": m.PropertyID, "period": m.Period, "field": m.Field, "expected": m.Expected, "actual": m.Actual}
+	}
+	return out.MismatchCount, details
 }
 
 func (w *pipeWorld) mustReconcile() {

@@ -7,6 +7,7 @@ import (
 
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 )
 
@@ -22,6 +23,9 @@ type Profile struct {
 	// WritesPerUser and WritesPerOrg are the write budgets (zero:
 	// unlimited).
 	WritesPerUser, WritesPerOrg ratelimit.Limit
+	// Corrections is how drift corrections are written: "row" (one
+	// statement each, the guide's "before") or "batch".
+	Corrections string
 }
 
 // Profiles returns the known profiles by name.
@@ -30,9 +34,10 @@ func Profiles() map[string]Profile {
 		// The guide's "before": 20 concurrent consumers, one commit per
 		// event, a small pool.
 		"baseline": {
-			Name:      "baseline",
-			Pool:      postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
-			Projector: reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
+			Name:        "baseline",
+			Pool:        postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
+			Projector:   reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
+			Corrections: reconcile.ModeRow,
 		},
 		// Emergency scaling: 500 in flight, micro-batched multi-row
 		// upserts (two transactions of up to 250 events at a time, so one
@@ -48,9 +53,10 @@ func Profiles() map[string]Profile {
 
 func phase1() Profile {
 	return Profile{
-		Name:      "phase1",
-		Pool:      postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
-		Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
+		Name:        "phase1",
+		Pool:        postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
+		Projector:   reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
+		Corrections: reconcile.ModeBatch,
 	}
 }
 

@@ -5,43 +5,111 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"hmp/internal/domain"
 	"hmp/internal/finance"
 	"hmp/internal/postgres"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
 
+// startReconcile starts the reconciliation jobs, the correction batcher
+// and its drift detectors (sampled report reads, the periodic sweep).
+func (a *App) startReconcile(ctx context.Context, fin *finance.Service, svc *reports.Service, reg prometheus.Registerer) error {
+	cfg := a.cfg.Reconcile
+	// A property counts as settled when every event of it the projector
+	// can still be asked to apply has been applied.
+	cfg.Window = max(cfg.Window, a.Projector.Config().Retention)
+	rec := reconcile.NewReconciler(a.Pool, fin)
+	a.Reconciliation = reconcile.NewJobs(a.Pool, rec, cfg, a.logger, a.cfg.Clock)
+	a.closers = append(a.closers, a.Reconciliation.Stop)
+	a.Corrections = reconcile.NewCorrectionBatcher(a.Pool, cfg, a.invalidateCorrected, a.logger, a.cfg.Clock, reg)
+	if err := a.Corrections.Start(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, a.Corrections.Stop)
+	a.Detector = reconcile.NewDetector(a.Pool, rec, a.Corrections, a.logger, a.cfg.Clock, reg)
+	if err := a.Detector.Start(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, a.Detector.Stop)
+	svc.SetSampler(a.Detector.Sample)
+	return nil
+}
+
+// invalidateCorrected is told what each correction made stale (per
+// property, the earliest date it changed): the report cache, once wired,
+// sets a.afterCorrection to invalidate it, as after a projector batch.
+func (a *App) invalidateCorrected(ctx context.Context, touched []reports.Touched) {
+	if a.afterCorrection != nil {
+		a.afterCorrection(ctx, touched)
+	}
+}
+
+// ReconcileResult is what `hmp reconcile` reports: the check, and with
+// --fix the corrections written and the check after them.
+type ReconcileResult struct {
+	reconcile.Reconciliation
+	// Fixed is set with --fix: the recheck after the corrections.
+	Fixed *reconcile.Reconciliation
+}
+
 // Reconcile runs the truth check of the cash book against the configured
 // database (embedded or by URL) without serving: every daily row, monthly
 // rollup and counted closing of the scope (nil org: everything) against the
-// transactions. It applies pending migrations first.
-func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, property *domain.ID) (reports.Reconciliation, error) {
+// transactions. With fix, it then corrects every mismatch found (through
+// the correction batcher, in the profile's mode) and checks again. It
+// applies pending migrations first.
+func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, property *domain.ID, fix bool) (ReconcileResult, error) {
 	cfg = cfg.WithDefaults()
 	url, local, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {
-		return reports.Reconciliation{}, err
+		return ReconcileResult{}, err
 	}
 	if local != nil {
 		defer local.Stop()
 	}
 	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 8, MinConns: 1})
 	if err != nil {
-		return reports.Reconciliation{}, err
+		return ReconcileResult{}, err
 	}
 	defer pool.Close()
 	if err := postgres.Migrate(ctx, pool, logger, Migrations()...); err != nil {
-		return reports.Reconciliation{}, err
+		return ReconcileResult{}, err
 	}
 	ten, err := tenancy.New(pool, cfg.Clock, tenancy.Config{BcryptCost: cfg.BcryptCost})
 	if err != nil {
-		return reports.Reconciliation{}, err
+		return ReconcileResult{}, err
 	}
 	defer ten.Close()
-	rec := reports.NewReconciler(reports.NewService(pool, ten, nil, cfg.Clock), finance.New(pool, ten, cfg.Clock))
-	res, err := rec.Reconcile(ctx, org, property)
-	if err != nil {
-		return reports.Reconciliation{}, fmt.Errorf("reconcile: %w", err)
+	rec := reconcile.NewReconciler(pool, finance.New(pool, ten, cfg.Clock))
+	if !fix {
+		res, err := rec.Reconcile(ctx, org, property)
+		if err != nil {
+			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
+		}
+		return ReconcileResult{Reconciliation: res}, nil
 	}
-	return res, nil
+	rcfg := cfg.Reconcile
+	rcfg.Window = max(rcfg.Window, cfg.Projector.Retention)
+	rcfg.MaxQueue = max(rcfg.MaxQueue, 1<<30) // --fix queues every mismatch of the scope
+	// No cache to invalidate from here: a serving instance's cached
+	// reports of the corrected days expire with their TTL.
+	batcher := reconcile.NewCorrectionBatcher(pool, rcfg, nil, logger, cfg.Clock, nil)
+	found, err := rec.Each(ctx, org, property, func(m reconcile.Mismatch) {
+		batcher.Enqueue(reconcile.Key{OrgID: m.OrgID, PropertyID: m.PropertyID, Date: m.Date})
+	})
+	if err != nil {
+		return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
+	}
+	if err := batcher.Flush(ctx); err != nil {
+		return ReconcileResult{}, fmt.Errorf("reconcile --fix: %w", err)
+	}
+	after, err := rec.Reconcile(ctx, org, property)
+	if err != nil {
+		return ReconcileResult{}, fmt.Errorf("reconcile after fix: %w", err)
+	}
+	return ReconcileResult{Reconciliation: found, Fixed: &after}, nil
 }

@@ -36,8 +36,8 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 		Expected, Actual          int64
 	}
 	details := func(r repReconciliation) []mismatch {
-		out := make([]mismatch, len(r.Details))
-		for i, d := range r.Details {
+		out := make([]mismatch, len(r.Mismatches))
+		for i, d := range r.Mismatches {
 			out[i] = mismatch{d.PropertyID, d.Period, d.Field, d.Expected, d.Actual}
 		}
 		slices.SortFunc(out, func(x, y mismatch) int { return strings.Compare(fmt.Sprint(x), fmt.Sprint(y)) })
@@ -45,7 +45,7 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 	}
 
 	healthy := repReconcile(f, f.admin, map[string]any{})
-	if healthy.Mismatches != 0 || len(healthy.Details) != 0 {
+	if healthy.MismatchCount != 0 || len(healthy.Mismatches) != 0 {
 		t.Fatalf("healthy projection: %+v", healthy)
 	}
 	// Days with rows: a on March 2, April 10 and 11; b on March 2.
@@ -71,11 +71,11 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 	}
 	for _, body := range []map[string]any{{}, {"propertyId": a}} {
 		got := repReconcile(f, f.admin, body)
-		if got.Mismatches != 2 || !slices.Equal(details(got), want) {
-			t.Fatalf("reconciliation of %v = %d mismatches %+v, want %+v", body, got.Mismatches, details(got), want)
+		if got.MismatchCount != 2 || !slices.Equal(details(got), want) {
+			t.Fatalf("reconciliation of %v = %d mismatches %+v, want %+v", body, got.MismatchCount, details(got), want)
 		}
 	}
-	if got := repReconcile(f, f.admin, map[string]any{"propertyId": b}); got.Mismatches != 0 || got.DaysChecked != 1 {
+	if got := repReconcile(f, f.admin, map[string]any{"propertyId": b}); got.MismatchCount != 0 || got.DaysChecked != 1 {
 		t.Fatalf("reconciliation of the untouched property = %+v", got)
 	}
 	// The reports read the projection, so the drift shows there.
@@ -99,8 +99,8 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 			mismatch{b, "2026-05-05", "cashExpensesCents", 0, 50},
 		)
 		slices.SortFunc(want, func(x, y mismatch) int { return strings.Compare(fmt.Sprint(x), fmt.Sprint(y)) })
-		if got.Mismatches != int64(len(want)) || !slices.Equal(details(got), want) {
-			t.Fatalf("reconciliation = %d mismatches\n%+v\nwant\n%+v", got.Mismatches, details(got), want)
+		if got.MismatchCount != int64(len(want)) || !slices.Equal(details(got), want) {
+			t.Fatalf("reconciliation = %d mismatches\n%+v\nwant\n%+v", got.MismatchCount, details(got), want)
 		}
 	})
 
@@ -116,19 +116,22 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 		theirs := f.env.Property(other.AdminToken, "Theirs", "UTC")
 		repMustProblem(t, f.env.Do("POST", "/v1/reports/reconciliation", f.admin, map[string]any{"propertyId": theirs}), 404, "body.propertyId")
 		repMustProblem(t, f.env.Do("POST", "/v1/reports/reconciliation", f.admin, map[string]any{"propertyId": "not-a-uuid"}), 422, "body.propertyId")
-		// Their reconciliation does not see our drift.
-		var r repReconciliation
-		f.env.Must(200, "POST", "/v1/reports/reconciliation", other.AdminToken, map[string]any{}).JSON(t, &r)
-		if r.Mismatches != 0 || r.DaysChecked != 0 {
+		// Their reconciliation does not see our drift, and our job is not
+		// theirs to read.
+		r := reconcileJob(t, f.env, other.AdminToken, map[string]any{})
+		if r.MismatchCount != 0 || r.DaysChecked != 0 {
 			t.Fatalf("another organization's reconciliation = %+v", r)
 		}
+		ours := reconcileJob(t, f.env, f.admin, map[string]any{})
+		repMustProblem(t, f.env.Do("GET", "/v1/reports/reconciliation/"+ours.ID, other.AdminToken, nil), 404)
+		repMustProblem(t, f.env.Do("GET", "/v1/reports/reconciliation/"+r.ID, f.admin, nil), 404)
+		repMustProblem(t, f.env.Do("GET", "/v1/reports/reconciliation/"+ours.ID, mgr, nil), 403)
 	})
 
 	t.Run("no body reconciles the whole organization", func(t *testing.T) {
 		f := f.in(t)
-		var r repReconciliation
-		f.env.Must(200, "POST", "/v1/reports/reconciliation", f.admin, nil).JSON(t, &r)
-		if r.Mismatches != 6 {
+		r := reconcileJob(t, f.env, f.admin, nil)
+		if r.MismatchCount != 6 {
 			t.Fatalf("reconciliation without a body = %+v", r)
 		}
 	})
@@ -146,7 +149,10 @@ func TestReconciliationUnderPoolPressure(t *testing.T) {
 		f.create(f.admin, "revenue", prop, int64(i+1), "cash", day.AddDate(0, 0, i).Add(10*time.Hour).Format(time.RFC3339))
 	}
 	f.drain()
+	// Four ADMINs' requests at once: one job runs, the others are handed
+	// that same job (one reconciliation at a time per organization).
 	const concurrent = 4
+	ids := make(chan string, concurrent)
 	errs := make(chan error, concurrent)
 	for range concurrent {
 		go func() {
@@ -154,14 +160,15 @@ func TestReconciliationUnderPoolPressure(t *testing.T) {
 			switch {
 			case err != nil:
 				errs <- err
-			case r.Status != 200:
+			case r.Status != 202:
 				errs <- fmt.Errorf("reconciliation answered %s", r)
 			default:
-				var rec repReconciliation
-				if err := json.Unmarshal(r.Body, &rec); err != nil || rec.Mismatches != 0 || rec.DaysChecked != 700 {
-					errs <- fmt.Errorf("reconciliation = %s (%v)", r.Body, err)
+				var job repReconciliation
+				if err := json.Unmarshal(r.Body, &job); err != nil {
+					errs <- err
 					return
 				}
+				ids <- job.ID
 				errs <- nil
 			}
 		}()
@@ -169,6 +176,13 @@ func TestReconciliationUnderPoolPressure(t *testing.T) {
 	for range concurrent {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+	close(ids)
+	for id := range ids {
+		rec := awaitJob(t, f.env, f.admin, id)
+		if rec.MismatchCount != 0 || rec.DaysChecked != 700 {
+			t.Fatalf("reconciliation = %+v", rec)
 		}
 	}
 }

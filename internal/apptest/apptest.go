@@ -99,6 +99,9 @@ func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *En
 		BcryptCost:  4,
 		TokenSecret: strings.Repeat("s", 32),
 	}
+	// Drift is not repaired behind a test's back (tests inject drift and
+	// look for it); a test of the detectors turns them on.
+	cfg.Reconcile.SampleRate, cfg.Reconcile.SweepEvery = -1, -1
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -9,17 +9,6 @@ import (
 	"hmp/internal/postgres"
 )
 
-// DayTotals is what the approved and the pending transactions of one
-// property's business date add up to: the truth the cash book projection
-// must equal.
-type DayTotals struct {
-	OrgID, PropertyID                                                                  domain.ID
-	Date                                                                               domain.Date
-	CashReceived, BankReceived, CashExpenses, BankExpenses                             int64
-	PendingCashReceived, PendingBankReceived, PendingCashExpenses, PendingBankExpenses int64
-	ApprovedCount, PendingCount                                                        int64
-}
-
 const dayTotalsSQL = `
 	SELECT org_id, property_id, business_date,
 	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'approved' AND kind = 'revenue' AND payment_mode = 'cash'), 0),
@@ -39,11 +28,12 @@ const dayTotalsSQL = `
 	GROUP BY org_id, property_id, business_date
 	ORDER BY org_id, property_id, business_date`
 
-// StreamDayTotals calls fn for every property day that has approved or
-// pending transactions, ordered by organization, property and date,
+// StreamDayTotals calls fn with what the approved and the pending
+// transactions of each property day add up to (the truth the cash book
+// projection must equal), for every day that has any, ordered by organization, property and date,
 // streaming (nothing is held in memory). A nil org means every
 // organization; a nil property every property of the scope.
-func (s *Service) StreamDayTotals(ctx context.Context, org, property *domain.ID, fn func(DayTotals) error) error {
+func (s *Service) StreamDayTotals(ctx context.Context, org, property *domain.ID, fn func(domain.DayFlows) error) error {
 	rows, err := s.pool.Query(ctx, dayTotalsSQL, org, property)
 	if err != nil {
 		return fmt.Errorf("day totals: %w", postgres.Translate(err))
@@ -51,7 +41,7 @@ func (s *Service) StreamDayTotals(ctx context.Context, org, property *domain.ID,
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			t DayTotals
+			t domain.DayFlows
 			d time.Time
 		)
 		if err := rows.Scan(&t.OrgID, &t.PropertyID, &d, &t.CashReceived, &t.BankReceived, &t.CashExpenses, &t.BankExpenses,

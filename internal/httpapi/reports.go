@@ -164,31 +164,6 @@ type cashCountOutput struct {
 	}
 }
 
-type reconcileInput struct {
-	Body *struct {
-		PropertyID string `json:"propertyId,omitempty" format:"uuid" doc:"omit for the whole organization"`
-	}
-}
-
-type mismatchBody struct {
-	PropertyID string `json:"propertyId" format:"uuid"`
-	Period     string `json:"period" doc:"a date or a month (YYYY-MM)"`
-	Field      string `json:"field"`
-	Expected   int64  `json:"expected"`
-	Actual     int64  `json:"actual"`
-}
-
-type reconcileOutput struct {
-	Body struct {
-		DaysChecked   int64          `json:"daysChecked"`
-		MonthsChecked int64          `json:"monthsChecked"`
-		CountsChecked int64          `json:"countsChecked"`
-		Mismatches    int64          `json:"mismatches"`
-		Details       []mismatchBody `json:"details"`
-		DurationMs    int64          `json:"durationMs"`
-	}
-}
-
 func (s *server) registerReports(api huma.API) {
 	if s.Reports == nil {
 		return
@@ -353,40 +328,6 @@ func (s *server) registerReports(api huma.API) {
 		b := &out.Body
 		b.PropertyID, b.Date, b.CountedClosingCents, b.Version = c.PropertyID.String(), c.Date.String(), c.CountedClosingCents, c.Version
 		b.CountedBy, b.CountedAt = c.CountedBy.String(), c.CountedAt
-		return out, nil
-	})
-
-	huma.Register(api, Secured(huma.Operation{
-		OperationID: "reconcile", Method: http.MethodPost, Path: "/v1/reports/reconciliation", Tags: tags,
-		Summary: "Recompute the cash book from the transactions and list every mismatch (ADMIN)", Errors: []int{400, 401, 403, 404, 422},
-	}), func(ctx context.Context, in *reconcileInput) (*reconcileOutput, error) {
-		actor := h.Actor(ctx)
-		if !actor.IsAdmin() {
-			return nil, h.Problem(ctx, domain.ErrForbidden)
-		}
-		var pid *domain.ID
-		if in.Body != nil && in.Body.PropertyID != "" {
-			id, err := parseID("body.propertyId", in.Body.PropertyID)
-			if err != nil {
-				return nil, h.Problem(ctx, err)
-			}
-			if _, err := s.Tenancy.Property(ctx, actor, id); err != nil {
-				return nil, h.Problem(ctx, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"})
-			}
-			pid = &id
-		}
-		res, err := s.Reconciler.Reconcile(ctx, &actor.OrgID, pid)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		out := &reconcileOutput{}
-		b := &out.Body
-		b.DaysChecked, b.MonthsChecked, b.CountsChecked, b.Mismatches = res.DaysChecked, res.MonthsChecked, res.CountsChecked, res.Mismatches
-		b.DurationMs = res.Duration.Milliseconds()
-		b.Details = make([]mismatchBody, len(res.Details))
-		for i, m := range res.Details {
-			b.Details[i] = mismatchBody{PropertyID: m.PropertyID.String(), Period: m.Period, Field: m.Field, Expected: m.Expected, Actual: m.Actual}
-		}
 		return out, nil
 	})
 }

@@ -18,6 +18,7 @@ import (
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
 	"hmp/internal/ratelimit"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -32,10 +33,11 @@ type Deps struct {
 	Finance     *finance.Service
 	Events      *eventstore.Store
 	Idempotency *idempotency.Store
-	// Reports and Reconciler serve the report routes; nil Reports leaves
-	// them out.
-	Reports    *reports.Service
-	Reconciler *reports.Reconciler
+	// Reports serves the report routes; nil leaves them out.
+	Reports *reports.Service
+	// Reconciliation runs the reconciliation jobs; nil leaves their routes
+	// out.
+	Reconciliation *reconcile.Jobs
 	// MaxInFlight bounds the API requests handled at once; more wait their
 	// turn (cheaply, in this process) instead of crowding the database.
 	// Zero: unbounded.
@@ -84,6 +86,7 @@ func New(d Deps) http.Handler {
 	s.registerTenancy(api)
 	s.registerFinance(api)
 	s.registerReports(api)
+	s.registerReconciliation(api)
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

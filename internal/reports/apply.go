@@ -197,16 +197,6 @@ func (a *changeArrays) args() []any {
 	return []any{a.orgs, a.seqs, a.props, a.dates, a.cols, a.amounts, a.versions}
 }
 
-func compareKeys(a, b dayKey) int {
-	if c := slices.Compare(a.org[:], b.org[:]); c != 0 {
-		return c
-	}
-	if c := slices.Compare(a.property[:], b.property[:]); c != 0 {
-		return c
-	}
-	return a.date.Compare(b.date)
-}
-
 // prune deletes applied-event records older than before, in chunks, and
 // returns how many it deleted.
 func (a *applier) prune(ctx context.Context, before time.Time) (int64, error) {

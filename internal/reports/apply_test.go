@@ -164,11 +164,11 @@ func expected(t *testing.T, events []domain.Event) projection {
 		}
 		for _, c := range cs {
 			f := p.days[c.key]
-			f.add(c.flows, 1)
+			f.Add(c.flows, 1)
 			p.days[c.key] = f
 			mk := dayKey{c.key.org, c.key.property, c.key.date.MonthStart()}
 			m := p.months[mk]
-			m.add(c.flows, 1)
+			m.Add(c.flows, 1)
 			p.months[mk] = m
 			if c.counted != nil && int64(c.countedVersion) > p.counted[c.key][1] {
 				p.counted[c.key] = [2]int64{*c.counted, int64(c.countedVersion)}

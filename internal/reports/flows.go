@@ -10,44 +10,10 @@ import (
 	"hmp/internal/domain"
 )
 
-// Flows are the money movements of one property over a day (or a month),
-// split by approval state, payment mode and direction, in minor units.
-type Flows struct {
-	CashReceived, BankReceived, CashExpenses, BankExpenses                             int64
-	PendingCashReceived, PendingBankReceived, PendingCashExpenses, PendingBankExpenses int64
-	ApprovedCount, PendingCount                                                        int64
-}
-
-// add adds o times sign (+1 or -1) to f.
-func (f *Flows) add(o Flows, sign int64) {
-	f.CashReceived += sign * o.CashReceived
-	f.BankReceived += sign * o.BankReceived
-	f.CashExpenses += sign * o.CashExpenses
-	f.BankExpenses += sign * o.BankExpenses
-	f.PendingCashReceived += sign * o.PendingCashReceived
-	f.PendingBankReceived += sign * o.PendingBankReceived
-	f.PendingCashExpenses += sign * o.PendingCashExpenses
-	f.PendingBankExpenses += sign * o.PendingBankExpenses
-	f.ApprovedCount += sign * o.ApprovedCount
-	f.PendingCount += sign * o.PendingCount
-}
-
-// IsZero reports whether f moves nothing.
-func (f Flows) IsZero() bool { return f == Flows{} }
-
-// View returns the flows a report shows: approved only, or approved plus
-// pending.
-func (f Flows) View(includePending bool) (cashIn, bankIn, cashOut, bankOut, count int64) {
-	cashIn, bankIn, cashOut, bankOut, count = f.CashReceived, f.BankReceived, f.CashExpenses, f.BankExpenses, f.ApprovedCount
-	if includePending {
-		cashIn += f.PendingCashReceived
-		bankIn += f.PendingBankReceived
-		cashOut += f.PendingCashExpenses
-		bankOut += f.PendingBankExpenses
-		count += f.PendingCount
-	}
-	return
-}
+// Flows are the money movements of one property over a day or a month;
+// the type lives in domain so that finance's truth and this projection are
+// one type (reconcile compares them field by field).
+type Flows = domain.Flows
 
 // contribution is what one revenue or expense in a given state adds to its
 // day: nothing unless approved or pending.
@@ -190,7 +156,7 @@ func effects(ev domain.Event, md *wireMeta) ([]change, error) {
 			return poison("event %s carries an incomplete row state", ev.ID)
 		}
 		f := Flows{}
-		f.add(contribution(kind, s), sign)
+		f.Add(contribution(kind, s), sign)
 		out = append(out, change{key: dayKey{ev.OrgID, s.PropertyID, s.BusinessDate}, flows: f})
 		return nil
 	}

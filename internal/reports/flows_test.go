@@ -90,7 +90,7 @@ func sumChanges(cs []change) netEffect {
 	n := netEffect{flows: map[dayKey]Flows{}, counted: map[dayKey][2]int64{}}
 	for _, c := range cs {
 		f := n.flows[c.key]
-		f.add(c.flows, 1)
+		f.Add(c.flows, 1)
 		n.flows[c.key] = f
 		if c.counted != nil {
 			n.counted[c.key] = [2]int64{*c.counted, int64(c.countedVersion)}

@@ -129,6 +129,7 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	if err != nil {
 		return DailyReport{}, err
 	}
+	s.sample(actor.OrgID, propertyID, date) // drift check, asynchronous (sample.go)
 	return days[0], nil
 }
 

@@ -43,6 +43,8 @@ type Service struct {
 	props  Properties
 	waiter *Waiter
 	now    func() time.Time
+	// sampler is offered served daily reads for a drift check (sample.go).
+	sampler Sampler
 }
 
 // NewService returns a Service; waiter serves reads that carry a

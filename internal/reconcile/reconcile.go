@@ -1,20 +1,50 @@
-package reports
+// Package reconcile checks the cash book projection against the truth
+// recomputed from the transactions and repairs drift: reconciliation (on
+// demand, as a background job), the drift detectors (sampled reads, a
+// periodic sweep) and the correction batcher that writes the repairs. It
+// sits between finance (the truth) and reports (the projection) so that
+// neither imports the other.
+package reconcile
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"hmp/internal/domain"
-	"hmp/internal/finance"
 	"hmp/internal/postgres"
 )
 
-// Truth streams what the transactions add up to per property day.
+// Truth streams what the transactions add up to per property day, in
+// (organization, property, date) order; finance.Service is one.
 type Truth interface {
-	StreamDayTotals(ctx context.Context, org, property *domain.ID, fn func(finance.DayTotals) error) error
+	StreamDayTotals(ctx context.Context, org, property *domain.ID, fn func(domain.DayFlows) error) error
+}
+
+// Flows is the day (or month) total both sides are compared by.
+type Flows = domain.Flows
+
+// Key names one property's business date: a daily row, and through its
+// month the monthly rollup.
+type Key struct {
+	OrgID, PropertyID domain.ID
+	Date              domain.Date
+}
+
+// Compare orders keys by organization, property and date.
+func (k Key) Compare(o Key) int {
+	if c := slices.Compare(k.OrgID[:], o.OrgID[:]); c != 0 {
+		return c
+	}
+	if c := slices.Compare(k.PropertyID[:], o.PropertyID[:]); c != 0 {
+		return c
+	}
+	return k.Date.Compare(o.Date)
 }
 
 // Mismatch is one projected figure that differs from the truth.
@@ -26,6 +56,9 @@ type Mismatch struct {
 	Field    string `json:"field"`
 	Expected int64  `json:"expected"`
 	Actual   int64  `json:"actual"`
+	// Date is the day, or the first day of the month, the figure belongs
+	// to: the key a correction of it takes.
+	Date domain.Date `json:"-"`
 }
 
 // Reconciliation is the outcome of a truth check.
@@ -47,24 +80,24 @@ const MaxMismatchDetails = 1000
 // the pool while waiting for the rest, and wait for each other until they
 // time out.
 type Reconciler struct {
-	svc   *Service
+	pool  *pgxpool.Pool
 	truth Truth
 	turn  chan struct{} // holds a token while a reconciliation runs
 }
 
-// NewReconciler returns a Reconciler over the projection of svc.
-func NewReconciler(svc *Service, truth Truth) *Reconciler {
-	return &Reconciler{svc: svc, truth: truth, turn: make(chan struct{}, 1)}
+// NewReconciler returns a Reconciler over the projection in pool.
+func NewReconciler(pool *pgxpool.Pool, truth Truth) *Reconciler {
+	return &Reconciler{pool: pool, truth: truth, turn: make(chan struct{}, 1)}
 }
 
 type projDay struct {
-	key     dayKey
+	key     Key
 	flows   Flows
 	counted *int64
 }
 
 type countRow struct {
-	key     dayKey
+	key     Key
 	counted int64
 }
 
@@ -76,6 +109,14 @@ type countRow struct {
 // waits for a reconciliation already running to finish; a ctx that ends
 // meanwhile is its error.
 func (r *Reconciler) Reconcile(ctx context.Context, org, property *domain.ID) (Reconciliation, error) {
+	return r.Each(ctx, org, property, nil)
+}
+
+// Each is Reconcile calling found (when not nil) with every mismatch, not
+// only the first MaxMismatchDetails: the corrections of `hmp reconcile
+// --fix` and of the sweep come from it. found runs on the merging
+// goroutine and must not block for long.
+func (r *Reconciler) Each(ctx context.Context, org, property *domain.ID, found func(Mismatch)) (Reconciliation, error) {
 	select {
 	case r.turn <- struct{}{}:
 		defer func() { <-r.turn }()
@@ -90,20 +131,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, org, property *domain.ID) (R
 	months := make(chan projDay, 512)
 	g.Go(func() error {
 		defer close(truth)
-		return r.truth.StreamDayTotals(ctx, org, property, func(t finance.DayTotals) error {
-			f := Flows{t.CashReceived, t.BankReceived, t.CashExpenses, t.BankExpenses,
-				t.PendingCashReceived, t.PendingBankReceived, t.PendingCashExpenses, t.PendingBankExpenses,
-				t.ApprovedCount, t.PendingCount}
-			return send(ctx, truth, projDay{key: dayKey{t.OrgID, t.PropertyID, t.Date}, flows: f})
+		return r.truth.StreamDayTotals(ctx, org, property, func(t domain.DayFlows) error {
+			return send(ctx, truth, projDay{key: Key{t.OrgID, t.PropertyID, t.Date}, flows: t.Flows})
 		})
 	})
-	g.Go(func() error { defer close(days); return r.svc.streamRows(ctx, "daily", org, property, days) })
-	g.Go(func() error { defer close(months); return r.svc.streamRows(ctx, "monthly", org, property, months) })
-	g.Go(func() error { defer close(counts); return r.svc.streamCounts(ctx, org, property, counts) })
+	g.Go(func() error { defer close(days); return r.streamRows(ctx, "daily", org, property, days) })
+	g.Go(func() error { defer close(months); return r.streamRows(ctx, "monthly", org, property, months) })
+	g.Go(func() error { defer close(counts); return r.streamCounts(ctx, org, property, counts) })
 
 	var res Reconciliation
 	g.Go(func() error {
-		res = merge(truth, days, counts, months)
+		res = merge(truth, days, counts, months, found)
 		return nil
 	})
 	if err := g.Wait(); err != nil {
@@ -123,15 +161,19 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 }
 
 // merge walks the four sorted streams together.
-func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan projDay) Reconciliation {
+func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan projDay, found func(Mismatch)) Reconciliation {
 	res := Reconciliation{Details: []Mismatch{}}
-	report := func(k dayKey, period, field string, want, got int64) {
+	report := func(k Key, period, field string, want, got int64) {
+		m := Mismatch{OrgID: k.OrgID, PropertyID: k.PropertyID, Period: period, Field: field, Expected: want, Actual: got, Date: k.Date}
 		res.Mismatches++
 		if len(res.Details) < MaxMismatchDetails {
-			res.Details = append(res.Details, Mismatch{OrgID: k.org, PropertyID: k.property, Period: period, Field: field, Expected: want, Actual: got})
+			res.Details = append(res.Details, m)
+		}
+		if found != nil {
+			found(m)
 		}
 	}
-	compare := func(k dayKey, period string, want, got Flows) {
+	compare := func(k Key, period string, want, got Flows) {
 		names := [...]string{"cashReceivedCents", "bankReceivedCents", "cashExpensesCents", "bankExpensesCents",
 			"pendingCashReceivedCents", "pendingBankReceivedCents", "pendingCashExpensesCents", "pendingBankExpensesCents",
 			"approvedCount", "pendingCount"}
@@ -151,23 +193,23 @@ func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan pro
 	// monthly rows when the month is complete.
 	mHead, mOK := <-months
 	var (
-		curMonth  dayKey
+		curMonth  Key
 		monthSum  Flows
 		haveMonth bool
 	)
-	checkMonth := func(k dayKey, want Flows) {
-		for mOK && compareKeys(mHead.key, k) < 0 {
+	checkMonth := func(k Key, want Flows) {
+		for mOK && mHead.key.Compare(k) < 0 {
 			res.MonthsChecked++
-			compare(mHead.key, monthLabel(mHead.key.date), Flows{}, mHead.flows)
+			compare(mHead.key, monthLabel(mHead.key.Date), Flows{}, mHead.flows)
 			mHead, mOK = <-months
 		}
 		res.MonthsChecked++
-		if mOK && compareKeys(mHead.key, k) == 0 {
-			compare(k, monthLabel(k.date), want, mHead.flows)
+		if mOK && mHead.key.Compare(k) == 0 {
+			compare(k, monthLabel(k.Date), want, mHead.flows)
 			mHead, mOK = <-months
 			return
 		}
-		compare(k, monthLabel(k.date), want, Flows{})
+		compare(k, monthLabel(k.Date), want, Flows{})
 	}
 	flushMonth := func() {
 		if haveMonth {
@@ -181,13 +223,13 @@ func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan pro
 	cHead, cOK := <-counts
 	for tOK || dOK || cOK {
 		// The smallest key among the heads.
-		var k dayKey
+		var k Key
 		first := true
 		for _, c := range []struct {
 			ok bool
-			k  dayKey
+			k  Key
 		}{{tOK, tHead.key}, {dOK, dHead.key}, {cOK, cHead.key}} {
-			if c.ok && (first || compareKeys(c.k, k) < 0) {
+			if c.ok && (first || c.k.Compare(k) < 0) {
 				k, first = c.k, false
 			}
 		}
@@ -209,28 +251,28 @@ func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan pro
 			cHead, cOK = <-counts
 		}
 		res.DaysChecked++
-		compare(k, k.date.String(), want, got)
+		compare(k, k.Date.String(), want, got)
 		switch {
 		case truthCount != nil && counted == nil:
-			report(k, k.date.String(), "countedClosingCents", *truthCount, 0)
+			report(k, k.Date.String(), "countedClosingCents", *truthCount, 0)
 		case truthCount == nil && counted != nil:
-			report(k, k.date.String(), "countedClosingCents", 0, *counted)
+			report(k, k.Date.String(), "countedClosingCents", 0, *counted)
 		case truthCount != nil && *truthCount != *counted:
-			report(k, k.date.String(), "countedClosingCents", *truthCount, *counted)
+			report(k, k.Date.String(), "countedClosingCents", *truthCount, *counted)
 		}
 		if !want.IsZero() {
-			mk := dayKey{k.org, k.property, k.date.MonthStart()}
+			mk := Key{k.OrgID, k.PropertyID, k.Date.MonthStart()}
 			if haveMonth && mk != curMonth {
 				flushMonth()
 			}
 			curMonth, haveMonth = mk, true
-			monthSum.add(want, 1)
+			monthSum.Add(want, 1)
 		}
 	}
 	flushMonth()
 	for mOK { // monthly rows beyond the last truth month
 		res.MonthsChecked++
-		compare(mHead.key, monthLabel(mHead.key.date), Flows{}, mHead.flows)
+		compare(mHead.key, monthLabel(mHead.key.Date), Flows{}, mHead.flows)
 		mHead, mOK = <-months
 	}
 	return res
@@ -261,29 +303,29 @@ const (
 	ORDER BY org_id, property_id, date`
 )
 
-func (s *Service) streamRows(ctx context.Context, table string, org, property *domain.ID, out chan<- projDay) error {
+func (r *Reconciler) streamRows(ctx context.Context, table string, org, property *domain.ID, out chan<- projDay) error {
 	sql := streamDailySQL
 	if table == "monthly" {
 		sql = streamMonthlySQL
 	}
-	rows, err := s.pool.Query(ctx, sql, org, property)
+	rows, err := r.pool.Query(ctx, sql, org, property)
 	if err != nil {
 		return fmt.Errorf("stream %s rows: %w", table, postgres.Translate(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			r projDay
+			p projDay
 			d time.Time
-			f = &r.flows
+			f = &p.flows
 		)
-		if err := rows.Scan(&r.key.org, &r.key.property, &d, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
+		if err := rows.Scan(&p.key.OrgID, &p.key.PropertyID, &d, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
 			&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
-			&f.ApprovedCount, &f.PendingCount, &r.counted); err != nil {
+			&f.ApprovedCount, &f.PendingCount, &p.counted); err != nil {
 			return fmt.Errorf("stream %s rows: %w", table, err)
 		}
-		r.key.date = domain.DateOf(d)
-		if err := send(ctx, out, r); err != nil {
+		p.key.Date = domain.DateOf(d)
+		if err := send(ctx, out, p); err != nil {
 			return err
 		}
 	}
@@ -293,8 +335,8 @@ func (s *Service) streamRows(ctx context.Context, table string, org, property *d
 	return nil
 }
 
-func (s *Service) streamCounts(ctx context.Context, org, property *domain.ID, out chan<- countRow) error {
-	rows, err := s.pool.Query(ctx, streamCountsSQL, org, property)
+func (r *Reconciler) streamCounts(ctx context.Context, org, property *domain.ID, out chan<- countRow) error {
+	rows, err := r.pool.Query(ctx, streamCountsSQL, org, property)
 	if err != nil {
 		return fmt.Errorf("stream cash counts: %w", postgres.Translate(err))
 	}
@@ -304,10 +346,10 @@ func (s *Service) streamCounts(ctx context.Context, org, property *domain.ID, ou
 			c countRow
 			d time.Time
 		)
-		if err := rows.Scan(&c.key.org, &c.key.property, &d, &c.counted); err != nil {
+		if err := rows.Scan(&c.key.OrgID, &c.key.PropertyID, &d, &c.counted); err != nil {
 			return fmt.Errorf("stream cash counts: %w", err)
 		}
-		c.key.date = domain.DateOf(d)
+		c.key.Date = domain.DateOf(d)
 		if err := send(ctx, out, c); err != nil {
 			return err
 		}
