@@ -144,9 +144,6 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	return nil
 }
 
-// JetStream returns the JetStream context.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
-
 // Conn returns the NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
