@@ -38,6 +38,7 @@ Commands:
   migrate   apply the schema migrations and exit
   reconcile recompute the cash book from the transactions and report mismatches
   loadtest  drive a local HMP and measure it (writes, projection, freshness)
+  dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -80,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return reconcile(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		return dlq(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
