@@ -40,6 +40,7 @@ Commands:
   reconcile recompute the cash book from the transactions and report mismatches
   loadtest  drive a local HMP and measure it (writes, projection, freshness)
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
+  dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return loadtestCmd(ctx, args[1:], stdout, stderr)
 	case "chaos":
 		return chaosCmd(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		return dlq(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"hmp/internal/apptest"
@@ -20,16 +19,15 @@ import (
 func (w *pipeWorld) deadLetters() []*jetstream.RawStreamMsg {
 	w.t.Helper()
 	ctx := context.Background()
-	s, err := w.env.App.Bus.JetStream().Stream(ctx, bus.DeadLetterStream)
+	letters, err := w.env.App.Bus.DeadLetters(ctx)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	info := w.stream(bus.DeadLetterStream)
 	var out []*jetstream.RawStreamMsg
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
+	for _, d := range letters {
+		m, err := w.env.App.Bus.StreamMsg(ctx, bus.DeadLetterStream, d.Seq)
 		if err != nil {
-			w.t.Fatalf("dead letter %d: %v", seq, err)
+			w.t.Fatal(err)
 		}
 		out = append(out, m)
 	}
@@ -39,11 +37,11 @@ func (w *pipeWorld) deadLetters() []*jetstream.RawStreamMsg {
 // publishRaw puts data on the events stream as if it were an event.
 func (w *pipeWorld) publishRaw(subject string, data []byte) uint64 {
 	w.t.Helper()
-	ack, err := w.env.App.Bus.JetStream().PublishMsg(context.Background(), &nats.Msg{Subject: subject, Data: data})
+	seq, err := w.env.App.Bus.PublishRaw(context.Background(), subject, data, "")
 	if err != nil {
-		w.t.Fatalf("publish: %v", err)
+		w.t.Fatal(err)
 	}
-	return ack.Sequence
+	return seq
 }
 
 // A poison message (undecodable, or decodable but not an event the

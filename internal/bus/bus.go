@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -67,6 +70,7 @@ type Bus struct {
 	closed chan struct{} // closed when the connection is closed
 	cfg    Config
 	ns     *server.Server // nil when external
+	lock   *os.File       // holds the embedded store's lock; nil when external
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	logger *slog.Logger
@@ -83,16 +87,23 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 		if cfg.StoreDir == "" {
 			return nil, errors.New("bus: StoreDir is required for the embedded server")
 		}
+		lock, err := lockStore(cfg.StoreDir)
+		if err != nil {
+			return nil, err
+		}
+		b.lock = lock
 		ns, err := server.NewServer(&server.Options{
 			ServerName: "hmp-embedded", JetStream: true, StoreDir: cfg.StoreDir,
 			DontListen: true, NoSigs: true, NoLog: true,
 		})
 		if err != nil {
+			b.Close()
 			return nil, fmt.Errorf("embedded nats: %w", err)
 		}
 		go ns.Start()
 		if !ns.ReadyForConnections(30 * time.Second) {
 			ns.Shutdown()
+			b.Close()
 			return nil, errors.New("embedded nats did not become ready in 30s")
 		}
 		b.ns = ns
@@ -144,9 +155,6 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 	return nil
 }
 
-// JetStream returns the JetStream context.
-func (b *Bus) JetStream() jetstream.JetStream { return b.js }
-
 // Conn returns the NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
@@ -179,6 +187,31 @@ func (b *Bus) Close() {
 		b.ns.WaitForShutdown()
 		b.ns = nil
 	}
+	if b.lock != nil {
+		_ = b.lock.Close() // releases the lock
+		b.lock = nil
+	}
+}
+
+// lockStore takes an exclusive lock on the embedded store dir: two
+// processes running JetStream on one store would corrupt it (an operator
+// command such as `hmp dlq` next to a running `hmp serve`).
+func lockStore(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded nats store: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "hmp.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats store lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("the embedded bus at %s is in use by another process (a running hmp serve?): stop it, or reach its bus with a NATS URL", dir)
+		}
+		return nil, fmt.Errorf("embedded nats store lock: %w", err)
+	}
+	return f, nil
 }
 
 // EventSubject is where an event of an organization and property is

@@ -79,7 +79,7 @@ func testEvent(org domain.ID, prop *domain.ID, seq int64) domain.Event {
 
 func streamMsgs(t *testing.T, b *Bus, stream string) uint64 {
 	t.Helper()
-	s, err := b.JetStream().Stream(context.Background(), stream)
+	s, err := b.js.Stream(context.Background(), stream)
 	if err != nil {
 		t.Fatalf("stream %s: %v", stream, err)
 	}
@@ -94,7 +94,7 @@ func streamMsgs(t *testing.T, b *Bus, stream string) uint64 {
 // projector would have.
 func testConsumer(t *testing.T, b *Bus, durable string) jetstream.Consumer {
 	t.Helper()
-	c, err := b.JetStream().CreateOrUpdateConsumer(context.Background(), EventsStream, jetstream.ConsumerConfig{
+	c, err := b.js.CreateOrUpdateConsumer(context.Background(), EventsStream, jetstream.ConsumerConfig{
 		Durable: durable, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -153,7 +153,7 @@ func TestConformance(t *testing.T) {
 					open(t)
 				}
 				for name, subject := range map[string]string{EventsStream: "hmp.events.>", DeadLetterStream: "hmp.dlq.>"} {
-					s, err := b.JetStream().Stream(ctx, name)
+					s, err := b.js.Stream(ctx, name)
 					if err != nil {
 						t.Fatalf("stream %s: %v", name, err)
 					}
@@ -162,7 +162,7 @@ func TestConformance(t *testing.T) {
 						t.Errorf("stream %s config = %+v", name, cfg)
 					}
 				}
-				s, _ := b.JetStream().Stream(ctx, EventsStream)
+				s, _ := b.js.Stream(ctx, EventsStream)
 				if cfg := s.CachedInfo().Config; cfg.Duplicates != 2*time.Minute || cfg.MaxAge != 7*24*time.Hour {
 					t.Errorf("events stream duplicates %s, max age %s", cfg.Duplicates, cfg.MaxAge)
 				}
@@ -233,7 +233,7 @@ func TestConformance(t *testing.T) {
 				if err := msgs[1].DoubleAck(ctx); err != nil {
 					t.Fatalf("ack: %v", err)
 				}
-				dlq, err := b.JetStream().Stream(ctx, DeadLetterStream)
+				dlq, err := b.js.Stream(ctx, DeadLetterStream)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -423,11 +423,7 @@ func TestRelayRepublishAfterCrash(t *testing.T) {
 	}
 	r := b.startRelay(t, bs, RelayConfig{BatchSize: 3})
 	streamMsgs := func() uint64 {
-		s, err := bs.JetStream().Stream(ctx, bus.EventsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
+		info, err := bs.StreamInfo(ctx, bus.EventsStream)
 		if err != nil {
 			t.Fatal(err)
 		}

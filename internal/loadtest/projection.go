@@ -254,11 +254,7 @@ func (r *projectionRun) settle(next string) {
 // the publishing alone.
 func (r *projectionRun) publish(ctx context.Context) (Result, error) {
 	cfg := r.cfg
-	stream, err := cfg.Bus.JetStream().Stream(ctx, bus.EventsStream)
-	if err != nil {
-		return Result{}, fmt.Errorf("projection: events stream: %w", err)
-	}
-	info, err := stream.Info(ctx)
+	info, err := cfg.Bus.StreamInfo(ctx, bus.EventsStream)
 	if err != nil {
 		return Result{}, fmt.Errorf("projection: events stream: %w", err)
 	}
@@ -333,7 +329,7 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 	proj := reports.NewProjector(pool, cfg.Bus, pc, cfg.Logger, time.Now, reg)
 	defer func() {
 		proj.Stop()
-		if err := cfg.Bus.JetStream().DeleteConsumer(context.WithoutCancel(ctx), bus.EventsStream, pc.Durable); err != nil {
+		if err := cfg.Bus.DeleteConsumer(context.WithoutCancel(ctx), bus.EventsStream, pc.Durable); err != nil {
 			cfg.Logger.Warn("loadtest_consumer_delete_failed", "consumer", pc.Durable, "error", err.Error())
 		}
 	}()

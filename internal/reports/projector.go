@@ -33,6 +33,11 @@ type ProjectorConfig struct {
 	// MaxDeliver is how many deliveries a failing message gets before it
 	// is dead-lettered. Default 5.
 	MaxDeliver int
+	// RetryDelay is the redelivery delay after a failed delivery; it
+	// doubles with every delivery up to MaxRetryDelay. A database fault is
+	// retried so without limit; another failure up to MaxDeliver times.
+	// Defaults 200 ms and 5 s.
+	RetryDelay, MaxRetryDelay time.Duration
 	// AckWait is how long a delivered message may stay unacknowledged
 	// before it is redelivered. Default 30 s.
 	AckWait time.Duration
@@ -142,6 +147,7 @@ func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *s
 		Durable: p.cfg.Durable, Description: "reports projector: daily and monthly cash balances",
 		MaxAckPending: p.cfg.MaxConcurrency, AckWait: p.cfg.AckWait, BatchSize: p.cfg.BatchSize,
 		Workers: p.cfg.Workers, Linger: p.cfg.Linger, MaxDeliver: p.cfg.MaxDeliver,
+		RetryDelay: p.cfg.RetryDelay, MaxRetryDelay: p.cfg.MaxRetryDelay,
 		Settled: func(result string, n int) {
 			if result != "acked" { // applied and duplicates are counted at the commit
 				p.m.events.WithLabelValues(result).Add(float64(n))
