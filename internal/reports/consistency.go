@@ -30,19 +30,32 @@ type Progress interface {
 	AckFloor(ctx context.Context) (uint64, error)
 }
 
+// WaiterConfig tunes the consistency wait. The zero value of each field
+// means its default.
+type WaiterConfig struct {
+	// Timeout is how long a read waits before it answers ErrUnavailable.
+	// Default 5 s.
+	Timeout time.Duration
+	// StreamWide makes a read wait for the stream-wide floor (every
+	// organization's events) instead of its organization's: the behaviour
+	// before per-organization waits, kept to measure against and to roll
+	// back to. Default false.
+	StreamWide bool
+}
+
 // Waiter makes a read reflect every write of its organization committed
 // before it started.
 type Waiter struct {
 	progress Progress
-	timeout  time.Duration
+	cfg      WaiterConfig
 }
 
-// NewWaiter returns a Waiter giving up after timeout (default 5 s).
-func NewWaiter(p Progress, timeout time.Duration) *Waiter {
-	if timeout == 0 {
-		timeout = 5 * time.Second
+// NewWaiter returns a Waiter asking p.
+func NewWaiter(p Progress, cfg WaiterConfig) *Waiter {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
 	}
-	return &Waiter{progress: p, timeout: timeout}
+	return &Waiter{progress: p, cfg: cfg}
 }
 
 // errNotYet makes the wait poll again.
@@ -58,21 +71,24 @@ var errNotYet = errors.New("not reflected yet")
 // token handed out earlier is covered and needs no value of its own here.
 // It answers ErrUnavailable after the timeout, never stale data.
 func (w *Waiter) Wait(ctx context.Context, org domain.ID) error {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	var (
 		below, target uint64
 		covered       bool
 	)
 	poll := func() error {
-		ok, used, err := w.progress.Reflected(ctx, org, below)
-		if err != nil {
-			return err
+		if !w.cfg.StreamWide {
+			ok, used, err := w.progress.Reflected(ctx, org, below)
+			if err != nil {
+				return err
+			}
+			below = used
+			if ok {
+				return nil
+			}
 		}
-		below = used
-		if ok {
-			return nil
-		}
+		var err error
 		// The fallback failing (the bus away, the consumer being made
 		// anew) only means it cannot release the read yet.
 		if !covered {
