@@ -133,8 +133,9 @@ type AppliedProgress struct {
 	now       func() time.Time
 	retention time.Duration
 
-	mu       sync.Mutex
-	advanced map[domain.ID]time.Time // when a watermark was last advanced here
+	advanceEvery time.Duration // advanceEvery, or 0 in tests
+	mu           sync.Mutex
+	advanced     map[domain.ID]time.Time // when a watermark was last advanced here
 }
 
 // NewAppliedProgress returns an AppliedProgress. retention is how long
@@ -142,7 +143,7 @@ type AppliedProgress struct {
 // counts as applied (its record may be pruned; and if it truly was never
 // applied, no wait can help).
 func NewAppliedProgress(pool *pgxpool.Pool, now func() time.Time, retention time.Duration) *AppliedProgress {
-	return &AppliedProgress{pool: pool, now: now, retention: retention, advanced: map[domain.ID]time.Time{}}
+	return &AppliedProgress{pool: pool, now: now, retention: retention, advanceEvery: advanceEvery, advanced: map[domain.ID]time.Time{}}
 }
 
 // reflectedCheck looks for an event of the organization, from its
@@ -198,7 +199,7 @@ func (p *AppliedProgress) due(org domain.ID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if t, seen := p.advanced[org]; seen && now.Sub(t) < advanceEvery {
+	if t, seen := p.advanced[org]; seen && now.Sub(t) < p.advanceEvery {
 		return false
 	}
 	if len(p.advanced) >= 100_000 {
@@ -221,7 +222,8 @@ func (p *AppliedProgress) advance(ctx context.Context, org domain.ID, mark int64
 }
 
 // OldestUnapplied returns the oldest transaction id with an event (inside
-// the retention) the projector has not applied, or the current snapshot's
+// the retention, above its organization's watermark) the projector has not
+// applied, or the current snapshot's
 // xmin when there is none: where the relay re-publishes from after the
 // events stream was made anew. It scans the outbox of the retention
 // period: a recovery step, not a hot path.
@@ -231,7 +233,8 @@ func (p *AppliedProgress) OldestUnapplied(ctx context.Context) (int64, error) {
 		SELECT coalesce(min(e.tx_id), pg_snapshot_xmin(pg_current_snapshot()))::text::bigint
 		FROM events e
 		WHERE e.occurred_at >= $1
-		  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)`,
+		  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)
+		  AND NOT EXISTS (SELECT 1 FROM consistency_watermarks w WHERE w.org_id = e.org_id AND e.tx_id < w.applied_below)`,
 		p.now().Add(-p.retention)).Scan(&tx)
 	if err != nil {
 		return 0, fmt.Errorf("oldest unapplied event: %w", postgres.Translate(err))
