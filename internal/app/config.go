@@ -63,6 +63,10 @@ type Config struct {
 	// ConsistencyTimeout bounds how long a read with a consistency token
 	// waits for its write before answering 503. Default 5 s.
 	ConsistencyTimeout time.Duration
+	// ConsistencyStreamWide makes a read with a consistency token wait for
+	// every organization's events (the stream-wide floor), as before reads
+	// waited only for their organization's. Default false.
+	ConsistencyStreamWide bool
 	// TokenSecret signs access tokens; at least 32 bytes. Empty: a random
 	// secret kept in DataDir/token.key (set it when running several
 	// instances).

@@ -276,7 +276,7 @@ func (r *Relay) lead(ctx context.Context) (err error) {
 	checkStream := watcher != nil // at once, then now and then and after failures
 	var lastCheck time.Time
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = r.cfg.PollInterval, 5*time.Second
+	bo.InitialInterval, bo.MaxInterval = min(r.cfg.PollInterval, 5*time.Second), 5*time.Second
 	attempt := func() (int, error) {
 		cctx, cancel := context.WithTimeout(ctx, r.cfg.StallTimeout)
 		defer cancel()

@@ -1,7 +1,6 @@
 package reports
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,19 +30,32 @@ type Progress interface {
 	AckFloor(ctx context.Context) (uint64, error)
 }
 
+// WaiterConfig tunes the consistency wait. The zero value of each field
+// means its default.
+type WaiterConfig struct {
+	// Timeout is how long a read waits before it answers ErrUnavailable.
+	// Default 5 s.
+	Timeout time.Duration
+	// StreamWide makes a read wait for the stream-wide floor (every
+	// organization's events) instead of its organization's: the behaviour
+	// before per-organization waits, kept to measure against and to roll
+	// back to. Default false.
+	StreamWide bool
+}
+
 // Waiter makes a read reflect every write of its organization committed
 // before it started.
 type Waiter struct {
 	progress Progress
-	timeout  time.Duration
+	cfg      WaiterConfig
 }
 
-// NewWaiter returns a Waiter giving up after timeout (default 5 s).
-func NewWaiter(p Progress, timeout time.Duration) *Waiter {
-	if timeout == 0 {
-		timeout = 5 * time.Second
+// NewWaiter returns a Waiter asking p.
+func NewWaiter(p Progress, cfg WaiterConfig) *Waiter {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
 	}
-	return &Waiter{progress: p, timeout: timeout}
+	return &Waiter{progress: p, cfg: cfg}
 }
 
 // errNotYet makes the wait poll again.
@@ -59,31 +71,32 @@ var errNotYet = errors.New("not reflected yet")
 // token handed out earlier is covered and needs no value of its own here.
 // It answers ErrUnavailable after the timeout, never stale data.
 func (w *Waiter) Wait(ctx context.Context, org domain.ID) error {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	defer cancel()
 	var (
 		below, target uint64
 		covered       bool
 	)
 	poll := func() error {
-		ok, used, err := w.progress.Reflected(ctx, org, below)
-		if err != nil {
-			return err
-		}
-		below = used
-		if ok {
-			return nil
-		}
-		if !covered {
-			if covered, target, err = w.progress.Covered(ctx); err != nil || !covered {
-				return cmp.Or(err, errNotYet)
+		if !w.cfg.StreamWide {
+			ok, used, err := w.progress.Reflected(ctx, org, below)
+			if err != nil {
+				return err
+			}
+			below = used
+			if ok {
+				return nil
 			}
 		}
-		floor, err := w.progress.AckFloor(ctx)
-		if err != nil {
-			return err
+		var err error
+		// The fallback failing (the bus away, the consumer being made
+		// anew) only means it cannot release the read yet.
+		if !covered {
+			if covered, target, err = w.progress.Covered(ctx); err != nil || !covered {
+				return errNotYet
+			}
 		}
-		if floor < target {
+		if floor, err := w.progress.AckFloor(ctx); err != nil || floor < target {
 			return errNotYet
 		}
 		return nil
@@ -120,8 +133,9 @@ type AppliedProgress struct {
 	now       func() time.Time
 	retention time.Duration
 
-	mu       sync.Mutex
-	advanced map[domain.ID]time.Time // when a watermark was last advanced here
+	advanceEvery time.Duration // advanceEvery, or 0 in tests
+	mu           sync.Mutex
+	advanced     map[domain.ID]time.Time // when a watermark was last advanced here
 }
 
 // NewAppliedProgress returns an AppliedProgress. retention is how long
@@ -129,7 +143,7 @@ type AppliedProgress struct {
 // counts as applied (its record may be pruned; and if it truly was never
 // applied, no wait can help).
 func NewAppliedProgress(pool *pgxpool.Pool, now func() time.Time, retention time.Duration) *AppliedProgress {
-	return &AppliedProgress{pool: pool, now: now, retention: retention, advanced: map[domain.ID]time.Time{}}
+	return &AppliedProgress{pool: pool, now: now, retention: retention, advanceEvery: advanceEvery, advanced: map[domain.ID]time.Time{}}
 }
 
 // reflectedCheck looks for an event of the organization, from its
@@ -185,7 +199,7 @@ func (p *AppliedProgress) due(org domain.ID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
-	if t, seen := p.advanced[org]; seen && now.Sub(t) < advanceEvery {
+	if t, seen := p.advanced[org]; seen && now.Sub(t) < p.advanceEvery {
 		return false
 	}
 	if len(p.advanced) >= 100_000 {
@@ -208,7 +222,8 @@ func (p *AppliedProgress) advance(ctx context.Context, org domain.ID, mark int64
 }
 
 // OldestUnapplied returns the oldest transaction id with an event (inside
-// the retention) the projector has not applied, or the current snapshot's
+// the retention, above its organization's watermark) the projector has not
+// applied, or the current snapshot's
 // xmin when there is none: where the relay re-publishes from after the
 // events stream was made anew. It scans the outbox of the retention
 // period: a recovery step, not a hot path.
@@ -218,7 +233,8 @@ func (p *AppliedProgress) OldestUnapplied(ctx context.Context) (int64, error) {
 		SELECT coalesce(min(e.tx_id), pg_snapshot_xmin(pg_current_snapshot()))::text::bigint
 		FROM events e
 		WHERE e.occurred_at >= $1
-		  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)`,
+		  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)
+		  AND NOT EXISTS (SELECT 1 FROM consistency_watermarks w WHERE w.org_id = e.org_id AND e.tx_id < w.applied_below)`,
 		p.now().Add(-p.retention)).Scan(&tx)
 	if err != nil {
 		return 0, fmt.Errorf("oldest unapplied event: %w", postgres.Translate(err))
