@@ -71,6 +71,9 @@ type Config struct {
 	PostgresBinDir string
 	// KeepDir keeps the run's folder (data, logs) instead of removing it.
 	KeepDir bool
+	// TempDir is where the run's folder is made; the postgres user must be
+	// able to enter it when running as root. Default: os.TempDir().
+	TempDir string
 	// Log receives progress lines. Nil discards them.
 	Log io.Writer
 }
@@ -288,7 +291,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "hmp-chaos-")
+	dir, err := os.MkdirTemp(cfg.TempDir, "hmp-chaos-")
 	if err != nil {
 		return nil, err
 	}
