@@ -122,12 +122,21 @@ const (
 // background and returns its job at once. While a job of org is running it
 // returns that job instead: one reconciliation at a time per organization.
 func (j *Jobs) Submit(ctx context.Context, org domain.ID, property *domain.ID) (Job, error) {
+	// Count the job before it exists, under the lock Stop takes, so that
+	// Stop's wait never races a job being started.
 	j.mu.Lock()
-	stopped := j.stopped
-	j.mu.Unlock()
-	if stopped {
+	if j.stopped {
+		j.mu.Unlock()
 		return Job{}, fmt.Errorf("%w: reconciliation is stopping", domain.ErrUnavailable)
 	}
+	j.wg.Add(1)
+	j.mu.Unlock()
+	launched := false
+	defer func() {
+		if !launched {
+			j.wg.Done()
+		}
+	}()
 	now := j.now().UTC().Truncate(time.Microsecond)
 	job := Job{ID: domain.NewID(now), OrgID: org, PropertyID: property, Status: JobRunning, CreatedAt: now}
 	inserted := false
@@ -149,7 +158,7 @@ func (j *Jobs) Submit(ctx context.Context, org domain.ID, property *domain.ID) (
 		}
 		return running, err
 	}
-	j.wg.Add(1)
+	launched = true
 	go func() {
 		defer j.wg.Done()
 		j.run(job)

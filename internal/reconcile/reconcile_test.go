@@ -491,3 +491,36 @@ func TestRowByRowCorrectionsAreExact(t *testing.T) {
 		t.Fatalf("row-by-row --fix: %+v %v", res.Fixed, err)
 	}
 }
+
+// A job that outlives its deadline is recorded as failed, with why; the
+// next one of the organization runs.
+func TestJobPastItsDeadlineFails(t *testing.T) {
+	t.Parallel()
+	env := apptest.Start(t, cluster, func(c *app.Config) { c.Reconcile.JobDeadline = time.Nanosecond })
+	org := env.Signup("Slow Books")
+	await := func(id string) map[string]any {
+		deadline := time.After(30 * time.Second)
+		for {
+			finished := env.App.Reconciliation.Finished()
+			job := env.Must(200, "GET", "/v1/reports/reconciliation/"+id, org.AdminToken, nil).Map(t)
+			if job["status"] != "running" {
+				return job
+			}
+			select {
+			case <-finished:
+			case <-deadline:
+				t.Fatalf("job %s still running", id)
+			}
+		}
+	}
+	for range 2 {
+		job := env.Must(202, "POST", "/v1/reports/reconciliation", org.AdminToken, map[string]any{}).Map(t)
+		if loc := env.Must(202, "POST", "/v1/reports/reconciliation", org.AdminToken, nil); loc.Header.Get("Location") == "" {
+			t.Fatalf("no Location: %s", loc)
+		}
+		got := await(job["id"].(string))
+		if got["status"] != "failed" || !strings.Contains(got["error"].(string), "did not finish within") {
+			t.Fatalf("job past its deadline: %v", got)
+		}
+	}
+}
