@@ -61,7 +61,8 @@ type Publisher struct {
 // BreakerStateGauge returns the gauge vector hmp_breaker_state{name}
 // registered on reg (0 closed, 1 half-open, 2 open), or the one already
 // registered there by another breaker, so every breaker of the process
-// shares it. reg may be nil.
+// shares it. Other breakers (Redis, notifiers) should take their gauge
+// from here too. reg may be nil.
 func BreakerStateGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "hmp_breaker_state",
 		Help: "State of a circuit breaker: 0 closed, 1 half-open, 2 open."}, []string{"name"})
@@ -75,7 +76,8 @@ func BreakerStateGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 				return existing
 			}
 		}
-		panic(err) // a different metric under our name: a wiring bug
+		// A different metric under this name (another help text): keep
+		// the breaker working, unexported, rather than fail the start.
 	}
 	return g
 }
