@@ -37,7 +37,8 @@ Commands:
   serve     run the HTTP API (embedded PostgreSQL unless HMP_DATABASE_URL is set)
   migrate   apply the schema migrations and exit
   reconcile recompute the cash book from the transactions and report mismatches
-  loadtest  drive a local HMP and measure it (writes, projection, freshness)
+  loadtest  drive a local HMP and measure it (writes, projection, freshness, mixed)
+  seed      bulk-load organizations with days of history (COPY), for scale tests
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -58,6 +59,9 @@ func main() {
 		}
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		}
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
 		}
 		os.Exit(1)
 	}
@@ -80,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return reconcile(ctx, args[1:], stdout, stderr)
 	case "loadtest":
 		return loadtestCmd(ctx, args[1:], stdout, stderr)
+	case "seed":
+		return seedCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
