@@ -90,7 +90,10 @@ func (g *generator) gen(b *batch, i int) error {
 	rng := rand.New(rand.NewPCG(g.cfg.Seed, uint64(i)))
 	now := g.now
 	days := g.cfg.Days
-	created := now.AddDate(0, 0, -days-2).Add(-time.Duration(rng.IntN(86400)) * time.Second)
+	// Organizations were created one millisecond apart in index order, so
+	// their (time ordered) ids and every key that starts with one grow
+	// with the index: each chunk lands in its own key range.
+	created := now.AddDate(0, 0, -days-2).Add(-2 * time.Hour).Add(time.Duration(i) * time.Millisecond)
 	orgID := id(rng, created)
 	b.orgs = append(b.orgs, tenancy.OrgRow(orgID, fmt.Sprintf("Seed Org %d", i), created))
 	admin := tenancy.User{OrgID: orgID, ID: id(rng, created), Email: AdminEmail(i), DisplayName: fmt.Sprintf("Admin %d", i), Role: domain.Admin, CreatedAt: created}

@@ -62,11 +62,12 @@ type Config struct {
 	// KeepAccounts is how many organizations' accounts Result lists (the
 	// first ones). Default 10.
 	KeepAccounts int
-	// MeasureLimit also measures the machine's COPY limit first: the rows
-	// of the first LimitOrgs organizations copied into index-free copies of
-	// the same tables, on the same number of connections.
+	// MeasureLimit also measures the machine's COPY limit first: the first
+	// LimitOrgs organizations generated and copied as the seed does, into
+	// index- and key-free copies of the same tables.
 	MeasureLimit bool
-	// LimitOrgs is the sample of MeasureLimit. Default min(Orgs, 500).
+	// LimitOrgs is the sample of MeasureLimit. Default Orgs/10, at least
+	// min(Orgs, 500), at most 20000.
 	LimitOrgs int
 	// Now is the clock; the history ends at its reading. Default time.Now.
 	Now func() time.Time
@@ -101,7 +102,7 @@ func (c Config) WithDefaults() Config {
 		c.KeepAccounts = 10
 	}
 	if c.LimitOrgs == 0 {
-		c.LimitOrgs = min(c.Orgs, 500)
+		c.LimitOrgs = min(max(c.Orgs/10, min(c.Orgs, 500)), 20000)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -166,10 +167,14 @@ type Result struct {
 	Elapsed time.Duration `json:"elapsedNs"`
 	// RowsPerSecond is TotalRows over Elapsed.
 	RowsPerSecond float64 `json:"rowsPerSecond"`
-	// LimitRowsPerSecond is the measured COPY limit (0 when not measured)
-	// and LimitShare RowsPerSecond over it.
-	LimitRowsPerSecond float64 `json:"limitRowsPerSecond,omitempty"`
-	LimitShare         float64 `json:"limitShare,omitempty"`
+	// LimitRowsPerSecond is the measured COPY limit (0 when not measured):
+	// the same generation and COPY into index- and key-free copies of the
+	// tables, for LimitOrgs organizations; LimitShare is RowsPerSecond
+	// over it. CopyOnlyRowsPerSecond is the COPY alone (rows generated
+	// beforehand) of a smaller sample: the server side's ceiling.
+	LimitRowsPerSecond    float64 `json:"limitRowsPerSecond,omitempty"`
+	LimitShare            float64 `json:"limitShare,omitempty"`
+	CopyOnlyRowsPerSecond float64 `json:"copyOnlyRowsPerSecond,omitempty"`
 	// DatabaseBytes is the database's size after the run.
 	DatabaseBytes int64 `json:"databaseBytes"`
 }
@@ -220,10 +225,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	}
 	res := Result{Orgs: cfg.Orgs, Days: cfg.Days, Seed: cfg.Seed, Density: cfg.Density, Password: cfg.Password, Rows: Counts{}}
 	if cfg.MeasureLimit && cfg.LimitOrgs > 0 {
-		if res.LimitRowsPerSecond, err = measureLimit(ctx, pool, g, cfg); err != nil {
+		if res.CopyOnlyRowsPerSecond, res.LimitRowsPerSecond, err = measureLimit(ctx, pool, g, cfg); err != nil {
 			return Result{}, err
 		}
-		cfg.Logger.Info("seed_copy_limit", "rows_per_second", int64(res.LimitRowsPerSecond))
+		cfg.Logger.Info("seed_copy_limit", "rows_per_second", int64(res.LimitRowsPerSecond), "copy_only_rows_per_second", int64(res.CopyOnlyRowsPerSecond))
 	}
 	start := time.Now()
 	var dropped []ddl
@@ -251,10 +256,8 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	if _, err := pool.Exec(ctx, eventstore.PlaceRelayAfterSQL); err != nil {
 		return Result{}, fmt.Errorf("seed: place the relay after the history: %w", postgres.Translate(err))
 	}
-	for _, t := range tables {
-		if _, err := pool.Exec(ctx, `ANALYZE `+pgx.Identifier{t.name}.Sanitize()); err != nil {
-			return Result{}, fmt.Errorf("seed: analyze %s: %w", t.name, postgres.Translate(err))
-		}
+	if err := analyze(ctx, pool, cfg.Workers); err != nil {
+		return Result{}, err
 	}
 	res.Elapsed = time.Since(start)
 	for _, n := range counts {
@@ -359,4 +362,24 @@ func copyBatch(ctx context.Context, conn *pgx.Conn, b *batch, prefix string) (Co
 		return nil
 	})
 	return n, err
+}
+
+// analyze gathers the planner's statistics of the seeded tables, several
+// at once, so that the first queries on them plan well.
+func analyze(ctx context.Context, pool *pgxpool.Pool, workers int) error {
+	sem := make(chan struct{}, min(workers, 4))
+	errs := make(chan error, len(tables))
+	var wg sync.WaitGroup
+	for _, t := range tables {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := pool.Exec(ctx, `ANALYZE `+pgx.Identifier{t.name}.Sanitize()); err != nil {
+				errs <- fmt.Errorf("seed: analyze %s: %w", t.name, postgres.Translate(err))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
