@@ -223,11 +223,11 @@ func (r *MixedReport) RenderHTML(w io.Writer) error {
 		wlat = append(wlat, chartSeries{Name: name + " write p99", Color: c, X: xs, Y: wl})
 	}
 	data := struct {
-		R                                                    *MixedReport
-		Throughput, ReadLatency, WriteLatency                template.HTML
-		Compare                                              bool
-		CompareP99, CompareTput                              template.HTML
-		Histograms                                           []template.HTML
+		R                                     *MixedReport
+		Throughput, ReadLatency, WriteLatency template.HTML
+		Compare                               bool
+		CompareP99, CompareTput               template.HTML
+		Histograms                            []template.HTML
 	}{R: r,
 		Throughput:   lineChart("Throughput over time", "seconds", "ok requests per second", tput),
 		ReadLatency:  lineChart("Read latency over time (p99 per second)", "seconds", "ms", rlat),
