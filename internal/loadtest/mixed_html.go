@@ -78,7 +78,11 @@ func short(v float64) string {
 }
 
 func legend(b *strings.Builder, names, colors []string) {
-	x := padL + 220
+	width := 0.0
+	for _, n := range names {
+		width += 14 + 7*float64(len(n)) + 16
+	}
+	x := max(chartW-padR-width, padL+7*30) // right-aligned, clear of the title
 	for i, n := range names {
 		fmt.Fprintf(b, `<rect x="%.0f" y="8" width="10" height="10" fill="%s"/><text x="%.0f" y="17" font-size="11">%s</text>`, x, colors[i], x+14, template.HTMLEscapeString(n))
 		x += 14 + 7*float64(len(n)) + 16

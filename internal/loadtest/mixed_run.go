@@ -479,8 +479,9 @@ func (r *rampTally) judge(res *RampResult, k int, cfg MixedConfig) bool {
 // histogram's precision).
 func (h *Histogram) CountAtMost(d time.Duration) uint64 {
 	var n uint64
+	last := bucketOf(uint64(max(d, 0)))
 	for i, c := range h.counts {
-		if bucketTop(i) > uint64(max(d, 0)) {
+		if i > last {
 			break
 		}
 		n += c
