@@ -88,6 +88,11 @@ Flags:`)
 	if cfg.Orgs < 1 {
 		return usageError{errors.New("--orgs must be at least 1")}
 	}
+	if cfg.Days < 1 || cfg.Density < 0 {
+		// Zero would mean the default in seed.Config: on the command line it
+		// is a mistake.
+		return usageError{fmt.Errorf("--days must be at least 1 (got %d) and --density not negative (got %g)", cfg.Days, cfg.Density)}
+	}
 	if accounts != "" && cfg.KeepAccounts < 1000 {
 		cfg.KeepAccounts = max(cfg.KeepAccounts, min(cfg.Orgs, 1000))
 	}
