@@ -147,13 +147,16 @@ type SeededTenants struct {
 	// report ranges.
 	Days int
 
-	slots []tenantSlot
+	slots   []tenantSlot
+	semOnce sync.Once
+	sem     chan struct{}
 }
 
 type tenantSlot struct {
-	once sync.Once
-	t    *MixedTenant
-	err  error
+	once          sync.Once
+	started, done atomic.Bool
+	t             *MixedTenant
+	err           error
 }
 
 // NewSeededTenants returns the tenants of a data set of n organizations.
@@ -167,8 +170,34 @@ func (s *SeededTenants) Len() int { return len(s.slots) }
 // Get returns organization i, logging in on first use.
 func (s *SeededTenants) Get(ctx context.Context, i int) (*MixedTenant, error) {
 	sl := &s.slots[i]
-	sl.once.Do(func() { sl.t, sl.err = s.login(ctx, i) })
+	sl.once.Do(func() {
+		sl.t, sl.err = s.login(ctx, i)
+		sl.done.Store(true)
+	})
 	return sl.t, sl.err
+}
+
+// Ready returns organization i if it is logged in already; otherwise it
+// starts its login in the background (a few at a time) and returns false,
+// so that a measured request never waits for a login.
+func (s *SeededTenants) Ready(ctx context.Context, i int) (*MixedTenant, bool) {
+	sl := &s.slots[i]
+	if sl.done.Load() {
+		return sl.t, sl.err == nil
+	}
+	if sl.started.CompareAndSwap(false, true) {
+		s.initSem()
+		go func() {
+			s.sem <- struct{}{}
+			defer func() { <-s.sem }()
+			_, _ = s.Get(context.WithoutCancel(ctx), i)
+		}()
+	}
+	return nil, false
+}
+
+func (s *SeededTenants) initSem() {
+	s.semOnce.Do(func() { s.sem = make(chan struct{}, 4) })
 }
 
 // Warm logs in to the first n organizations, workers at a time.
@@ -486,6 +515,7 @@ type mixed struct {
 	rec     *recorder
 	backDay bool
 	hot     bool
+	cold    atomic.Uint64 // requests redirected while their tenant logged in
 }
 
 // op performs one operation chosen by w's random source and returns the
@@ -495,9 +525,22 @@ func (m *mixed) op(ctx context.Context, w *Worker, z *rand.Zipf) (string, int, i
 	if m.hot && w.Rand.IntN(2) == 0 {
 		i = 0 // half of everything goes to one organization
 	}
-	t, err := m.cfg.Tenants.Get(ctx, i)
-	if err != nil {
-		return "login", 0, 200, err
+	var t *MixedTenant
+	if lazy, ok := m.cfg.Tenants.(interface {
+		Ready(ctx context.Context, i int) (*MixedTenant, bool)
+	}); ok && i > 0 {
+		// A tenant not logged in yet logs in aside; meanwhile its request
+		// goes to one that is (the most popular), and is counted.
+		if t, ok = lazy.Ready(ctx, i); !ok {
+			m.cold.Add(1)
+			i = 0
+		}
+	}
+	if t == nil {
+		var err error
+		if t, err = m.cfg.Tenants.Get(ctx, i); err != nil {
+			return "login", 0, 200, err
+		}
 	}
 	read := w.Rand.Float64() < m.cfg.ReadShare
 	if read {

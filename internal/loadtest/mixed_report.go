@@ -150,6 +150,9 @@ func (r *MixedReport) Print(w io.Writer) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		if p.ColdRedirects > 0 {
+			fmt.Fprintf(w, "%d requests went to the most popular organization while theirs logged in (--login-first logs in more beforehand)\n", p.ColdRedirects)
+		}
 		if p.All.Failed > 0 {
 			fmt.Fprintf(w, "errors by status: %v (first: %s)\n", p.All.Statuses, p.All.FirstError)
 		}

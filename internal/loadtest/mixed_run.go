@@ -47,6 +47,10 @@ type MixedResult struct {
 	Timeline []TimePoint `json:"timeline"`
 	// Ramp is the ramp's steps and its knee (ramp only).
 	Ramp *RampResult `json:"ramp,omitempty"`
+	// ColdRedirects counts requests (warm-up included) whose organization
+	// was not logged in yet: they went to the most popular one while it
+	// logged in aside.
+	ColdRedirects uint64 `json:"coldRedirects"`
 }
 
 // OpStats are one operation's figures over the measured window.
@@ -261,6 +265,7 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 		}
 	}
 	res.Timeline = m.rec.points(start, m, ramp)
+	res.ColdRedirects = m.cold.Load()
 	return res, nil
 }
 
