@@ -385,7 +385,13 @@ schedule:
 	close(jobs)
 	wg.Wait()
 	if steps != nil {
-		for k := checked; k < steps.len(); k++ {
+		// Ran out of time: judge the steps not judged yet that ran whole.
+		last := next
+		if last.After(end) {
+			last = end
+		}
+		whole := int(last.Sub(measureFrom) / cfg.RampStep)
+		for k := len(ramp.Steps); ramp.Broke == "" && k < min(whole, steps.len()); k++ {
 			if !steps.judge(ramp, k, cfg) {
 				break
 			}

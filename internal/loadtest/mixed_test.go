@@ -251,3 +251,48 @@ func TestMixedHTMLRendersCharts(t *testing.T) {
 		_ = os.WriteFile(os.Getenv("HMP_KEEP_SCREENSHOT"), shot, 0o644)
 	}
 }
+
+// The ramp raises the rate step by step and stops at the first step whose
+// p99 passes the budget: here a server that answers slower the busier it
+// is, so the knee is the step below the one that broke.
+func TestMixedRampFindsKnee(t *testing.T) {
+	t.Parallel()
+	var inFlight atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			return
+		}
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		if n > 3 { // past three at once, every answer takes 300 ms
+			time.Sleep(300 * time.Millisecond) // the stub's service time, not a wait for the test
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	client, err := loadtest.NewClient(srv.URL, 256, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	res, err := loadtest.Mixed(context.Background(), loadtest.MixedConfig{
+		Client: client, Tenants: fakeTenants{&loadtest.MixedTenant{AdminToken: "a", ManagerToken: "m", Properties: []string{"p"}}},
+		Scenario: loadtest.ScenarioRamp, Rate: 10, RampStep: 300 * time.Millisecond, RampFactor: 4, RampBudget: 250 * time.Millisecond,
+		Duration: 30 * time.Second, ReadShare: 1, ProbeRate: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.Ramp
+	if r == nil || len(r.Steps) < 2 || r.Broke != "p99 over budget" || r.Steps[len(r.Steps)-1].Pass {
+		t.Fatalf("ramp %+v", r)
+	}
+	for i, s := range r.Steps[:len(r.Steps)-1] {
+		if !s.Pass || s.Rate != 10*math.Pow(4, float64(i)) {
+			t.Fatalf("step %d: %+v", i, s)
+		}
+	}
+	if r.Knee == nil || *r.Knee != r.Steps[len(r.Steps)-2] || res.DurationMs >= 30000 {
+		t.Fatalf("knee %+v of %+v, ran %.0f ms", r.Knee, r.Steps, res.DurationMs)
+	}
+}
