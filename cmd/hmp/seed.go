@@ -93,6 +93,7 @@ Flags:`)
 		// is a mistake.
 		return usageError{fmt.Errorf("--days must be at least 1 (got %d) and --density not negative (got %g)", cfg.Days, cfg.Density)}
 	}
+	show := cfg.KeepAccounts
 	if accounts != "" && cfg.KeepAccounts < 1000 {
 		cfg.KeepAccounts = max(cfg.KeepAccounts, min(cfg.Orgs, 1000))
 	}
@@ -149,7 +150,7 @@ Flags:`)
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	printSeed(stdout, res, cfg.KeepAccounts)
+	printSeed(stdout, res, show)
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -453,7 +452,6 @@ type recorder struct {
 type slot struct {
 	ok, fail     [2]uint64 // read, write
 	read, write  Histogram
-	rate         float64
 	measuredSlot bool
 }
 
@@ -716,13 +714,4 @@ func processRSS() (cur, peak int64) {
 		}
 	}
 	return cur, peak
-}
-
-// percentile of a sorted slice, for tests of the quantile code.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
 }
