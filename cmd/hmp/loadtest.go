@@ -33,6 +33,8 @@ Scenarios:
               (baseline vs phase1), with the ratio and an exactness check
   freshness   creates at a fixed rate; time until each write shows in the
               daily report (projector histogram and end-to-end probes)
+  mixed       reads and writes over many seeded organizations (Zipf), open or
+              closed loop, scenarios, --compare profiles, JSON and HTML reports
 
 Run 'hmp loadtest <scenario> --help' for its flags.
 `
@@ -52,6 +54,8 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return loadtestProjection(ctx, args[1:], stdout, stderr)
 	case "freshness":
 		return loadtestFreshness(ctx, args[1:], stdout, stderr)
+	case "mixed":
+		return loadtestMixed(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, loadtestUsage)
 	return fmt.Errorf("unknown load test scenario %q", args[0])

@@ -38,7 +38,8 @@ Commands:
   serve     run the HTTP API (embedded PostgreSQL unless HMP_DATABASE_URL is set)
   migrate   apply the schema migrations and exit
   reconcile recompute the cash book from the transactions and report mismatches
-  loadtest  drive a local HMP and measure it (writes, projection, freshness)
+  loadtest  drive a local HMP and measure it (writes, projection, freshness, mixed)
+  seed      bulk-load organizations with days of history (COPY), for scale tests
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
 
@@ -61,6 +62,9 @@ func main() {
 		}
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
+		}
+		if errors.As(err, new(usageError)) {
+			os.Exit(2)
 		}
 		os.Exit(1)
 	}
@@ -87,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return chaosCmd(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlq(ctx, args[1:], stdout, stderr)
+	case "seed":
+		return seedCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
