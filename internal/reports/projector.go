@@ -94,7 +94,6 @@ func (c ProjectorConfig) WithDefaults() ProjectorConfig {
 // written with one multi-row upsert per table.
 type Projector struct {
 	cfg      ProjectorConfig
-	bus      *bus.Bus
 	consumer *bus.Consumer
 	apply    *applier
 	logger   *slog.Logger
@@ -120,7 +119,7 @@ type projectorMetrics struct {
 // that is never started (pruning only); reg may be nil.
 func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Projector {
 	p := &Projector{
-		cfg: cfg.WithDefaults(), bus: b, apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
+		cfg: cfg.WithDefaults(), apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
 		m: projectorMetrics{
 			events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_projector_events_total",
 				Help: "Events handled by the reports projector, by result (applied, duplicate, dead_lettered, retried)."}, []string{"result"}),
