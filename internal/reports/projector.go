@@ -224,7 +224,7 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 	if len(good) == 0 {
 		return errs
 	}
-	fresh, err := p.apply.apply(ctx, events, effects)
+	fresh, err := p.applyBounded(ctx, events, effects)
 	if err == nil {
 		p.committed(ctx, events, effects, fresh, start)
 		if failed {
@@ -236,7 +236,7 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 	p.logger.Warn("projector_batch_failed", "events", len(good), "error", err.Error())
 	if len(good) > 1 && !p.transient(ctx, err) {
 		for j, i := range good {
-			fresh, err := p.apply.apply(ctx, events[j:j+1], effects[j:j+1])
+			fresh, err := p.applyBounded(ctx, events[j:j+1], effects[j:j+1])
 			if err == nil {
 				p.committed(ctx, events[j:j+1], effects[j:j+1], fresh, time.Now())
 				continue
@@ -250,6 +250,16 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 		errs[i] = err
 	}
 	return errs
+}
+
+// applyBounded applies within AckWait: a database that stalls (stopped,
+// partitioned) fails the batch with a deadline, which is transient,
+// instead of holding a worker until the connection's TCP timeout; by then
+// the messages would be redelivered anyway.
+func (p *Projector) applyBounded(ctx context.Context, events []domain.Event, effects [][]change) (map[eventRef]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait)
+	defer cancel()
+	return p.apply.apply(ctx, events, effects)
 }
 
 // classify marks an apply error for the consumer.
