@@ -20,14 +20,17 @@ func TestOrganizationVolumeCap(t *testing.T) {
 	volume := func(org string) int64 {
 		t.Helper()
 		var v int64
-		if err := f.env.App.Pool.QueryRow(ctx, `SELECT COALESCE((SELECT gross_cents FROM org_volumes WHERE org_id = $1), 0)`, org).Scan(&v); err != nil {
+		if err := f.env.App.Pool.QueryRow(ctx, `SELECT COALESCE(sum(gross_cents), 0)::bigint FROM org_volume_slots WHERE org_id = $1`, org).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
+	// setVolume fills slots 1-15 and puts the rest of v in slot 0.
+	const slotCap = domain.MaxOrgVolumeCents / 16
 	setVolume := func(v int64) {
 		t.Helper()
-		if _, err := f.env.App.Pool.Exec(ctx, `UPDATE org_volumes SET gross_cents = $2 WHERE org_id = $1`, f.org.ID, v); err != nil {
+		if _, err := f.env.App.Pool.Exec(ctx, `UPDATE org_volume_slots SET gross_cents = CASE WHEN slot = 0 THEN $2::bigint ELSE $3::bigint END
+			WHERE org_id = $1`, f.org.ID, v-15*slotCap, slotCap); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,7 +10,10 @@ const MaxAmountCents int64 = 1_000_000_000_000_000
 // the amounts of every approved or pending state any of its rows ever took
 // (a create, an edit and an approval each add the row's amount then; a
 // rejection or a deletion adds nothing). A write that would pass it is
-// refused (a ValidationError on the amount).
+// refused (a ValidationError on the amount). The volume is kept in 16
+// slots of a sixteenth each, so that writes of one organization do not
+// serialize on one counter; a write is refused when no slot has room for
+// it, at the latest 16 × MaxAmountCents before the cap.
 //
 // Why 4 × 10^18 keeps every figure inside int64: every stored flow and every
 // report figure (a day's or month's flows, cash plus bank totals, net cash

@@ -12,18 +12,15 @@ import (
 	"hmp/internal/postgres"
 )
 
-// addVolume adds an amount to its organization's gross volume. The domain
-// of the column refuses a total past domain.MaxOrgVolumeCents (see there
-// why that keeps every report figure inside int64); the write holding
-// this statement then fails as a whole. It is queued or run LAST in its
-// transaction: the organization's volume row stays locked until the
-// commit, so concurrent writes of one organization queue there only for
-// the commit itself.
-const addVolume = `
-INSERT INTO org_volumes AS v (org_id, gross_cents) VALUES ($1, $2)
-ON CONFLICT (org_id) DO UPDATE SET gross_cents = v.gross_cents + EXCLUDED.gross_cents`
+// addVolume adds an amount to its organization's gross volume, kept in 16
+// slots (see the migration): it refuses a total past
+// domain.MaxOrgVolumeCents (see there why that keeps every report figure
+// inside int64), and the write holding this statement then fails as a
+// whole. It is queued or run LAST in its transaction: the slot it took
+// stays locked until the commit.
+const addVolume = `SELECT add_org_volume($1, $2)`
 
-// volumeBound is the domain constraint that caps an organization's volume.
+// volumeBound is the constraint name add_org_volume raises with.
 const volumeBound = "org_volume_bound"
 
 // counts reports whether a row in state s adds to the volume: only an

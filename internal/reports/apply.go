@@ -21,6 +21,14 @@ import (
 // holding the same event waits on its applied record and then skips it,
 // so every event takes effect exactly once. Rows are fed in key order so
 // that concurrent batches lock them in the same order.
+//
+// The arithmetic is checked: the sums are numeric and the additions
+// bigint, and PostgreSQL fails a statement whose result leaves bigint
+// (SQLSTATE 22003) instead of wrapping; the whole batch then changes
+// nothing. Under the volume cap (domain.MaxOrgVolumeCents) no event can do
+// that; one that does anyway (rows written before the cap, or by hand) is
+// singled out by the projector and dead-lettered, and the rest of its
+// batch applied.
 const applyBatch = `
 WITH applied AS (
 	INSERT INTO projector_applied (org_id, event_seq, applied_at)

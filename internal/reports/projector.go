@@ -94,7 +94,6 @@ func (c ProjectorConfig) WithDefaults() ProjectorConfig {
 // written with one multi-row upsert per table.
 type Projector struct {
 	cfg      ProjectorConfig
-	bus      *bus.Bus
 	consumer *bus.Consumer
 	apply    *applier
 	logger   *slog.Logger
@@ -120,7 +119,7 @@ type projectorMetrics struct {
 // that is never started (pruning only); reg may be nil.
 func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Projector {
 	p := &Projector{
-		cfg: cfg.WithDefaults(), bus: b, apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
+		cfg: cfg.WithDefaults(), apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
 		m: projectorMetrics{
 			events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_projector_events_total",
 				Help: "Events handled by the reports projector, by result (applied, duplicate, dead_lettered, retried)."}, []string{"result"}),
@@ -225,7 +224,7 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 	if len(good) == 0 {
 		return errs
 	}
-	fresh, err := p.apply.apply(ctx, events, effects)
+	fresh, err := p.applyBounded(ctx, events, effects)
 	if err == nil {
 		p.committed(ctx, events, effects, fresh, start)
 		if failed {
@@ -237,7 +236,7 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 	p.logger.Warn("projector_batch_failed", "events", len(good), "error", err.Error())
 	if len(good) > 1 && !p.transient(ctx, err) {
 		for j, i := range good {
-			fresh, err := p.apply.apply(ctx, events[j:j+1], effects[j:j+1])
+			fresh, err := p.applyBounded(ctx, events[j:j+1], effects[j:j+1])
 			if err == nil {
 				p.committed(ctx, events[j:j+1], effects[j:j+1], fresh, time.Now())
 				continue
@@ -251,6 +250,16 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 		errs[i] = err
 	}
 	return errs
+}
+
+// applyBounded applies within AckWait: a database that stalls (stopped,
+// partitioned) fails the batch with a deadline, which is transient,
+// instead of holding a worker until the connection's TCP timeout; by then
+// the messages would be redelivered anyway.
+func (p *Projector) applyBounded(ctx context.Context, events []domain.Event, effects [][]change) (map[eventRef]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait)
+	defer cancel()
+	return p.apply.apply(ctx, events, effects)
 }
 
 // classify marks an apply error for the consumer.
