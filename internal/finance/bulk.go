@@ -1,13 +1,16 @@
 package finance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/domain"
+	"hmp/internal/postgres"
 )
 
 // Bulk loading (hmp seed) writes the rows of this package's tables through
@@ -72,3 +75,24 @@ func DailyApprovalEvent(eventID, org domain.ID, a DailyApproval) (domain.Event, 
 }
 
 func uuid(id domain.ID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
+
+// RecountVolume sets every organization's gross volume (org_volume_slots)
+// from its events, as the volume migration does: a bulk load that wrote
+// events directly calls it afterwards, so the volume cap still bounds every
+// report figure of the loaded organizations.
+func RecountVolume(ctx context.Context, db *pgxpool.Pool) error {
+	_, err := db.Exec(ctx, `
+		INSERT INTO org_volume_slots (org_id, slot, gross_cents)
+		SELECT v.org_id, g, LEAST(ceil(v.total / 16), 250000000000000000)::bigint
+		FROM (SELECT org_id, sum((metadata->>'amountCents')::numeric) AS total
+		      FROM events
+		      WHERE event_type IN ('revenue_added', 'revenue_updated', 'revenue_approved',
+		                           'expense_added', 'expense_updated', 'expense_approved')
+		      GROUP BY org_id) v
+		CROSS JOIN generate_series(0, 15) g
+		ON CONFLICT (org_id, slot) DO UPDATE SET gross_cents = EXCLUDED.gross_cents`)
+	if err != nil {
+		return fmt.Errorf("recount organization volume: %w", postgres.Translate(err))
+	}
+	return nil
+}

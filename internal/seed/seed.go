@@ -256,6 +256,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	if _, err := pool.Exec(ctx, eventstore.PlaceRelayAfterSQL); err != nil {
 		return Result{}, fmt.Errorf("seed: place the relay after the history: %w", postgres.Translate(err))
 	}
+	if err := finance.RecountVolume(ctx, pool); err != nil {
+		return Result{}, fmt.Errorf("seed: %w", err)
+	}
 	if err := analyze(ctx, pool, cfg.Workers); err != nil {
 		return Result{}, err
 	}
