@@ -81,11 +81,11 @@ func (t *Tokens) Issue(actor domain.Actor) (string, time.Time, error) {
 		Org:  actor.OrgID.String(),
 		Role: actor.Role,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    issuer,
-			Subject:   actor.UserID.String(),
-			IssuedAt:  jwt.NewNumericDate(now),
+			Issuer:   issuer,
+			Subject:  actor.UserID.String(),
+			IssuedAt: jwt.NewNumericDate(now),
 			// The token id lets a logout revoke this one token.
-			ID: domain.NewID(now).String(),
+			ID:        domain.NewID(now).String(),
 			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}
