@@ -80,6 +80,9 @@ func BenchmarkLoginFlood(b *testing.B) {
 								return
 							}
 							mu.Lock()
+							if r.Status == 200 && statuses[200] == 0 {
+								b.Logf("200: %s %v", r.Body, r.Header)
+							}
 							statuses[r.Status]++
 							mu.Unlock()
 							switch r.Status {
@@ -99,6 +102,7 @@ func BenchmarkLoginFlood(b *testing.B) {
 				b.ReportMetric(cpuSeconds()-cpu0, "cpu_s")
 				b.ReportMetric(time.Since(t0).Seconds(), "wall_s")
 				b.Logf("statuses: %v", statuses)
+				b.Logf("%s", grepLines(env.Logs.String(), "client_gone"))
 			}
 		})
 	}

@@ -185,6 +185,10 @@ func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Han
 				done, reason := sl.acquire(ctx, key, cfg.MaxWait)
 				if done == nil {
 					if reason == "client_gone" {
+						s.Logger.Debug("http_client_gone", "request_id", RequestID(ctx), "error", context.Cause(ctx))
+						quietly(r)
+						w.Header().Set("Retry-After", "1")
+						writeProblem(w, http.StatusServiceUnavailable, "the request ended while waiting for a slot")
 						return
 					}
 					m.shed.WithLabelValues(reason).Inc()
