@@ -15,6 +15,10 @@ import (
 // hmp serve.
 func registerEdge(fs *flag.FlagSet, cfg *app.Config) {
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by instances for rate limit budgets; empty: per-instance budgets (HMP_REDIS_URL)")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "API requests handled at once; 0: default 32; negative: unbounded (HMP_MAX_IN_FLIGHT)")
+	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", 0, "longest wait for an in-flight slot before 503 with Retry-After; 0: default 50ms (HMP_MAX_QUEUE_WAIT)")
+	fs.Float64Var(&cfg.OrgShare, "org-share", 0, "fraction of the in-flight slots one organization may hold; 0: default 0.75 (HMP_ORG_SHARE)")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 0, "deadline of every API request, down to its database calls; 0: default 10s; negative: none (HMP_REQUEST_TIMEOUT)")
 	limit := func(l *ratelimit.Limit, name, help string) {
 		fs.Var((*limitFlag)(l), name, help)
 	}

@@ -158,6 +158,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.tenancy.Close)
+	if err := tokens.UseUsers(a.tenancy, 0); err != nil {
+		return nil, err
+	}
 	fin := finance.New(a.Pool, a.tenancy, clock)
 	idem := idempotency.NewStore(a.Pool, clock)
 	events := eventstore.NewStore(a.Pool)
@@ -222,6 +225,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			return nil
 		},
 		MaxInFlight: cfg.MaxInFlight,
+		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,
 	})
 

@@ -57,9 +57,19 @@ type Config struct {
 	// Reconcile tunes reconciliation jobs, drift detection and the
 	// correction batcher. Zero fields: the profile's, then defaults.
 	Reconcile reconcile.Config
-	// MaxInFlight bounds the API requests handled at once; more queue.
-	// Default 32 (measured best on 2 cores); negative: unbounded.
+	// MaxInFlight bounds the API requests handled at once; more wait up
+	// to MaxQueueWait, then answer 503. Default 32 (measured best on 2
+	// cores); negative: unbounded.
 	MaxInFlight int
+	// MaxQueueWait bounds the wait for an in-flight slot before 503 with
+	// Retry-After. Default 50 ms.
+	MaxQueueWait time.Duration
+	// OrgShare is the fraction of the in-flight slots one organization may
+	// hold at once. Default 0.75; 1: no per-organization bound.
+	OrgShare float64
+	// RequestTimeout is every API request's deadline, down to its
+	// database calls (503 past it). Default 10 s; negative: none.
+	RequestTimeout time.Duration
 	// ConsistencyTimeout bounds how long a read with a consistency token
 	// waits for its write before answering 503. Default 5 s.
 	ConsistencyTimeout time.Duration
@@ -107,6 +117,21 @@ func (c Config) WithDefaults() Config {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 32
 	}
+	if c.MaxQueueWait == 0 {
+		c.MaxQueueWait = 50 * time.Millisecond
+	}
+	if c.OrgShare == 0 {
+		c.OrgShare = 0.75
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.Pool.StatementTimeout == 0 && c.RequestTimeout > 0 {
+		// The database's own backstop for a statement whose client
+		// stopped listening: well past any request's deadline, short of
+		// forever. (Background jobs on the same pool stay far inside it.)
+		c.Pool.StatementTimeout = max(6*c.RequestTimeout, time.Minute)
+	}
 	if c.ConsistencyTimeout == 0 {
 		c.ConsistencyTimeout = 5 * time.Second
 	}
@@ -149,6 +174,12 @@ func (c Config) Validate() error {
 	if c.TokenTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("token ttl must be at least 1m, got %s", c.TokenTTL))
 	}
+	if c.OrgShare < 0 || c.OrgShare > 1 {
+		errs = append(errs, fmt.Errorf("org share must be within (0, 1], got %v", c.OrgShare))
+	}
+	if c.MaxQueueWait < 0 {
+		errs = append(errs, fmt.Errorf("max queue wait must not be negative, got %s", c.MaxQueueWait))
+	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("bcrypt cost must be 4..31, got %d", c.BcryptCost))
 	}
@@ -165,6 +196,9 @@ func overlayPool(c, p postgres.PoolConfig) postgres.PoolConfig {
 	}
 	if c.MaxConnIdleTime == 0 {
 		c.MaxConnIdleTime = p.MaxConnIdleTime
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = p.StatementTimeout
 	}
 	if c.MaxConnLifetime == 0 {
 		c.MaxConnLifetime = p.MaxConnLifetime
@@ -208,6 +242,9 @@ type RateLimits struct {
 	// WritesPerOrg bounds the writes of one organization. Default: the
 	// profile's (phase3: 1,000 per 60 s; others unlimited).
 	WritesPerOrg ratelimit.Limit
+	// RedisTimeout bounds one decision in Redis before the in-process
+	// budget decides instead. Default 50 ms.
+	RedisTimeout time.Duration
 }
 
 func (r RateLimits) withDefaults(profile string) RateLimits {

@@ -251,6 +251,28 @@ func isolationCases() map[string]isolationCase {
 				{as: []who{adminA}, path: path, body: open, want: 200},
 			}
 		}},
+		"PATCH /v1/users/{id}": {probes: func(t *testing.T, w *world) []probe {
+			path := "/v1/users/" + w.outID
+			same := map[string]any{"role": "MANAGER", "disabled": false}
+			return []probe{
+				{as: managers, path: path, body: map[string]any{"disabled": true}, want: 403},
+				{as: []who{adminB}, path: path, body: map[string]any{"disabled": true}, want: 404},
+				{as: []who{adminA}, path: path, body: same, want: 200},
+			}
+		}},
+		"POST /v1/auth/logout": {probes: func(t *testing.T, w *world) []probe {
+			return []probe{
+				{as: []who{nobody}, path: "/v1/auth/logout", want: 401},
+				{check: func(t *testing.T) {
+					e := *w.env
+					e.T = t
+					tok := login(&e, "keeper@seaside.test", "manager pass")
+					e.Must(204, "POST", "/v1/auth/logout", tok, nil)
+					e.Must(401, "GET", "/v1/properties", tok, nil)
+					e.Must(200, "GET", "/v1/properties", w.tokens[keeperA], nil)
+				}},
+			}
+		}},
 		"POST /v1/properties": {probes: func(t *testing.T, w *world) []probe {
 			body := map[string]any{"name": "Annex", "type": "hostel"}
 			return []probe{

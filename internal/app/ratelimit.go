@@ -21,16 +21,18 @@ func (a *App) rateLimiter(cfg Config, reg prometheus.Registerer) (*ratelimit.Lim
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
-		opts.DialTimeout = 200 * time.Millisecond
-		opts.ReadTimeout = 100 * time.Millisecond
-		opts.WriteTimeout = 100 * time.Millisecond
-		opts.PoolTimeout = 100 * time.Millisecond
+		fast := max(2*cfg.RateLimits.RedisTimeout, 100*time.Millisecond)
+		opts.DialTimeout = 2 * fast
+		opts.ReadTimeout = fast
+		opts.WriteTimeout = fast
+		opts.PoolTimeout = fast
 		opts.MaxRetries = -1
+		opts.DialerRetries = 1
 		c := redis.NewClient(opts)
 		a.closers = append(a.closers, func() { _ = c.Close() })
 		client = c
 	}
-	l, err := ratelimit.New(ratelimit.Config{Limits: cfg.RateLimits.limits()}, client, a.logger, reg)
+	l, err := ratelimit.New(ratelimit.Config{Limits: cfg.RateLimits.limits(), RedisTimeout: cfg.RateLimits.RedisTimeout}, client, a.logger, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -27,11 +27,15 @@ type Tokens struct {
 	// on every hit. Keys are whole tokens, signature included, so a
 	// forged one is never found.
 	verified *otter.Cache[string, verifiedToken]
+	// sessions, when set (UseUsers), makes Check see disabled, demoted
+	// and deleted users and revoked tokens.
+	sessions *sessions
 }
 
 type verifiedToken struct {
 	actor domain.Actor
 	exp   time.Time
+	id    string
 }
 
 // verifiedTokens bounds the remembered tokens (about 400 bytes each).
@@ -77,9 +81,11 @@ func (t *Tokens) Issue(actor domain.Actor) (string, time.Time, error) {
 		Org:  actor.OrgID.String(),
 		Role: actor.Role,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    issuer,
-			Subject:   actor.UserID.String(),
-			IssuedAt:  jwt.NewNumericDate(now),
+			Issuer:   issuer,
+			Subject:  actor.UserID.String(),
+			IssuedAt: jwt.NewNumericDate(now),
+			// The token id lets a logout revoke this one token.
+			ID:        domain.NewID(now).String(),
 			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}
@@ -91,34 +97,41 @@ func (t *Tokens) Issue(actor domain.Actor) (string, time.Time, error) {
 }
 
 // Verify checks a token's signature, issuer and expiry and returns its
-// actor. Any failure is domain.ErrUnauthenticated.
+// actor. Any failure is domain.ErrUnauthenticated. It does not ask whether
+// the user or the token was since disabled, demoted or revoked: Check
+// does.
 func (t *Tokens) Verify(token string) (domain.Actor, error) {
+	v, err := t.verify(token)
+	return v.actor, err
+}
+
+func (t *Tokens) verify(token string) (verifiedToken, error) {
 	if v, ok := t.verified.GetIfPresent(token); ok {
 		// The parser's rule: valid while now is before exp.
 		if t.now().Before(v.exp) {
-			return v.actor, nil
+			return v, nil
 		}
 		t.verified.Invalidate(token)
-		return domain.Actor{}, fmt.Errorf("%w: token expired", domain.ErrUnauthenticated)
+		return verifiedToken{}, fmt.Errorf("%w: token expired", domain.ErrUnauthenticated)
 	}
 	var c claims
 	if _, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.secret, nil }); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			return domain.Actor{}, fmt.Errorf("%w: token expired", domain.ErrUnauthenticated)
+			return verifiedToken{}, fmt.Errorf("%w: token expired", domain.ErrUnauthenticated)
 		}
-		return domain.Actor{}, fmt.Errorf("%w: invalid token", domain.ErrUnauthenticated)
+		return verifiedToken{}, fmt.Errorf("%w: invalid token", domain.ErrUnauthenticated)
 	}
 	org, err1 := domain.ParseID(c.Org)
 	user, err2 := domain.ParseID(c.Subject)
 	if err1 != nil || err2 != nil || !c.Role.Valid() {
-		return domain.Actor{}, fmt.Errorf("%w: invalid token claims", domain.ErrUnauthenticated)
+		return verifiedToken{}, fmt.Errorf("%w: invalid token claims", domain.ErrUnauthenticated)
 	}
-	actor := domain.Actor{OrgID: org, UserID: user, Role: c.Role}
+	v := verifiedToken{actor: domain.Actor{OrgID: org, UserID: user, Role: c.Role}, exp: c.ExpiresAt.Time, id: c.ID}
 	// Only tokens without a not-before claim are remembered (ours never
 	// carry one): theirs is the one rule that could turn a valid token
 	// invalid other than by expiry, were the clock set back.
 	if c.ExpiresAt != nil && c.NotBefore == nil {
-		t.verified.Set(token, verifiedToken{actor: actor, exp: c.ExpiresAt.Time})
+		t.verified.Set(token, v)
 	}
-	return actor, nil
+	return v, nil
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,7 +146,9 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 				r.Header.Set("X-Request-Id", id)
 			}
 			w.Header().Set("X-Request-Id", id)
-			r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+			quiet := new(bool)
+			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+			r = r.WithContext(context.WithValue(ctx, quietKey{}, quiet))
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
 			route := r.Pattern
@@ -157,7 +158,7 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 			elapsed := time.Since(start)
 			m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 			m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			if sw.status >= 500 {
+			if sw.status >= 500 && !*quiet {
 				logger.Error("http_server_error", "method", r.Method, "route", route, "status", sw.status,
 					"duration_ms", elapsed.Milliseconds(), "request_id", id)
 			}
@@ -175,29 +176,13 @@ func notFound() http.Handler {
 	})
 }
 
-// limitInFlight lets at most n requests to /v1 run at once; the others
-// wait in line. On a small machine a hundred requests racing for two
-// cores and the database's locks get less done than a few dozen taking
-// turns, and the line is cheaper than a context switch storm. A waiting
-// request whose client goes away leaves the line.
-func limitInFlight(n int) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		if n <= 0 {
-			return next
-		}
-		slots := make(chan struct{}, n)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !strings.HasPrefix(r.URL.Path, "/v1/") {
-				next.ServeHTTP(w, r)
-				return
-			}
-			select {
-			case slots <- struct{}{}:
-			case <-r.Context().Done():
-				return
-			}
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		})
+type quietKey struct{}
+
+// quietly marks a request's 5xx answer as expected (a shed request,
+// counted by its own metric): requestLog does not log it, so that an
+// overload does not also flood the logs.
+func quietly(r *http.Request) {
+	if q, ok := r.Context().Value(quietKey{}).(*bool); ok {
+		*q = true
 	}
 }

@@ -39,9 +39,11 @@ type Deps struct {
 	// out.
 	Reconciliation *reconcile.Jobs
 	// MaxInFlight bounds the API requests handled at once; more wait their
-	// turn (cheaply, in this process) instead of crowding the database.
-	// Zero: unbounded.
+	// turn briefly (Shedding.MaxWait), then answer 503. Zero: unbounded.
 	MaxInFlight int
+	// Shedding tunes the wait for a slot, the per-organization share and
+	// the request deadline (its MaxInFlight, when set, wins).
+	Shedding Shedding
 	// Limiter applies the rate limits (login, signup, writes); nil: none.
 	Limiter *ratelimit.Limiter
 	// Ready reports whether the dependencies answer, for /readyz; a
@@ -84,6 +86,7 @@ func New(d Deps) http.Handler {
 	api.UseMiddleware(s.authenticate(api))
 	s.registerOps(api)
 	s.registerTenancy(api)
+	s.registerSessions(api)
 	s.registerFinance(api)
 	s.registerReports(api)
 	s.registerReconciliation(api)
@@ -91,12 +94,16 @@ func New(d Deps) http.Handler {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}
 	mux.Handle("/", notFound())
+	shedding := d.Shedding
+	if shedding.MaxInFlight == 0 {
+		shedding.MaxInFlight = d.MaxInFlight
+	}
 	return chain(mux,
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),
+		s.admit(shedding, newShedMetrics(d.Metrics)),
 		limitBody(MaxBodyBytes),
-		limitInFlight(d.MaxInFlight),
 	)
 }
 

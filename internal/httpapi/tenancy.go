@@ -49,6 +49,7 @@ type userBody struct {
 	DisplayName string   `json:"displayName"`
 	Role        string   `json:"role" enum:"ADMIN,MANAGER"`
 	PropertyIDs []string `json:"propertyIds"`
+	Disabled    bool     `json:"disabled"`
 }
 
 type createUserInput struct {
@@ -215,7 +216,7 @@ func (s *server) registerTenancy(api huma.API) {
 }
 
 func toUserBody(u tenancy.User) userBody {
-	return userBody{ID: u.ID.String(), Email: u.Email, DisplayName: u.DisplayName, Role: string(u.Role), PropertyIDs: idStrings(u.PropertyIDs)}
+	return userBody{ID: u.ID.String(), Email: u.Email, DisplayName: u.DisplayName, Role: string(u.Role), PropertyIDs: idStrings(u.PropertyIDs), Disabled: u.Disabled}
 }
 
 func toPropertyBody(p tenancy.Property) propertyBody {

@@ -26,11 +26,6 @@ type clock struct {
 }
 
 func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // TestPrunerDeletesExpiredKeys: the background pruner deletes the keys
 // older than the TTL, keeps the live ones, and reports the table's size.

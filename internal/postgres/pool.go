@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +22,10 @@ type PoolConfig struct {
 	MaxConnIdleTime time.Duration
 	// MaxConnLifetime closes a connection older than this. Default 1 h.
 	MaxConnLifetime time.Duration
+	// StatementTimeout is the statement_timeout of every connection: the
+	// server's backstop for a statement whose client went away (requests
+	// carry their own, shorter, context deadline). Zero: none.
+	StatementTimeout time.Duration
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -76,6 +81,9 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 	// Jitter keeps a hundred connections born together from all being
 	// recycled in the same second.
 	pc.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
+	if cfg.StatementTimeout > 0 {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerTypes(c.TypeMap())
 		return nil

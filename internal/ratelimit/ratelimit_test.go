@@ -18,15 +18,17 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func client(t *testing.T, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond, ReadTimeout: 100 * time.Millisecond,
-		WriteTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	// Generous timeouts: the shared test machine must not turn a slow
+	// answer into a fallback the test does not expect.
+	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, ReadTimeout: time.Second,
+		WriteTimeout: time.Second, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
 func newLimiter(t *testing.T, c redis.UniversalClient, reg prometheus.Registerer, limits map[string]ratelimit.Limit) *ratelimit.Limiter {
 	t.Helper()
-	l, err := ratelimit.New(ratelimit.Config{Limits: limits}, c, nil, reg)
+	l, err := ratelimit.New(ratelimit.Config{Limits: limits, RedisTimeout: 2 * time.Second}, c, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,9 @@ type User struct {
 	DisplayName string
 	Role        domain.Role
 	PropertyIDs []domain.ID
-	CreatedAt   time.Time
+	// Disabled users may not log in and their tokens do not work.
+	Disabled  bool
+	CreatedAt time.Time
 }
 
 // Property is a hotel, hostel, resort or apartment. Properties never change
@@ -148,10 +150,10 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Use
 		email = ""
 	}
 	err := s.pool.QueryRow(ctx, `
-		SELECT u.org_id, u.id, u.email, u.display_name, u.role, u.created_at, l.password_hash
+		SELECT u.org_id, u.id, u.email, u.display_name, u.role, u.disabled, u.created_at, l.password_hash
 		FROM user_logins l JOIN users u ON u.org_id = l.org_id AND u.id = l.user_id
 		WHERE l.email = $1`, strings.ToLower(strings.TrimSpace(email))).
-		Scan(&u.OrgID, &u.ID, &u.Email, &u.DisplayName, &u.Role, &u.CreatedAt, &hash)
+		Scan(&u.OrgID, &u.ID, &u.Email, &u.DisplayName, &u.Role, &u.Disabled, &u.CreatedAt, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
 		return User{}, fmt.Errorf("%w: invalid email or password", domain.ErrUnauthenticated)
@@ -159,7 +161,8 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (Use
 	if err != nil {
 		return User{}, fmt.Errorf("look up login: %w", postgres.Translate(err))
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil || u.Disabled {
+		// A disabled user is told no more than a wrong password would.
 		return User{}, fmt.Errorf("%w: invalid email or password", domain.ErrUnauthenticated)
 	}
 	return u, nil
@@ -250,10 +253,10 @@ func (s *Service) SetUserProperties(ctx context.Context, actor domain.Actor, use
 func (s *Service) User(ctx context.Context, orgID, userID domain.ID) (User, error) {
 	var u User
 	err := s.pool.QueryRow(ctx, `
-		SELECT org_id, id, email, display_name, role, created_at,
+		SELECT org_id, id, email, display_name, role, disabled, created_at,
 		       ARRAY(SELECT property_id FROM manager_properties m WHERE m.org_id = u.org_id AND m.user_id = u.id ORDER BY property_id)
 		FROM users u WHERE org_id = $1 AND id = $2`, orgID, userID).
-		Scan(&u.OrgID, &u.ID, &u.Email, &u.DisplayName, &u.Role, &u.CreatedAt, &u.PropertyIDs)
+		Scan(&u.OrgID, &u.ID, &u.Email, &u.DisplayName, &u.Role, &u.Disabled, &u.CreatedAt, &u.PropertyIDs)
 	if err != nil {
 		return User{}, fmt.Errorf("user %s: %w", userID, postgres.Translate(err))
 	}

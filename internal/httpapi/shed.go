@@ -1,0 +1,212 @@
+package httpapi
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/auth"
+)
+
+// Shedding bounds the work the API takes on. The zero value of each field
+// means its default.
+type Shedding struct {
+	// MaxInFlight bounds the /v1 requests handled at once. Zero or
+	// negative: unbounded (no shedding).
+	MaxInFlight int
+	// MaxWait bounds how long a request waits for a slot before it is
+	// refused with 503 and Retry-After. Default 50 ms.
+	MaxWait time.Duration
+	// OrgShare is the fraction of the slots one organization may hold at
+	// once (unauthenticated requests count as one organization), so that
+	// one tenant's flood cannot starve the others. Default 0.75; 1: no
+	// per-organization bound.
+	OrgShare float64
+	// RequestTimeout is the deadline of every /v1 request, carried by its
+	// context to every database call. Default 10 s; negative: none.
+	RequestTimeout time.Duration
+}
+
+func (c Shedding) withDefaults() Shedding {
+	if c.MaxWait <= 0 {
+		c.MaxWait = 50 * time.Millisecond
+	}
+	if c.OrgShare <= 0 || c.OrgShare > 1 {
+		c.OrgShare = 0.75
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// slots is a counting semaphore of n with a bound per organization.
+type slots struct {
+	all    chan struct{}
+	perOrg int
+
+	mu   sync.Mutex
+	orgs map[string]*orgSlots
+}
+
+type orgSlots struct {
+	ch   chan struct{}
+	refs int
+}
+
+func newSlots(n int, share float64) *slots {
+	per := max(1, int(math.Ceil(float64(n)*share)))
+	return &slots{all: make(chan struct{}, n), perOrg: min(per, n), orgs: map[string]*orgSlots{}}
+}
+
+// org returns the organization's semaphore, counting one more user of it.
+func (s *slots) org(key string) *orgSlots {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.orgs[key]
+	if o == nil {
+		o = &orgSlots{ch: make(chan struct{}, s.perOrg)}
+		s.orgs[key] = o
+	}
+	o.refs++
+	return o
+}
+
+func (s *slots) release(key string, o *orgSlots) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o.refs--; o.refs == 0 {
+		delete(s.orgs, key)
+	}
+}
+
+// acquire takes one of the organization's slots and one of all, waiting at
+// most until timer fires. It returns the release function, or the reason
+// it could not ("org_share", "queue_timeout", "client_gone").
+func (s *slots) acquire(ctx context.Context, key string, wait time.Duration) (func(), string) {
+	o := s.org(key)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case o.ch <- struct{}{}:
+	case <-timer.C:
+		s.release(key, o)
+		return nil, "org_share"
+	case <-ctx.Done():
+		s.release(key, o)
+		return nil, "client_gone"
+	}
+	select {
+	case s.all <- struct{}{}:
+	case <-timer.C:
+		<-o.ch
+		s.release(key, o)
+		return nil, "queue_timeout"
+	case <-ctx.Done():
+		<-o.ch
+		s.release(key, o)
+		return nil, "client_gone"
+	}
+	return func() {
+		<-s.all
+		<-o.ch
+		s.release(key, o)
+	}, ""
+}
+
+type shedMetrics struct {
+	shed     *prometheus.CounterVec
+	inFlight prometheus.Gauge
+}
+
+func newShedMetrics(reg prometheus.Registerer) *shedMetrics {
+	m := &shedMetrics{
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hmp_http_shed_total", Help: "API requests refused with 503 for want of a slot, by reason (queue_timeout: all slots busy; org_share: the organization holds its share).",
+		}, []string{"reason"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hmp_http_in_flight", Help: "API requests holding a slot.",
+		}),
+	}
+	m.shed.WithLabelValues("queue_timeout")
+	m.shed.WithLabelValues("org_share")
+	if reg != nil {
+		reg.MustRegister(m.shed, m.inFlight)
+	}
+	return m
+}
+
+type preAuthKey struct{}
+
+// admit runs before a /v1 request's body is read: it authenticates the
+// bearer token (cheap: a cached signature check), gives the request its
+// deadline, and takes a slot for it, a slot of its organization's share,
+// waiting at most MaxWait; past that it answers 503 with Retry-After
+// instead of parking the request until its client gives up. Requests
+// without a valid token hold no slot: they are answered 401 (or the
+// anonymous login and signup) without touching the slots of tenants.
+// Login and signup share one "organization" of anonymous work.
+func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Handler {
+	cfg = cfg.withDefaults()
+	var sl *slots
+	if cfg.MaxInFlight > 0 {
+		sl = newSlots(cfg.MaxInFlight, cfg.OrgShare)
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/v1/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			ctx := r.Context()
+			if cfg.RequestTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
+				defer cancel()
+			}
+			key := ""
+			if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.Tokens != nil {
+				sess, err := s.Tokens.Check(ctx, strings.TrimSpace(token))
+				if err != nil {
+					// huma's authentication answers it (401, or 503 when
+					// the user's state could not be read), with no slot.
+					next.ServeHTTP(w, r.WithContext(ctx))
+					return
+				}
+				ctx = context.WithValue(ctx, preAuthKey{}, sess)
+				key = sess.Actor.OrgID.String()
+			}
+			if sl != nil {
+				done, reason := sl.acquire(ctx, key, cfg.MaxWait)
+				if done == nil {
+					if reason == "client_gone" {
+						s.Logger.Debug("http_client_gone", "request_id", RequestID(ctx), "error", context.Cause(ctx))
+						quietly(r)
+						w.Header().Set("Retry-After", "1")
+						writeProblem(w, http.StatusServiceUnavailable, "the request ended while waiting for a slot")
+						return
+					}
+					m.shed.WithLabelValues(reason).Inc()
+					quietly(r)
+					w.Header().Set("Retry-After", "1")
+					writeProblem(w, http.StatusServiceUnavailable, "the server is busy; retry after the time in Retry-After")
+					return
+				}
+				m.inFlight.Inc()
+				defer func() { m.inFlight.Dec(); done() }()
+			}
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// preAuthenticated returns the session admit checked for the request.
+func preAuthenticated(ctx context.Context) (auth.Session, bool) {
+	a, ok := ctx.Value(preAuthKey{}).(auth.Session)
+	return a, ok
+}
