@@ -24,6 +24,7 @@ import (
 
 	"hmp/internal/auth"
 	"hmp/internal/bus"
+	"hmp/internal/cache"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
@@ -67,6 +68,8 @@ type App struct {
 	Bus       *bus.Bus
 	Relay     *eventstore.Relay
 	Projector *reports.Projector
+	// Cache is the report cache (nil when off).
+	Cache *cache.Cache
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 
@@ -169,13 +172,18 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	// deliver: keep them at least a day longer than the stream keeps events.
 	projCfg := cfg.Projector
 	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
+	if a.Cache, err = startCache(ctx, cfg.Cache, a.Bus, logger, reg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Cache.Close)
+	projCfg.AfterCommit = invalidateAfterCommit(a.Cache, a.Bus)
 	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
 	if err := a.Projector.Start(ctx); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Projector.Stop)
 	waiter := reports.NewWaiter(pipeline{events: events, bus: a.Bus, durable: a.Projector.Config().Durable}, cfg.ConsistencyTimeout)
-	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
+	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache)
 
 	handler := httpapi.New(httpapi.Deps{
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"hmp/internal/cache"
 	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
@@ -35,6 +36,9 @@ type Config struct {
 	NATSURL string
 	// Projector tunes the reports projector. Zero fields: the profile's.
 	Projector reports.ProjectorConfig
+	// Cache tunes the report cache (Entries negative: off; RedisURL: the
+	// shared tier). Zero fields: the profile's.
+	Cache cache.Config
 	// Relay tunes the outbox relay. Zero fields: defaults.
 	Relay eventstore.RelayConfig
 	// MaxInFlight bounds the API requests handled at once; more queue.
@@ -72,7 +76,9 @@ func (c Config) WithDefaults() Config {
 	if p, err := LookupProfile(c.Profile); err == nil {
 		c.Pool = overlayPool(c.Pool, p.Pool)
 		c.Projector = overlayProjector(c.Projector, p.Projector)
+		c.Cache = overlayCache(c.Cache, p.Cache)
 	}
+	c.Cache = c.Cache.WithDefaults()
 	c.Pool = c.Pool.WithDefaults()
 	c.Projector = c.Projector.WithDefaults()
 	if c.MaxInFlight == 0 {
@@ -107,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
+	}
+	if err := c.Cache.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Pool.Validate(); err != nil {
 		errs = append(errs, err)

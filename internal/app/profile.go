@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"hmp/internal/cache"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
 )
@@ -18,6 +19,8 @@ type Profile struct {
 	Pool postgres.PoolConfig
 	// Projector is how the reports projector consumes events.
 	Projector reports.ProjectorConfig
+	// Cache sizes the report cache and picks its invalidation mode.
+	Cache cache.Config
 }
 
 // Profiles returns the known profiles by name.
@@ -29,6 +32,7 @@ func Profiles() map[string]Profile {
 			Name:      "baseline",
 			Pool:      postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
 			Projector: reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
+			Cache:     cache.Config{Entries: 1_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeSync},
 		},
 		// Emergency scaling: 500 in flight, micro-batched multi-row
 		// upserts (two transactions of up to 250 events at a time, so one
@@ -37,6 +41,7 @@ func Profiles() map[string]Profile {
 			Name:      "phase1",
 			Pool:      postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
 			Projector: reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
+			Cache:     cache.Config{Entries: 10_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeAsync},
 		},
 	}
 }

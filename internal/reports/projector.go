@@ -46,6 +46,11 @@ type ProjectorConfig struct {
 	// PruneEvery is the period of the pruning of applied-event records.
 	// Default 1 h.
 	PruneEvery time.Duration
+	// AfterCommit, when set, is called after each batch's transaction
+	// commits and before its messages are acknowledged, with one entry per
+	// property: the earliest business date the batch changed for it (cache
+	// invalidation). nil: nothing.
+	AfterCommit func(ctx context.Context, touched []Touched)
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -342,6 +347,7 @@ func (p *Projector) handle(ctx context.Context, batch []jetstream.Msg) {
 	}
 	fresh, err := p.apply.apply(ctx, events, effects)
 	if err == nil {
+		p.afterCommit(ctx, events, effects, fresh)
 		p.committed(good, events, fresh, start)
 		return
 	}
@@ -366,6 +372,7 @@ func (p *Projector) handle(ctx context.Context, batch []jetstream.Msg) {
 			p.retryOrDeadLetter(ctx, m, err)
 			continue
 		}
+		p.afterCommit(ctx, events[i:i+1], effects[i:i+1], fresh)
 		p.committed(good[i:i+1], events[i:i+1], fresh, time.Now())
 	}
 }
@@ -379,6 +386,35 @@ func (p *Projector) transient(ctx context.Context, err error) bool {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return p.apply.pool.Ping(ctx) != nil
+}
+
+// afterCommit announces the earliest date each property's fresh events
+// changed to cfg.AfterCommit.
+func (p *Projector) afterCommit(ctx context.Context, events []domain.Event, effects [][]change, fresh map[eventRef]bool) {
+	if p.cfg.AfterCommit == nil {
+		return
+	}
+	type propKey struct{ org, prop domain.ID }
+	from := make(map[propKey]domain.Date)
+	for i, ev := range events {
+		if !fresh[eventRef{ev.OrgID, ev.Sequence}] {
+			continue
+		}
+		for _, ch := range effects[i] {
+			k := propKey{ch.key.org, ch.key.property}
+			if d, ok := from[k]; !ok || ch.key.date.Before(d) {
+				from[k] = ch.key.date
+			}
+		}
+	}
+	if len(from) == 0 {
+		return
+	}
+	touched := make([]Touched, 0, len(from))
+	for k, d := range from {
+		touched = append(touched, Touched{OrgID: k.org, PropertyID: k.prop, From: d})
+	}
+	p.cfg.AfterCommit(ctx, touched)
 }
 
 func (p *Projector) committed(msgs []jetstream.Msg, events []domain.Event, fresh map[eventRef]bool, start time.Time) {
