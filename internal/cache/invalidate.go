@@ -111,7 +111,7 @@ func (c *Cache) Start(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("cache subscribe: %w", err)
 	}
-	if err := nc.FlushWithContext(ctx); err != nil {
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		_ = c.sub.sub.Unsubscribe()
 		return fmt.Errorf("cache subscribe: %w", err)
 	}
