@@ -39,7 +39,10 @@ func startNATS(t *testing.T) string {
 // reads without a token keep every tier of every instance warm with what
 // the writes then make stale. Last, every instance's token-less reads
 // converge on the ledger well inside the (here one hour) TTL: the
-// invalidations reached them. Run in both invalidation modes.
+// invalidations reached them. Two instances apply invalidations half a
+// second late, so that their tiers are stale when token reads come (with
+// token reads served from the tiers, this test fails). Run in both
+// invalidation modes.
 func TestCacheConsistencyAcrossInstances(t *testing.T) {
 	for _, mode := range []string{cache.ModeAsync, cache.ModeSync} {
 		t.Run(mode, func(t *testing.T) {
@@ -62,8 +65,11 @@ func TestCacheConsistencyAcrossInstances(t *testing.T) {
 			}
 			first := repStart(t, "Cache "+mode, shared)
 			insts := []*repFixture{first}
+			// The other two learn of every change late (fault injection):
+			// their tiers hold stale entries while token reads arrive.
+			slow := func(c *app.Config) { c.Cache.ApplyDelay = 500 * time.Millisecond }
 			for range 2 {
-				env := apptest.Start(t, cluster, apptest.WithClock(first.clock), repPool, shared)
+				env := apptest.Start(t, cluster, apptest.WithClock(first.clock), repPool, shared, slow)
 				insts = append(insts, &repFixture{t: t, env: env, clock: first.clock, org: first.org, admin: first.admin})
 			}
 			prop := first.property("Harbour", "Asia/Kolkata")

@@ -160,6 +160,9 @@ func (c *Cache) valid(k Key, at time.Time) bool {
 	return true
 }
 
+// loadTimeout bounds a load shared by the readers of one key.
+const loadTimeout = 10 * time.Second
+
 // Fetch returns k's report: from the in-process tier, else from Redis,
 // else from load (once per key however many ask at once), storing what it
 // loads in both tiers. fresh (a read with a consistency token) skips the
@@ -188,7 +191,11 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 		c.mem.Invalidate(k.ID)
 	}
 	c.m.misses.WithLabelValues(tierMemory).Inc()
-	e, err := c.mem.Get(ctx, k.ID, otter.LoaderFunc[string, *entry](func(ctx context.Context, _ string) (*entry, error) {
+	// The load serves every reader of the key waiting on it: one reader
+	// leaving must not fail the others, so it runs detached, bounded.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+	defer cancel()
+	e, err := c.mem.Get(lctx, k.ID, otter.LoaderFunc[string, *entry](func(ctx context.Context, _ string) (*entry, error) {
 		if c.redis != nil {
 			if b, ok := c.redis.get(ctx, k.ID); ok {
 				var w wire[T]

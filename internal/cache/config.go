@@ -49,6 +49,10 @@ type Config struct {
 	// entry computed within ClockSkew after a change is treated as stale.
 	// Default 100 ms.
 	ClockSkew time.Duration
+	// ApplyDelay holds every received announcement this long before
+	// applying it: fault injection for tests (a slow instance), 0 in
+	// production.
+	ApplyDelay time.Duration
 	// Subject is the core NATS subject invalidations travel on. Default
 	// "hmp.cache.invalidate".
 	Subject string

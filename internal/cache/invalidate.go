@@ -106,6 +106,10 @@ func (c *Cache) Start(ctx context.Context, nc *nats.Conn) error {
 		if a.Origin == c.origin && c.cfg.Invalidation == ModeSync {
 			return // applied before the commit was acknowledged
 		}
+		if c.cfg.ApplyDelay > 0 {
+			time.AfterFunc(c.cfg.ApplyDelay, func() { c.Apply(a.Changes) })
+			return
+		}
 		c.Apply(a.Changes)
 	})
 	if err != nil {
