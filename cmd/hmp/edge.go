@@ -14,7 +14,7 @@ import (
 // registerEdge adds the flags of the HTTP edge (rate limits, Redis) to
 // hmp serve.
 func registerEdge(fs *flag.FlagSet, cfg *app.Config) {
-	fs.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by instances for rate limit budgets; empty: per-instance budgets (HMP_REDIS_URL)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by instances: rate limit budgets and the report cache tier; empty: both per instance (HMP_REDIS_URL)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "API requests handled at once; 0: default 32; negative: unbounded (HMP_MAX_IN_FLIGHT)")
 	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", 0, "longest wait for an in-flight slot before 503 with Retry-After; 0: default 50ms (HMP_MAX_QUEUE_WAIT)")
 	fs.Float64Var(&cfg.OrgShare, "org-share", 0, "fraction of the in-flight slots one organization may hold; 0: default 0.75 (HMP_ORG_SHARE)")

@@ -143,6 +143,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.cfg.Projector.MaxConcurrency, "projector-concurrency", 0, "events in flight in the reports projector; 0: the profile's (baseline 20, phase1 500) (HMP_PROJECTOR_CONCURRENCY)")
 	fs.IntVar(&c.cfg.Projector.BatchSize, "projector-batch", 0, "most events per projector transaction; 0: the profile's (baseline 1, phase1 500) (HMP_PROJECTOR_BATCH)")
 	fs.IntVar(&c.cfg.Projector.Workers, "projector-workers", 0, "concurrent projector transactions; 0: the profile's (baseline 20, phase1 4) (HMP_PROJECTOR_WORKERS)")
+	entries := fs.Int("cache-entries", -1, "reports kept in the in-process cache; 0 turns the cache off; -1: the profile's (baseline 1000, phase1 10000) (HMP_CACHE_ENTRIES)")
+	fs.DurationVar(&c.cfg.Cache.ActiveTTL, "cache-active-ttl", 0, "cache lifetime of a report touching an active date (today-3 days or later, in the property's zone); 0: the profile's (15s) (HMP_CACHE_ACTIVE_TTL)")
+	fs.DurationVar(&c.cfg.Cache.HistoricalTTL, "cache-historical-ttl", 0, "cache lifetime of any other report; 0: the profile's (2m) (HMP_CACHE_HISTORICAL_TTL)")
+	fs.StringVar(&c.cfg.Cache.Invalidation, "cache-invalidation", "", "sync (before the projector acks) or async (over the bus); empty: the profile's (baseline sync, phase1 async) (HMP_CACHE_INVALIDATION)")
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
@@ -155,6 +159,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c.cfg.Pool = postgres.PoolConfig{MaxConns: int32(*maxConns), MinConns: int32(*minConns), MaxConnIdleTime: *idle, MaxConnLifetime: *life}
+	c.cfg.Cache.Entries = cacheEntries(*entries)
 	logger, err := c.logger(stdout)
 	if err != nil {
 		return err
@@ -165,6 +170,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer a.Close()
 	return a.Wait(ctx)
+}
+
+// cacheEntries maps the flag (0 off, negative the profile's) to the
+// config (negative off, 0 the profile's).
+func cacheEntries(flag int) int {
+	switch {
+	case flag == 0:
+		return -1
+	case flag < 0:
+		return 0
+	}
+	return flag
 }
 
 func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -24,6 +24,7 @@ import (
 
 	"hmp/internal/auth"
 	"hmp/internal/bus"
+	"hmp/internal/cache"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
@@ -74,6 +75,8 @@ type App struct {
 	Reconciliation *reconcile.Jobs
 	Corrections    *reconcile.CorrectionBatcher
 	Detector       *reconcile.Detector
+	// Cache is the report cache (nil when off).
+	Cache *cache.Cache
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 
@@ -189,6 +192,12 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Relay.Stop)
+	if a.Cache, err = startCache(ctx, cfg.Cache, a.Bus, logger, reg); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Cache.Close)
+	projCfg.AfterCommit = invalidateAfterCommit(a.Cache, a.Bus)
+	a.afterCorrection = projCfg.AfterCommit // corrections make reports stale as projector batches do
 	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
 	if err := a.Projector.Start(ctx); err != nil {
 		return nil, err
@@ -201,7 +210,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	a.closers = append(a.closers, pruner.Stop)
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
 		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
-	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock)
+	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache)
 	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hmp/internal/bus"
+	"hmp/internal/cache"
 	"hmp/internal/eventstore"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
@@ -39,6 +40,9 @@ type Config struct {
 	NATSURL string
 	// Projector tunes the reports projector. Zero fields: the profile's.
 	Projector reports.ProjectorConfig
+	// Cache tunes the report cache (Entries negative: off; RedisURL: the
+	// shared tier). Zero fields: the profile's.
+	Cache cache.Config
 	// Relay tunes the outbox relay. Zero fields: defaults.
 	Relay eventstore.RelayConfig
 	// Publish bounds the relay's publishes (acknowledgement timeout) and
@@ -48,8 +52,9 @@ type Config struct {
 	// count. Zero fields: defaults (writes: the profile's); a negative
 	// Count: unlimited.
 	RateLimits RateLimits
-	// RedisURL points at the Redis that instances share (rate limit
-	// budgets). Empty: every budget is in process, per instance.
+	// RedisURL points at the Redis that instances share: rate limit
+	// budgets and, unless Cache.RedisURL says otherwise, the shared report
+	// cache tier. Empty: both stay in process, per instance.
 	RedisURL string
 	// IdempotencyPruner tunes the background deletion of expired
 	// idempotency keys. Zero fields: defaults (every 5 min).
@@ -109,8 +114,13 @@ func (c Config) WithDefaults() Config {
 		if c.Reconcile.Mode == "" {
 			c.Reconcile.Mode = p.Corrections
 		}
+		c.Cache = overlayCache(c.Cache, p.Cache)
 	}
 	c.Reconcile = c.Reconcile.WithDefaults()
+	if c.Cache.RedisURL == "" {
+		c.Cache.RedisURL = c.RedisURL // one Redis for the cache and the rate limits
+	}
+	c.Cache = c.Cache.WithDefaults()
 	c.Pool = c.Pool.WithDefaults()
 	c.Projector = c.Projector.WithDefaults()
 	c.RateLimits = c.RateLimits.withDefaults(c.Profile)
@@ -161,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
+	}
+	if err := c.Cache.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Pool.Validate(); err != nil {
 		errs = append(errs, err)

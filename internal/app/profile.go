@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"hmp/internal/cache"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
@@ -26,6 +27,8 @@ type Profile struct {
 	// Corrections is how drift corrections are written: "row" (one
 	// statement each, the guide's "before") or "batch".
 	Corrections string
+	// Cache sizes the report cache and picks its invalidation mode.
+	Cache cache.Config
 }
 
 // Profiles returns the known profiles by name.
@@ -38,6 +41,7 @@ func Profiles() map[string]Profile {
 			Pool:        postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
 			Projector:   reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
 			Corrections: reconcile.ModeRow,
+			Cache:       cache.Config{Entries: 1_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeSync},
 		},
 		// Emergency scaling: 500 in flight, micro-batched multi-row
 		// upserts (two transactions of up to 250 events at a time, so one
@@ -57,6 +61,7 @@ func phase1() Profile {
 		Pool:        postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
 		Projector:   reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
 		Corrections: reconcile.ModeBatch,
+		Cache:       cache.Config{Entries: 10_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeAsync},
 	}
 }
 

@@ -40,8 +40,8 @@ func (a *App) startReconcile(ctx context.Context, fin *finance.Service, svc *rep
 }
 
 // invalidateCorrected is told what each correction made stale (per
-// property, the earliest date it changed): the report cache, once wired,
-// sets a.afterCorrection to invalidate it, as after a projector batch.
+// property, the earliest date it changed) and invalidates the report cache
+// as after a projector batch (Start sets a.afterCorrection).
 func (a *App) invalidateCorrected(ctx context.Context, touched []reports.Touched) {
 	if a.afterCorrection != nil {
 		a.afterCorrection(ctx, touched)

@@ -82,6 +82,14 @@ func New(d Deps) http.Handler {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
 	}
+	// limitBody has read every body already. huma's default 5 s body read
+	// deadline would otherwise stay on the connection while a slow handler
+	// runs, and its expiry cancels the context of every later request on
+	// that kept-alive connection (found by hmp chaos during a database
+	// stall: requests that began cancelled).
+	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
+		op.BodyReadTimeout = -1
+	})
 	api := humago.New(mux, cfg)
 	api.UseMiddleware(s.authenticate(api))
 	s.registerOps(api)

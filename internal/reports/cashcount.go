@@ -53,7 +53,7 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 	if err := v.Err(); err != nil {
 		return CashCount{}, Written{}, err
 	}
-	if _, err := s.scope(ctx, actor, &propertyID, "body.propertyId"); err != nil {
+	if _, _, err := s.scope(ctx, actor, &propertyID, "body.propertyId"); err != nil {
 		return CashCount{}, Written{}, err
 	}
 	c := CashCount{PropertyID: propertyID, Date: date, CountedClosingCents: counted, CountedBy: actor.UserID, CountedAt: now}

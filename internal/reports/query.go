@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"hmp/internal/cache"
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
 )
@@ -118,19 +119,22 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	if err := domain.CheckReportDate(date, domain.DateOf(s.now())); err != nil {
 		return DailyReport{}, domain.Invalid("query.date", err.Error(), date.String())
 	}
-	props, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
+	props, today, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
 	if err != nil {
 		return DailyReport{}, err
 	}
 	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return DailyReport{}, err
 	}
-	days, err := s.days(ctx, actor.OrgID, props, date, date, r.IncludePending)
-	if err != nil {
-		return DailyReport{}, err
-	}
 	s.sample(actor.OrgID, propertyID, date) // drift check, asynchronous (sample.go)
-	return days[0], nil
+	k := cacheKey("day", actor.OrgID, props, date, date, today, r.IncludePending)
+	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) (DailyReport, error) {
+		days, err := s.days(ctx, actor.OrgID, props, date, date, r.IncludePending)
+		if err != nil {
+			return DailyReport{}, err
+		}
+		return days[0], nil
+	})
 }
 
 // MaxRangeDays bounds a daily-reports range, both ends included.
@@ -154,14 +158,17 @@ func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, property
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	props, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
+	props, today, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
 	if err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return nil, err
 	}
-	return s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
+	k := cacheKey("days", actor.OrgID, props, start, end, today, r.IncludePending)
+	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) ([]DailyReport, error) {
+		return s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
+	})
 }
 
 // MonthlyReport is a month of a property's (or all the caller's
@@ -191,7 +198,7 @@ func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propert
 	if month < 1 || month > 12 {
 		return MonthlyReport{}, domain.Invalid("query.month", "must be between 1 and 12", int(month))
 	}
-	props, err := s.scope(ctx, actor, propertyID, "query.propertyId")
+	props, today, err := s.scope(ctx, actor, propertyID, "query.propertyId")
 	if err != nil {
 		return MonthlyReport{}, err
 	}
@@ -200,7 +207,16 @@ func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propert
 	}
 	start := domain.Date{Year: year, Month: month, Day: 1}
 	end := domain.Date{Year: year, Month: month, Day: domain.DaysInMonth(year, month)}
-	days, err := s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
+	k := cacheKey("month", actor.OrgID, props, start, end, today, r.IncludePending)
+	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) (MonthlyReport, error) {
+		return s.monthly(ctx, actor.OrgID, props, propertyID, start, end, r.IncludePending)
+	})
+}
+
+// monthly reads a month's report from PostgreSQL.
+func (s *Service) monthly(ctx context.Context, org domain.ID, props []domain.ID, propertyID *domain.ID, start, end domain.Date, includePending bool) (MonthlyReport, error) {
+	year, month := start.Year, start.Month
+	days, err := s.days(ctx, org, props, start, end, includePending)
 	if err != nil {
 		return MonthlyReport{}, err
 	}
@@ -233,17 +249,25 @@ func (m MonthSummary) TotalExpensesCents() int64 { return m.CashExpensesCents + 
 // YearlySummary returns the twelve months of a year from the monthly
 // rollups, for one property or all the actor may see.
 func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, r Read) ([]MonthSummary, error) {
-	includePending := r.IncludePending
 	if err := checkYear(year, s.now()); err != nil {
 		return nil, err
 	}
-	props, err := s.scope(ctx, actor, propertyID, "query.propertyId")
+	props, today, err := s.scope(ctx, actor, propertyID, "query.propertyId")
 	if err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, actor.OrgID, r); err != nil {
 		return nil, err
 	}
+	start, end := domain.Date{Year: year, Month: 1, Day: 1}, domain.Date{Year: year, Month: 12, Day: 31}
+	k := cacheKey("year", actor.OrgID, props, start, end, today, r.IncludePending)
+	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) ([]MonthSummary, error) {
+		return s.yearly(ctx, actor.OrgID, props, year, r.IncludePending)
+	})
+}
+
+// yearly reads a year's summary from the monthly rollups in PostgreSQL.
+func (s *Service) yearly(ctx context.Context, org domain.ID, props []domain.ID, year int, includePending bool) ([]MonthSummary, error) {
 	out := make([]MonthSummary, 12)
 	for i := range out {
 		out[i].Month = time.Month(i + 1)
@@ -255,10 +279,10 @@ func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propert
 	ids := uuids(props)
 	var opening int64
 	b := &pgx.Batch{}
-	b.Queue(openingSQL, actor.OrgID, ids, start.Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
+	b.Queue(openingSQL, org, ids, start.Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&opening)
 	})
-	b.Queue(monthsSQL, actor.OrgID, ids, start.Time(), domain.Date{Year: year + 1, Month: 1, Day: 1}.Time()).Query(func(rows pgx.Rows) error {
+	b.Queue(monthsSQL, org, ids, start.Time(), domain.Date{Year: year + 1, Month: 1, Day: 1}.Time()).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var (
 				m time.Time

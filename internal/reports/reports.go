@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"hmp/internal/cache"
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
 	"hmp/internal/tenancy"
@@ -45,6 +46,7 @@ type Service struct {
 	now    func() time.Time
 	// sampler is offered served daily reads for a drift check (sample.go).
 	sampler Sampler
+	cache   *cache.Cache
 }
 
 // NewService returns a Service; waiter serves reads that carry a
@@ -134,24 +136,38 @@ func ProfitMargin(net, received int64) float64 {
 
 // scope resolves which properties a report covers: the one asked for
 // (ErrNotFound naming field when the actor may not see it), or all the
-// actor may see.
-func (s *Service) scope(ctx context.Context, actor domain.Actor, propertyID *domain.ID, field string) ([]domain.ID, error) {
+// actor may see; and today in their zone (the earliest when several).
+func (s *Service) scope(ctx context.Context, actor domain.Actor, propertyID *domain.ID, field string) ([]domain.ID, domain.Date, error) {
+	now := s.now()
 	if propertyID != nil {
-		if _, err := s.props.Property(ctx, actor, *propertyID); err != nil {
+		p, err := s.props.Property(ctx, actor, *propertyID)
+		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
-				return nil, &domain.NotFoundError{Field: field, Value: propertyID.String(), What: "property"}
+				return nil, domain.Date{}, &domain.NotFoundError{Field: field, Value: propertyID.String(), What: "property"}
 			}
-			return nil, err
+			return nil, domain.Date{}, err
 		}
-		return []domain.ID{*propertyID}, nil
+		return []domain.ID{*propertyID}, today(p, now), nil
 	}
 	props, err := s.props.Properties(ctx, actor)
 	if err != nil {
-		return nil, err
+		return nil, domain.Date{}, err
 	}
 	ids := make([]domain.ID, len(props))
+	earliest := domain.DateOf(now)
 	for i, p := range props {
 		ids[i] = p.ID
+		if t := today(p, now); t.Before(earliest) {
+			earliest = t
+		}
 	}
-	return ids, nil
+	return ids, earliest, nil
+}
+
+// today is today in p's zone (UTC when it has none loaded).
+func today(p tenancy.Property, now time.Time) domain.Date {
+	if p.Location == nil {
+		return domain.DateOf(now)
+	}
+	return p.Today(now)
 }

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/bus"
+	"hmp/internal/cache"
+	"hmp/internal/reports"
+)
+
+// startCache builds the report cache (nil when off) and starts listening
+// for invalidations on the bus.
+func startCache(ctx context.Context, cfg cache.Config, b *bus.Bus, logger *slog.Logger, reg prometheus.Registerer) (*cache.Cache, error) {
+	c, err := cache.New(cfg, logger, reg)
+	if err != nil || c == nil {
+		return nil, err
+	}
+	if err := c.Start(ctx, b.Conn()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// invalidateAfterCommit is the projector's AfterCommit: it hands each
+// committed batch's changes to the cache (nil when the cache is off).
+func invalidateAfterCommit(c *cache.Cache, b *bus.Bus) func(context.Context, []reports.Touched) {
+	if c == nil {
+		return nil
+	}
+	return func(ctx context.Context, touched []reports.Touched) {
+		changes := make([]cache.Change, len(touched))
+		for i, t := range touched {
+			changes[i] = cache.Change{OrgID: t.OrgID, PropertyID: t.PropertyID, From: t.From}
+		}
+		c.Committed(ctx, b.Conn(), changes)
+	}
+}
+
+// overlayCache fills the zero fields of c from p.
+func overlayCache(c, p cache.Config) cache.Config {
+	if c.Entries == 0 {
+		c.Entries = p.Entries
+	}
+	if c.ActiveTTL == 0 {
+		c.ActiveTTL = p.ActiveTTL
+	}
+	if c.HistoricalTTL == 0 {
+		c.HistoricalTTL = p.HistoricalTTL
+	}
+	if c.Invalidation == "" {
+		c.Invalidation = p.Invalidation
+	}
+	return c
+}

@@ -1,0 +1,64 @@
+package cache
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	tierMemory = "memory"
+	tierRedis  = "redis"
+)
+
+type metrics struct {
+	hits, misses, evictions *prometheus.CounterVec
+	fresh                   prometheus.Counter
+	invalidations           prometheus.Counter
+	lag                     prometheus.Histogram
+	entries                 prometheus.Collector
+}
+
+func newMetrics(c *Cache) metrics {
+	return metrics{
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_hits_total",
+			Help: "Report reads answered by a cache tier (memory, redis)."}, []string{"tier"}),
+		misses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_misses_total",
+			Help: "Report reads a cache tier (memory, redis) could not answer."}, []string{"tier"}),
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_evictions_total",
+			Help: "Entries the in-process tier dropped for size or age."}, []string{"tier"}),
+		fresh: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_cache_fresh_reads_total",
+			Help: "Reads with a consistency token: they skip the tiers and refresh them."}),
+		invalidations: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_cache_invalidations_total",
+			Help: "Property changes applied to this instance's cache watermarks."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hmp_cache_invalidation_lag_seconds",
+			Help:    "From a projector commit to its invalidation applied on this instance.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		entries: entriesCollector{c: c, desc: prometheus.NewDesc("hmp_cache_entries",
+			"Entries held by a cache tier (redis: keys of its database).", []string{"tier"}, nil)},
+	}
+}
+
+func (m metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.fresh, m.invalidations, m.lag, m.entries}
+}
+
+// entriesCollector reads the tiers' sizes at scrape time.
+type entriesCollector struct {
+	c    *Cache
+	desc *prometheus.Desc
+}
+
+func (e entriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- e.desc }
+
+func (e entriesCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(e.c.mem.EstimatedSize()), tierMemory)
+	if e.c.redis != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if n := e.c.redis.size(ctx); n >= 0 {
+			ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(n), tierRedis)
+		}
+	}
+}
