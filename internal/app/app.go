@@ -196,8 +196,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Cache.Close)
-	projCfg.AfterCommit = invalidateAfterCommit(a.Cache, a.Bus)
-	a.afterCorrection = projCfg.AfterCommit // corrections make reports stale as projector batches do
+	invalidate := invalidateAfterCommit(a.Cache, a.Bus)
+	projCfg.AfterCommit = bothAfterCommit(cfg.Projector.AfterCommit, invalidate)
+	a.afterCorrection = invalidate // corrections make reports stale as projector batches do
 	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
 	if err := a.Projector.Start(ctx); err != nil {
 		return nil, err

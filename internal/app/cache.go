@@ -56,3 +56,18 @@ func overlayCache(c, p cache.Config) cache.Config {
 	}
 	return c
 }
+
+// bothAfterCommit runs a configured AfterCommit hook and then the cache's
+// invalidation; either may be nil.
+func bothAfterCommit(first, second func(context.Context, []reports.Touched)) func(context.Context, []reports.Touched) {
+	switch {
+	case first == nil:
+		return second
+	case second == nil:
+		return first
+	}
+	return func(ctx context.Context, touched []reports.Touched) {
+		first(ctx, touched)
+		second(ctx, touched)
+	}
+}
