@@ -19,6 +19,7 @@ import (
 	"hmp/internal/bus"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
+	"hmp/internal/ratelimit"
 )
 
 const loadtestUsage = `Usage: hmp loadtest <scenario> [flags]
@@ -151,6 +152,7 @@ func (s loadtestServer) start(ctx context.Context, logger *slog.Logger) (_ *load
 		HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "app"), DatabaseURL: t.databaseURL, Profile: s.profile,
 		Pool: s.pool, BcryptCost: s.bcryptCost, TokenSecret: hex.EncodeToString(secret[:]), MaxInFlight: s.maxInFlight,
 	}
+	cfg.RateLimits = loadtestLimits()
 	if !s.pipeline {
 		// The relay sleeps this long after a cycle that found little: its
 		// first one, at start, finds nothing.
@@ -578,4 +580,15 @@ Flags:`)
 		return errors.New("a load test check failed")
 	}
 	return nil
+}
+
+// loadtestLimits turns off the login and signup budgets of a server a load
+// test starts: its one client address signs up and logs in every
+// organization. Write budgets stay the profile's (phase3 measures them).
+func loadtestLimits() app.RateLimits {
+	return app.RateLimits{
+		LoginPerEmail: ratelimit.Limit{Count: -1},
+		LoginPerAddr:  ratelimit.Limit{Count: -1},
+		SignupPerAddr: ratelimit.Limit{Count: -1},
+	}
 }

@@ -136,6 +136,7 @@ Flags:`)
 			fmt.Fprintf(stderr, "mixed: profile %s, %s scenario, %s\n", orDefault(p), f.cfg.Scenario, f.cfg.Duration)
 			cfg := app.Config{HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "app"), DatabaseURL: local.URL(), Profile: p,
 				BcryptCost: 4, TokenSecret: hex.EncodeToString(secret[:])}
+			cfg.RateLimits = loadtestLimits() // one client address logs in thousands of organizations
 			a, err := app.Start(ctx, cfg, logger)
 			if err != nil {
 				return err
