@@ -13,7 +13,7 @@ import (
 	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/cache"
-	"hmp/internal/cache/cachetest"
+	"hmp/internal/redistest"
 )
 
 // startNATS runs a JetStream server on a free loopback port for several
@@ -58,7 +58,7 @@ func TestCacheConsistencyAcrossInstances(t *testing.T) {
 			t.Logf("seed %d (HMP_CACHE_SEED), %d writes", seed, ops)
 			rng := rand.New(rand.NewPCG(seed, seed))
 
-			natsURL, redis, db := startNATS(t), cachetest.StartRedis(t), cluster.NewDatabase(t)
+			natsURL, redis, db := startNATS(t), redistest.Start(t), cluster.NewDatabase(t)
 			shared := func(c *app.Config) {
 				c.DatabaseURL, c.NATSURL = db, natsURL
 				c.Cache = cache.Config{RedisURL: redis.URL, ActiveTTL: time.Hour, HistoricalTTL: time.Hour, Invalidation: mode}

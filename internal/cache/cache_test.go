@@ -14,8 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"hmp/internal/cache"
-	"hmp/internal/cache/cachetest"
 	"hmp/internal/domain"
+	"hmp/internal/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -65,7 +65,7 @@ func tiers(t *testing.T) []func(t *testing.T) tier {
 			return tier{writer: c, reader: c, reg: reg, name: "memory"}
 		},
 		func(t *testing.T) tier {
-			r := cachetest.StartRedis(t)
+			r := redistest.Start(t)
 			reg := prometheus.NewRegistry()
 			w := newCache(t, cache.Config{RedisURL: r.URL}, nil)
 			rd := newCache(t, cache.Config{RedisURL: r.URL}, reg)
@@ -263,7 +263,7 @@ func hits(t *testing.T, tr tier) float64 {
 // An instance never trusts a shared entry computed before it started: it
 // may have missed the change that made it stale.
 func TestRedisEntriesBeforeStartAreNotTrusted(t *testing.T) {
-	r := cachetest.StartRedis(t)
+	r := redistest.Start(t)
 	w := newCache(t, cache.Config{RedisURL: r.URL}, nil)
 	k := key("old", today, propP)
 	fetch(t, w, k, &loader{cents: 1})
@@ -276,10 +276,10 @@ func TestRedisEntriesBeforeStartAreNotTrusted(t *testing.T) {
 // Redis down or gone: reads are answered from the other tiers, never an
 // error, and the breaker keeps Redis out after a few failures.
 func TestRedisDownNeverFailsAReader(t *testing.T) {
-	r := cachetest.StartRedis(t)
+	r := redistest.Start(t)
 	c := newCache(t, cache.Config{RedisURL: r.URL, Entries: 1, RedisTimeout: 20 * time.Millisecond}, nil)
 	fetch(t, c, key("up", today, propP), &loader{cents: 1})
-	r.Stop()
+	r.Kill()
 	for i := range 20 {
 		k := key("down"+string(rune('a'+i)), today, propP)
 		if got := fetch(t, c, k, &loader{cents: int64(i)}); got.Cents != int64(i) {

@@ -141,7 +141,10 @@ func (j *Jobs) Submit(ctx context.Context, org domain.ID, property *domain.ID) (
 	job := Job{ID: domain.NewID(now), OrgID: org, PropertyID: property, Status: JobRunning, CreatedAt: now}
 	inserted := false
 	err := postgres.WithTx(ctx, j.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, abandonJobsSQL, org, now.Add(-2*j.cfg.JobDeadline), now); err != nil {
+		// A live instance fails its own job at the deadline; only one
+		// still running well past it (twice the deadline plus a minute for
+		// that instance to record the failure) has lost its instance.
+		if _, err := tx.Exec(ctx, abandonJobsSQL, org, now.Add(-(2*j.cfg.JobDeadline + time.Minute)), now); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, insertJobSQL, org, job.ID, property, now)
