@@ -86,6 +86,9 @@ type Config struct {
 	// secret kept in DataDir/token.key (set it when running several
 	// instances).
 	TokenSecret string
+	// AdminToken is the operator token of the /v1/admin routes (index
+	// advice, alerts, settings). Empty: those routes are closed.
+	AdminToken string
 	// TokenTTL is how long an access token is valid. Default 24 h.
 	TokenTTL time.Duration
 	// BcryptCost is the password hashing cost. Default 10.
@@ -183,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		errs = append(errs, errors.New("token secret must be at least 32 bytes"))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("admin token must be at least 16 bytes"))
 	}
 	if c.TokenTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("token ttl must be at least 1m, got %s", c.TokenTTL))

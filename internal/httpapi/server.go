@@ -49,6 +49,9 @@ type Deps struct {
 	// Ready reports whether the dependencies answer, for /readyz; a
 	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
+	// AdminToken is the operator token that the /v1/admin routes require
+	// (empty: they answer 401 to everyone).
+	AdminToken string
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -80,7 +83,8 @@ func New(d Deps) http.Handler {
 	cfg.DocsPath = "/docs"
 	cfg.Info.Description = "Finance and reporting backend of the hospitality platform: revenues, expenses, approvals, cash books."
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
+		"bearer":    {Type: "http", Scheme: "bearer", BearerFormat: "JWT"},
+		adminScheme: {Type: "http", Scheme: "bearer", Description: "the operator token, HMP_ADMIN_TOKEN"},
 	}
 	// limitBody has read every body already. huma's default 5 s body read
 	// deadline would otherwise stay on the connection while a slow handler

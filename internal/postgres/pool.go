@@ -26,6 +26,9 @@ type PoolConfig struct {
 	// server's backstop for a statement whose client went away (requests
 	// carry their own, shorter, context deadline). Zero: none.
 	StatementTimeout time.Duration
+	// Tracer observes every query of the pool's connections (nil: none);
+	// several are combined with pgx's multitracer.
+	Tracer pgx.QueryTracer
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -83,6 +86,9 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 	pc.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
 	if cfg.StatementTimeout > 0 {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	}
+	if cfg.Tracer != nil {
+		pc.ConnConfig.Tracer = cfg.Tracer
 	}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerTypes(c.TypeMap())
