@@ -93,6 +93,11 @@ type Config struct {
 	TokenTTL time.Duration
 	// BcryptCost is the password hashing cost. Default 10.
 	BcryptCost int
+	// ScopeMaxStale is how long a MANAGER's property assignments, once
+	// read, answer the access check of a read on this instance (a change
+	// made here is seen here at once). Default 2 s (the session bound);
+	// negative: every check reads PostgreSQL.
+	ScopeMaxStale time.Duration
 	// ShutdownTimeout bounds the graceful drain on stop. Default 15 s.
 	ShutdownTimeout time.Duration
 	// Clock is the time source of every service. Default time.Now; tests

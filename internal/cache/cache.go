@@ -139,12 +139,23 @@ func (c *Cache) Close() {
 	}
 }
 
+// active reports whether k's report touches an active date.
+func (c *Cache) active(k Key) bool { return !k.End.Before(k.Today.AddDays(-c.cfg.ActiveDays)) }
+
 // ttl is the time to live of k's report.
 func (c *Cache) ttl(k Key) time.Duration {
-	if !k.End.Before(k.Today.AddDays(-c.cfg.ActiveDays)) {
+	if c.active(k) {
 		return c.cfg.ActiveTTL
 	}
 	return c.cfg.HistoricalTTL
+}
+
+// class is k's TTL class, the class label of hits and misses.
+func (c *Cache) class(k Key) string {
+	if c.active(k) {
+		return classActive
+	}
+	return classHistorical
 }
 
 // valid reports whether an entry of k computed at at may be served.
@@ -183,14 +194,15 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 		}
 		return v, err
 	}
+	class := c.class(k)
 	if e, ok := c.mem.GetIfPresent(k.ID); ok {
 		if c.valid(k, e.at) {
-			c.m.hits.WithLabelValues(tierMemory).Inc()
+			c.m.hits.WithLabelValues(tierMemory, class).Inc()
 			return e.val.(T), nil
 		}
 		c.mem.Invalidate(k.ID)
 	}
-	c.m.misses.WithLabelValues(tierMemory).Inc()
+	c.m.misses.WithLabelValues(tierMemory, class).Inc()
 	// The load serves every reader of the key waiting on it: one reader
 	// leaving must not fail the others, so it runs detached, bounded.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
@@ -200,12 +212,12 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 			if b, ok := c.redis.get(ctx, k.ID); ok {
 				var w wire[T]
 				if json.Unmarshal(b, &w) == nil && c.valid(k, time.Unix(0, w.At)) {
-					c.m.hits.WithLabelValues(tierRedis).Inc()
+					c.m.hits.WithLabelValues(tierRedis, class).Inc()
 					at := time.Unix(0, w.At)
 					return &entry{at: at, deadline: at.Add(c.ttl(k)), val: w.Val}, nil
 				}
 			}
-			c.m.misses.WithLabelValues(tierRedis).Inc()
+			c.m.misses.WithLabelValues(tierRedis, class).Inc()
 		}
 		at := time.Now()
 		v, err := load(ctx)

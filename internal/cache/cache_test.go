@@ -238,7 +238,7 @@ func TestTierConformance(t *testing.T) {
 	}
 }
 
-// hits returns hmp_cache_hits_total of the tier.
+// hits returns hmp_cache_hits_total of the tier, every TTL class.
 func hits(t *testing.T, tr tier) float64 {
 	t.Helper()
 	mfs, err := tr.reg.Gather()
@@ -249,13 +249,15 @@ func hits(t *testing.T, tr tier) float64 {
 		if mf.GetName() != "hmp_cache_hits_total" {
 			continue
 		}
+		var n float64
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "tier" && l.GetValue() == tr.name {
-					return m.GetCounter().GetValue()
+					n += m.GetCounter().GetValue()
 				}
 			}
 		}
+		return n
 	}
 	return 0
 }

@@ -10,6 +10,11 @@ import (
 const (
 	tierMemory = "memory"
 	tierRedis  = "redis"
+
+	// TTL classes (the class label of hits and misses): a report touching
+	// an active date, or one wholly in the past (see Config.ActiveDays).
+	classActive     = "active"
+	classHistorical = "historical"
 )
 
 type metrics struct {
@@ -23,9 +28,9 @@ type metrics struct {
 func newMetrics(c *Cache) metrics {
 	return metrics{
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_hits_total",
-			Help: "Report reads answered by a cache tier (memory, redis)."}, []string{"tier"}),
+			Help: "Report reads answered by a cache tier (memory, redis), by TTL class (active, historical)."}, []string{"tier", "class"}),
 		misses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_misses_total",
-			Help: "Report reads a cache tier (memory, redis) could not answer."}, []string{"tier"}),
+			Help: "Report reads a cache tier (memory, redis) could not answer, by TTL class (active, historical)."}, []string{"tier", "class"}),
 		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_evictions_total",
 			Help: "Entries the in-process tier dropped for size or age."}, []string{"tier"}),
 		fresh: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_cache_fresh_reads_total",

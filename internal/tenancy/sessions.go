@@ -98,6 +98,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor domain.Actor, userID dom
 		}
 		return nil
 	})
+	s.forgetScope(actor.OrgID, userID) // a MANAGER made ADMIN lost their assignments
 	if err != nil {
 		return User{}, err
 	}

@@ -67,6 +67,11 @@ type Config struct {
 	// PropertyCacheSize bounds the in-process property cache, in entries.
 	// Default 100,000.
 	PropertyCacheSize int
+	// ScopeMaxStale is how long a MANAGER's property assignments, once
+	// read, answer access checks on this instance (changes made here are
+	// seen at once). Default DefaultScopeMaxStale (2 s); negative: off,
+	// every check reads PostgreSQL.
+	ScopeMaxStale time.Duration
 }
 
 // Service is the tenancy API.
@@ -75,6 +80,7 @@ type Service struct {
 	now       func() time.Time
 	cost      int
 	props     *otter.Cache[propKey, Property]
+	scopes    *scopes // nil: assignments are read on every check
 	dummyHash []byte
 }
 
@@ -92,15 +98,24 @@ func New(pool *pgxpool.Pool, now func() time.Time, cfg Config) (*Service, error)
 	if err != nil {
 		return nil, fmt.Errorf("property cache: %w", err)
 	}
+	scopes, err := newScopes(cfg.ScopeMaxStale, cfg.PropertyCacheSize)
+	if err != nil {
+		return nil, err
+	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte("timing-equalizer"), cfg.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("hash: %w", err)
 	}
-	return &Service{pool: pool, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, cost: cfg.BcryptCost, props: cache, dummyHash: dummy}, nil
+	return &Service{pool: pool, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, cost: cfg.BcryptCost, props: cache, scopes: scopes, dummyHash: dummy}, nil
 }
 
 // Close stops the cache's background work.
-func (s *Service) Close() { s.props.StopAllGoroutines() }
+func (s *Service) Close() {
+	s.props.StopAllGoroutines()
+	if s.scopes != nil {
+		s.scopes.cache.StopAllGoroutines()
+	}
+}
 
 // SignupInput creates an organization and its first ADMIN.
 type SignupInput struct {
@@ -242,6 +257,7 @@ func (s *Service) SetUserProperties(ctx context.Context, actor domain.Actor, use
 		}
 		return insertAssignments(ctx, tx, actor.OrgID, userID, ids)
 	})
+	s.forgetScope(actor.OrgID, userID) // also on error: the commit's outcome may be unknown
 	if err != nil {
 		return User{}, err
 	}
@@ -342,11 +358,9 @@ func (s *Service) Property(ctx context.Context, actor domain.Actor, id domain.ID
 	if actor.IsAdmin() {
 		return p, nil
 	}
-	var assigned bool
-	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM manager_properties WHERE org_id = $1 AND user_id = $2 AND property_id = $3)`,
-		actor.OrgID, actor.UserID, id).Scan(&assigned)
+	assigned, err := s.isAssigned(ctx, actor.OrgID, actor.UserID, id)
 	if err != nil {
-		return Property{}, fmt.Errorf("check assignment: %w", postgres.Translate(err))
+		return Property{}, err
 	}
 	if !assigned {
 		return Property{}, domain.NotFoundf("property %s not found", id)
