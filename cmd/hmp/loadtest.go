@@ -36,6 +36,8 @@ Scenarios:
               daily report (projector histogram and end-to-end probes)
   mixed       reads and writes over many seeded organizations (Zipf), open or
               closed loop, scenarios, --compare profiles, JSON and HTML reports
+  reads       daily-report reads (Zipf) with the report cache vs without, side
+              by side: reads/s, p50/p99, hit rate by TTL class, invalidation lag
 
 Run 'hmp loadtest <scenario> --help' for its flags.
 `
@@ -57,6 +59,8 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return loadtestFreshness(ctx, args[1:], stdout, stderr)
 	case "mixed":
 		return loadtestMixed(ctx, args[1:], stdout, stderr)
+	case "reads":
+		return loadtestReads(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, loadtestUsage)
 	return fmt.Errorf("unknown load test scenario %q", args[0])
