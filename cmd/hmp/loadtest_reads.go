@@ -89,7 +89,7 @@ Flags:`)
 		entries int
 	}{{"cached", cacheEntries}, {"uncached", -1}} {
 		fmt.Fprintf(stderr, "reads: %s run, %s\n", run.name, cfg.Duration)
-		acfg := app.Config{HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "app-"+run.name), DatabaseURL: databaseURL,
+		acfg := app.Config{HTTPAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "app"), DatabaseURL: databaseURL,
 			Profile: profile, BcryptCost: 4, TokenSecret: hex.EncodeToString(secret[:])}
 		acfg.RateLimits = loadtestLimits()
 		acfg.Cache.Entries = run.entries

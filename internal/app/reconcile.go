@@ -95,9 +95,12 @@ func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, proper
 	rcfg := cfg.Reconcile
 	rcfg.Window = max(rcfg.Window, cfg.Projector.Retention)
 	rcfg.MaxQueue = max(rcfg.MaxQueue, 1<<30) // --fix queues every mismatch of the scope
-	// No cache to invalidate from here: a serving instance's cached
-	// reports of the corrected days expire with their TTL.
-	batcher := reconcile.NewCorrectionBatcher(pool, rcfg, nil, logger, cfg.Clock, nil)
+	invalidate, stopAnnouncing, err := fixAnnouncer(cfg, logger)
+	if err != nil {
+		return ReconcileResult{}, err
+	}
+	defer stopAnnouncing()
+	batcher := reconcile.NewCorrectionBatcher(pool, rcfg, invalidate, logger, cfg.Clock, nil)
 	found, err := rec.Each(ctx, org, property, func(m reconcile.Mismatch) {
 		batcher.Enqueue(reconcile.Key{OrgID: m.OrgID, PropertyID: m.PropertyID, Date: m.Date})
 	})

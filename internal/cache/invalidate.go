@@ -67,14 +67,39 @@ func (c *Cache) Committed(ctx context.Context, nc Publisher, changes []Change) {
 	if nc == nil {
 		return
 	}
-	b, err := json.Marshal(announcement{Origin: c.origin, Changes: changes})
-	if err == nil {
-		err = nc.Publish(c.cfg.Subject, b)
-	}
-	if err != nil {
+	if err := announce(nc, c.cfg.Subject, c.origin, changes); err != nil {
 		// Lost: other instances serve what they hold until its TTL.
 		c.logger.Warn("cache_announce_failed", "error", err.Error())
 	}
+}
+
+// Announce publishes committed changes on subject to every instance's
+// cache, as a projector commit does, from a process that has no cache of
+// its own (`hmp reconcile --fix` beside running servers). Changes without
+// At are stamped now: call it after the commit.
+func Announce(nc Publisher, subject string, changes []Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	at := time.Now()
+	for i := range changes {
+		if changes[i].At.IsZero() {
+			changes[i].At = at
+		}
+	}
+	// No origin: every instance applies it, whatever its mode.
+	return announce(nc, subject, "", changes)
+}
+
+func announce(nc Publisher, subject, origin string, changes []Change) error {
+	b, err := json.Marshal(announcement{Origin: origin, Changes: changes})
+	if err != nil {
+		return fmt.Errorf("announce changes: %w", err)
+	}
+	if err := nc.Publish(subject, b); err != nil {
+		return fmt.Errorf("announce changes: %w", err)
+	}
+	return nil
 }
 
 // subscription is a running listener for announcements.
