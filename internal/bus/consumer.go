@@ -125,6 +125,7 @@ type Consumer struct {
 type consumerMetrics struct {
 	messages    *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
+	redelivered *prometheus.CounterVec
 }
 
 // NewConsumer returns a stopped consumer. b may be nil until Start; reg
@@ -137,11 +138,16 @@ func NewConsumer(b *Bus, cfg ConsumerConfig, h Handler, logger *slog.Logger, reg
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_dead_letters_total",
 			Help: "Messages moved to the dead-letter stream, by consumer and reason (poison, max_deliveries)."},
 			[]string{"consumer", "reason"}),
+		redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_consumer_redeliveries_total",
+			Help: "Messages delivered again (after a retry or an expired acknowledgement wait), by consumer."},
+			[]string{"consumer"}),
 	}
 	if reg != nil {
 		m.messages = register(reg, m.messages)
 		m.deadLetters = register(reg, m.deadLetters)
+		m.redelivered = register(reg, m.redelivered)
 	}
+	m.redelivered.WithLabelValues(cfg.Durable) // exported at zero from the start
 	return &Consumer{bus: b, cfg: cfg.WithDefaults(), handle: h, logger: logger, m: m}
 }
 
@@ -323,11 +329,18 @@ func (c *Consumer) work(ctx context.Context, msgs <-chan jetstream.Msg) {
 // run hands one batch to the Handler and settles every message.
 func (c *Consumer) run(ctx context.Context, batch []jetstream.Msg) {
 	in := make([]*Message, len(batch))
+	redelivered := 0
 	for i, m := range batch {
 		in[i] = &Message{Subject: m.Subject(), Data: m.Data(), Deliveries: 1, msg: m}
 		if md, err := m.Metadata(); err == nil {
 			in[i].StreamSeq, in[i].Deliveries = md.Sequence.Stream, md.NumDelivered
 		}
+		if in[i].Deliveries > 1 {
+			redelivered++
+		}
+	}
+	if redelivered > 0 {
+		c.m.redelivered.WithLabelValues(c.cfg.Durable).Add(float64(redelivered))
 	}
 	errs := c.handle(ctx, in)
 	var acked, retried, dead int
