@@ -240,7 +240,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
-		AdminToken: cfg.AdminToken, Alerts: a.Alerts,
+		AdminToken:  cfg.AdminToken,
+		Alerts:      a.Alerts,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,

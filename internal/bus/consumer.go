@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -406,12 +407,31 @@ func (c *Consumer) retryDelay(deliveries uint64) time.Duration {
 // the message is redelivered later instead (never lost).
 func (c *Consumer) deadLetter(ctx context.Context, m *Message, class, reason string) bool {
 	if err := c.bus.DeadLetter(ctx, m.msg, c.cfg.Durable, reason); err != nil {
-		c.logger.Error("dead_letter_failed", "consumer", c.cfg.Durable, "stream_seq", m.StreamSeq, "error", err.Error(), "reason", reason)
+		c.logger.Error("dead_letter_failed", "consumer", c.cfg.Durable, "event_id", msgID(m), "stream_seq", m.StreamSeq, "error", err.Error(), "reason", reason)
 		_ = m.msg.NakWithDelay(c.cfg.MaxRetryDelay)
 		return false
 	}
 	c.m.deadLetters.WithLabelValues(c.cfg.Durable, class).Inc()
-	c.logger.Warn("dead_lettered", "consumer", c.cfg.Durable, "subject", m.Subject, "stream_seq", m.StreamSeq,
+	c.logger.Warn("dead_lettered", "consumer", c.cfg.Durable, "event_id", msgID(m), "org_id", subjectOrg(m.Subject),
+		"subject", m.Subject, "stream_seq", m.StreamSeq,
 		"deliveries", m.Deliveries, "class", class, "reason", reason)
 	return true
+}
+
+// msgID is the message's id: the event id, as the relay publishes it.
+func msgID(m *Message) string {
+	if m.msg == nil || m.msg.Headers() == nil {
+		return ""
+	}
+	return m.msg.Headers().Get(jetstream.MsgIDHeader)
+}
+
+// subjectOrg is the organization id of an event subject
+// (hmp.events.<org>.<property>), or "".
+func subjectOrg(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) == 4 && parts[0] == "hmp" && parts[1] == "events" {
+		return parts[2]
+	}
+	return ""
 }
