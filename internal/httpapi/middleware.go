@@ -146,13 +146,17 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 				r.Header.Set("X-Request-Id", id)
 			}
 			w.Header().Set("X-Request-Id", id)
-			quiet, org := new(bool), new(string)
+			quiet, org, pattern := new(bool), new(string), new(string)
 			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 			ctx = context.WithValue(ctx, orgHolderKey{}, org)
+			ctx = context.WithValue(ctx, routeHolderKey{}, pattern)
 			r = r.WithContext(context.WithValue(ctx, quietKey{}, quiet))
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			route := r.Pattern
+			route := *pattern
+			if route == "" {
+				route = r.Pattern
+			}
 			if route == "" {
 				route = "unmatched"
 			}
@@ -183,6 +187,21 @@ func notFound() http.Handler {
 }
 
 type quietKey struct{}
+
+// routeHolderKey holds the pattern the mux matched: the mux sets it on
+// the request it receives, which middleware that adds to the context has
+// copied by then, so the route label would read "unmatched".
+type routeHolderKey struct{}
+
+// noteRoute wraps the mux to hand its matched pattern back to requestLog.
+func noteRoute(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		if p, ok := r.Context().Value(routeHolderKey{}).(*string); ok {
+			*p = r.Pattern
+		}
+	})
+}
 
 // orgHolderKey holds the request's organization id, filled in by the
 // authentication (which runs inside requestLog) for the request's log.

@@ -113,7 +113,7 @@ func New(d Deps) http.Handler {
 	if shedding.MaxInFlight == 0 {
 		shedding.MaxInFlight = d.MaxInFlight
 	}
-	return chain(mux,
+	return chain(noteRoute(mux),
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),

@@ -261,7 +261,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) error {
 				e.seq++
 				a = &Alert{ID: alertID(r.Name, smp.labels, e.seq), Rule: r.Name, Family: r.Family, Severity: r.Severity,
 					Summary: r.Summary, Labels: smp.labels, State: StatePending, Threshold: r.Threshold, Below: r.Below,
-					Since: now, ActiveAt: now}
+					Value: smp.value, Since: now, ActiveAt: now}
 				e.active[key] = a
 				changes = append(changes, Change{From: "", Alert: copyAlert(*a)})
 			}

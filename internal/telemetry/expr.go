@@ -180,8 +180,10 @@ func (s Series) from(snap *snapshot) vector {
 
 // Rate is rate(series[window]): the per-second increase of a counter over
 // the window, counter resets taken as restarts from zero. Unlike
-// Prometheus it does not extrapolate to the window's edges: the ratios the
-// rules compare are the same either way.
+// Prometheus it does not extrapolate to the window's edges (the ratios the
+// rules compare are the same either way), and a series absent from the
+// window's first gather counts from zero: in one process a labelled
+// counter appears at its first increment, which Prometheus would miss.
 type Rate struct {
 	Of     Series
 	Window time.Duration
@@ -206,11 +208,7 @@ func (r Rate) eval(c *evalContext) vector {
 	}
 	var out vector
 	for _, smp := range r.Of.from(c.now) {
-		before, ok := then[labelKey(smp.labels)]
-		if !ok {
-			continue // a series born inside the window has one point: no rate yet
-		}
-		d := smp.value - before
+		d := smp.value - then[labelKey(smp.labels)]
 		if d < 0 {
 			d = smp.value // reset
 		}

@@ -95,10 +95,7 @@ func (c Config) WithDefaults() Config {
 		c.Window = 5 * time.Minute
 	}
 	if c.For == 0 {
-		c.For = time.Minute
-	}
-	if c.For < 0 {
-		c.For = 0
+		c.For = time.Minute // negative stays: fire at once (WithDefaults may run twice)
 	}
 	if c.History == 0 {
 		c.History = 200
@@ -226,7 +223,7 @@ func Rules(cfg Config) []Rule {
 	out := rules[:0]
 	for _, r := range rules {
 		if r.Threshold >= 0 {
-			r.For = f
+			r.For = max(f, 0)
 			out = append(out, r)
 		}
 	}
