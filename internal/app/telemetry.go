@@ -14,7 +14,7 @@ import (
 
 // backlogCap bounds the count of unpublished events (past it the backlog
 // is "at least" that; the alert threshold is far below).
-const backlogCap = 1_000_000
+const backlogCap = 100_000
 
 // startTelemetry wires the metrics no other package owns (pool, database
 // locks, bus backlog), the alert evaluator over reg, and the notifiers.
@@ -23,7 +23,7 @@ func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg 
 	reg.MustRegister(telemetry.NewPoolCollector("primary", a.Pool))
 	durable := a.Projector.Config().Durable
 	probes := append(telemetry.DatabaseProbes(a.Pool),
-		telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 1,000,000).",
+		telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 100,000).",
 			Read: func(ctx context.Context) (float64, error) {
 				n, err := events.Unpublished(ctx, backlogCap)
 				return float64(n), err
