@@ -419,3 +419,20 @@ func receive(t *testing.T, ch <-chan map[string]any) map[string]any {
 	}
 	return nil
 }
+
+// Alert settings are checked at start, every problem at once.
+func TestAlertConfigValidate(t *testing.T) {
+	t.Parallel()
+	cfg := app.Config{AlertWebhookURL: "ftp://hooks.example", AlertEmailTo: "ops@example.test"}
+	cfg.Alerts.Thresholds.BusErrorRate = 5
+	err := cfg.WithDefaults().Validate()
+	for _, want := range []string{"webhook url", "smtp url", "bus error rate"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error %v does not name %q", err, want)
+		}
+	}
+	ok := app.Config{AlertWebhookURL: "https://hooks.example/T/B/x", AlertSMTPURL: "smtp://u:p@mail.example:587", AlertEmailTo: "ops@example.test"}
+	if err := ok.WithDefaults().Validate(); err != nil {
+		t.Errorf("valid alert settings refused: %v", err)
+	}
+}

@@ -177,6 +177,9 @@ func TestEvaluatorLifecycle(t *testing.T) {
 
 func TestEvaluatorHistoryBounded(t *testing.T) {
 	t.Parallel()
+	if f := (Config{For: -1}).WithDefaults().WithDefaults().For; f >= 0 {
+		t.Fatalf("a negative for (fire at once) became %s after defaults twice", f)
+	}
 	w, c := newWorld(), &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	e := testEvaluator(t, w, c, func(c *Config) { c.For = -1 })
 	var ids []string
