@@ -32,6 +32,7 @@ import (
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
+	"hmp/internal/telemetry"
 	"hmp/internal/tenancy"
 )
 
@@ -75,6 +76,8 @@ type App struct {
 	Reconciliation *reconcile.Jobs
 	Corrections    *reconcile.CorrectionBatcher
 	Detector       *reconcile.Detector
+	// Alerts evaluates the alert rules (see telemetry.go).
+	Alerts *telemetry.Evaluator
 	// Cache is the report cache (nil when off).
 	Cache *cache.Cache
 	// Config is the configuration in effect, defaults filled.
@@ -216,6 +219,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 
+	if err := a.startTelemetry(ctx, events, reg); err != nil {
+		return nil, err
+	}
 	limiter, err := a.rateLimiter(cfg, reg)
 	if err != nil {
 		return nil, err
@@ -235,6 +241,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			return nil
 		},
 		AdminToken:  cfg.AdminToken,
+		Alerts:      a.Alerts,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,

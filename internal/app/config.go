@@ -14,6 +14,7 @@ import (
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
+	"hmp/internal/telemetry"
 )
 
 // Config is everything a running HMP needs. The zero value of each field
@@ -89,6 +90,25 @@ type Config struct {
 	// AdminToken is the operator token of the /v1/admin routes (index
 	// advice, alerts, settings). Empty: those routes are closed.
 	AdminToken string
+	// Alerts tunes the built-in alert evaluator: thresholds (zero: the
+	// scaling guide's; negative: rule off), evaluation interval (default
+	// 15 s; negative: no evaluation), rate window (5 min) and for (1 min).
+	Alerts telemetry.Config
+	// AlertWebhookURL is a Slack-compatible incoming webhook that firing
+	// and resolved alerts are posted to. Empty: none.
+	AlertWebhookURL string
+	// AlertSMTPURL (smtp://user:pass@host:port) is the mail server that
+	// alert emails go through, to AlertEmailTo (comma-separated), from
+	// AlertEmailFrom (default hmp@<hostname>). Empty: no email.
+	AlertSMTPURL   string
+	AlertEmailTo   string
+	AlertEmailFrom string
+	// AlertDelivery tunes the notifications' rate limit, retries and
+	// breaker. Zero fields: defaults (30 per minute, retried 5 min).
+	AlertDelivery telemetry.DispatchConfig
+	// TelemetrySampleEvery is the period of the metrics that cost a query
+	// (database locks, bus backlog). Default 5 s.
+	TelemetrySampleEvery time.Duration
 	// TokenTTL is how long an access token is valid. Default 24 h.
 	TokenTTL time.Duration
 	// BcryptCost is the password hashing cost. Default 10.
@@ -153,6 +173,7 @@ func (c Config) WithDefaults() Config {
 	if c.ConsistencyTimeout == 0 {
 		c.ConsistencyTimeout = 5 * time.Second
 	}
+	c.Alerts = c.Alerts.WithDefaults()
 	if c.TokenTTL == 0 {
 		c.TokenTTL = 24 * time.Hour
 	}
@@ -189,6 +210,7 @@ func (c Config) Validate() error {
 	if err := c.Reconcile.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateAlerts())
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		errs = append(errs, errors.New("token secret must be at least 32 bytes"))
 	}

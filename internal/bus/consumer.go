@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,7 @@ type Consumer struct {
 type consumerMetrics struct {
 	messages    *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
+	redelivered *prometheus.CounterVec
 }
 
 // NewConsumer returns a stopped consumer. b may be nil until Start; reg
@@ -137,11 +139,16 @@ func NewConsumer(b *Bus, cfg ConsumerConfig, h Handler, logger *slog.Logger, reg
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_dead_letters_total",
 			Help: "Messages moved to the dead-letter stream, by consumer and reason (poison, max_deliveries)."},
 			[]string{"consumer", "reason"}),
+		redelivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_consumer_redeliveries_total",
+			Help: "Messages delivered again (after a retry or an expired acknowledgement wait), by consumer."},
+			[]string{"consumer"}),
 	}
 	if reg != nil {
 		m.messages = register(reg, m.messages)
 		m.deadLetters = register(reg, m.deadLetters)
+		m.redelivered = register(reg, m.redelivered)
 	}
+	m.redelivered.WithLabelValues(cfg.Durable) // exported at zero from the start
 	return &Consumer{bus: b, cfg: cfg.WithDefaults(), handle: h, logger: logger, m: m}
 }
 
@@ -323,11 +330,18 @@ func (c *Consumer) work(ctx context.Context, msgs <-chan jetstream.Msg) {
 // run hands one batch to the Handler and settles every message.
 func (c *Consumer) run(ctx context.Context, batch []jetstream.Msg) {
 	in := make([]*Message, len(batch))
+	redelivered := 0
 	for i, m := range batch {
 		in[i] = &Message{Subject: m.Subject(), Data: m.Data(), Deliveries: 1, msg: m}
 		if md, err := m.Metadata(); err == nil {
 			in[i].StreamSeq, in[i].Deliveries = md.Sequence.Stream, md.NumDelivered
 		}
+		if in[i].Deliveries > 1 {
+			redelivered++
+		}
+	}
+	if redelivered > 0 {
+		c.m.redelivered.WithLabelValues(c.cfg.Durable).Add(float64(redelivered))
 	}
 	errs := c.handle(ctx, in)
 	var acked, retried, dead int
@@ -393,12 +407,31 @@ func (c *Consumer) retryDelay(deliveries uint64) time.Duration {
 // the message is redelivered later instead (never lost).
 func (c *Consumer) deadLetter(ctx context.Context, m *Message, class, reason string) bool {
 	if err := c.bus.DeadLetter(ctx, m.msg, c.cfg.Durable, reason); err != nil {
-		c.logger.Error("dead_letter_failed", "consumer", c.cfg.Durable, "stream_seq", m.StreamSeq, "error", err.Error(), "reason", reason)
+		c.logger.Error("dead_letter_failed", "consumer", c.cfg.Durable, "event_id", msgID(m), "stream_seq", m.StreamSeq, "error", err.Error(), "reason", reason)
 		_ = m.msg.NakWithDelay(c.cfg.MaxRetryDelay)
 		return false
 	}
 	c.m.deadLetters.WithLabelValues(c.cfg.Durable, class).Inc()
-	c.logger.Warn("dead_lettered", "consumer", c.cfg.Durable, "subject", m.Subject, "stream_seq", m.StreamSeq,
+	c.logger.Warn("dead_lettered", "consumer", c.cfg.Durable, "event_id", msgID(m), "org_id", subjectOrg(m.Subject),
+		"subject", m.Subject, "stream_seq", m.StreamSeq,
 		"deliveries", m.Deliveries, "class", class, "reason", reason)
 	return true
+}
+
+// msgID is the message's id: the event id, as the relay publishes it.
+func msgID(m *Message) string {
+	if m.msg == nil || m.msg.Headers() == nil {
+		return ""
+	}
+	return m.msg.Headers().Get(jetstream.MsgIDHeader)
+}
+
+// subjectOrg is the organization id of an event subject
+// (hmp.events.<org>.<property>), or "".
+func subjectOrg(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) == 4 && parts[0] == "hmp" && parts[1] == "events" {
+		return parts[2]
+	}
+	return ""
 }

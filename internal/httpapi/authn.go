@@ -69,6 +69,7 @@ func (s *server) authenticate(api huma.API) func(ctx huma.Context, next func(hum
 				return
 			}
 		}
+		noteOrg(ctx.Context(), sess.Actor.OrgID.String())
 		if !s.limitWrite(api, ctx, sess.Actor) {
 			return
 		}

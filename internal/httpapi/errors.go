@@ -40,7 +40,7 @@ func (h *Helpers) Problem(ctx context.Context, err error) error {
 		// The cause is logged once, with the request id; the client gets
 		// a plain problem: driver text (hosts, SQL, constraint names)
 		// never leaves the process.
-		h.logger.Warn("http_unavailable", "error", err.Error(), "request_id", RequestID(ctx))
+		h.logger.Warn("http_unavailable", "error", err.Error(), "request_id", RequestID(ctx), "org_id", orgOf(ctx))
 		detail := "a dependency is unavailable or the request ran out of time; retry shortly"
 		if errors.Is(err, domain.ErrUnavailable) && !fromDriver(err) && !joinsCause(err) {
 			detail = message(err, domain.ErrUnavailable)
@@ -49,7 +49,7 @@ func (h *Helpers) Problem(ctx context.Context, err error) error {
 	case errors.Is(err, context.Canceled):
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("request canceled"), http.Header{"Retry-After": {"1"}})
 	}
-	h.logger.Error("http_internal_error", "error", err.Error(), "request_id", RequestID(ctx))
+	h.logger.Error("http_internal_error", "error", err.Error(), "request_id", RequestID(ctx), "org_id", orgOf(ctx))
 	return huma.Error500InternalServerError("internal error")
 }
 

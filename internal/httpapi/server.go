@@ -52,6 +52,8 @@ type Deps struct {
 	// AdminToken is the operator token that the /v1/admin routes require
 	// (empty: they answer 401 to everyone).
 	AdminToken string
+	// Alerts serves the operator's alert routes; nil leaves them out.
+	Alerts AlertBook
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -102,6 +104,7 @@ func New(d Deps) http.Handler {
 	s.registerFinance(api)
 	s.registerReports(api)
 	s.registerReconciliation(api)
+	s.registerAlerts(api)
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}
@@ -110,7 +113,7 @@ func New(d Deps) http.Handler {
 	if shedding.MaxInFlight == 0 {
 		shedding.MaxInFlight = d.MaxInFlight
 	}
-	return chain(mux,
+	return chain(noteRoute(mux),
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),

@@ -233,7 +233,10 @@ func (p *Projector) handle(ctx context.Context, batch []*bus.Message) []error {
 		return nil
 	}
 	p.m.failures.Inc()
-	p.logger.Warn("projector_batch_failed", "events", len(good), "error", err.Error())
+	// The first event names the batch in the log (each is retried alone
+	// below, and a dead letter logs its own id).
+	p.logger.Warn("projector_batch_failed", "events", len(good), "event_id", events[0].ID.String(),
+		"org_id", events[0].OrgID.String(), "error", err.Error())
 	if len(good) > 1 && !p.transient(ctx, err) {
 		for j, i := range good {
 			fresh, err := p.applyBounded(ctx, events[j:j+1], effects[j:j+1])

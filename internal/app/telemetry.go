@@ -1,0 +1,100 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/bus"
+	"hmp/internal/eventstore"
+	"hmp/internal/telemetry"
+)
+
+// backlogCap bounds the count of unpublished events (past it the backlog
+// is "at least" that; the alert threshold is far below).
+const backlogCap = 100_000
+
+// startTelemetry wires the metrics no other package owns (pool, database
+// locks, bus backlog), the alert evaluator over reg, and the notifiers.
+func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg *prometheus.Registry) error {
+	cfg := a.cfg
+	reg.MustRegister(telemetry.NewPoolCollector("primary", a.Pool))
+	durable := a.Projector.Config().Durable
+	probes := append(telemetry.DatabaseProbes(a.Pool),
+		telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 100,000).",
+			Read: func(ctx context.Context) (float64, error) {
+				n, err := events.Unpublished(ctx, backlogCap)
+				return float64(n), err
+			}},
+		telemetry.Probe{Name: "hmp_consumer_pending", Help: "Messages of the events stream a durable consumer has not yet acknowledged: undelivered plus in flight (sampled).",
+			Labels: prometheus.Labels{"consumer": durable},
+			Read: func(ctx context.Context) (float64, error) {
+				info, err := a.Bus.ConsumerInfo(ctx, bus.EventsStream, durable)
+				if err != nil {
+					return 0, err
+				}
+				return float64(info.NumPending) + float64(info.NumAckPending), nil
+			}})
+	sampler := telemetry.NewSampler(probes, cfg.TelemetrySampleEvery, a.logger, reg)
+	if err := sampler.Start(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, sampler.Stop)
+
+	a.Alerts = telemetry.NewEvaluator(cfg.Alerts, telemetry.Rules(cfg.Alerts), reg, a.logger, reg)
+	notifiers, err := alertNotifiers(cfg)
+	if err != nil {
+		return err
+	}
+	if len(notifiers) > 0 {
+		changes, cancel := a.Alerts.Subscribe(256)
+		d := telemetry.NewDispatcher(notifiers, cfg.AlertDelivery, a.logger, reg)
+		if err := d.Start(ctx, changes); err != nil {
+			cancel()
+			return err
+		}
+		a.closers = append(a.closers, d.Stop, cancel)
+	}
+	if err := a.Alerts.Start(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, a.Alerts.Stop)
+	return nil
+}
+
+// alertNotifiers returns the notifiers cfg configures.
+func alertNotifiers(cfg Config) ([]telemetry.Notifier, error) {
+	var out []telemetry.Notifier
+	if cfg.AlertWebhookURL != "" {
+		w, err := telemetry.NewWebhook(cfg.AlertWebhookURL, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	if cfg.AlertSMTPURL != "" {
+		e, err := telemetry.NewEmail(cfg.AlertSMTPURL, cfg.AlertEmailFrom, cfg.AlertEmailTo)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// validateAlerts reports the alert settings' problems.
+func (c Config) validateAlerts() error {
+	var errs []error
+	if err := c.Alerts.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := alertNotifiers(c); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AlertSMTPURL == "" && c.AlertEmailTo != "" {
+		errs = append(errs, fmt.Errorf("alert email recipients need an smtp url (HMP_ALERT_SMTP_URL)"))
+	}
+	return errors.Join(errs...)
+}
