@@ -122,6 +122,7 @@ type layout struct {
 	defs        []constraintDef
 	identity    []string // identity columns
 	keyCols     []string // primary key columns
+	keyTypes    []string // their types
 }
 
 func (l *layout) partName(i int) string { return fmt.Sprintf("%s_p%d", l.table, i) }
@@ -224,7 +225,7 @@ func plan(ctx context.Context, db DB, table string, parts int) (*layout, error) 
 		return nil, fmt.Errorf("table %s has no %s column", table, Key)
 	}
 	keyRows, err := db.QueryContext(ctx, `
-		SELECT a.attname
+		SELECT a.attname, format_type(a.atttypid, a.atttypmod)
 		FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY k(attnum, n), pg_attribute a
 		WHERE c.conrelid = to_regclass($1) AND c.contype = 'p' AND a.attrelid = c.conrelid AND a.attnum = k.attnum
 		ORDER BY k.n`, table)
@@ -232,12 +233,13 @@ func plan(ctx context.Context, db DB, table string, parts int) (*layout, error) 
 		return nil, fmt.Errorf("read the primary key of %s: %w", table, err)
 	}
 	for keyRows.Next() {
-		var c string
-		if err := keyRows.Scan(&c); err != nil {
+		var c, typ string
+		if err := keyRows.Scan(&c, &typ); err != nil {
 			keyRows.Close()
 			return nil, err
 		}
 		l.keyCols = append(l.keyCols, c)
+		l.keyTypes = append(l.keyTypes, typ)
 	}
 	keyRows.Close()
 	if err := keyRows.Err(); err != nil {
