@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
@@ -255,5 +256,68 @@ func TestSeedLoadsThePartitionedLayout(t *testing.T) {
 	}
 	if invalid != 0 || parts != 4 || rows < 2 {
 		t.Errorf("%d invalid indexes, %d partitions, rows in %d partitions; want 0, 4, several", invalid, parts, rows)
+	}
+
+	// The inspection agrees with the data.
+	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {
+		t.Fatal(err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	ps, err := partitions.Inspect(ctx, sqlDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM transactions`).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range partitions.Spreads(ps) {
+		if s.Partitions != 4 || s.Bytes <= 0 {
+			t.Errorf("%+v: want 4 partitions with bytes", s)
+		}
+		if s.Table == "transactions" && (s.Rows != total || s.RowsSpread < 1 || s.RowsSpread > 4) {
+			t.Errorf("transactions spread %+v, want %d rows and a spread in [1, 4]", s, total)
+		}
+	}
+	// Where an organization lives, by PostgreSQL's hash, is where its rows are.
+	var org, where string
+	var n int64
+	err = pool.QueryRow(ctx, `SELECT org_id::text, tableoid::regclass::text, count(*) OVER (PARTITION BY org_id) FROM transactions LIMIT 1`).Scan(&org, &where, &n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes, err := partitions.OrgHome(ctx, sqlDB, org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(homes) != len(grown) {
+		t.Errorf("organization %s lives in %d tables' partitions, want %d: %+v", org, len(homes), len(grown), homes)
+	}
+	for _, h := range homes {
+		if h.Table == "transactions" && (h.Partition != where || h.Rows != n) {
+			t.Errorf("organization %s: %+v, want %s with %d rows", org, h, where, n)
+		}
+	}
+	// The metrics export every partition.
+	m := partitions.NewMetrics(sqlDB, slog.New(slog.DiscardHandler))
+	if err := m.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, f := range families {
+		got[f.GetName()] = len(f.GetMetric())
+	}
+	want := map[string]int{"hmp_partition_rows": 4 * len(grown), "hmp_partition_bytes": 4 * len(grown), "hmp_partition_scans_total": 8 * len(grown), "hmp_partition_spread": 2 * len(grown)}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %d series, want %d", k, got[k], v)
+		}
 	}
 }
