@@ -26,6 +26,9 @@ for layout in unpartitioned partitioned; do
 		$HMP seed --orgs "$ORGS" --partitions "$p" --data-dir "$data" --progress lines --log-level warn
 	fi
 	$HMP partitions --data-dir "$data" --log-level warn || true
+	# Back to back, the second run's start can meet the first one's
+	# shutdown on a busy machine: let it settle.
+	sleep 10
 	$HMP loadtest mixed --orgs "$ORGS" --data "$data" --duration "$DURATION" --clients "$CLIENTS" \
 		--json "$DIR/$layout.json" --log-level warn
 done

@@ -49,6 +49,11 @@ func TestEveryRequestPrunesToOnePartition(t *testing.T) {
 	})
 	workload(t, env)
 	time.Sleep(300 * time.Millisecond) // a few sweeps and prunes past the last write
+	// The app exports the partition load (refreshed at start, then every
+	// PartitionMetricsEvery).
+	if m := env.Must(200, "GET", "/metrics", "", nil); !strings.Contains(string(m.Body), `hmp_partition_rows{partition="transactions_p15",table="transactions"}`) {
+		t.Errorf("/metrics lacks the partition load")
+	}
 
 	ctx := context.Background()
 	pool, err := postgres.Open(ctx, env.App.DatabaseURL, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
