@@ -67,13 +67,13 @@ func setState(ctx context.Context, db DB, table, state string) error {
 	return nil
 }
 
-// States returns the tables to partition by org_id and their state, in
-// the order their migrations registered them.
+// States returns the tables to partition by org_id and their state, by
+// name.
 func States(ctx context.Context, db DB) ([]TableState, error) {
 	rows, err := db.QueryContext(ctx, `
 		SELECT substr(s.name, length($1) + 1), s.value
 		FROM schema_settings s WHERE s.name LIKE $1 || '%'
-		ORDER BY s.ctid`, stateKey)
+		ORDER BY s.name`, stateKey)
 	if err != nil {
 		return nil, fmt.Errorf("read the partitioned tables: %w", err)
 	}
