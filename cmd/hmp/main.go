@@ -41,6 +41,7 @@ Commands:
   loadtest  drive a local HMP and measure it (writes, projection, freshness, mixed)
   seed      bulk-load organizations with days of history (COPY), for scale tests
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
+  partitions show the spread of the hash partitions by org_id (--org: where one lives); 'partitions migrate' partitions an unpartitioned schema online
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
   alerts    print the alert rules as a Prometheus rules file (alerts rules)
 
@@ -96,6 +97,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return seedCmd(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(ctx, args[1:], stdout, stderr)
+
+	case "partitions":
+		return partitionsCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -114,6 +118,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.PostgresBinDir, "postgres-bin", "", "folder of initdb and postgres for the embedded cluster; empty searches (HMP_POSTGRES_BIN)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text (HMP_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error (HMP_LOG_LEVEL)")
+	fs.IntVar(&c.cfg.Partitions, "partitions", 0, "hash partitions by org_id of a schema this command creates; 0: the profile's (16, phase2 64); -1: unpartitioned; an existing schema keeps its layout (HMP_PARTITIONS)")
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
@@ -278,7 +283,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if local != nil {
 		defer local.Stop()
 	}
-	if err := app.Migrate(ctx, url, logger); err != nil {
+	if err := app.MigrateLayout(ctx, url, logger, cfg.PartitionCount()); err != nil {
 		return err
 	}
 	logger.Info("migrations_current")

@@ -117,7 +117,7 @@ Flags:`)
 	if local != nil {
 		defer local.Stop()
 	}
-	if err := app.Migrate(ctx, url, logger); err != nil {
+	if err := app.MigrateLayout(ctx, url, logger, appCfg.PartitionCount()); err != nil {
 		return err
 	}
 	workers := cfg.WithDefaults().Workers

@@ -147,7 +147,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Pool.Close)
-	if err := postgres.Migrate(ctx, a.Pool, logger, Migrations()...); err != nil {
+	if err := postgres.MigrateWith(ctx, a.Pool, logger, postgres.MigrateOptions{Partitions: cfg.PartitionCount()}, Migrations()...); err != nil {
 		return nil, err
 	}
 	secret, err := tokenSecret(cfg)
@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.startPartitionMetrics(cfg, reg, logger)
 
 	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats")}, logger)
 	if err != nil {

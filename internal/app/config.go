@@ -36,6 +36,15 @@ type Config struct {
 	Profile string
 	// Pool sizes the connection pool. Zero fields: the profile's.
 	Pool postgres.PoolConfig
+	// Partitions is the hash partition count by org_id of the growing
+	// tables when this start creates the schema (HMP_PARTITIONS); 0: the
+	// profile's (16; phase2 64); negative: the unpartitioned layout (for
+	// comparisons; 'hmp partitions migrate' moves it later). An existing
+	// schema keeps its count.
+	Partitions int
+	// PartitionMetricsEvery is how often the partition load metrics are
+	// read from the statistics views (default 30 s; negative: never).
+	PartitionMetricsEvery time.Duration
 	// NATSURL points at an external NATS JetStream server or cluster.
 	// Empty: an embedded server under DataDir/nats.
 	NATSURL string

@@ -29,6 +29,10 @@ type Profile struct {
 	Corrections string
 	// Cache sizes the report cache and picks its invalidation mode.
 	Cache cache.Config
+	// Partitions is the hash partition count by org_id of a schema the
+	// profile creates (0: postgres.DefaultPartitions, 16); fixed at
+	// creation, so it documents the stage rather than switching it live.
+	Partitions int
 }
 
 // Profiles returns the known profiles by name.
@@ -68,6 +72,7 @@ func phase1() Profile {
 func phase2() Profile {
 	p := phase1()
 	p.Name = "phase2"
+	p.Partitions = 64
 	return p
 }
 

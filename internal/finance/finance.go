@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
@@ -24,7 +25,7 @@ var migrationFiles embed.FS
 // references tenancy's tables, so it runs after tenancy's set.
 func Migrations() postgres.MigrationSet {
 	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "finance", FS: sub}
+	return postgres.MigrationSet{Name: "finance", FS: sub, Go: []*goose.Migration{partitionMigration()}}
 }
 
 // Transaction is a revenue or an expense.

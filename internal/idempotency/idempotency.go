@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
@@ -26,7 +27,7 @@ var migrationFiles embed.FS
 // Migrations returns the schema of the key table.
 func Migrations() postgres.MigrationSet {
 	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "idempotency", FS: sub}
+	return postgres.MigrationSet{Name: "idempotency", FS: sub, Go: []*goose.Migration{partitionMigration()}}
 }
 
 // TTL is how long a key is remembered.

@@ -81,7 +81,7 @@ func TestProjection(t *testing.T) {
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `UPDATE monthly_cash_balances SET bank_expenses = bank_expenses + 1
-		WHERE ctid = (SELECT ctid FROM monthly_cash_balances LIMIT 1)`); err != nil {
+		WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM monthly_cash_balances LIMIT 1)`); err != nil {
 		t.Fatal(err)
 	}
 	diff, err := loadtest.VerifyProjection(ctx, cfg)

@@ -206,13 +206,15 @@ func (a *changeArrays) args() []any {
 }
 
 // prune deletes applied-event records older than before, in chunks, and
-// returns how many it deleted.
+// returns how many it deleted. Chunks are picked by key, not ctid: a ctid
+// is unique only within one partition.
 func (a *applier) prune(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
 		tag, err := a.pool.Exec(ctx, `
-			DELETE FROM projector_applied WHERE ctid = ANY (ARRAY(
-				SELECT ctid FROM projector_applied WHERE applied_at < $1 LIMIT 10000))`, before)
+			DELETE FROM projector_applied a
+			USING (SELECT org_id, event_seq FROM projector_applied WHERE applied_at < $1 LIMIT 10000) old
+			WHERE a.org_id = old.org_id AND a.event_seq = old.event_seq`, before)
 		if err != nil {
 			return total, fmt.Errorf("prune applied events: %w", postgres.Translate(err))
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pressly/goose/v3"
 
 	"hmp/internal/cache"
 	"hmp/internal/domain"
@@ -29,7 +30,7 @@ var migrationFiles embed.FS
 // references tenancy's properties, so it runs after tenancy's set.
 func Migrations() postgres.MigrationSet {
 	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "reports", FS: sub}
+	return postgres.MigrationSet{Name: "reports", FS: sub, Go: []*goose.Migration{partitionMigration()}}
 }
 
 // Properties is what reports needs of tenancy.

@@ -3,6 +3,7 @@ package seed
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,10 @@ func dropSecondary(ctx context.Context, pool *pgxpool.Pool) ([]ddl, error) {
 			rows.Close()
 			return nil, fmt.Errorf("seed: list indexes: %w", err)
 		}
+		// The index of a partitioned table is defined "ON ONLY" the parent
+		// (its partitions' indexes are attached one by one); made again,
+		// it must cover the partitions.
+		d.create = strings.Replace(d.create, " ON ONLY ", " ON ", 1)
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/partitions"
+	"hmp/internal/postgres"
+)
+
+// PartitionCount resolves Partitions: the count a schema created now gets
+// (0: unpartitioned).
+func (c Config) PartitionCount() int {
+	switch {
+	case c.Partitions < 0:
+		return 0
+	case c.Partitions > 0:
+		return c.Partitions
+	}
+	if p, err := LookupProfile(c.Profile); err == nil && p.Partitions > 0 {
+		return p.Partitions
+	}
+	return postgres.DefaultPartitions
+}
+
+// MigrateLayout is Migrate creating a new schema with the given partition
+// count (0: unpartitioned).
+func MigrateLayout(ctx context.Context, url string, logger *slog.Logger, parts int) error {
+	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return postgres.MigrateWith(ctx, pool, logger, postgres.MigrateOptions{Partitions: parts}, Migrations()...)
+}
+
+// startPartitionMetrics exports the partition load (hmp_partition_*),
+// refreshed in the background until Close.
+func (a *App) startPartitionMetrics(cfg Config, reg prometheus.Registerer, logger *slog.Logger) {
+	every := cfg.PartitionMetricsEvery
+	if every < 0 {
+		return
+	}
+	if every == 0 {
+		every = 30 * time.Second
+	}
+	db := stdlib.OpenDBFromPool(a.Pool)
+	m := partitions.NewMetrics(db, logger)
+	reg.MustRegister(m)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { m.Run(ctx, every) })
+	a.closers = append(a.closers, func() {
+		cancel()
+		wg.Wait()
+		_ = db.Close()
+	})
+}
