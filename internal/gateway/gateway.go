@@ -9,6 +9,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -233,8 +234,44 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, svc string, err e
 }
 
 func unavailable(w http.ResponseWriter, detail, retryAfter string) {
-	w.Header().Set("Retry-After", retryAfter)
+	problem(w, http.StatusServiceUnavailable, detail, retryAfter)
+}
+
+// problem writes an RFC 9457 answer.
+func problem(w http.ResponseWriter, status int, detail, retryAfter string) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = fmt.Fprintf(w, `{"title":"Service Unavailable","status":503,"detail":%q}`+"\n", detail)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "detail": detail})
+}
+
+// Owned answers 404 for the paths another service owns, so that a service
+// runs only its own routes, whatever reaches it.
+func Owned(service string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if Route(r.URL.Path) != service && !operational(r.URL.Path) {
+			problem(w, http.StatusNotFound, "no such route on the "+service+" service: "+r.Method+" "+r.URL.Path, "")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// OpsOnly serves the operational routes of a service's HTTP port
+// (/healthz, /readyz, /metrics) and 404 for the API, which clients reach
+// through the gateway.
+func OpsOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !operational(r.URL.Path) {
+			problem(w, http.StatusNotFound, "this instance serves the API through the gateway only: "+r.Method+" "+r.URL.Path, "")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func operational(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
