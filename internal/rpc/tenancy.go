@@ -150,10 +150,17 @@ func callContext(h micro.Headers) (context.Context, context.CancelFunc) {
 type Tenancy struct {
 	nc       *nats.Conn
 	timeout  time.Duration
-	props    *otter.Cache[propKey, tenancy.Property]
-	lists    *otter.Cache[domain.Actor, []tenancy.Property]
+	maxStale time.Duration
+	// Size-bounded only (no goroutine): freshness is checked on read.
+	props    *otter.Cache[propKey, fresh[tenancy.Property]]
+	lists    *otter.Cache[domain.Actor, fresh[[]tenancy.Property]]
 	locMu    sync.Mutex
 	location map[string]*time.Location
+}
+
+type fresh[T any] struct {
+	v  T
+	at time.Time
 }
 
 type propKey struct {
@@ -178,17 +185,15 @@ func NewTenancy(nc *nats.Conn, cfg TenancyConfig) (*Tenancy, error) {
 	if cfg.MaxStale <= 0 {
 		cfg.MaxStale = 2 * time.Second
 	}
-	props, err := otter.New(&otter.Options[propKey, tenancy.Property]{MaximumSize: 100_000,
-		ExpiryCalculator: otter.ExpiryWriting[propKey, tenancy.Property](cfg.MaxStale)})
+	props, err := otter.New(&otter.Options[propKey, fresh[tenancy.Property]]{MaximumSize: 100_000})
 	if err != nil {
 		return nil, fmt.Errorf("property cache: %w", err)
 	}
-	lists, err := otter.New(&otter.Options[domain.Actor, []tenancy.Property]{MaximumSize: 10_000,
-		ExpiryCalculator: otter.ExpiryWriting[domain.Actor, []tenancy.Property](cfg.MaxStale)})
+	lists, err := otter.New(&otter.Options[domain.Actor, fresh[[]tenancy.Property]]{MaximumSize: 10_000})
 	if err != nil {
 		return nil, fmt.Errorf("property list cache: %w", err)
 	}
-	return &Tenancy{nc: nc, timeout: cfg.Timeout, props: props, lists: lists, location: map[string]*time.Location{}}, nil
+	return &Tenancy{nc: nc, timeout: cfg.Timeout, maxStale: cfg.MaxStale, props: props, lists: lists, location: map[string]*time.Location{}}, nil
 }
 
 // call asks endpoint and decodes its answer into out. A domain error
@@ -252,8 +257,8 @@ func (t *Tenancy) Revoke(ctx context.Context, orgID, userID domain.ID, tokenID s
 // else domain.ErrNotFound.
 func (t *Tenancy) Property(ctx context.Context, actor domain.Actor, id domain.ID) (tenancy.Property, error) {
 	key := propKey{actor, id}
-	if p, ok := t.props.GetIfPresent(key); ok {
-		return p, nil
+	if p, ok := t.props.GetIfPresent(key); ok && time.Since(p.at) < t.maxStale {
+		return p.v, nil
 	}
 	var w wireProperty
 	if err := t.call(ctx, epProperty, tenancyCall{Actor: actor, ID: id}, &w); err != nil {
@@ -263,15 +268,15 @@ func (t *Tenancy) Property(ctx context.Context, actor domain.Actor, id domain.ID
 	if err != nil {
 		return tenancy.Property{}, err
 	}
-	t.props.Set(key, p)
+	t.props.Set(key, fresh[tenancy.Property]{p, time.Now()})
 	return p, nil
 }
 
 // Properties implements reports.Properties: the properties the actor may
 // see.
 func (t *Tenancy) Properties(ctx context.Context, actor domain.Actor) ([]tenancy.Property, error) {
-	if ps, ok := t.lists.GetIfPresent(actor); ok {
-		return ps, nil
+	if ps, ok := t.lists.GetIfPresent(actor); ok && time.Since(ps.at) < t.maxStale {
+		return ps.v, nil
 	}
 	var ws []wireProperty
 	if err := t.call(ctx, epProperties, tenancyCall{Actor: actor}, &ws); err != nil {
@@ -285,7 +290,7 @@ func (t *Tenancy) Properties(ctx context.Context, actor domain.Actor) ([]tenancy
 		}
 		ps[i] = p
 	}
-	t.lists.Set(actor, ps)
+	t.lists.Set(actor, fresh[[]tenancy.Property]{ps, time.Now()})
 	return ps, nil
 }
 
