@@ -45,5 +45,8 @@ func (s *server) forward(ctx huma.Context, next func(huma.Context)) {
 		actor = &a
 	}
 	r, w := humago.Unwrap(ctx)
+	// The forwarder logs its own failures and the service its server
+	// errors, with the same request id: not a third time here.
+	quietly(r)
 	s.Forward.Forward(ctx.Context(), actor, w, r)
 }
