@@ -155,7 +155,6 @@ func breakerStates(t *testing.T, gw *apptest.Env) map[string]int {
 	return out
 }
 
-
 // TestSplitRolesFailover: one gateway, two finance and two reports
 // instances, a three-node JetStream cluster with three replicas, one
 // PostgreSQL. Under a steady load of writes (each retried with its
