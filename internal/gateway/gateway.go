@@ -32,7 +32,9 @@ import (
 // default.
 type Config struct {
 	// CallTimeout bounds one try of a call to a service; the request's own
-	// deadline, when sooner, wins. Default 5 s.
+	// deadline, when sooner, wins. Default 6 s: past the 5 s a consistent
+	// read may wait for its write (the service answers that 503 itself),
+	// short of the 10 s request deadline.
 	CallTimeout time.Duration
 	// Retries is how many more tries a call gets after a failure that is
 	// safe to retry: any call that no instance received (no responders),
@@ -53,7 +55,7 @@ type Config struct {
 // WithDefaults returns a copy of c with zero fields at their defaults.
 func (c Config) WithDefaults() Config {
 	if c.CallTimeout == 0 {
-		c.CallTimeout = 5 * time.Second
+		c.CallTimeout = 6 * time.Second
 	}
 	if c.Retries == 0 {
 		c.Retries = 2
