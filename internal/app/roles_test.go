@@ -100,6 +100,24 @@ func TestSplitRolesContract(t *testing.T) {
 		if len(list.Items) != 1 {
 			t.Errorf("%s: listed %d revenues, want 1", env.App.Config.Role, len(list.Items))
 		}
+		// A manager sees only assigned properties (a tenancy fact the
+		// reports role asks finance for), and a disabled manager's token
+		// stops working within 5 s on every role.
+		other := env.Property(org.AdminToken, "Annex", "UTC")
+		mgrID, mgr := env.Manager(org.AdminToken, "mgr-"+env.App.Config.Role+"@split.test", prop)
+		env.Must(200, "GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-03-02", mgr, nil)
+		env.Must(404, "GET", "/v1/reports/daily-report?propertyId="+other+"&date=2026-03-02", mgr, nil)
+		env.Must(200, "PATCH", "/v1/users/"+mgrID, org.AdminToken, map[string]any{"disabled": true})
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			r := env.Do("GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-03-02", mgr, nil)
+			if r.Status == 401 {
+				break
+			}
+			if r.Status != 200 || time.Now().After(deadline) {
+				t.Fatalf("%s: a disabled manager's read answered %s", env.App.Config.Role, r)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		job := env.Must(202, "POST", "/v1/reports/reconciliation", org.AdminToken, map[string]any{"propertyId": prop}).Map(t)
 		if done := awaitSplitJob(t, env, org.AdminToken, job["id"].(string)); done.MismatchCount != 0 {
 			t.Errorf("%s: reconciliation found %+v", env.App.Config.Role, done)

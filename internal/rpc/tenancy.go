@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -133,11 +134,11 @@ func errorKind(err error) string {
 	return ""
 }
 
+// callContext bounds a tenancy call by the caller's deadline, else 5 s.
 func callContext(h micro.Headers) (context.Context, context.CancelFunc) {
-	if d := h.Get(HeaderDeadline); d != "" {
-		var ns int64
-		if _, err := fmt.Sscan(d, &ns); err == nil {
-			return context.WithDeadline(context.Background(), time.Unix(0, ns))
+	if h.Get(HeaderDeadline) != "" {
+		if ctx, cancel, err := callerContext(h); err == nil {
+			return ctx, cancel
 		}
 	}
 	return context.WithTimeout(context.Background(), 5*time.Second)
@@ -209,7 +210,7 @@ func (t *Tenancy) call(ctx context.Context, endpoint string, in tenancyCall, out
 	m := nats.NewMsg(Subject(Finance, endpoint))
 	m.Data = data
 	if d, ok := ctx.Deadline(); ok {
-		m.Header.Set(HeaderDeadline, fmt.Sprint(d.UnixNano()))
+		m.Header.Set(HeaderDeadline, strconv.FormatInt(d.UnixNano(), 10))
 	}
 	reply, err := t.nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
