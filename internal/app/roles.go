@@ -133,7 +133,7 @@ func startRole(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, er
 	if err := a.listen(handler); err != nil {
 		return nil, err
 	}
-	logger.Info("hmp_started", "addr", a.Addr, "role", cfg.Role)
+	logger.Info("hmp_started", "addr", a.Addr)
 	return a, nil
 }
 
