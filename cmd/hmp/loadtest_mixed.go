@@ -37,6 +37,7 @@ type mixedFlags struct {
 	htmlPath   string
 	logLevel   string
 	warmTenant int
+	split      int
 }
 
 func loadtestMixed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -66,6 +67,7 @@ func loadtestMixed(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.StringVar(&f.binDir, "postgres-bin", "", "folder of initdb and postgres; empty searches (HMP_POSTGRES_BIN)")
 	fs.StringVar(&f.password, "password", "seed-password", "password of the seeded users (HMP_LOADTEST_PASSWORD)")
 	fs.IntVar(&f.warmTenant, "login-first", 500, "organizations to log in to before the run (the rest on first use) (HMP_LOADTEST_LOGIN_FIRST)")
+	fs.IntVar(&f.split, "split", 0, "also run each profile through a split deployment: one gateway forwarding over NATS to this many finance and as many reports instances; the table compares it with role all side by side; 0: role all only (HMP_LOADTEST_SPLIT)")
 	fs.StringVar(&f.jsonPath, "json", "", "write the report as JSON to this file, - for stdout (HMP_LOADTEST_JSON)")
 	fs.StringVar(&f.htmlPath, "html", "", "write the report as one self-contained HTML page with charts to this file (HMP_LOADTEST_HTML)")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level of progress and of the API this run starts (HMP_LOADTEST_LOG_LEVEL)")
@@ -148,6 +150,12 @@ Flags:`)
 			}
 			target = "embedded"
 			results = append(results, *r)
+			if f.split > 0 {
+				if r, err = f.runSplit(ctx, cfg, dir, p, postmaster, logger, stderr); err != nil {
+					return err
+				}
+				results = append(results, *r)
+			}
 		}
 		notes = append(notes, "generator, API and PostgreSQL share this machine (and it is shared with other work): compare ratios from one run, not absolute figures across runs")
 		if len(profiles) > 1 {
@@ -240,6 +248,9 @@ func (f *mixedFlags) check() ([]string, error) {
 		if _, err := app.LookupProfile(f.profile); err != nil {
 			errs = append(errs, fmt.Errorf("--profile: %w", err))
 		}
+	}
+	if f.url != "" && f.split > 0 {
+		errs = append(errs, errors.New("--split starts the deployments it compares: it cannot go with --url (point --url at a gateway instead)"))
 	}
 	if f.url != "" && f.data != "" {
 		errs = append(errs, errors.New("--data seeds a database this run starts: it cannot go with --url"))

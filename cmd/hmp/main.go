@@ -161,6 +161,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
 	registerEdge(fs, &c.cfg)
 	registerAlerts(fs, &c.cfg)
+
+	registerRoles(fs, &c.cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
 		fs.PrintDefaults()

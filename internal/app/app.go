@@ -93,6 +93,8 @@ type App struct {
 	// afterCorrection invalidates the reports a correction made stale
 	// (set by the report cache's wiring; nil: nothing cached).
 	afterCorrection func(ctx context.Context, touched []reports.Touched)
+	// split holds what a split role adds (roles.go); nil for role all.
+	split *split
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -125,6 +127,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	if cfg.Role != RoleAll {
+		return startRole(ctx, cfg, logger) // roles.go
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -175,7 +180,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.startPartitionMetrics(cfg, reg, logger)
 
-	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats")}, logger)
+	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Replicas: cfg.BusReplicas}, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"hmp/internal/bus"
 	"hmp/internal/cache"
 	"hmp/internal/eventstore"
+	"hmp/internal/gateway"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
@@ -129,6 +130,16 @@ type Config struct {
 	ScopeMaxStale time.Duration
 	// ShutdownTimeout bounds the graceful drain on stop. Default 15 s.
 	ShutdownTimeout time.Duration
+	// Role is the part of HMP this instance runs: all (every part in one
+	// process, the embedded default), finance, reports or gateway (a
+	// split deployment; see roles.go). Default all.
+	Role string
+	// BusReplicas is the replica count of the JetStream streams and
+	// consumers: 1 on one server, 3 on a three-node cluster. Default 1.
+	BusReplicas int
+	// Gateway tunes the gateway role's calls to the services: per-call
+	// deadline, retries, circuit breakers. Zero fields: defaults.
+	Gateway gateway.Config
 	// Clock is the time source of every service. Default time.Now; tests
 	// move it.
 	Clock func() time.Time
@@ -195,6 +206,7 @@ func (c Config) WithDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	c = c.roleDefaults()
 	return c
 }
 
@@ -238,6 +250,7 @@ func (c Config) Validate() error {
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("bcrypt cost must be 4..31, got %d", c.BcryptCost))
 	}
+	errs = append(errs, c.validateRole())
 	return errors.Join(errs...)
 }
 

@@ -179,6 +179,9 @@ func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 		// ack floor that consistent reads wait on).
 		MaxDeliver: -1, MaxAckPending: c.cfg.MaxAckPending, DeliverPolicy: jetstream.DeliverAllPolicy,
 		Description: c.cfg.Description,
+		// The consumer's state (its ack floor) is replicated like its
+		// stream's, so that it survives the loss of a node.
+		Replicas: c.bus.cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)

@@ -65,7 +65,7 @@ func jobBody(j reconcile.Job) reconcileJobBody {
 // registerReconciliation adds the reconciliation job routes: a POST that
 // answers 202 at once with the job to poll, and its GET.
 func (s *server) registerReconciliation(api huma.API) {
-	if s.Reconciliation == nil {
+	if s.Reconciliation == nil && s.Forward == nil {
 		return
 	}
 	h := s.help
@@ -87,7 +87,7 @@ func (s *server) registerReconciliation(api huma.API) {
 			if err != nil {
 				return nil, h.Problem(ctx, err)
 			}
-			if _, err := s.Tenancy.Property(ctx, actor, id); err != nil {
+			if _, err := s.properties().Property(ctx, actor, id); err != nil {
 				return nil, h.Problem(ctx, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"})
 			}
 			pid = &id

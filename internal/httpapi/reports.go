@@ -165,7 +165,7 @@ type cashCountOutput struct {
 }
 
 func (s *server) registerReports(api huma.API) {
-	if s.Reports == nil {
+	if s.Reports == nil && s.Forward == nil {
 		return
 	}
 	h := s.help

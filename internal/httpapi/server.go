@@ -54,6 +54,18 @@ type Deps struct {
 	AdminToken string
 	// Alerts serves the operator's alert routes; nil leaves them out.
 	Alerts AlertBook
+
+	// Forward, when set, makes this handler the gateway: every API
+	// operation is authenticated, rate limited and admitted here, then
+	// handed to Forward (with the caller's actor; nil for the anonymous
+	// signup and login) instead of being handled here. /healthz, /readyz,
+	// /metrics and the OpenAPI document stay local. Every route is
+	// registered whatever the other Deps. See gateway.go.
+	Forward Forwarder
+	// Properties, when set, answers the property checks of the
+	// reconciliation routes instead of Tenancy (the reports role asks the
+	// finance role for them).
+	Properties PropertyChecker
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -98,6 +110,9 @@ func New(d Deps) http.Handler {
 	})
 	api := humago.New(mux, cfg)
 	api.UseMiddleware(s.authenticate(api))
+	if d.Forward != nil {
+		api.UseMiddleware(s.forward)
+	}
 	s.registerOps(api)
 	s.registerTenancy(api)
 	s.registerSessions(api)
