@@ -42,6 +42,7 @@ Commands:
   seed      bulk-load organizations with days of history (COPY), for scale tests
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
+  advise-indexes  propose indexes the slowest statements need, proven by hypothetical indexes
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return dlq(ctx, args[1:], stdout, stderr)
 	case "seed":
 		return seedCmd(ctx, args[1:], stdout, stderr)
+	case "advise-indexes":
+		return adviseIndexes(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -152,6 +155,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
 	registerEdge(fs, &c.cfg)
+	registerAdvice(fs, &c.cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
 		fs.PrintDefaults()

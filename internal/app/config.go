@@ -89,6 +89,11 @@ type Config struct {
 	// AdminToken is the operator token of the /v1/admin routes (index
 	// advice, alerts, settings). Empty: those routes are closed.
 	AdminToken string
+	// SlowQuery is the duration from which a database statement counts as
+	// slow: logged (its label and text, once a minute per label) and kept
+	// with a sample of its arguments for the index advisor
+	// (HMP_SLOW_QUERY). Default 200 ms; negative: none.
+	SlowQuery time.Duration
 	// TokenTTL is how long an access token is valid. Default 24 h.
 	TokenTTL time.Duration
 	// BcryptCost is the password hashing cost. Default 10.

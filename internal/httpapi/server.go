@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"hmp/internal/advisor"
 	"hmp/internal/auth"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
@@ -52,6 +53,9 @@ type Deps struct {
 	// AdminToken is the operator token that the /v1/admin routes require
 	// (empty: they answer 401 to everyone).
 	AdminToken string
+	// IndexAdvice runs the index advisor for GET /v1/admin/index-advice;
+	// nil leaves the route out.
+	IndexAdvice func(ctx context.Context, top int) (*advisor.Report, error)
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -102,6 +106,7 @@ func New(d Deps) http.Handler {
 	s.registerFinance(api)
 	s.registerReports(api)
 	s.registerReconciliation(api)
+	s.registerAdvice(api)
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"hmp/internal/advisor"
+	"hmp/internal/app"
+	"hmp/internal/postgres"
+)
+
+// registerAdvice adds the query tracer's settings to hmp serve.
+func registerAdvice(fs *flag.FlagSet, cfg *app.Config) {
+	fs.DurationVar(&cfg.SlowQuery, "slow-query", 0, "database statements this slow are logged (label and text, once a minute each) and kept for the index advisor; 0: 200ms; negative: none (HMP_SLOW_QUERY)")
+}
+
+func adviseIndexes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hmp advise-indexes", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON (HMP_ADVISE_JSON)")
+	top := fs.Int("top", 20, "statements taken from pg_stat_statements, by total and by mean time each (HMP_ADVISE_TOP)")
+	minGain := fs.Float64("min-gain", 5, "smallest estimated saving of a statement's cost to advise an index, percent (HMP_ADVISE_MIN_GAIN)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `Usage: hmp advise-indexes [flags]
+
+Propose the indexes the slowest statements need. Reads the top statements of
+pg_stat_statements (the embedded PostgreSQL loads it; start this beside a
+running hmp serve, or point --database-url at the database), explains each,
+derives candidate indexes from the plan's filters and sorts, and keeps only
+those whose hypothetical index (the hypopg extension) lowers the estimated
+cost. A running server's GET /v1/admin/index-advice also sees its tracer's
+slow statements with their arguments.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *top < 1 || *top > 1000 {
+		return usageError{fmt.Errorf("--top must be 1..1000, got %d", *top)}
+	}
+	if *minGain < 0 || *minGain >= 100 {
+		return usageError{fmt.Errorf("--min-gain must be 0..100 percent, got %v", *minGain)}
+	}
+	logger, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg := c.cfg.WithDefaults()
+	url, local, err := app.OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if local != nil {
+		defer local.Stop()
+	}
+	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rep, err := advisor.Advise(ctx, pool, advisor.Config{Top: *top, MinGain: *minGain / 100})
+	if errors.Is(err, advisor.ErrNoHypoPG) {
+		return err // the message says what to install
+	}
+	if err != nil {
+		return fmt.Errorf("advise indexes: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printAdvice(stdout, rep)
+	return nil
+}
+
+// printAdvice writes the report for a terminal.
+func printAdvice(w io.Writer, rep *advisor.Report) {
+	fmt.Fprintf(w, "examined %d statements, tried %d candidate indexes (pg_stat_statements: %v)\n",
+		rep.Statements, rep.Candidates, rep.StatStatements)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(rep.Advice) == 0 {
+		fmt.Fprintln(w, "no index would lower the cost of the examined statements")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tgain\tcost before → after\tcalls\tstatement\tindex")
+	for i, a := range rep.Advice {
+		fmt.Fprintf(tw, "%d\t%.1f%%\t%.0f → %.0f\t%d\t%s\t%s (%s)\n", i+1, a.GainPercent, a.CostBefore, a.CostAfter,
+			a.Calls, a.Label, a.Table, strings.Join(a.Columns, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, a := range rep.Advice {
+		fmt.Fprintf(w, "%s;  -- %s\n", a.DDL, strings.Join(a.Labels, ", "))
+	}
+}
