@@ -12,7 +12,6 @@ import (
 
 	"hmp/internal/advisor"
 	"hmp/internal/app"
-	"hmp/internal/postgres"
 )
 
 // registerAdvice adds the query tracer's settings to hmp serve.
@@ -55,20 +54,7 @@ Flags:`)
 	if err != nil {
 		return err
 	}
-	cfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	rep, err := advisor.Advise(ctx, pool, advisor.Config{Top: *top, MinGain: *minGain / 100})
+	rep, err := app.AdviseIndexes(ctx, c.cfg, logger, advisor.Config{Top: *top, MinGain: *minGain / 100})
 	if errors.Is(err, advisor.ErrNoHypoPG) {
 		return err // the message says what to install
 	}

@@ -179,10 +179,10 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 		if !explainable.MatchString(s.SQL) || internalSQL(s.SQL) {
 			continue
 		}
-		if _, ok := seen[s.SQL]; ok {
+		if _, ok := seen[shape(s.SQL)]; ok {
 			continue
 		}
-		seen[s.SQL] = len(out)
+		seen[shape(s.SQL)] = len(out)
 		out = append(out, statement{label: s.Label, sql: s.SQL, args: s.Args, calls: s.Count})
 	}
 	ok, err := statStatements(ctx, c)
@@ -220,7 +220,9 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 		if !explainable.MatchString(t.Query) || internalSQL(t.Query) {
 			continue
 		}
-		if i, ok := seen[t.Query]; ok {
+		// pg_stat_statements replaced the text's constants by $n: the
+		// same statement as a sample's when the shapes match.
+		if i, ok := seen[shape(t.Query)]; ok {
 			out[i].calls = max(out[i].calls, t.Calls)
 			continue
 		}
@@ -234,7 +236,7 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 		if label == "" {
 			label = "queryid " + strconv.FormatInt(t.QueryID, 10)
 		}
-		seen[t.Query] = len(out)
+		seen[shape(t.Query)] = len(out)
 		out = append(out, statement{label: label, sql: t.Query, calls: t.Calls})
 	}
 	return out, nil
@@ -271,6 +273,14 @@ func internalSQL(sql string) bool {
 		}
 	}
 	return false
+}
+
+var constants = regexp.MustCompile(`\$\d+|'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b`)
+
+// shape is sql with parameters and constants blanked and spaces
+// collapsed: the text pg_stat_statements would record, compared loosely.
+func shape(sql string) string {
+	return strings.Join(strings.Fields(constants.ReplaceAllString(sql, "?")), " ")
 }
 
 func nameComment(sql string) string {

@@ -55,8 +55,10 @@ func (n node) usesIndex(name string) bool {
 // equality, compared by range, and the order a sort above it wants.
 type access struct {
 	schema, table string
-	eq, rng       []string
-	sort          []sortKey
+	// index is the existing index the plan scans, if any.
+	index   string
+	eq, rng []string
+	sort    []sortKey
 	// unserved is set when the plan filters rows of this relation that no
 	// index condition serves, or sorts them: an index could help.
 	unserved bool
@@ -75,7 +77,7 @@ func accesses(root node) []*access {
 	walk = func(n node) []*access {
 		var mine []*access
 		if n.Relation != "" && strings.Contains(n.Type, "Scan") {
-			a := &access{schema: n.Schema, table: n.Relation}
+			a := &access{schema: n.Schema, table: n.Relation, index: n.IndexName}
 			for _, cond := range []string{n.IndexCond, n.RecheckCond} {
 				eq, rng := predicates(cond)
 				a.eq, a.rng = appendNew(a.eq, eq...), appendNew(a.rng, rng...)

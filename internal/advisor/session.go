@@ -25,7 +25,15 @@ type table struct {
 	columns   map[string]bool
 	pk        []string
 	distinct  map[string]float64
-	indexes   [][]string // columns of valid, whole-table indexes; "" for an expression
+	indexes   []index // valid, whole-table indexes
+}
+
+// index is an existing index: its columns ("" for an expression) and
+// which of them are descending.
+type index struct {
+	name string
+	cols []string
+	desc []bool
 }
 
 var paramRef = regexp.MustCompile(`\$(\d+)`)
@@ -94,39 +102,52 @@ func (s *session) advise(ctx context.Context, st statement, cfg Config, rep *Rep
 		if err != nil {
 			return err
 		}
-		cols := t.candidate(a)
-		if len(cols) == 0 || t.covered(cols, min(len(eqOf(a, t)), len(cols))) {
-			continue
+		// Of the candidates for this relation, the one saving most wins.
+		var best *Advice
+		for _, cols := range t.candidates(a) {
+			if len(cols) == 0 || t.covered(cols, min(len(eqOf(a, t)), len(cols))) {
+				continue
+			}
+			ddl := createIndex(t, cols)
+			if tried[ddl] {
+				continue
+			}
+			tried[ddl] = true
+			rep.Candidates++
+			after, err := s.try(ctx, st, t, cols)
+			if err != nil {
+				return err
+			}
+			before := base.TotalCost
+			if after <= 0 || after >= before || (before-after)/before < cfg.MinGain {
+				continue
+			}
+			if best == nil || after < best.CostAfter {
+				best = &Advice{Table: t.qualified, Columns: cols, DDL: ddl, CostBefore: before, CostAfter: after}
+			}
 		}
-		ddl := createIndex(t, cols)
-		if tried[ddl] {
-			continue
-		}
-		tried[ddl] = true
-		rep.Candidates++
-		after, err := s.try(ctx, st, t, cols)
-		if err != nil {
-			return err
-		}
-		before := base.TotalCost
-		if after <= 0 || after >= before || (before-after)/before < cfg.MinGain {
-			continue
-		}
-		score := (before - after) * float64(max(st.calls, 1))
-		adv, ok := found[ddl]
-		if !ok {
-			adv = &Advice{Table: t.qualified, Columns: cols, DDL: ddl}
-			found[ddl] = adv
-		}
-		adv.Labels = appendNew(adv.Labels, st.label)
-		adv.Calls += st.calls
-		adv.Score += score
-		if !ok || before-after > adv.CostBefore-adv.CostAfter {
-			adv.Label, adv.CostBefore, adv.CostAfter = st.label, before, after
-			adv.GainPercent = roundTo(100*(before-after)/before, 1)
+		if best != nil {
+			record(found, best, st)
 		}
 	}
 	return nil
+}
+
+// record adds st's gain from the index of c to found.
+func record(found map[string]*Advice, c *Advice, st statement) {
+	before, after := c.CostBefore, c.CostAfter
+	adv, ok := found[c.DDL]
+	if !ok {
+		adv = c
+		found[c.DDL] = adv
+	}
+	adv.Labels = appendNew(adv.Labels, st.label)
+	adv.Calls += st.calls
+	adv.Score += (before - after) * float64(max(st.calls, 1))
+	if !ok || before-after >= adv.CostBefore-adv.CostAfter {
+		adv.Label, adv.CostBefore, adv.CostAfter = st.label, before, after
+		adv.GainPercent = roundTo(100*(before-after)/before, 1)
+	}
 }
 
 // try creates cols as a hypothetical index, explains st again and drops
@@ -194,21 +215,24 @@ func (s *session) table(ctx context.Context, schema, name string) (*table, error
 		return nil, fmt.Errorf("look up columns of %s: %w", key, err)
 	}
 	rows, err = s.conn.Query(ctx, `
-		SELECT i.indisprimary, i.indpred IS NOT NULL,
+		SELECT i.indexrelid::regclass::text, i.indisprimary, i.indpred IS NOT NULL,
 		       array(SELECT coalesce(a.attname, '') FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
-		             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)
+		             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord),
+		       array(SELECT (o & 1) = 1 FROM unnest(i.indoption::int2[]) WITH ORDINALITY k(o, ord) ORDER BY k.ord)
 		FROM pg_index i WHERE i.indrelid = $1 AND i.indisvalid`, oid)
 	if err != nil {
 		return nil, fmt.Errorf("look up indexes of %s: %w", key, err)
 	}
 	var primary, partial bool
 	var cols []string
-	if _, err := pgx.ForEachRow(rows, []any{&primary, &partial, &cols}, func() error {
+	var desc []bool
+	var iname string
+	if _, err := pgx.ForEachRow(rows, []any{&iname, &primary, &partial, &cols, &desc}, func() error {
 		if primary {
 			t.pk = slices.Clone(cols)
 		}
 		if !partial {
-			t.indexes = append(t.indexes, slices.Clone(cols))
+			t.indexes = append(t.indexes, index{name: iname, cols: slices.Clone(cols), desc: slices.Clone(desc)})
 		}
 		return nil
 	}); err != nil {
@@ -238,6 +262,46 @@ func eqOf(a *access, t *table) []string {
 		return cmp.Or(cmp.Compare(t.distinct[y], t.distinct[x]), cmp.Compare(x, y))
 	})
 	return append(eq, rest...)
+}
+
+// candidates returns the index column lists worth trying for a: what
+// its filters and sort ask (candidate), and, when it scans an index that
+// orders its rows (a LIMIT may rely on that), its equality columns
+// followed by that index's remaining columns.
+func (t *table) candidates(a *access) [][]string {
+	out := [][]string{t.candidate(a)}
+	if a.index == "" {
+		return out
+	}
+	eq := eqOf(a, t)
+	for _, ix := range t.indexes {
+		if ix.name != a.index && !strings.HasSuffix(ix.name, "."+a.index) {
+			continue
+		}
+		// Skip the index's leading columns the scan pins by equality.
+		k := 0
+		for k < len(ix.cols) && slices.Contains(eq, ix.cols[k]) {
+			k++
+		}
+		cols := slices.Clone(eq)
+		for i := k; i < len(ix.cols) && len(cols) < 6; i++ {
+			if ix.cols[i] == "" {
+				break
+			}
+			if slices.Contains(cols, ix.cols[i]) {
+				continue
+			}
+			c := ix.cols[i]
+			if ix.desc[i] {
+				c += " DESC"
+			}
+			cols = append(cols, c)
+		}
+		if len(cols) > len(eq) {
+			out = append(out, cols)
+		}
+	}
+	return out
 }
 
 // candidate returns the index columns a needs: equality columns, then one
@@ -286,7 +350,8 @@ func (t *table) covered(cols []string, eq int) bool {
 	for i, c := range cols {
 		names[i] = strings.Fields(c)[0]
 	}
-	for _, idx := range t.indexes {
+	for _, ix := range t.indexes {
+		idx := ix.cols
 		if len(idx) < len(names) {
 			continue
 		}

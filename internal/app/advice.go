@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5"
 
@@ -22,4 +23,24 @@ func (a *App) traceQueries(cfg Config) pgx.QueryTracer {
 // pg_stat_statements (0: the advisor's default).
 func (a *App) IndexAdvice(ctx context.Context, top int) (*advisor.Report, error) {
 	return advisor.Advise(ctx, a.Pool, advisor.Config{Top: top, Samples: a.Tracer.Slowest(), Label: a.Tracer.Label})
+}
+
+// AdviseIndexes runs the index advisor against the configured database:
+// hmp advise-indexes. A separate process has no tracer, so it sees only
+// pg_stat_statements (generic plans of the recorded texts).
+func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advisor.Config) (*advisor.Report, error) {
+	cfg = cfg.WithDefaults()
+	url, local, err := OpenDatabase(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if local != nil {
+		defer local.Stop()
+	}
+	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	return advisor.Advise(ctx, pool, ac)
 }

@@ -351,6 +351,11 @@ func labelOf(sql string) string {
 			return f[0]
 		}
 	}
+	switch w := strings.ToLower(strings.TrimSpace(sql)); w {
+	case "begin", "commit", "rollback", ";", "":
+		// Shared by every transaction: the first caller would mislabel it.
+		return "tx." + strings.Trim(w, ";")
+	}
 	var pcs [48]uintptr
 	n := runtime.Callers(3, pcs[:])
 	frames := runtime.CallersFrames(pcs[:n])
@@ -371,7 +376,7 @@ func labelOf(sql string) string {
 // internalFrame reports whether fn is plumbing between the caller and the
 // server: pgx, this package's helpers (WithTx, Retry), retries, runtime.
 func internalFrame(fn string) bool {
-	for _, p := range []string{"github.com/jackc/", "hmp/internal/postgres.", "runtime.", "github.com/cenkalti/backoff", "sync."} {
+	for _, p := range []string{"github.com/jackc/", "hmp/internal/postgres.", "runtime.", "github.com/cenkalti/backoff", "sync.", "database/sql."} {
 		if strings.HasPrefix(fn, p) {
 			return true
 		}
