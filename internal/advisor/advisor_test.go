@@ -2,12 +2,17 @@ package advisor_test
 
 import (
 	"context"
+	"errors"
+	"net/url"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/advisor"
@@ -51,7 +56,9 @@ func proposes(rep *advisor.Report, table string, lead ...string) *advisor.Advice
 func TestAdvisorProposesDroppedIndex(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
+	rec := &recorder{}
 	env := apptest.Start(t, db, func(cfg *app.Config) {
+		cfg.Pool.Tracer = rec // a tracer already set is kept beside the app's
 		cfg.AdminToken = operator
 		cfg.SlowQuery = time.Nanosecond // every statement is kept: the sample list is the point
 	})
@@ -119,6 +126,31 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 		}
 	})
 
+	t.Run("tracer", func(t *testing.T) {
+		// Durations per label on /metrics; slow statements logged with
+		// their label and text, never their arguments.
+		metrics := env.Must(200, "GET", "/metrics", "", nil).String()
+		if !strings.Contains(metrics, `hmp_db_query_seconds_count{label="finance.(*Service).checkGate"} 12`) {
+			t.Errorf("/metrics lacks the gate statement's 12 executions")
+		}
+		var slowLines int
+		for _, line := range strings.Split(env.Logs.String(), "\n") {
+			if !strings.Contains(line, "msg=slow_query") {
+				continue
+			}
+			slowLines++
+			if strings.Contains(line, org.ID) || strings.Contains(line, props[0]) {
+				t.Errorf("a slow_query line carries an argument: %s", line)
+			}
+		}
+		if rec.n.Load() == 0 {
+			t.Error("the tracer the configuration set saw no statement: replaced, not chained")
+		}
+		if slowLines == 0 {
+			t.Error("no slow_query line logged under a 1 ns threshold")
+		}
+	})
+
 	t.Run("operator token", func(t *testing.T) {
 		env.Must(401, "GET", "/v1/admin/index-advice", "", nil)
 		env.Must(401, "GET", "/v1/admin/index-advice", "wrong-token-0123456789abcdef", nil)
@@ -138,6 +170,49 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 			t.Errorf("proposed %s although transactions_gate_again serves it", a.DDL)
 		}
 	})
+}
+
+// recorder is a tracer a test sets: it counts statements.
+type recorder struct{ n atomic.Int64 }
+
+func (r *recorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.n.Add(1)
+	return ctx
+}
+func (r *recorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TestAdviseWithoutHypoPG: a database where hypopg is neither created nor
+// creatable (a plain role) gets a clear error, not a crash.
+func TestAdviseWithoutHypoPG(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := postgres.Open(ctx, db.Local.DatabaseURL("postgres"), postgres.PoolConfig{MaxConns: 1, MinConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for _, sql := range []string{
+		`CREATE ROLE plain_advisee LOGIN PASSWORD 'plain-password'`,
+		`CREATE DATABASE no_hypopg OWNER plain_advisee`, // from template1: no extensions
+	} {
+		if _, err := admin.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	u, err := url.Parse(db.Local.DatabaseURL("no_hypopg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("plain_advisee", "plain-password")
+	pool, err := postgres.Open(ctx, u.String(), postgres.PoolConfig{MaxConns: 1, MinConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = advisor.Advise(ctx, pool, advisor.Config{})
+	if !errors.Is(err, advisor.ErrNoHypoPG) || !strings.Contains(err.Error(), "postgresql-15-hypopg") {
+		t.Fatalf("Advise = %v, want ErrNoHypoPG saying what to install", err)
+	}
 }
 
 // volume gives the organization 30,000 rows of history from 40 other
