@@ -26,6 +26,8 @@ func adviseIndexes(ctx context.Context, args []string, stdout, stderr io.Writer)
 	c.register(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON (HMP_ADVISE_JSON)")
 	top := fs.Int("top", 20, "statements taken from pg_stat_statements, by total and by mean time each (HMP_ADVISE_TOP)")
+	reset := fs.Bool("reset", false, "empty pg_stat_statements and exit: run this before the workload to advise on (HMP_ADVISE_RESET)")
+	apply := fs.Int("apply", 0, "create the first N advised indexes (CREATE INDEX CONCURRENTLY, one at a time) after printing them; 0: none (HMP_ADVISE_APPLY)")
 	minGain := fs.Float64("min-gain", 5, "smallest estimated saving of a statement's cost to advise an index, percent (HMP_ADVISE_MIN_GAIN)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `Usage: hmp advise-indexes [flags]
@@ -54,19 +56,41 @@ Flags:`)
 	if err != nil {
 		return err
 	}
-	rep, err := app.AdviseIndexes(ctx, c.cfg, logger, advisor.Config{Top: *top, MinGain: *minGain / 100})
+	if *apply < 0 {
+		return usageError{fmt.Errorf("--apply must not be negative, got %d", *apply)}
+	}
+	if *reset {
+		if err := app.ResetQueryStats(ctx, c.cfg, logger); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "pg_stat_statements emptied")
+		return nil
+	}
+	rep, applied, err := app.AdviseIndexes(ctx, c.cfg, logger, advisor.Config{Top: *top, MinGain: *minGain / 100}, *apply)
 	if errors.Is(err, advisor.ErrNoHypoPG) {
 		return err // the message says what to install
 	}
-	if err != nil {
+	if rep == nil {
 		return fmt.Errorf("advise indexes: %w", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(struct {
+			*advisor.Report
+			Applied []string `json:"applied,omitempty"`
+		}{rep, applied}); err != nil {
+			return err
+		}
+	} else {
+		printAdvice(stdout, rep)
+		for _, ddl := range applied {
+			fmt.Fprintf(stdout, "applied: %s\n", ddl)
+		}
 	}
-	printAdvice(stdout, rep)
+	if err != nil {
+		return fmt.Errorf("advise indexes: %w", err)
+	}
 	return nil
 }
 

@@ -39,9 +39,10 @@ type Config struct {
 	// Samples are the tracer's slow statements, with arguments: explained
 	// with those values (a custom plan) rather than a generic plan.
 	Samples []postgres.SlowStatement
-	// Label names a SQL text (the tracer's labels); nil or unknown: the
-	// statement's "-- name:" comment, else its pg_stat_statements queryid.
-	Label func(sql string) (string, bool)
+	// Labels names SQL texts (the tracer's labels, by text); a
+	// pg_stat_statements text matches by shape (its constants are $n).
+	// Unknown: the statement's "-- name:" comment, else its queryid.
+	Labels map[string]string
 }
 
 func (c Config) withDefaults() Config {
@@ -167,8 +168,19 @@ func ensureHypoPG(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// explainable keeps statements whose plan can show a missing index.
-var explainable = regexp.MustCompile(`(?is)^\s*(?:--[^\n]*\n\s*)*(select|with|update|delete)\b`)
+// explainableRE keeps statements whose plan can show a missing index
+// (loads, DDL and ANALYZE top the statistics after a seed; they need
+// none); internalRE drops statements about the catalog or the advisor's
+// own tools. Both in PostgreSQL's and Go's regular expression dialects.
+const (
+	explainableRE = `^\s*(--[^\n]*\n\s*)*(select|with|update|delete)\s`
+	internalRE    = `pg_catalog|pg_stat|hypopg|pg_extension|pg_class|pg_index|pg_attribute|pg_namespace|information_schema|explain |goose_db_version|pg_database`
+)
+
+var (
+	explainable = regexp.MustCompile(`(?i)` + explainableRE)
+	internal    = regexp.MustCompile(`(?i)` + internalRE)
+)
 
 // collect gathers the statements to explain: the tracer's samples first
 // (they carry arguments), then pg_stat_statements' top ones.
@@ -185,6 +197,10 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 		seen[shape(s.SQL)] = len(out)
 		out = append(out, statement{label: s.Label, sql: s.SQL, args: s.Args, calls: s.Count})
 	}
+	labels := make(map[string]string, len(cfg.Labels))
+	for sql, l := range cfg.Labels {
+		labels[shape(sql)] = l
+	}
 	ok, err := statStatements(ctx, c)
 	if err != nil {
 		return nil, err
@@ -198,12 +214,13 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 		WITH s AS (
 			SELECT queryid, query, calls, total_exec_time, mean_exec_time
 			FROM pg_stat_statements
-			WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel)
+			WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel
+			  AND query ~* $2 AND query !~* $3)
 		SELECT queryid, query, calls FROM (
 			(SELECT * FROM s ORDER BY total_exec_time DESC LIMIT $1)
 			UNION
 			(SELECT * FROM s ORDER BY mean_exec_time DESC LIMIT $1)) t
-		ORDER BY total_exec_time DESC`, cfg.Top)
+		ORDER BY total_exec_time DESC`, cfg.Top, explainableRE, internalRE)
 	if err != nil {
 		return nil, fmt.Errorf("advise: read pg_stat_statements: %w", err)
 	}
@@ -226,10 +243,7 @@ func collect(ctx context.Context, c *pgx.Conn, cfg Config, rep *Report) ([]state
 			out[i].calls = max(out[i].calls, t.Calls)
 			continue
 		}
-		label, ok := "", false
-		if cfg.Label != nil {
-			label, ok = cfg.Label(t.Query)
-		}
+		label, ok := labels[shape(t.Query)]
 		if !ok {
 			label = nameComment(t.Query)
 		}
@@ -265,14 +279,15 @@ func statStatements(ctx context.Context, c *pgx.Conn) (bool, error) {
 
 // internalSQL reports statements about the catalog or the advisor's own
 // tools, which no index of ours serves.
-func internalSQL(sql string) bool {
-	l := strings.ToLower(sql)
-	for _, s := range []string{"pg_catalog", "pg_stat", "hypopg", "pg_extension", "pg_class", "pg_index", "pg_attribute", "information_schema", "explain ", "goose_db_version"} {
-		if strings.Contains(l, s) {
-			return true
-		}
+func internalSQL(sql string) bool { return internal.MatchString(sql) }
+
+// ResetStats empties pg_stat_statements (of every database), so that the
+// next advice reflects only the workload run since.
+func ResetStats(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, "SELECT pg_stat_statements_reset()"); err != nil {
+		return fmt.Errorf("reset pg_stat_statements: %w", err)
 	}
-	return false
+	return nil
 }
 
 var constants = regexp.MustCompile(`\$\d+|'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b`)

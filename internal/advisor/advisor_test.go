@@ -3,9 +3,9 @@ package advisor_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -85,7 +85,7 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 	}
 
 	t.Run("command", func(t *testing.T) {
-		rep, err := app.AdviseIndexes(ctx, app.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{})
+		rep, _, err := app.AdviseIndexes(ctx, app.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

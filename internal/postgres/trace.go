@@ -170,6 +170,16 @@ func (t *Tracer) Label(sql string) (string, bool) {
 	return "", false
 }
 
+// Labels returns the label of every SQL text seen, by text.
+func (t *Tracer) Labels() map[string]string {
+	out := make(map[string]string)
+	t.stmts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*stmtInfo).label
+		return true
+	})
+	return out
+}
+
 // Slowest returns the kept slow statements, slowest first.
 func (t *Tracer) Slowest() []SlowStatement {
 	t.mu.Lock()
