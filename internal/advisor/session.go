@@ -36,7 +36,10 @@ type index struct {
 	desc []bool
 }
 
-var paramRef = regexp.MustCompile(`\$(\d+)`)
+var (
+	paramRef   = regexp.MustCompile(`\$(\d+)`)
+	typedParam = regexp.MustCompile(`(?i)\b(interval|date|timestamptz|timestamp|time|numeric|uuid|text|int|bigint|boolean|jsonb)\s+\$(\d+)`)
+)
 
 // explain returns the plan of st: with its arguments (a custom plan), or
 // a generic plan when it has parameters but no arguments.
@@ -70,6 +73,9 @@ func (s *session) explain(ctx context.Context, st statement) (node, error) {
 // pg_stat_statements keeps them): prepared anew each time, because a
 // prepared statement's cached plan would not see a new hypothetical index.
 func (s *session) explainGeneric(ctx context.Context, sql string, params int) (string, error) {
+	// pg_stat_statements makes a typed literal (interval '1 month') into
+	// "interval $5", which does not parse: make it a cast.
+	sql = typedParam.ReplaceAllString(sql, "$$$2::$1")
 	if _, err := s.conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 		return "", err
 	}
