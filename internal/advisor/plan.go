@@ -117,9 +117,11 @@ func accesses(root node) []*access {
 }
 
 var (
-	colRef   = `(?:"?[A-Za-z_][A-Za-z0-9_$]*"?\.)?"?([A-Za-z_][A-Za-z0-9_$]*)"?`
-	leftCol  = regexp.MustCompile(`^` + colRef + `(?:::[a-z ]+)? (=|>=|<=|>|<) (.+)$`)
-	rightCol = regexp.MustCompile(`^(.+) (=|>=|<=|>|<) ` + colRef + `(?:::[a-z ]+)?$`)
+	colRef = `(?:"?[A-Za-z_][A-Za-z0-9_$]*"?\.)?"?([A-Za-z_][A-Za-z0-9_$]*)"?`
+	// A column may come cast, as "(t.kind)::text" (a domain or enum).
+	castCol  = `\(?` + colRef + `\)?(?:::[A-Za-z_ ."]+)?`
+	leftCol  = regexp.MustCompile(`^` + castCol + ` (=|>=|<=|>|<) (.+)$`)
+	rightCol = regexp.MustCompile(`^(.+) (=|>=|<=|>|<) ` + castCol + `$`)
 	sortCol  = regexp.MustCompile(`^` + colRef + `(?: (DESC|ASC))?(?: NULLS (?:FIRST|LAST))?$`)
 )
 

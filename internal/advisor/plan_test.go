@@ -16,6 +16,7 @@ func TestPredicates(t *testing.T) {
 		{"(($2 = e.org_id) AND (e.tx_id < $4))", []string{"org_id"}, []string{"tx_id"}},
 		{"((property_id = ANY ($5)) AND (lower(email) = 'a'::text))", []string{"property_id"}, nil},
 		{"(description = 'a AND (b = c)'::text)", []string{"description"}, nil},
+		{"((t.org_id = 'x'::uuid) AND ((t.kind)::text = 'revenue'::text))", []string{"org_id", "kind"}, nil},
 	} {
 		eq, rng := predicates(tc.cond)
 		if !slices.Equal(eq, tc.eq) || !slices.Equal(rng, tc.rng) {

@@ -34,10 +34,13 @@ type index struct {
 	name string
 	cols []string
 	desc []bool
+	// pred are the columns a partial index's predicate names.
+	pred []string
 }
 
 var (
 	paramRef   = regexp.MustCompile(`\$(\d+)`)
+	identifier = regexp.MustCompile(`[a-z_][a-z0-9_]*`)
 	typedParam = regexp.MustCompile(`(?i)\b(interval|date|timestamptz|timestamp|time|numeric|uuid|text|int|bigint|boolean|jsonb)\s+\$(\d+)`)
 )
 
@@ -100,6 +103,8 @@ func (s *session) advise(ctx context.Context, st statement, cfg Config, rep *Rep
 	}
 	rep.Statements++
 	tried := map[string]bool{}
+	// One index per table and statement: the one saving most.
+	perTable := map[string]*Advice{}
 	for _, a := range accesses(base) {
 		if !a.unserved || systemSchema(a.schema) {
 			continue
@@ -132,9 +137,12 @@ func (s *session) advise(ctx context.Context, st statement, cfg Config, rep *Rep
 				best = &Advice{Table: t.qualified, Columns: cols, DDL: ddl, CostBefore: before, CostAfter: after}
 			}
 		}
-		if best != nil {
-			record(found, best, st)
+		if p := perTable[t.qualified]; best != nil && (p == nil || best.CostAfter < p.CostAfter) {
+			perTable[t.qualified] = best
 		}
+	}
+	for _, best := range perTable {
+		record(found, best, st)
 	}
 	return nil
 }
@@ -224,7 +232,8 @@ func (s *session) table(ctx context.Context, schema, name string) (*table, error
 		SELECT i.indexrelid::regclass::text, i.indisprimary, i.indpred IS NOT NULL,
 		       array(SELECT coalesce(a.attname, '') FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
 		             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord),
-		       array(SELECT (o & 1) = 1 FROM unnest(i.indoption::int2[]) WITH ORDINALITY k(o, ord) ORDER BY k.ord)
+		       array(SELECT (o & 1) = 1 FROM unnest(i.indoption::int2[]) WITH ORDINALITY k(o, ord) ORDER BY k.ord),
+		       coalesce(pg_get_expr(i.indpred, i.indrelid), '')
 		FROM pg_index i WHERE i.indrelid = $1 AND i.indisvalid`, oid)
 	if err != nil {
 		return nil, fmt.Errorf("look up indexes of %s: %w", key, err)
@@ -232,15 +241,21 @@ func (s *session) table(ctx context.Context, schema, name string) (*table, error
 	var primary, partial bool
 	var cols []string
 	var desc []bool
-	var iname string
-	if _, err := pgx.ForEachRow(rows, []any{&iname, &primary, &partial, &cols, &desc}, func() error {
+	var iname, pred string
+	if _, err := pgx.ForEachRow(rows, []any{&iname, &primary, &partial, &cols, &desc, &pred}, func() error {
 		if primary {
 			t.pk = slices.Clone(cols)
 		}
 		// A partial index counts as covering its columns: a generic plan
 		// (pg_stat_statements' texts, constants made $n) cannot show that
 		// its predicate applies, so it would be advised again.
-		t.indexes = append(t.indexes, index{name: iname, cols: slices.Clone(cols), desc: slices.Clone(desc)})
+		ix := index{name: iname, cols: slices.Clone(cols), desc: slices.Clone(desc)}
+		for _, w := range identifier.FindAllString(pred, -1) {
+			if t.columns[w] && !slices.Contains(ix.pred, w) {
+				ix.pred = append(ix.pred, w)
+			}
+		}
+		t.indexes = append(t.indexes, ix)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("look up indexes of %s: %w", key, err)
@@ -359,18 +374,38 @@ func (t *table) covered(cols []string, eq int) bool {
 	}
 	for _, ix := range t.indexes {
 		idx := ix.cols
-		if len(idx) < len(names) {
-			continue
+		// A partial index serves the columns of its predicate (status =
+		// 'pending') without holding them.
+		want, k := names, eq
+		if len(ix.pred) > 0 {
+			want, k = nil, 0
+			for i, n := range names {
+				if !slices.Contains(ix.pred, n) {
+					want = append(want, n)
+					if i < eq {
+						k++
+					}
+				}
+			}
 		}
-		head := slices.Clone(idx[:eq])
-		want := slices.Clone(names[:eq])
-		slices.Sort(head)
-		slices.Sort(want)
-		if slices.Equal(head, want) && slices.Equal(idx[eq:len(names)], names[eq:]) {
+		if led(idx, want, k) {
 			return true
 		}
 	}
 	return false
+}
+
+// led reports whether idx leads with names: its first eq in any order,
+// then the rest in order.
+func led(idx, names []string, eq int) bool {
+	if len(idx) < len(names) {
+		return false
+	}
+	head := slices.Clone(idx[:eq])
+	want := slices.Clone(names[:eq])
+	slices.Sort(head)
+	slices.Sort(want)
+	return slices.Equal(head, want) && slices.Equal(idx[eq:len(names)], names[eq:])
 }
 
 // createIndex is the advised DDL: built without blocking writes.
