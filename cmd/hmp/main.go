@@ -45,6 +45,8 @@ Commands:
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
   alerts    print the alert rules as a Prometheus rules file (alerts rules)
 
+  advise-indexes  propose indexes the slowest statements need, proven by hypothetical indexes
+
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
 `
@@ -100,6 +102,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	case "partitions":
 		return partitionsCmd(ctx, args[1:], stdout, stderr)
+
+	case "advise-indexes":
+		return adviseIndexes(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
@@ -163,6 +168,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	registerAlerts(fs, &c.cfg)
 
 	registerRoles(fs, &c.cfg)
+
+	registerAdvice(fs, &c.cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
 		fs.PrintDefaults()

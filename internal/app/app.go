@@ -82,6 +82,8 @@ type App struct {
 	Cache *cache.Cache
 	// Config is the configuration in effect, defaults filled.
 	Config Config
+	// Tracer labels and times every statement of Pool (advice.go).
+	Tracer *postgres.Tracer
 
 	logger  *slog.Logger
 	cfg     Config
@@ -147,6 +149,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if a.local != nil {
 		a.closers = append(a.closers, func() { _ = a.local.Stop() })
 	}
+	cfg.Pool.Tracer = a.traceQueries(cfg)
 	a.Pool, err = postgres.Open(ctx, a.DatabaseURL, cfg.Pool)
 	if err != nil {
 		return nil, err
@@ -179,6 +182,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.startPartitionMetrics(cfg, reg, logger)
+
+	reg.MustRegister(a.Tracer)
 
 	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Replicas: cfg.BusReplicas}, logger)
 	if err != nil {
@@ -248,6 +253,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		},
 		AdminToken:  cfg.AdminToken,
 		Alerts:      a.Alerts,
+
+		IndexAdvice: a.IndexAdvice,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,

@@ -119,6 +119,12 @@ type Config struct {
 	// TelemetrySampleEvery is the period of the metrics that cost a query
 	// (database locks, bus backlog). Default 5 s.
 	TelemetrySampleEvery time.Duration
+
+	// SlowQuery is the duration from which a database statement counts as
+	// slow: logged (its label and text, once a minute per label) and kept
+	// with a sample of its arguments for the index advisor
+	// (HMP_SLOW_QUERY). Default 200 ms; negative: none.
+	SlowQuery time.Duration
 	// TokenTTL is how long an access token is valid. Default 24 h.
 	TokenTTL time.Duration
 	// BcryptCost is the password hashing cost. Default 10.

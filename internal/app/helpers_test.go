@@ -346,8 +346,9 @@ func roundTrip(t testing.TB, e *apptest.Env, req *http.Request) *apptest.Respons
 // operation is one (method, path) of the served OpenAPI document.
 type operation struct {
 	method, path string
-	// secured: the operation wants a bearer token.
-	secured bool
+	// secured: the operation wants a bearer token; admin: the operator's
+	// (HMP_ADMIN_TOKEN), not a user's.
+	secured, admin bool
 }
 
 func (o operation) String() string { return o.method + " " + o.path }
@@ -370,7 +371,8 @@ func openAPIOperations(e *apptest.Env) []operation {
 		for method, op := range methods {
 			switch method {
 			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0})
+				admin := slices.ContainsFunc(op.Security, func(s map[string][]string) bool { _, ok := s["operator"]; return ok })
+				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0, admin: admin})
 			}
 		}
 	}

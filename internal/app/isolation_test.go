@@ -388,6 +388,10 @@ func isolationCases() map[string]isolationCase {
 	}
 	maps.Copy(cases, financeCases("revenue"))
 	maps.Copy(cases, financeCases("expense"))
+	// Operator routes take no user's token, whatever the organization.
+	cases["GET /v1/admin/index-advice"] = isolationCase{probes: func(t *testing.T, w *world) []probe {
+		return []probe{{as: []who{nobody, adminA, keeperA, outsiderA, strangerA, adminB, managerB}, path: "/v1/admin/index-advice", want: 401}}
+	}}
 	return cases
 }
 

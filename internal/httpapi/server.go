@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"hmp/internal/advisor"
 	"hmp/internal/auth"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
@@ -66,6 +67,10 @@ type Deps struct {
 	// reconciliation routes instead of Tenancy (the reports role asks the
 	// finance role for them).
 	Properties PropertyChecker
+
+	// IndexAdvice runs the index advisor for GET /v1/admin/index-advice;
+	// nil leaves the route out.
+	IndexAdvice func(ctx context.Context, top int) (*advisor.Report, error)
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -120,6 +125,8 @@ func New(d Deps) http.Handler {
 	s.registerReports(api)
 	s.registerReconciliation(api)
 	s.registerAlerts(api)
+
+	s.registerAdvice(api)
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

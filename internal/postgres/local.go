@@ -45,6 +45,11 @@ type LocalConfig struct {
 	Settings map[string]string
 	// Logger receives start and stop lines. Default: discard.
 	Logger *slog.Logger
+	// NoStatStatements leaves pg_stat_statements out. By default the
+	// server preloads it when installed (contrib), and the database gets
+	// the pg_stat_statements and hypopg extensions that are available:
+	// the index advisor's server-side statistics and hypothetical indexes.
+	NoStatStatements bool
 }
 
 // Local is a running private cluster.
@@ -194,13 +199,14 @@ func (l *Local) start(ctx context.Context, port int, cred *syscall.Credential) e
 	if l.cfg.Ephemeral {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB")
 	}
-	keys := make([]string, 0, len(l.cfg.Settings))
-	for k := range l.cfg.Settings {
+	settings := l.statStatements()
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "-c", k+"="+l.cfg.Settings[k])
+		args = append(args, "-c", k+"="+settings[k])
 	}
 	logFile, err := os.OpenFile(filepath.Join(l.cfg.Dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -262,11 +268,66 @@ func (l *Local) ensureDatabase(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", l.cfg.Database).Scan(&exists); err != nil {
 		return fmt.Errorf("look up database: %w", err)
 	}
-	if exists {
-		return nil
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{l.cfg.Database}.Sanitize()); err != nil {
+			return fmt.Errorf("create database %s: %w", l.cfg.Database, err)
+		}
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{l.cfg.Database}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", l.cfg.Database, err)
+	if l.preloaded() {
+		return l.adviceExtensions(ctx)
+	}
+	return nil
+}
+
+// statStatements returns the server settings with pg_stat_statements
+// added to shared_preload_libraries when it is installed and wanted.
+func (l *Local) statStatements() map[string]string {
+	if !l.preloaded() {
+		return l.cfg.Settings
+	}
+	out := make(map[string]string, len(l.cfg.Settings)+1)
+	for k, v := range l.cfg.Settings {
+		out[k] = v
+	}
+	if v := out["shared_preload_libraries"]; v != "" {
+		out["shared_preload_libraries"] = v + ",pg_stat_statements"
+	} else {
+		out["shared_preload_libraries"] = "pg_stat_statements"
+	}
+	return out
+}
+
+// preloaded reports whether the server loads pg_stat_statements: wanted,
+// and its library installed beside the binaries (Debian's layout, where
+// pg_config --pkglibdir is bin/../lib).
+func (l *Local) preloaded() bool {
+	if l.cfg.NoStatStatements {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(filepath.Dir(l.cfg.BinDir), "lib", "pg_stat_statements.so"))
+	return err == nil
+}
+
+// adviceExtensions creates pg_stat_statements and, when installed,
+// hypopg in the cluster's database: the index advisor reads the first and
+// tries indexes with the second. Databases cloned from it inherit both.
+func (l *Local) adviceExtensions(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, l.url)
+	if err != nil {
+		return fmt.Errorf("connect local postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"); err != nil {
+		return fmt.Errorf("create extension pg_stat_statements: %w", err)
+	}
+	var hypo bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hypopg')").Scan(&hypo); err != nil {
+		return fmt.Errorf("look up extension hypopg: %w", err)
+	}
+	if hypo {
+		if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS hypopg"); err != nil {
+			return fmt.Errorf("create extension hypopg: %w", err)
+		}
 	}
 	return nil
 }

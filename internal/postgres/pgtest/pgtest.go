@@ -38,7 +38,19 @@ const templateDB = "hmp_template"
 // the run if any goroutine outlived the tests. A cluster that cannot start
 // fails the run: tests never skip for want of a database.
 func Main(m *testing.M, c **Cluster, sets ...postgres.MigrationSet) {
-	cl, err := Start(context.Background(), sets...)
+	MainWith(m, c, Options{}, sets...)
+}
+
+// Options are a test cluster's opt-ins.
+type Options struct {
+	// StatStatements preloads pg_stat_statements and creates it, and hypopg
+	// when installed, in the template (for the index advisor's tests).
+	StatStatements bool
+}
+
+// MainWith is Main with options.
+func MainWith(m *testing.M, c **Cluster, opts Options, sets ...postgres.MigrationSet) {
+	cl, err := StartWith(context.Background(), opts, sets...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgtest:", err)
 		os.Exit(1)
@@ -58,6 +70,11 @@ func Main(m *testing.M, c **Cluster, sets ...postgres.MigrationSet) {
 // Start initialises a cluster in a temporary folder and migrates the
 // template database.
 func Start(ctx context.Context, sets ...postgres.MigrationSet) (*Cluster, error) {
+	return StartWith(ctx, Options{}, sets...)
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, opts Options, sets ...postgres.MigrationSet) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "hmp-pgtest-")
 	if err != nil {
 		return nil, err
@@ -65,7 +82,8 @@ func Start(ctx context.Context, sets ...postgres.MigrationSet) (*Cluster, error)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Database: templateDB, Ephemeral: true})
+	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Database: templateDB, Ephemeral: true,
+		NoStatStatements: !opts.StatStatements})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
