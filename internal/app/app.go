@@ -251,8 +251,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
-		AdminToken:  cfg.AdminToken,
-		Alerts:      a.Alerts,
+		AdminToken: cfg.AdminToken,
+		Alerts:     a.Alerts,
 
 		IndexAdvice: a.IndexAdvice,
 		MaxInFlight: cfg.MaxInFlight,
