@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// StartStandby makes a streaming replica of the running local cluster
+// primary in dir (`pg_basebackup -R`: a copy of the primary that then
+// follows its write-ahead log), starts it on a free loopback port as the
+// same user as the primary and waits until it accepts reads. The standby
+// has the primary's databases, superuser and password. For tests and
+// measurements; Stop (or Kill) it before the primary.
+func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, error) {
+	if primary.attached {
+		return nil, errors.New("standby: the primary is not run by this process")
+	}
+	cred, err := serverCredential()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("standby dir: %w", err)
+	}
+	pgdata := filepath.Join(dir, "pgdata")
+	if err := os.MkdirAll(pgdata, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", pgdata, err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("standby dir: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(pgdata, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("hand %s to the postgres user: %w", pgdata, err)
+		}
+	}
+	pu, err := url.Parse(primary.url)
+	if err != nil {
+		return nil, fmt.Errorf("primary url: %w", err)
+	}
+	password, _ := pu.User.Password()
+	cmd := exec.CommandContext(ctx, filepath.Join(primary.cfg.BinDir, "pg_basebackup"),
+		"-D", pgdata, "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
+		"-h", pu.Hostname(), "-p", pu.Port(), "-U", pu.User.Username())
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+password)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("pg_basebackup: %w: %s", err, strings.TrimSpace(out.String()))
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cfg := primary.cfg
+	cfg.Dir, cfg.Port = dir, port
+	l := &Local{cfg: cfg, done: make(chan struct{})}
+	u := *pu
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	l.url = u.String()
+	if err := l.start(ctx, port, cred); err != nil {
+		return nil, fmt.Errorf("start standby: %w", err)
+	}
+	return l, nil
+}
+
+// Kill ends the server and every process of its group with SIGKILL, as a
+// crash would, and waits for it: nothing is shut down cleanly. A later
+// Stop does nothing more.
+func (l *Local) Kill() {
+	if l.attached || l.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+	<-l.done
+	l.stopOnce.Do(func() {})
+}
