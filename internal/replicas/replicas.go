@@ -337,7 +337,7 @@ func (r *Router) pick(ctx context.Context, token *domain.Token) *replica {
 	if best == nil || token == nil {
 		return best
 	}
-	bar, err := r.primaryLSN(ctx)
+	bar, err := r.PrimaryLSN(ctx)
 	if err != nil {
 		return nil // the primary answers the read, or fails it
 	}
@@ -380,17 +380,28 @@ func (rep *replica) noteReplay(lsn uint64) {
 }
 
 const (
-	insertLSNSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`
+	insertLSNSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
+		current_setting('wal_block_size')::bigint, pg_size_bytes(current_setting('wal_segment_size'))`
 	replayLSNSQL = `SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint`
 )
 
-// primaryLSN is the primary's WAL insert position: past the commit record
+// PrimaryLSN is the primary's WAL insert position: past the commit record
 // of every transaction that has committed (even with synchronous_commit
-// off, whose records may not be written out yet).
-func (r *Router) primaryLSN(ctx context.Context) (uint64, error) {
-	var lsn int64
-	if err := r.primary.QueryRow(ctx, insertLSNSQL).Scan(&lsn); err != nil {
+// off, whose records may not be written out yet). A position just past a
+// page header means the page's start: a replica's replay position (the
+// end of the last record) stops there until the next record, which on an
+// idle primary may come many seconds later.
+func (r *Router) PrimaryLSN(ctx context.Context) (uint64, error) {
+	var lsn, block, segment int64
+	if err := r.primary.QueryRow(ctx, insertLSNSQL).Scan(&lsn, &block, &segment); err != nil {
 		return 0, fmt.Errorf("read primary wal position: %w", postgres.Translate(err))
+	}
+	const shortHeader, longHeader = 24, 40 // SizeOfXLogShortPHD, SizeOfXLogLongPHD
+	switch {
+	case segment > 0 && lsn%segment == longHeader:
+		lsn -= longHeader
+	case block > 0 && lsn%block == shortHeader && lsn%segment != shortHeader:
+		lsn -= shortHeader
 	}
 	return uint64(lsn), nil
 }
@@ -430,7 +441,7 @@ func (r *Router) Check(ctx context.Context) {
 	}
 	at := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.CheckTimeout)
-	primary, err := r.primaryLSN(cctx)
+	primary, err := r.PrimaryLSN(cctx)
 	cancel()
 	if err != nil {
 		// Without the primary's position no lag can be bounded: leave the

@@ -74,9 +74,11 @@ func (b bundle) write(t *testing.T) (int64, domain.Token) {
 	if err := b.primary.QueryRow(ctx, `UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n, pg_current_xact_id()::text::bigint`).Scan(&n, &tok.TxID); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&tok.LSN); err != nil {
+	lsn, err := b.router.PrimaryLSN(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	tok.LSN = lsn
 	return n, tok
 }
 
@@ -101,9 +103,11 @@ func (b bundle) waitReplayed(t *testing.T) {
 	for {
 		var caughtUp bool
 		var target int64
-		if err := b.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&target); err != nil {
+		lsn, err := b.router.PrimaryLSN(ctx)
+		if err != nil {
 			t.Fatal(err)
 		}
+		target = int64(lsn)
 		if err := b.direct.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0') >= $1`, target).Scan(&caughtUp); err != nil {
 			t.Fatal(err)
 		}
