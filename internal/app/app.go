@@ -31,6 +31,7 @@ import (
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
+	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -77,6 +78,8 @@ type App struct {
 	Detector       *reconcile.Detector
 	// Cache is the report cache (nil when off).
 	Cache *cache.Cache
+	// Replicas routes report reads to read replicas or the primary.
+	Replicas *replicas.Router
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 
@@ -212,6 +215,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
 		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache)
+	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
 		return nil, err
 	}
@@ -234,6 +241,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
+		Replicas: replicaStates, WritePosition: writePosition,
 		AdminToken:  cfg.AdminToken,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},

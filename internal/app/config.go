@@ -13,6 +13,7 @@ import (
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
+	"hmp/internal/replicas"
 	"hmp/internal/reports"
 )
 
@@ -95,6 +96,20 @@ type Config struct {
 	BcryptCost int
 	// ShutdownTimeout bounds the graceful drain on stop. Default 15 s.
 	ShutdownTimeout time.Duration
+	// ReplicaURLs are PostgreSQL streaming replicas of the database
+	// (HMP_REPLICA_URLS) that report reads may be served from. Empty:
+	// every read on the primary.
+	ReplicaURLs []string
+	// ReplicaReads turns reading from ReplicaURLs "on" or "off". Empty:
+	// the profile's (phase2 and later on, earlier profiles off): choosing
+	// an earlier profile, or "off", is this stage's rollback.
+	ReplicaReads string
+	// Replicas tunes the replica router: MaxLag (how stale a read without
+	// a consistency token may be, default 5 s), the check interval
+	// (default 2 s), the token wait (default 100 ms) and each replica's
+	// pool (default 20 connections at most). Its URLs and Disabled are
+	// set from the two fields above.
+	Replicas replicas.Config
 	// Clock is the time source of every service. Default time.Now; tests
 	// move it.
 	Clock func() time.Time
@@ -160,6 +175,14 @@ func (c Config) WithDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.ReplicaReads == "" {
+		c.ReplicaReads = "off"
+		if p, err := LookupProfile(c.Profile); err == nil && p.ReplicaReads {
+			c.ReplicaReads = "on"
+		}
+	}
+	c.Replicas.URLs, c.Replicas.Disabled = c.ReplicaURLs, c.ReplicaReads != "on"
+	c.Replicas = c.Replicas.WithDefaults()
 	return c
 }
 
@@ -198,6 +221,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueueWait < 0 {
 		errs = append(errs, fmt.Errorf("max queue wait must not be negative, got %s", c.MaxQueueWait))
+	}
+	if c.ReplicaReads != "on" && c.ReplicaReads != "off" {
+		errs = append(errs, fmt.Errorf("replica reads must be on or off, got %q", c.ReplicaReads))
+	}
+	if err := c.Replicas.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("bcrypt cost must be 4..31, got %d", c.BcryptCost))

@@ -29,6 +29,9 @@ type Profile struct {
 	Corrections string
 	// Cache sizes the report cache and picks its invalidation mode.
 	Cache cache.Config
+	// ReplicaReads serves report reads from the configured read replicas
+	// (HMP_REPLICA_URLS; none configured: the primary serves all).
+	ReplicaReads bool
 }
 
 // Profiles returns the known profiles by name.
@@ -68,6 +71,7 @@ func phase1() Profile {
 func phase2() Profile {
 	p := phase1()
 	p.Name = "phase2"
+	p.ReplicaReads = true
 	return p
 }
 
