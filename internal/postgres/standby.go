@@ -87,3 +87,12 @@ func (l *Local) Kill() {
 	<-l.done
 	l.stopOnce.Do(func() {})
 }
+
+// Addr is the host:port the cluster listens on.
+func (l *Local) Addr() string {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
