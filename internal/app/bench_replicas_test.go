@@ -10,12 +10,13 @@ import (
 	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/loadtest"
+	"hmp/internal/postgres"
 )
 
 // BenchmarkReplicaReads measures report reads with one streaming replica
 // (a pg_basebackup of the test cluster on the same machine) against the
 // primary alone, side by side in one run, the report cache off so that
-// every read reaches PostgreSQL: daily reports of 50 organizations of 4
+// every read reaches PostgreSQL, commits synchronous as in production: daily reports of 50 organizations of 4
 // properties over the last 30 days, Zipf-chosen, a closed loop of 32
 // clients for HMP_BENCH_SECONDS (default 5). Then 200 writes, each
 // followed by a read presenting its consistency token: the token reads'
@@ -41,9 +42,11 @@ func BenchmarkReplicaReads(b *testing.B) {
 		replica bool
 	}{{"primary-alone", false}, {"one-replica", true}} {
 		b.Run(c.name, func(b *testing.B) {
-			opts := []func(*app.Config){func(cfg *app.Config) { cfg.Cache.Entries = -1 }}
+			opts := []func(*app.Config){syncCommit, func(cfg *app.Config) { cfg.Cache.Entries = -1 }}
 			if c.replica {
-				opts = append(opts, withReplica(cluster.NewReplica(b)))
+				opts = append(opts, withReplica(cluster.NewReplica(b)), func(cfg *app.Config) {
+					cfg.Replicas.Pool = postgres.PoolConfig{} // the default, 20 connections
+				})
 			}
 			env := apptest.Start(b, cluster, opts...)
 			ctx := context.Background()

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/domain"
@@ -23,6 +25,22 @@ func withReplica(rep *pgtest.Replica) func(*app.Config) {
 		c.ReplicaReads = "on"
 		c.Replicas.CheckInterval = 100 * time.Millisecond
 		c.Replicas.Pool = postgres.PoolConfig{MaxConns: 4, MinConns: 1}
+	}
+}
+
+// syncCommit makes the test database commit synchronously, as a
+// production primary does (the test cluster turns it off for speed): a
+// commit is then on the primary's disk, hence sendable to replicas, when
+// it returns, and a read with its token can be served by a replica.
+func syncCommit(c *app.Config) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.DatabaseURL)
+	if err == nil {
+		_, err = conn.Exec(ctx, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$`)
+		conn.Close(ctx)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("synchronous commit: %v", err))
 	}
 }
 
@@ -75,7 +93,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestReplicaReadsFollowTokens(t *testing.T) {
 	t.Parallel()
 	rep := cluster.NewReplica(t)
-	f := repStart(t, "Replica Reads", withReplica(rep))
+	f := repStart(t, "Replica Reads", syncCommit, withReplica(rep))
 	prop := f.property("Harbour", "UTC")
 	direct, err := postgres.OpenLazy(context.Background(), rep.DatabaseURL(f.env.App.DatabaseURL), postgres.PoolConfig{MaxConns: 1, MinConns: 1})
 	if err != nil {
@@ -118,8 +136,12 @@ func TestReplicaReadsFollowTokens(t *testing.T) {
 		}
 	}
 
+	replicaBefore := metricValue(f.env, `hmp_db_reads_total{target="replica"}`)
 	for i := range 15 {
 		step("healthy", i)
+	}
+	if metricValue(f.env, `hmp_db_reads_total{target="replica"}`) == replicaBefore {
+		t.Error("the healthy replica served none of 15 token reads")
 	}
 	// Reads without a token: a healthy replica serves them (the cache
 	// misses: every day is read once).

@@ -337,11 +337,17 @@ func (r *Router) pick(ctx context.Context, token *domain.Token) *replica {
 	if best == nil || token == nil {
 		return best
 	}
-	bar, err := r.PrimaryLSN(ctx)
+	bar, flushed, err := r.positions(ctx)
 	if err != nil {
 		return nil // the primary answers the read, or fails it
 	}
 	bar = max(bar, token.LSN)
+	if bar > flushed {
+		// Not yet on the primary's disk (synchronous_commit off), so not
+		// yet sent: no replica can have it before the WAL writer's next
+		// round, later than a wait is worth.
+		return nil
+	}
 	var furthest *replica
 	for _, rep := range fresh {
 		rep.mu.Lock()
@@ -381,6 +387,7 @@ func (rep *replica) noteReplay(lsn uint64) {
 
 const (
 	insertLSNSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
+		pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')::bigint,
 		current_setting('wal_block_size')::bigint, pg_size_bytes(current_setting('wal_segment_size'))`
 	replayLSNSQL = `SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint`
 )
@@ -392,18 +399,28 @@ const (
 // end of the last record) stops there until the next record, which on an
 // idle primary may come many seconds later.
 func (r *Router) PrimaryLSN(ctx context.Context) (uint64, error) {
-	var lsn, block, segment int64
-	if err := r.primary.QueryRow(ctx, insertLSNSQL).Scan(&lsn, &block, &segment); err != nil {
-		return 0, fmt.Errorf("read primary wal position: %w", postgres.Translate(err))
+	lsn, _, err := r.positions(ctx)
+	return lsn, err
+}
+
+// positions returns the primary's WAL insert position (see PrimaryLSN)
+// and how far its WAL is flushed (what walsenders may have sent).
+func (r *Router) positions(ctx context.Context) (insert, flushed uint64, err error) {
+	var lsn, flush, block, segment int64
+	if err := r.primary.QueryRow(ctx, insertLSNSQL).Scan(&lsn, &flush, &block, &segment); err != nil {
+		return 0, 0, fmt.Errorf("read primary wal position: %w", postgres.Translate(err))
 	}
 	const shortHeader, longHeader = 24, 40 // SizeOfXLogShortPHD, SizeOfXLogLongPHD
-	switch {
-	case segment > 0 && lsn%segment == longHeader:
-		lsn -= longHeader
-	case block > 0 && lsn%block == shortHeader && lsn%segment != shortHeader:
-		lsn -= shortHeader
+	pageStart := func(lsn int64) int64 {
+		switch {
+		case segment > 0 && lsn%segment == longHeader:
+			return lsn - longHeader
+		case block > 0 && lsn%block == shortHeader && lsn%segment != shortHeader:
+			return lsn - shortHeader
+		}
+		return lsn
 	}
-	return uint64(lsn), nil
+	return uint64(pageStart(lsn)), uint64(pageStart(flush)), nil
 }
 
 // errBehind ends the wait for a replay that did not come in time.
