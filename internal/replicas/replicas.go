@@ -271,21 +271,24 @@ func (r *Router) Statuses() []Status {
 }
 
 // Read runs fn on a replica when one may serve the read, else on the
-// primary. With a token (the read already waited until the projection
-// reflects the write on the primary) the replica must have replayed the
-// primary's position as of now: the projector commits after the write,
-// so the write's own position is not enough. A read that fails on a
-// replica runs again on the primary: fn must be read-only and safe to
-// run twice. ctx ending stops everything.
-func (r *Router) Read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) error {
-	if rep := r.pick(ctx, token); rep != nil {
+// primary, and returns how old the data may be: zero when read as of now
+// (the primary, or a replica that replayed the token's bar, which is
+// later than the call), else the time before which the replica holds
+// every commit. With a token (the read already waited until the
+// projection reflects the write on the primary) the replica must have
+// replayed the primary's position as of now: the projector commits after
+// the write, so the write's own position is not enough. A read that fails
+// on a replica runs again on the primary: fn must be read-only and safe
+// to run twice. ctx ending stops everything.
+func (r *Router) Read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) (time.Time, error) {
+	if rep, asOf := r.pick(ctx, token); rep != nil {
 		err := fn(rep.pool)
 		if err == nil {
 			r.m.reads.WithLabelValues("replica").Inc()
-			return nil
+			return asOf, nil
 		}
 		if ctx.Err() != nil {
-			return err
+			return time.Time{}, err
 		}
 		if postgres.Transient(err) && !postgres.Serialization(err) {
 			// Gone mid-read: stop sending reads there until a check
@@ -299,25 +302,28 @@ func (r *Router) Read(ctx context.Context, token *domain.Token, fn func(db *pgxp
 	if err == nil {
 		r.m.reads.WithLabelValues("primary").Inc()
 	}
-	return err
+	return time.Time{}, err
 }
 
-// pick returns the replica to read from, or nil for the primary.
-func (r *Router) pick(ctx context.Context, token *domain.Token) *replica {
+// pick returns the replica to read from (nil: the primary) and how old
+// its data may be (zero: as of now).
+func (r *Router) pick(ctx context.Context, token *domain.Token) (*replica, time.Time) {
 	if len(r.reps) == 0 || !r.enabled.Load() {
-		return nil
+		return nil, time.Time{}
 	}
 	now := time.Now()
 	var (
-		best  *replica
-		bestB uint64
-		ties  int
+		best     *replica
+		bestB    uint64
+		bestAsOf time.Time
+		ties     int
 	)
 	fresh := make([]*replica, 0, len(r.reps))
 	for _, rep := range r.reps {
 		rep.mu.Lock()
 		ok := rep.state == Healthy && rep.lagSeconds+now.Sub(rep.checked).Seconds() <= r.cfg.MaxLag.Seconds()
 		lag := rep.lagBytes
+		asOf := rep.checked.Add(-time.Duration(rep.lagSeconds * float64(time.Second)))
 		rep.mu.Unlock()
 		if !ok {
 			continue
@@ -325,45 +331,46 @@ func (r *Router) pick(ctx context.Context, token *domain.Token) *replica {
 		fresh = append(fresh, rep)
 		switch {
 		case best == nil || lag < bestB:
-			best, bestB, ties = rep, lag, 1
+			best, bestB, bestAsOf, ties = rep, lag, asOf, 1
 		case lag == bestB:
 			// Spread reads over replicas equally behind.
 			ties++
 			if rand.IntN(ties) == 0 {
-				best = rep
+				best, bestAsOf = rep, asOf
 			}
 		}
 	}
-	if best == nil || token == nil {
-		return best
+	if best == nil {
+		return nil, time.Time{}
+	}
+	if token == nil {
+		return best, bestAsOf
 	}
 	bar, flushed, err := r.positions(ctx)
 	if err != nil {
-		return nil // the primary answers the read, or fails it
+		return nil, time.Time{} // the primary answers the read, or fails it
 	}
 	bar = max(bar, token.LSN)
 	if bar > flushed {
 		// Not yet on the primary's disk (synchronous_commit off), so not
 		// yet sent: no replica can have it before the WAL writer's next
 		// round, later than a wait is worth.
-		return nil
+		return nil, time.Time{}
 	}
 	var furthest *replica
 	for _, rep := range fresh {
-		rep.mu.Lock()
-		replay := rep.replay
-		rep.mu.Unlock()
+		replay := rep.replayed()
 		if replay >= bar {
-			return rep
+			return rep, time.Time{}
 		}
 		if furthest == nil || replay > furthest.replayed() {
 			furthest = rep
 		}
 	}
 	if r.cfg.TokenWait < 0 || r.awaitReplay(ctx, furthest, bar) != nil {
-		return nil
+		return nil, time.Time{}
 	}
-	return furthest
+	return furthest, time.Time{}
 }
 
 func (rep *replica) replayed() uint64 {

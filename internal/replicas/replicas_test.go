@@ -87,7 +87,7 @@ func (b bundle) read(t *testing.T, tok *domain.Token) (int64, string) {
 	t.Helper()
 	var n int64
 	var where string
-	err := b.router.Read(context.Background(), tok, func(db *pgxpool.Pool) error {
+	_, err := b.router.Read(context.Background(), tok, func(db *pgxpool.Pool) error {
 		return db.QueryRow(context.Background(), `SELECT n, CASE WHEN pg_is_in_recovery() THEN 'replica' ELSE 'primary' END FROM counter WHERE id = 1`).Scan(&n, &where)
 	})
 	if err != nil {
@@ -175,6 +175,7 @@ func TestRouterPausedReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = b.direct.Exec(context.Background(), `SELECT pg_wal_replay_resume()`) })
+	wrote := time.Now()
 	want, tok := b.write(t)
 	// The write is not replayed: a token read goes to the primary...
 	if n, where := b.read(t, &tok); n != want || where != "primary" {
@@ -192,6 +193,11 @@ func TestRouterPausedReplay(t *testing.T) {
 	b.router.Check(ctx)
 	if v := testutil.ToFloat64(b.router.Metrics().LagBytes("replica")); v <= 0 {
 		t.Errorf("hmp_replica_lag_bytes = %v with replay paused behind a write", v)
+	}
+	// The replica's answer says how old it may be: from before the write.
+	asOf, err := b.router.Read(ctx, nil, func(db *pgxpool.Pool) error { return db.Ping(ctx) })
+	if err != nil || asOf.IsZero() || !asOf.Before(wrote) {
+		t.Errorf("a read on the paused replica is as of %v (%v), want before the write at %v", asOf, err, wrote)
 	}
 	if _, err := b.direct.Exec(ctx, `SELECT pg_wal_replay_resume()`); err != nil {
 		t.Fatal(err)

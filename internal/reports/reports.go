@@ -64,7 +64,9 @@ func NewService(pool *pgxpool.Pool, props Properties, waiter *Waiter, now func()
 // token, else the primary (package replicas). fn may run twice (on a
 // replica, then on the primary).
 type Router interface {
-	Read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) error
+	// Read runs fn and returns how old its data may be: the time before
+	// which every commit is in it, or zero when it was read as of now.
+	Read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) (time.Time, error)
 }
 
 // WithRouter makes s run its report queries where r sends them (nil: on
@@ -75,12 +77,17 @@ func (s *Service) WithRouter(r Router) *Service {
 	return s
 }
 
-// read runs a report query through the router, if any.
+// read runs a report query through the router, if any. When a lagging
+// replica answered, the report cache learns how old the answer may be.
 func (s *Service) read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) error {
 	if s.router == nil {
 		return fn(s.pool)
 	}
-	return s.router.Read(ctx, token, fn)
+	asOf, err := s.router.Read(ctx, token, fn)
+	if err == nil && !asOf.IsZero() {
+		cache.AsOf(ctx, asOf) // a replica's answer: the cache must not take it for current
+	}
+	return err
 }
 
 // Read qualifies a report query.
