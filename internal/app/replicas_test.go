@@ -186,3 +186,29 @@ func TestReplicaReadsFollowTokens(t *testing.T) {
 		t.Errorf("hmp_replica_healthy = %v for a killed replica", v)
 	}
 }
+
+// Replica reads follow the profile unless set: phase2 and later read from
+// replicas, earlier profiles do not (the rollback), "off" wins.
+func TestReplicaReadsSetting(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ profile, set, want string }{
+		{"phase1", "", "off"}, {"baseline", "", "off"}, {"phase2", "", "on"}, {"phase3", "", "on"},
+		{"phase2", "off", "off"}, {"phase1", "on", "on"},
+	} {
+		cfg := app.Config{Profile: c.profile, ReplicaReads: c.set, ReplicaURLs: []string{"postgres://hmp@replica:5433/hmp"}}.WithDefaults()
+		if cfg.ReplicaReads != c.want || cfg.Replicas.Disabled != (c.want == "off") || len(cfg.Replicas.URLs) != 1 {
+			t.Errorf("profile %s, reads %q: got %q (disabled %v)", c.profile, c.set, cfg.ReplicaReads, cfg.Replicas.Disabled)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("profile %s, reads %q: %v", c.profile, c.set, err)
+		}
+	}
+	bad := app.Config{ReplicaReads: "sometimes", ReplicaURLs: []string{"postgres://hmp:secret@replica:notaport/hmp"}}.WithDefaults()
+	err := bad.Validate()
+	if err == nil || !strings.Contains(err.Error(), "replica reads") || !strings.Contains(err.Error(), "replica url 1") {
+		t.Fatalf("Validate = %v, want the setting and the url named", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("Validate echoes the password: %v", err)
+	}
+}
