@@ -76,16 +76,49 @@ func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, erro
 	return l, nil
 }
 
-// Kill ends the server and every process of its group with SIGKILL, as a
-// crash would, and waits for it: nothing is shut down cleanly. A later
+// Kill ends the server and every process it started with SIGKILL, as a
+// crash of the machine would, and waits for the server: nothing is shut
+// down cleanly, and open connections break. (Backends put themselves in
+// their own sessions, so they are found by parent, not by group.) A later
 // Stop does nothing more.
 func (l *Local) Kill() {
 	if l.attached || l.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+	pid := l.cmd.Process.Pid
+	children := childrenOf(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGKILL)
+	}
 	<-l.done
 	l.stopOnce.Do(func() {})
+}
+
+// childrenOf lists the processes whose parent is pid (from /proc).
+func childrenOf(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so parse
+		// after its closing parenthesis.
+		rest := string(b)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if f := strings.Fields(rest); len(f) >= 2 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // Addr is the host:port the cluster listens on.
