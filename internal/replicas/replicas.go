@@ -215,6 +215,10 @@ func label(pool *pgxpool.Pool, i int) string {
 // background, until Stop. Safe to call twice.
 func (r *Router) Start(ctx context.Context) error {
 	r.startOnce.Do(func() {
+		if len(r.reps) == 0 {
+			close(r.done) // nothing to check
+			return
+		}
 		ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		r.Check(ctx)
 		go r.run(ctx)
