@@ -182,6 +182,9 @@ func (c Config) WithDefaults() Config {
 		}
 	}
 	c.Replicas.URLs, c.Replicas.Disabled = c.ReplicaURLs, c.ReplicaReads != "on"
+	if c.Replicas.Pool.StatementTimeout == 0 {
+		c.Replicas.Pool.StatementTimeout = c.Pool.StatementTimeout // the same backstop as the primary's
+	}
 	c.Replicas = c.Replicas.WithDefaults()
 	return c
 }
