@@ -151,7 +151,7 @@ type Router struct {
 	done                chan struct{}
 }
 
-// sample is the primary's WAL insert position at a time: every
+// sample is the primary's position (PrimaryLSN) at a time: every
 // transaction committed before at has its commit record below lsn.
 type sample struct {
 	lsn uint64
@@ -356,9 +356,10 @@ func (r *Router) pick(ctx context.Context, token *domain.Token) (*replica, time.
 	}
 	bar = max(bar, token.LSN)
 	if bar > flushed {
-		// Not yet on the primary's disk (synchronous_commit off), so not
-		// yet sent: no replica can have it before the WAL writer's next
-		// round, later than a wait is worth.
+		// Not yet on the primary's disk (synchronous_commit off, or the
+		// token's position from a write not flushed yet), so not yet sent:
+		// no replica can have it before the WAL writer's next round,
+		// later than a wait is worth.
 		return nil, time.Time{}
 	}
 	var furthest *replica
@@ -397,41 +398,52 @@ func (rep *replica) noteReplay(lsn uint64) {
 }
 
 const (
-	insertLSNSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
+	primaryLSNSQL = `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
 		pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')::bigint,
-		current_setting('wal_block_size')::bigint, pg_size_bytes(current_setting('wal_segment_size'))`
+		current_setting('wal_block_size')::bigint, pg_size_bytes(current_setting('wal_segment_size')),
+		current_setting('synchronous_commit') = 'off'`
 	replayLSNSQL = `SELECT coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint`
 )
 
-// PrimaryLSN is the primary's WAL insert position: past the commit record
-// of every transaction that has committed (even with synchronous_commit
-// off, whose records may not be written out yet). A position just past a
-// page header means the page's start: a replica's replay position (the
-// end of the last record) stops there until the next record, which on an
-// idle primary may come many seconds later.
+// PrimaryLSN is the primary's WAL position past the commit record of
+// every transaction visible now: how far its WAL is flushed, since a
+// commit is flushed before it becomes visible; with synchronous_commit
+// off (the session default of the pool, which the projector shares) the
+// insert position, since such commits become visible before they are
+// written out. A position just past a page header means the page's start:
+// a replica's replay position (the end of the last record) stops there
+// until the next record, which on an idle primary may come many seconds
+// later.
 func (r *Router) PrimaryLSN(ctx context.Context) (uint64, error) {
 	lsn, _, err := r.positions(ctx)
 	return lsn, err
 }
 
-// positions returns the primary's WAL insert position (see PrimaryLSN)
-// and how far its WAL is flushed (what walsenders may have sent).
-func (r *Router) positions(ctx context.Context) (insert, flushed uint64, err error) {
-	var lsn, flush, block, segment int64
-	if err := r.primary.QueryRow(ctx, insertLSNSQL).Scan(&lsn, &flush, &block, &segment); err != nil {
+// positions returns PrimaryLSN's position and how far the primary's WAL
+// is flushed (what walsenders may have sent).
+func (r *Router) positions(ctx context.Context) (visible, flushed uint64, err error) {
+	var (
+		insert, flush, block, segment int64
+		async                         bool
+	)
+	if err := r.primary.QueryRow(ctx, primaryLSNSQL).Scan(&insert, &flush, &block, &segment, &async); err != nil {
 		return 0, 0, fmt.Errorf("read primary wal position: %w", postgres.Translate(err))
 	}
 	const shortHeader, longHeader = 24, 40 // SizeOfXLogShortPHD, SizeOfXLogLongPHD
-	pageStart := func(lsn int64) int64 {
+	pageStart := func(lsn int64) uint64 {
 		switch {
 		case segment > 0 && lsn%segment == longHeader:
-			return lsn - longHeader
+			return uint64(lsn - longHeader)
 		case block > 0 && lsn%block == shortHeader && lsn%segment != shortHeader:
-			return lsn - shortHeader
+			return uint64(lsn - shortHeader)
 		}
-		return lsn
+		return uint64(lsn)
 	}
-	return uint64(pageStart(lsn)), uint64(pageStart(flush)), nil
+	flushed = pageStart(flush)
+	if async {
+		return max(pageStart(insert), flushed), flushed, nil
+	}
+	return flushed, flushed, nil
 }
 
 // errBehind ends the wait for a replay that did not come in time.
