@@ -170,6 +170,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	registerRoles(fs, &c.cfg)
 
 	registerAdvice(fs, &c.cfg)
+
+	registerReplicas(fs, &c.cfg)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: hmp serve [flags]\n\nRun the HTTP API until SIGINT or SIGTERM, then drain and stop.\n\nFlags:")
 		fs.PrintDefaults()

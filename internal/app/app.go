@@ -31,6 +31,7 @@ import (
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
+	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/telemetry"
 	"hmp/internal/tenancy"
@@ -80,6 +81,8 @@ type App struct {
 	Alerts *telemetry.Evaluator
 	// Cache is the report cache (nil when off).
 	Cache *cache.Cache
+	// Replicas routes report reads to read replicas or the primary.
+	Replicas *replicas.Router
 	// Config is the configuration in effect, defaults filled.
 	Config Config
 	// Tracer labels and times every statement of Pool (advice.go).
@@ -226,6 +229,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
 		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache)
+	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
 		return nil, err
 	}
@@ -251,10 +258,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
-		AdminToken: cfg.AdminToken,
-		Alerts:     a.Alerts,
-
+		AdminToken:  cfg.AdminToken,
+		Alerts:      a.Alerts,
 		IndexAdvice: a.IndexAdvice,
+		Replicas:    replicaStates, WritePosition: writePosition,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,

@@ -14,6 +14,7 @@ import (
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
+	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/telemetry"
 )
@@ -146,6 +147,21 @@ type Config struct {
 	// Gateway tunes the gateway role's calls to the services: per-call
 	// deadline, retries, circuit breakers. Zero fields: defaults.
 	Gateway gateway.Config
+
+	// ReplicaURLs are PostgreSQL streaming replicas of the database
+	// (HMP_REPLICA_URLS) that report reads may be served from. Empty:
+	// every read on the primary.
+	ReplicaURLs []string
+	// ReplicaReads turns reading from ReplicaURLs "on" or "off". Empty:
+	// the profile's (phase2 and later on, earlier profiles off): choosing
+	// an earlier profile, or "off", is this stage's rollback.
+	ReplicaReads string
+	// Replicas tunes the replica router: MaxLag (how stale a read without
+	// a consistency token may be, default 5 s), the check interval
+	// (default 2 s), the token wait (default 100 ms) and each replica's
+	// pool (default 20 connections at most). Its URLs and Disabled are
+	// set from the two fields above.
+	Replicas replicas.Config
 	// Clock is the time source of every service. Default time.Now; tests
 	// move it.
 	Clock func() time.Time
@@ -213,6 +229,18 @@ func (c Config) WithDefaults() Config {
 		c.Clock = time.Now
 	}
 	c = c.roleDefaults()
+
+	if c.ReplicaReads == "" {
+		c.ReplicaReads = "off"
+		if p, err := LookupProfile(c.Profile); err == nil && p.ReplicaReads {
+			c.ReplicaReads = "on"
+		}
+	}
+	c.Replicas.URLs, c.Replicas.Disabled = c.ReplicaURLs, c.ReplicaReads != "on"
+	if c.Replicas.Pool.StatementTimeout == 0 {
+		c.Replicas.Pool.StatementTimeout = c.Pool.StatementTimeout // the same backstop as the primary's
+	}
+	c.Replicas = c.Replicas.WithDefaults()
 	return c
 }
 
@@ -252,6 +280,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueueWait < 0 {
 		errs = append(errs, fmt.Errorf("max queue wait must not be negative, got %s", c.MaxQueueWait))
+	}
+	if c.ReplicaReads != "on" && c.ReplicaReads != "off" {
+		errs = append(errs, fmt.Errorf("replica reads must be on or off, got %q", c.ReplicaReads))
+	}
+	if err := c.Replicas.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BcryptCost < 4 || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("bcrypt cost must be 4..31, got %d", c.BcryptCost))

@@ -33,6 +33,10 @@ type Profile struct {
 	// profile creates (0: postgres.DefaultPartitions, 16); fixed at
 	// creation, so it documents the stage rather than switching it live.
 	Partitions int
+
+	// ReplicaReads serves report reads from the configured read replicas
+	// (HMP_REPLICA_URLS; none configured: the primary serves all).
+	ReplicaReads bool
 }
 
 // Profiles returns the known profiles by name.
@@ -73,6 +77,8 @@ func phase2() Profile {
 	p := phase1()
 	p.Name = "phase2"
 	p.Partitions = 64
+
+	p.ReplicaReads = true
 	return p
 }
 

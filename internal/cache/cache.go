@@ -186,7 +186,9 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 	if fresh {
 		c.m.fresh.Inc()
 		at := time.Now()
-		v, err := load(ctx)
+		lctx, h := withAsOf(ctx)
+		v, err := load(lctx)
+		at = h.adjust(at)
 		if err == nil {
 			e := &entry{at: at, deadline: at.Add(c.ttl(k)), val: v}
 			c.mem.Set(k.ID, e)
@@ -220,10 +222,12 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 			c.m.misses.WithLabelValues(tierRedis, class).Inc()
 		}
 		at := time.Now()
-		v, err := load(ctx)
+		lctx, h := withAsOf(ctx)
+		v, err := load(lctx)
 		if err != nil {
 			return nil, err
 		}
+		at = h.adjust(at)
 		e := &entry{at: at, deadline: at.Add(c.ttl(k)), val: v}
 		storeRedis(ctx, c, k, e, v)
 		return e, nil

@@ -101,12 +101,17 @@ func TestIDs(t *testing.T) {
 
 func TestToken(t *testing.T) {
 	t.Parallel()
-	tok := Token{TxID: 738}
-	back, err := ParseToken(tok.String())
-	if err != nil || back != tok {
-		t.Fatalf("ParseToken(%s) = %v, %v", tok, back, err)
+	for _, tok := range []Token{{TxID: 738}, {TxID: 738, LSN: 0x16B374D848}} {
+		back, err := ParseToken(tok.String())
+		if err != nil || back != tok {
+			t.Fatalf("ParseToken(%s) = %v, %v", tok, back, err)
+		}
 	}
-	for _, bad := range []string{"", "738", "c1.", "c1.0", "c1.-1", "c2.5", "c1.18446744073709551616"} {
+	if tok, err := ParseToken("c2.5.97528416328"); err != nil || tok != (Token{TxID: 5, LSN: 97528416328}) {
+		t.Errorf("ParseToken(c2.5.97528416328) = %v, %v", tok, err)
+	}
+	for _, bad := range []string{"", "738", "c1.", "c1.0", "c1.-1", "c2.5", "c2.5.", "c2..7", "c2.5.0", "c2.0.7", "c2.5.7.1",
+		"c2.5.+7", "c1.007", "c1.18446744073709551616", "c2.5.18446744073709551616"} {
 		if _, err := ParseToken(bad); err == nil {
 			t.Errorf("ParseToken(%q) accepted", bad)
 		}

@@ -214,7 +214,7 @@ func (s *server) registerFinance(api huma.API) {
 			if err != nil {
 				return nil, h.Problem(ctx, err)
 			}
-			out := &decisionOutput{ConsistencyToken: w.Token.String()}
+			out := &decisionOutput{ConsistencyToken: s.token(ctx, w.Token)}
 			out.Body.ID, out.Body.Status = r.ID.String(), string(r.Status)
 			return out, nil
 		})
@@ -236,7 +236,7 @@ func (s *server) registerFinance(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		out := &dailyApprovalOutput{ConsistencyToken: w.Token.String()}
+		out := &dailyApprovalOutput{ConsistencyToken: s.token(ctx, w.Token)}
 		out.Body.ID, out.Body.ManagerUserID, out.Body.Date = a.ID.String(), a.ManagerUserID.String(), a.Date.String()
 		out.Body.GrantedBy, out.Body.GrantedAt = a.GrantedBy.String(), a.GrantedAt
 		return out, nil
@@ -366,7 +366,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &transactionOutput{ConsistencyToken: w.Token.String(), Body: toTransactionBody(t)}, nil
+		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{
@@ -432,7 +432,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &transactionOutput{ConsistencyToken: w.Token.String(), Body: toTransactionBody(t)}, nil
+		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{
@@ -452,7 +452,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		out := &deleteOutput{Status: http.StatusNoContent, ConsistencyToken: w.Token.String()}
+		out := &deleteOutput{Status: http.StatusNoContent, ConsistencyToken: s.token(ctx, w.Token)}
 		if !deleted {
 			out.Status = http.StatusAccepted
 			out.Body = &struct {
@@ -484,7 +484,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			if err != nil {
 				return nil, h.Problem(ctx, err)
 			}
-			return &transactionOutput{ConsistencyToken: w.Token.String(), Body: toTransactionBody(t)}, nil
+			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
 		})
 	}
 }

@@ -324,7 +324,7 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		out := &cashCountOutput{ConsistencyToken: w.Token.String()}
+		out := &cashCountOutput{ConsistencyToken: s.token(ctx, w.Token)}
 		b := &out.Body
 		b.PropertyID, b.Date, b.CountedClosingCents, b.Version = c.PropertyID.String(), c.Date.String(), c.CountedClosingCents, c.Version
 		b.CountedBy, b.CountedAt = c.CountedBy.String(), c.CountedAt

@@ -50,6 +50,12 @@ type Deps struct {
 	// Ready reports whether the dependencies answer, for /readyz; a
 	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
+	// Replicas lists the read replicas' states for /readyz (nil: none); a
+	// replica down leaves the instance ready, since the primary serves.
+	Replicas func() []ReplicaState
+	// WritePosition returns the primary's WAL position, which write
+	// responses put in their consistency tokens (nil: tokens without one).
+	WritePosition func(ctx context.Context) (uint64, error)
 	// AdminToken is the operator token that the /v1/admin routes require
 	// (empty: they answer 401 to everyone).
 	AdminToken string
@@ -147,6 +153,8 @@ func New(d Deps) http.Handler {
 type healthOutput struct {
 	Body struct {
 		Status string `json:"status" example:"ok"`
+		// Replicas: each read replica's state (readyz only).
+		Replicas []ReplicaState `json:"replicas,omitempty"`
 	}
 }
 
@@ -172,6 +180,9 @@ func (s *server) registerOps(api huma.API) {
 		}
 		out := &healthOutput{}
 		out.Body.Status = "ready"
+		if s.Replicas != nil {
+			out.Body.Replicas = s.Replicas()
+		}
 		return out, nil
 	})
 }

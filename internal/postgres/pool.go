@@ -69,6 +69,20 @@ func (c PoolConfig) Validate() error {
 // Open connects a pool to url sized by cfg and checks that the server
 // answers.
 func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error) {
+	pool, err := OpenLazy(ctx, url, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return pool, nil
+}
+
+// OpenLazy is Open without the check: the server may be away now (a
+// replica being rebuilt) and connections are made when first needed.
+func OpenLazy(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -97,10 +111,6 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return pool, nil
 }

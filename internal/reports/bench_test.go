@@ -60,7 +60,7 @@ func BenchmarkDailyReportDB(b *testing.B) {
 		p := props[rng.IntN(len(props))]
 		d := first.AddDays(span - rng.IntN(365)) // a day of the last year: up to 35 months before it
 		start := time.Now()
-		days, err := s.days(ctx, org, []domain.ID{p}, d, d, false)
+		days, err := s.days(ctx, nil, org, []domain.ID{p}, d, d, false)
 		samples = append(samples, time.Since(start))
 		if err != nil || len(days) != 1 {
 			b.Fatalf("daily report: %v", err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/cache"
 	"hmp/internal/domain"
@@ -60,7 +61,7 @@ func uuids(ids []domain.ID) []pgtype.UUID {
 
 // days returns one report per calendar day from start to end (both
 // included), days without rows included, for the properties summed.
-func (s *Service) days(ctx context.Context, org domain.ID, props []domain.ID, start, end domain.Date, includePending bool) ([]DailyReport, error) {
+func (s *Service) days(ctx context.Context, tok *domain.Token, org domain.ID, props []domain.ID, start, end domain.Date, includePending bool) ([]DailyReport, error) {
 	n := domain.DaysBetween(start, end) + 1
 	out := make([]DailyReport, n)
 	for i := range out {
@@ -71,30 +72,36 @@ func (s *Service) days(ctx context.Context, org domain.ID, props []domain.ID, st
 	}
 	ids := uuids(props)
 	var opening int64
-	b := &pgx.Batch{}
-	b.Queue(openingSQL, org, ids, start.MonthStart().Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&opening)
-	})
 	rowsByDate := make(map[domain.Date]DailyReport, n)
-	b.Queue(daysSQL, org, ids, start.Time(), end.Time()).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var (
-				d       time.Time
-				f       Flows
-				counted *int64
-			)
-			if err := rows.Scan(&d, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
-				&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
-				&f.ApprovedCount, &f.PendingCount, &counted); err != nil {
-				return err
+	// A batch is built per attempt: the router runs it again on the
+	// primary when a replica fails it.
+	err := s.read(ctx, tok, func(db *pgxpool.Pool) error {
+		clear(rowsByDate)
+		b := &pgx.Batch{}
+		b.Queue(openingSQL, org, ids, start.MonthStart().Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&opening)
+		})
+		b.Queue(daysSQL, org, ids, start.Time(), end.Time()).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					d       time.Time
+					f       Flows
+					counted *int64
+				)
+				if err := rows.Scan(&d, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
+					&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
+					&f.ApprovedCount, &f.PendingCount, &counted); err != nil {
+					return err
+				}
+				r := DailyReport{Date: domain.DateOf(d), CountedClosingCents: counted}
+				r.CashReceivedCents, r.BankReceivedCents, r.CashExpensesCents, r.BankExpensesCents, r.TransactionCount = f.View(includePending)
+				rowsByDate[r.Date] = r
 			}
-			r := DailyReport{Date: domain.DateOf(d), CountedClosingCents: counted}
-			r.CashReceivedCents, r.BankReceivedCents, r.CashExpensesCents, r.BankExpensesCents, r.TransactionCount = f.View(includePending)
-			rowsByDate[r.Date] = r
-		}
-		return rows.Err()
+			return rows.Err()
+		})
+		return db.SendBatch(ctx, b).Close()
 	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("read cash book: %w", postgres.Translate(err))
 	}
 	if len(props) > 1 {
@@ -129,7 +136,7 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	s.sample(actor.OrgID, propertyID, date) // drift check, asynchronous (sample.go)
 	k := cacheKey("day", actor.OrgID, props, date, date, today, r.IncludePending)
 	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) (DailyReport, error) {
-		days, err := s.days(ctx, actor.OrgID, props, date, date, r.IncludePending)
+		days, err := s.days(ctx, r.Token, actor.OrgID, props, date, date, r.IncludePending)
 		if err != nil {
 			return DailyReport{}, err
 		}
@@ -167,7 +174,7 @@ func (s *Service) DailyReports(ctx context.Context, actor domain.Actor, property
 	}
 	k := cacheKey("days", actor.OrgID, props, start, end, today, r.IncludePending)
 	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) ([]DailyReport, error) {
-		return s.days(ctx, actor.OrgID, props, start, end, r.IncludePending)
+		return s.days(ctx, r.Token, actor.OrgID, props, start, end, r.IncludePending)
 	})
 }
 
@@ -209,14 +216,14 @@ func (s *Service) MonthlyReport(ctx context.Context, actor domain.Actor, propert
 	end := domain.Date{Year: year, Month: month, Day: domain.DaysInMonth(year, month)}
 	k := cacheKey("month", actor.OrgID, props, start, end, today, r.IncludePending)
 	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) (MonthlyReport, error) {
-		return s.monthly(ctx, actor.OrgID, props, propertyID, start, end, r.IncludePending)
+		return s.monthly(ctx, r.Token, actor.OrgID, props, propertyID, start, end, r.IncludePending)
 	})
 }
 
 // monthly reads a month's report from PostgreSQL.
-func (s *Service) monthly(ctx context.Context, org domain.ID, props []domain.ID, propertyID *domain.ID, start, end domain.Date, includePending bool) (MonthlyReport, error) {
+func (s *Service) monthly(ctx context.Context, tok *domain.Token, org domain.ID, props []domain.ID, propertyID *domain.ID, start, end domain.Date, includePending bool) (MonthlyReport, error) {
 	year, month := start.Year, start.Month
-	days, err := s.days(ctx, org, props, start, end, includePending)
+	days, err := s.days(ctx, tok, org, props, start, end, includePending)
 	if err != nil {
 		return MonthlyReport{}, err
 	}
@@ -262,12 +269,12 @@ func (s *Service) YearlySummary(ctx context.Context, actor domain.Actor, propert
 	start, end := domain.Date{Year: year, Month: 1, Day: 1}, domain.Date{Year: year, Month: 12, Day: 31}
 	k := cacheKey("year", actor.OrgID, props, start, end, today, r.IncludePending)
 	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) ([]MonthSummary, error) {
-		return s.yearly(ctx, actor.OrgID, props, year, r.IncludePending)
+		return s.yearly(ctx, r.Token, actor.OrgID, props, year, r.IncludePending)
 	})
 }
 
 // yearly reads a year's summary from the monthly rollups in PostgreSQL.
-func (s *Service) yearly(ctx context.Context, org domain.ID, props []domain.ID, year int, includePending bool) ([]MonthSummary, error) {
+func (s *Service) yearly(ctx context.Context, tok *domain.Token, org domain.ID, props []domain.ID, year int, includePending bool) ([]MonthSummary, error) {
 	out := make([]MonthSummary, 12)
 	for i := range out {
 		out[i].Month = time.Month(i + 1)
@@ -278,27 +285,33 @@ func (s *Service) yearly(ctx context.Context, org domain.ID, props []domain.ID, 
 	start := domain.Date{Year: year, Month: 1, Day: 1}
 	ids := uuids(props)
 	var opening int64
-	b := &pgx.Batch{}
-	b.Queue(openingSQL, org, ids, start.Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&opening)
-	})
-	b.Queue(monthsSQL, org, ids, start.Time(), domain.Date{Year: year + 1, Month: 1, Day: 1}.Time()).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var (
-				m time.Time
-				f Flows
-			)
-			if err := rows.Scan(&m, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
-				&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
-				&f.ApprovedCount, &f.PendingCount); err != nil {
-				return err
-			}
-			ms := &out[m.Month()-1]
-			ms.CashReceivedCents, ms.BankReceivedCents, ms.CashExpensesCents, ms.BankExpensesCents, ms.TransactionCount = f.View(includePending)
+	err := s.read(ctx, tok, func(db *pgxpool.Pool) error {
+		for i := range out {
+			out[i] = MonthSummary{Month: time.Month(i + 1)} // an earlier attempt's rows
 		}
-		return rows.Err()
+		b := &pgx.Batch{}
+		b.Queue(openingSQL, org, ids, start.Time(), start.Time(), includePending).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&opening)
+		})
+		b.Queue(monthsSQL, org, ids, start.Time(), domain.Date{Year: year + 1, Month: 1, Day: 1}.Time()).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					m time.Time
+					f Flows
+				)
+				if err := rows.Scan(&m, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
+					&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
+					&f.ApprovedCount, &f.PendingCount); err != nil {
+					return err
+				}
+				ms := &out[m.Month()-1]
+				ms.CashReceivedCents, ms.BankReceivedCents, ms.CashExpensesCents, ms.BankExpensesCents, ms.TransactionCount = f.View(includePending)
+			}
+			return rows.Err()
+		})
+		return db.SendBatch(ctx, b).Close()
 	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("read yearly summary: %w", postgres.Translate(err))
 	}
 	balance := opening

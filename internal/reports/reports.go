@@ -48,6 +48,9 @@ type Service struct {
 	// sampler is offered served daily reads for a drift check (sample.go).
 	sampler Sampler
 	cache   *cache.Cache
+	// router sends report reads to a replica or the primary (nil: the
+	// primary; see WithRouter).
+	router Router
 }
 
 // NewService returns a Service; waiter serves reads that carry a
@@ -55,6 +58,37 @@ type Service struct {
 // the clock.
 func NewService(pool *pgxpool.Pool, props Properties, waiter *Waiter, now func() time.Time) *Service {
 	return &Service{pool: pool, props: props, waiter: waiter, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+}
+
+// Router runs a report read where it may be served: a replica within the
+// maximum lag, one that has replayed past the write for a read with a
+// token, else the primary (package replicas). fn may run twice (on a
+// replica, then on the primary).
+type Router interface {
+	// Read runs fn and returns how old its data may be: the time before
+	// which every commit is in it, or zero when it was read as of now.
+	Read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) (time.Time, error)
+}
+
+// WithRouter makes s run its report queries where r sends them (nil: on
+// the primary) and returns s. Call it before serving. Cash counts and the
+// consistency wait stay on the primary.
+func (s *Service) WithRouter(r Router) *Service {
+	s.router = r
+	return s
+}
+
+// read runs a report query through the router, if any. When a lagging
+// replica answered, the report cache learns how old the answer may be.
+func (s *Service) read(ctx context.Context, token *domain.Token, fn func(db *pgxpool.Pool) error) error {
+	if s.router == nil {
+		return fn(s.pool)
+	}
+	asOf, err := s.router.Read(ctx, token, fn)
+	if err == nil && !asOf.IsZero() {
+		cache.AsOf(ctx, asOf) // a replica's answer: the cache must not take it for current
+	}
+	return err
 }
 
 // Read qualifies a report query.
