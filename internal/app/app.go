@@ -90,6 +90,9 @@ type App struct {
 	// afterCorrection invalidates the reports a correction made stale
 	// (set by the report cache's wiring; nil: nothing cached).
 	afterCorrection func(ctx context.Context, touched []reports.Touched)
+	// replicaReads turns report reads from replicas on or off live (the
+	// replicas' wiring sets it; nil: no replicas, the knob changes nothing).
+	replicaReads func(on bool)
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -220,6 +223,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if err != nil {
 		return nil, err
 	}
+	liveSettings, err := a.startSettings(ctx, limiter)
+	if err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(httpapi.Deps{
 		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
@@ -234,6 +241,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
+		Settings:    liveSettings,
 		AdminToken:  cfg.AdminToken,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},

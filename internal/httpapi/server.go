@@ -52,6 +52,12 @@ type Deps struct {
 	// AdminToken is the operator token that the /v1/admin routes require
 	// (empty: they answer 401 to everyone).
 	AdminToken string
+	// Settings serves /v1/admin/settings (live settings); nil leaves the
+	// routes out.
+	Settings SettingsService
+	// Dashboard serves /dashboard and its assets and events (it checks
+	// the operator token itself); nil leaves it out.
+	Dashboard http.Handler
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -102,6 +108,11 @@ func New(d Deps) http.Handler {
 	s.registerFinance(api)
 	s.registerReports(api)
 	s.registerReconciliation(api)
+	s.registerSettings(api)
+	if d.Dashboard != nil {
+		mux.Handle("/dashboard", d.Dashboard)
+		mux.Handle("/dashboard/", d.Dashboard)
+	}
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

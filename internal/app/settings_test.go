@@ -1,0 +1,220 @@
+package app_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"hmp/internal/app"
+	"hmp/internal/apptest"
+	"hmp/internal/reports"
+	"hmp/internal/settings"
+)
+
+const testAdminToken = "operator-token-for-tests-0123456789"
+
+// liveState is GET /v1/admin/settings.
+type liveState struct {
+	Settings   settings.Settings `json:"settings"`
+	Revision   uint64            `json:"revision"`
+	ApplyError string            `json:"applyError"`
+}
+
+func admin(c *app.Config) { c.AdminToken = testAdminToken }
+
+func putSettings(t testing.TB, env *apptest.Env, who string, body any) liveState {
+	t.Helper()
+	var st liveState
+	env.Must(200, "PUT", "/v1/admin/settings", "", body, "Authorization", "Bearer "+testAdminToken, "X-HMP-Operator", who).JSON(t, &st)
+	if st.ApplyError != "" {
+		t.Fatalf("settings applied with an error: %s", st.ApplyError)
+	}
+	return st
+}
+
+func getSettings(t testing.TB, env *apptest.Env) liveState {
+	t.Helper()
+	var st liveState
+	env.Must(200, "GET", "/v1/admin/settings", "", nil, "Authorization", "Bearer "+testAdminToken).JSON(t, &st)
+	return st
+}
+
+// awaitRevision waits until env has applied revision rev (it learns of it
+// over the bus).
+func awaitRevision(t testing.TB, env *apptest.Env, rev uint64) liveState {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := getSettings(t, env)
+		if st.Revision >= rev {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still at settings revision %d, want %d", env.BaseURL, st.Revision, rev)
+		}
+		<-tick.C
+	}
+}
+
+// mustTuned checks that the instance's projector runs with s's knobs.
+func mustTuned(t testing.TB, env *apptest.Env, s settings.Settings) {
+	t.Helper()
+	want := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
+		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
+	if got := env.App.Projector.Tuning(); got != want {
+		t.Fatalf("%s projector runs %+v, settings say %+v", env.BaseURL, got, want)
+	}
+}
+
+// TestLiveSettings switches profiles back and forth on two instances that
+// share a database and a bus while writes and reads run: no answer is a
+// 5xx, no write is lost (the cash book sums every write), reconciliation
+// finds nothing, both instances converge on the same settings, a third
+// instance started later adopts them, bad changes answer 422 naming the
+// field, and every change is in the audit trail.
+func TestLiveSettings(t *testing.T) {
+	natsURL := startNATS(t)
+	db := cluster.NewDatabase(t)
+	shared := func(c *app.Config) { c.DatabaseURL, c.NATSURL = db, natsURL; c.Profile = "phase1" }
+	a := apptest.Start(t, cluster, admin, shared, repPool)
+	b := apptest.Start(t, cluster, admin, shared, repPool)
+	insts := []*apptest.Env{a, b}
+
+	t.Run("operator token required", func(t *testing.T) {
+		a.Must(401, "GET", "/v1/admin/settings", "", nil)
+		a.Must(401, "PUT", "/v1/admin/settings", "", map[string]any{"profile": "baseline"}, "Authorization", "Bearer wrong-token-0123456789")
+	})
+	t.Run("bad changes name the field", func(t *testing.T) {
+		before := getSettings(t, a)
+		r := a.Do("PUT", "/v1/admin/settings", "", map[string]any{
+			"profile": "phase9", "corrections": "fast", "projector": map[string]any{"maxConcurrency": 0},
+			"rateLimits": map[string]any{"writesPerUser": map[string]any{"count": 5, "periodSeconds": 0}},
+		}, "Authorization", "Bearer "+testAdminToken)
+		mustLocations(t, mustProblem(t, r, 422), "body.corrections", "body.profile", "body.projector.maxConcurrency",
+			"body.rateLimits.writesPerUser.periodSeconds")
+		if after := getSettings(t, a); after.Revision != before.Revision {
+			t.Fatalf("a rejected change moved the revision from %d to %d", before.Revision, after.Revision)
+		}
+	})
+
+	org := a.Signup("Live Settings")
+	prop := a.Property(org.AdminToken, "Harbour", "")
+	var (
+		wg                 sync.WaitGroup
+		stop               atomic.Bool
+		sum, writes, reads atomic.Int64
+		mu                 sync.Mutex
+		failures           []string
+	)
+	fail := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(failures) < 10 {
+			failures = append(failures, s)
+		}
+	}
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				env := insts[(w+i)%2]
+				amount := int64(100 + w*10 + i%7)
+				r := env.Do("POST", "/v1/finance/revenues", org.AdminToken, apptest.Txn{PropertyID: prop, Source: "room",
+					AmountCents: amount, PaymentMode: "cash", OccurredAt: "2026-06-10T10:00:00Z"})
+				if r.Status != 201 {
+					fail("write: " + r.String())
+					continue
+				}
+				sum.Add(amount)
+				writes.Add(1)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			r := insts[i%2].Do("GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-06-10&includePending=true", org.AdminToken, nil)
+			if r.Status != 200 {
+				fail("read: " + r.String())
+				continue
+			}
+			reads.Add(1)
+		}
+	})
+	profiles := []string{"baseline", "phase1", "baseline", "phase3", "baseline", "phase2"}
+	var last liveState
+	for i, p := range profiles {
+		env := insts[i%2]
+		last = putSettings(t, env, "tester", map[string]any{"profile": p, "reason": "switch " + fmt.Sprint(i)})
+		if last.Settings.Profile != p || len(last.Settings.Modified) != 0 {
+			t.Fatalf("after switching to %s: %+v", p, last.Settings)
+		}
+		mustTuned(t, env, last.Settings)
+	}
+	// Single knobs: the gradual rollback's last step, batching off.
+	last = putSettings(t, a, "tester", map[string]any{"projector": map[string]any{"maxConcurrency": 50, "batchSize": 1}, "corrections": "row"})
+	if got := strings.Join(last.Settings.Modified, ","); got != "projector.maxConcurrency,projector.batchSize,corrections" {
+		t.Fatalf("modified knobs: %q", got)
+	}
+	mustTuned(t, a, last.Settings)
+	stop.Store(true)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("answers during the switches: %s", strings.Join(failures, "\n"))
+	}
+	if writes.Load() == 0 || reads.Load() == 0 {
+		t.Fatalf("no load ran: %d writes, %d reads", writes.Load(), reads.Load())
+	}
+	t.Logf("%d writes and %d reads during %d switches (measured on a loaded machine)", writes.Load(), reads.Load(), len(profiles)+1)
+
+	// Both converge, and a late instance adopts what is in force.
+	c := apptest.Start(t, cluster, admin, shared, repPool)
+	for _, env := range []*apptest.Env{a, b, c} {
+		st := awaitRevision(t, env, last.Revision)
+		if st.Revision != last.Revision || !settings.Equal(st.Settings, last.Settings) {
+			t.Fatalf("%s has %+v (revision %d), want %+v (revision %d)", env.BaseURL, st.Settings, st.Revision, last.Settings, last.Revision)
+		}
+		mustTuned(t, env, last.Settings)
+	}
+
+	// Nothing lost: a read with the last write's token sums every write.
+	r := b.Must(201, "POST", "/v1/finance/revenues", org.AdminToken, apptest.Txn{PropertyID: prop, Source: "room",
+		AmountCents: 1, PaymentMode: "cash", OccurredAt: "2026-06-10T10:00:00Z"})
+	var day repDay
+	a.Must(200, "GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-06-10&includePending=true", org.AdminToken, nil,
+		"X-Consistency-Token", r.Header.Get("X-Consistency-Token")).JSON(t, &day)
+	if want := sum.Load() + 1; day.TotalReceivedCents != want || day.TransactionCount != writes.Load()+1 {
+		t.Fatalf("cash book: received %d in %d transactions, want %d in %d", day.TotalReceivedCents, day.TransactionCount, want, writes.Load()+1)
+	}
+	if job := reconcileJob(t, a, org.AdminToken, map[string]any{}); job.MismatchCount != 0 {
+		t.Fatalf("reconciliation found %d mismatches: %+v", job.MismatchCount, job.Mismatches)
+	}
+
+	// The audit trail: who, from where, before and after.
+	var hist struct {
+		Changes []struct {
+			Revision uint64             `json:"revision"`
+			Who      settings.Who       `json:"who"`
+			Reason   string             `json:"reason"`
+			Before   *settings.Settings `json:"before"`
+			After    settings.Settings  `json:"after"`
+		} `json:"changes"`
+	}
+	a.Must(200, "GET", "/v1/admin/settings/history", "", nil, "Authorization", "Bearer "+testAdminToken).JSON(t, &hist)
+	if len(hist.Changes) < len(profiles)+1 {
+		t.Fatalf("history has %d changes, want at least %d", len(hist.Changes), len(profiles)+1)
+	}
+	newest := hist.Changes[0]
+	if newest.Revision != last.Revision || newest.Who.Operator != "tester" || newest.Who.Addr != "127.0.0.1" ||
+		newest.Before == nil || newest.Before.Profile != "phase2" || newest.Before.Projector.MaxConcurrency != 500 ||
+		newest.After.Projector.MaxConcurrency != 50 {
+		t.Fatalf("newest audit record: %+v", newest)
+	}
+	if hist.Changes[1].Reason != "switch 5" || hist.Changes[1].After.Profile != "phase2" {
+		t.Fatalf("second newest audit record: %+v", hist.Changes[1])
+	}
+}
+
