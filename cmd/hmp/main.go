@@ -42,6 +42,7 @@ Commands:
   seed      bulk-load organizations with days of history (COPY), for scale tests
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
+  rollback  switch every instance back live: to baseline at once (emergency) or step by step (gradual)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -93,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return dlq(ctx, args[1:], stdout, stderr)
 	case "seed":
 		return seedCmd(ctx, args[1:], stdout, stderr)
+	case "rollback":
+		return rollbackCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

@@ -218,3 +218,66 @@ func TestLiveSettings(t *testing.T) {
 	}
 }
 
+
+// TestRollback runs both rollback plans against a running instance under
+// writes: the gradual one steps concurrency 200, 100, 50, 20 (500 is in
+// force) and turns batching off, judging each step stable; the emergency
+// one switches to baseline in one change.
+func TestRollback(t *testing.T) {
+	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) { c.Profile = "phase1" })
+	org := env.Signup("Rollback")
+	prop := env.Property(org.AdminToken, "Harbour", "")
+	var log strings.Builder
+	rb := settings.Rollback{URL: env.BaseURL, Token: testAdminToken, Operator: "on-call", StepWait: 100 * time.Millisecond, Log: &log}
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		bad  atomic.Int64
+	)
+	wg.Go(func() {
+		for !stop.Load() {
+			if r := env.Do("POST", "/v1/finance/revenues", org.AdminToken, apptest.Txn{PropertyID: prop, Source: "room",
+				AmountCents: 100, PaymentMode: "cash", OccurredAt: "2026-06-10T10:00:00Z"}); r.Status != 201 {
+				bad.Add(1)
+			}
+		}
+	})
+	st, err := rb.Gradual(t.Context())
+	stop.Store(true)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("gradual rollback: %v\n%s", err, log.String())
+	}
+	if bad.Load() > 0 {
+		t.Fatalf("%d writes failed during the rollback", bad.Load())
+	}
+	p := st.Settings.Projector
+	if p.MaxConcurrency != 20 || p.BatchSize != 1 || p.LingerMs != 0 || st.Settings.Corrections != "row" || st.Settings.Profile != "phase1" {
+		t.Fatalf("after the gradual rollback: %+v", st.Settings)
+	}
+	mustTuned(t, env, st.Settings)
+	var hist struct {
+		Changes []settings.Record `json:"changes"`
+	}
+	env.Must(200, "GET", "/v1/admin/settings/history", "", nil, "Authorization", "Bearer "+testAdminToken).JSON(t, &hist)
+	var steps []int
+	for _, c := range hist.Changes {
+		if c.Who.Operator == "on-call" && c.Before != nil && c.Before.Projector.MaxConcurrency != c.After.Projector.MaxConcurrency {
+			steps = append(steps, c.After.Projector.MaxConcurrency)
+		}
+	}
+	if fmt.Sprint(steps) != "[20 50 100 200]" {
+		t.Fatalf("concurrency steps, newest first: %v\n%s", steps, log.String())
+	}
+
+	st, err = rb.Emergency(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := app.LookupProfile("baseline")
+	if st.Settings.Profile != "baseline" || len(st.Settings.Modified) != 0 || st.Settings.Projector.MaxConcurrency != base.Projector.MaxConcurrency ||
+		st.Settings.Corrections != base.Corrections || st.Settings.Cache.Invalidation != base.Cache.Invalidation {
+		t.Fatalf("after the emergency rollback: %+v", st.Settings)
+	}
+	mustTuned(t, env, st.Settings)
+}
