@@ -32,6 +32,7 @@ import (
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
+	"hmp/internal/telemetry/dashboard"
 	"hmp/internal/tenancy"
 )
 
@@ -93,6 +94,8 @@ type App struct {
 	// replicaReads turns report reads from replicas on or off live (the
 	// replicas' wiring sets it; nil: no replicas, the knob changes nothing).
 	replicaReads func(on bool)
+	// dash is the operator dashboard (nil without an operator token).
+	dash *dashboard.Dashboard
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -242,6 +245,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			return nil
 		},
 		Settings:    liveSettings,
+		Dashboard:   a.dashboard(reg, liveSettings),
 		AdminToken:  cfg.AdminToken,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
@@ -262,6 +266,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	a.srv.RegisterOnShutdown(a.dash.Close)
 	go func() { a.served <- a.srv.Serve(ln) }()
 	logger.Info("hmp_started", "addr", a.Addr, "embedded_postgres", a.local != nil)
 	return a, nil

@@ -14,6 +14,7 @@ import (
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
+	"hmp/internal/telemetry/dashboard"
 )
 
 // Config is everything a running HMP needs. The zero value of each field
@@ -98,6 +99,9 @@ type Config struct {
 	// Clock is the time source of every service. Default time.Now; tests
 	// move it.
 	Clock func() time.Time
+	// Alerts lists the alerts the dashboard shows (the alert evaluator's,
+	// wired at start; nil: none).
+	Alerts dashboard.AlertSource
 }
 
 // WithDefaults returns a copy of c with every zero field at its default.
