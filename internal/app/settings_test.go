@@ -218,7 +218,6 @@ func TestLiveSettings(t *testing.T) {
 	}
 }
 
-
 // TestRollback runs both rollback plans against a running instance under
 // writes: the gradual one steps concurrency 200, 100, 50, 20 (500 is in
 // force) and turns batching off, judging each step stable; the emergency

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -148,10 +149,12 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 			w.Header().Set("X-Request-Id", id)
 			quiet := new(bool)
 			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+			pattern := new(string)
+			ctx = context.WithValue(ctx, patternKey{}, pattern)
 			r = r.WithContext(context.WithValue(ctx, quietKey{}, quiet))
 			sw := &statusWriter{ResponseWriter: w}
 			next.ServeHTTP(sw, r)
-			route := r.Pattern
+			route := cmp.Or(*pattern, r.Pattern)
 			if route == "" {
 				route = "unmatched"
 			}

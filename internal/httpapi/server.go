@@ -121,7 +121,7 @@ func New(d Deps) http.Handler {
 	if shedding.MaxInFlight == 0 {
 		shedding.MaxInFlight = d.MaxInFlight
 	}
-	return chain(mux,
+	return chain(recordPattern(mux),
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),
