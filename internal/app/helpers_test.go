@@ -348,6 +348,8 @@ type operation struct {
 	method, path string
 	// secured: the operation wants a bearer token.
 	secured bool
+	// operator: the token is the operator's (HMP_ADMIN_TOKEN), not a user's.
+	operator bool
 }
 
 func (o operation) String() string { return o.method + " " + o.path }
@@ -370,7 +372,8 @@ func openAPIOperations(e *apptest.Env) []operation {
 		for method, op := range methods {
 			switch method {
 			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0})
+				operator := slices.ContainsFunc(op.Security, func(req map[string][]string) bool { _, ok := req["operator"]; return ok })
+				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0, operator: operator})
 			}
 		}
 	}
