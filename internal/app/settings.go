@@ -38,8 +38,12 @@ func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*s
 // component gets its part even when another refuses.
 func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *ratelimit.Limiter) error {
 	var errs []error
-	if err := a.Projector.Tune(ctx, reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
-		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}); err != nil {
+	tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
+		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
+	if cur := a.Projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
+		tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
+	}
+	if err := a.Projector.Tune(ctx, tuning); err != nil {
 		errs = append(errs, fmt.Errorf("projector: %w", err))
 	}
 	if err := a.Corrections.SetMode(s.Corrections); err != nil {
@@ -54,11 +58,18 @@ func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *r
 		}
 	}
 	if limiter != nil {
-		if err := limiter.SetLimits(map[string]ratelimit.Limit{
-			ratelimit.WritesUser: {Count: s.RateLimits.WritesPerUser.Count, Period: s.RateLimits.WritesPerUser.Period()},
-			ratelimit.WritesOrg:  {Count: s.RateLimits.WritesPerOrg.Count, Period: s.RateLimits.WritesPerOrg.Period()},
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("rate limits: %w", err))
+		// Only the limits that change: the settings count whole seconds,
+		// and a configured sub-second period must not be rounded away.
+		changes := map[string]ratelimit.Limit{}
+		for name, l := range map[string]settings.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
+			if liveLimit(limiter.Limit(name)) != l {
+				changes[name] = ratelimit.Limit{Count: l.Count, Period: l.Period()}
+			}
+		}
+		if len(changes) > 0 {
+			if err := limiter.SetLimits(changes); err != nil {
+				errs = append(errs, fmt.Errorf("rate limits: %w", err))
+			}
 		}
 	}
 	if a.replicaReads != nil {

@@ -280,3 +280,35 @@ func TestRollback(t *testing.T) {
 	}
 	mustTuned(t, env, st.Settings)
 }
+
+// TestLiveKnobs: single knobs take effect live in their components: a
+// write budget starts refusing at once and lifts again, and the cache
+// resizes.
+func TestLiveKnobs(t *testing.T) {
+	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) { c.Profile = "phase1" })
+	org := env.Signup("Knobs")
+	prop := env.Property(org.AdminToken, "Harbour", "")
+	write := func() int {
+		return env.Do("POST", "/v1/finance/revenues", org.AdminToken, apptest.Txn{PropertyID: prop, Source: "room",
+			AmountCents: 100, PaymentMode: "cash", OccurredAt: "2026-06-10T10:00:00Z"}).Status
+	}
+	if s := write(); s != 201 {
+		t.Fatalf("write before any limit: %d", s)
+	}
+	st := putSettings(t, env, "tester", map[string]any{"rateLimits": map[string]any{"writesPerUser": map[string]any{"count": 2, "periodSeconds": 3600}},
+		"cache": map[string]any{"entries": 5, "invalidation": "sync"}})
+	if st.Settings.RateLimits.WritesPerUser != (settings.Limit{Count: 2, PeriodSeconds: 3600}) {
+		t.Fatalf("settings: %+v", st.Settings.RateLimits)
+	}
+	got := []int{write(), write(), write()}
+	if fmt.Sprint(got) != "[201 201 429]" {
+		t.Fatalf("writes under a budget of 2: %v", got)
+	}
+	if n := env.App.Cache.Entries(); n != 5 {
+		t.Fatalf("cache holds up to %d entries, want 5", n)
+	}
+	putSettings(t, env, "tester", map[string]any{"rateLimits": map[string]any{"writesPerUser": map[string]any{"count": 0}}})
+	if s := write(); s != 201 {
+		t.Fatalf("write after the budget was lifted: %d", s)
+	}
+}

@@ -51,7 +51,7 @@ type Cache struct {
 // Limit allows Count actions per PeriodSeconds; Count 0 is unlimited.
 type Limit struct {
 	Count         int `json:"count" doc:"0: unlimited"`
-	PeriodSeconds int `json:"periodSeconds"`
+	PeriodSeconds int `json:"periodSeconds" required:"false" doc:"required when count is set"`
 }
 
 // RateLimits are the write budgets of the HTTP edge.
