@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -310,5 +311,48 @@ func TestLiveKnobs(t *testing.T) {
 	putSettings(t, env, "tester", map[string]any{"rateLimits": map[string]any{"writesPerUser": map[string]any{"count": 0}}})
 	if s := write(); s != 201 {
 		t.Fatalf("write after the budget was lifted: %d", s)
+	}
+}
+
+// TestRollbackStopsWhenUnstable: a gradual rollback stops at the first step
+// after which the instance is unstable (here, overloaded: it sheds reads
+// with 503) and leaves the settings there.
+func TestRollbackStopsWhenUnstable(t *testing.T) {
+	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) {
+		c.Profile = "phase1"
+		c.MaxInFlight, c.MaxQueueWait = 1, time.Millisecond
+	})
+	org := env.Signup("Overloaded")
+	prop := env.Property(org.AdminToken, "Harbour", "")
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		shed atomic.Int64
+	)
+	for range 6 {
+		wg.Go(func() {
+			for !stop.Load() {
+				if r := env.Do("GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-06-10", org.AdminToken, nil); r.Status == 503 {
+					shed.Add(1)
+				}
+			}
+		})
+	}
+	var log strings.Builder
+	rb := settings.Rollback{URL: env.BaseURL, Token: testAdminToken, StepWait: 300 * time.Millisecond, MaxErrorRate: 0.001, Log: &log}
+	st, err := rb.Gradual(t.Context())
+	stop.Store(true)
+	wg.Wait()
+	if shed.Load() == 0 {
+		t.Fatal("the load never overloaded the instance: nothing to judge")
+	}
+	if !errors.Is(err, settings.ErrUnstable) {
+		t.Fatalf("gradual rollback under overload: %v\n%s", err, log.String())
+	}
+	if st.Settings.Projector.MaxConcurrency != 200 || st.Settings.Projector.BatchSize != 250 {
+		t.Fatalf("stopped with %+v, want the first step's settings\n%s", st.Settings.Projector, log.String())
+	}
+	if cur := getSettings(t, env); cur.Revision != st.Revision {
+		t.Fatalf("settings moved on after the stop: revision %d, stopped at %d", cur.Revision, st.Revision)
 	}
 }
