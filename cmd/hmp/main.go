@@ -46,6 +46,7 @@ Commands:
   alerts    print the alert rules as a Prometheus rules file (alerts rules)
 
   advise-indexes  propose indexes the slowest statements need, proven by hypothetical indexes
+  rollback  switch every instance back live: to baseline at once (emergency) or step by step (gradual)
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	case "advise-indexes":
 		return adviseIndexes(ctx, args[1:], stdout, stderr)
+	case "rollback":
+		return rollbackCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

@@ -34,6 +34,7 @@ import (
 	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/telemetry"
+	"hmp/internal/telemetry/dashboard"
 	"hmp/internal/tenancy"
 )
 
@@ -100,6 +101,11 @@ type App struct {
 	afterCorrection func(ctx context.Context, touched []reports.Touched)
 	// split holds what a split role adds (roles.go); nil for role all.
 	split *split
+	// replicaReads turns report reads from replicas on or off live (the
+	// replicas' wiring sets it; nil: no replicas, the knob changes nothing).
+	replicaReads func(on bool)
+	// dash is the operator dashboard (nil without an operator token).
+	dash *dashboard.Dashboard
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -244,6 +250,10 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if err != nil {
 		return nil, err
 	}
+	liveSettings, err := a.startSettings(ctx, limiter)
+	if err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(httpapi.Deps{
 		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
@@ -258,6 +268,8 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
+		Settings:    liveSettings,
+		Dashboard:   a.dashboard(reg, liveSettings),
 		AdminToken:  cfg.AdminToken,
 		Alerts:      a.Alerts,
 		IndexAdvice: a.IndexAdvice,
@@ -281,6 +293,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	a.srv.RegisterOnShutdown(a.dash.Close)
 	go func() { a.served <- a.srv.Serve(ln) }()
 	logger.Info("hmp_started", "addr", a.Addr, "embedded_postgres", a.local != nil)
 	return a, nil

@@ -77,6 +77,8 @@ type Cache struct {
 	// trustFrom: entries computed before it (unix ns) are never served;
 	// raised when this instance may have missed announcements.
 	trustFrom atomic.Int64
+	// live holds the settings switched at run time (live.go).
+	live liveSettings
 
 	mu   sync.Mutex
 	stop context.CancelFunc

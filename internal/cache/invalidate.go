@@ -61,7 +61,7 @@ func (c *Cache) Committed(ctx context.Context, nc Publisher, changes []Change) {
 			changes[i].At = at
 		}
 	}
-	if c.cfg.Invalidation == ModeSync || nc == nil {
+	if c.invalidation() == ModeSync || nc == nil {
 		c.Apply(changes)
 	}
 	if nc == nil {
@@ -128,7 +128,7 @@ func (c *Cache) Start(ctx context.Context, nc *nats.Conn) error {
 			c.logger.Warn("cache_announcement_malformed", "error", err.Error())
 			return
 		}
-		if a.Origin == c.origin && c.cfg.Invalidation == ModeSync {
+		if a.Origin == c.origin && c.invalidation() == ModeSync {
 			return // applied before the commit was acknowledged
 		}
 		if c.cfg.ApplyDelay > 0 {

@@ -77,6 +77,12 @@ type Deps struct {
 	// IndexAdvice runs the index advisor for GET /v1/admin/index-advice;
 	// nil leaves the route out.
 	IndexAdvice func(ctx context.Context, top int) (*advisor.Report, error)
+	// Settings serves /v1/admin/settings (live settings); nil leaves the
+	// routes out.
+	Settings SettingsService
+	// Dashboard serves /dashboard and its assets and events (it checks
+	// the operator token itself); nil leaves it out.
+	Dashboard http.Handler
 	// Metrics is where HTTP metrics register; /metrics serves Gatherer.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
@@ -133,6 +139,11 @@ func New(d Deps) http.Handler {
 	s.registerAlerts(api)
 
 	s.registerAdvice(api)
+	s.registerSettings(api)
+	if d.Dashboard != nil {
+		mux.Handle("/dashboard", d.Dashboard)
+		mux.Handle("/dashboard/", d.Dashboard)
+	}
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}

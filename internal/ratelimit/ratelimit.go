@@ -98,6 +98,9 @@ type Limiter struct {
 	rejections *prometheus.CounterVec
 	fallbacks  prometheus.Counter
 	state      prometheus.Gauge
+
+	// live holds the limits set at run time (live.go).
+	live liveLimits
 }
 
 // New returns a Limiter of cfg's limits. client is the shared Redis (nil:
@@ -162,10 +165,11 @@ func (l *Limiter) Close() {
 	for _, c := range l.local {
 		c.StopAllGoroutines()
 	}
+	l.closeLive()
 }
 
 // Limit returns the configured limit of name.
-func (l *Limiter) Limit(name string) Limit { return l.cfg.Limits[name] }
+func (l *Limiter) Limit(name string) Limit { return l.limitOf(name) }
 
 // Allow takes one action from key's budget under the named limit. When the
 // budget is spent it returns false and how long until the next action is
@@ -173,7 +177,7 @@ func (l *Limiter) Limit(name string) Limit { return l.cfg.Limits[name] }
 // counts the rejection. An unknown or unlimited name always allows. Never
 // fails: a Redis error decides in process.
 func (l *Limiter) Allow(ctx context.Context, name, key string) (bool, time.Duration) {
-	lim := l.cfg.Limits[name]
+	lim := l.limitOf(name)
 	if lim.Unlimited() {
 		return true, 0
 	}
@@ -204,7 +208,7 @@ func (l *Limiter) decide(ctx context.Context, name, key string, lim Limit) (bool
 }
 
 func (l *Limiter) decideLocal(name, key string, lim Limit) (bool, time.Duration) {
-	c := l.local[name]
+	c := l.bucketsOf(name)
 	b, _ := c.Compute(key, func(old *rate.Limiter, found bool) (*rate.Limiter, otter.ComputeOp) {
 		if found {
 			return old, otter.CancelOp

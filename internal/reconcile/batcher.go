@@ -48,6 +48,9 @@ type CorrectionBatcher struct {
 	done    chan struct{}
 	flushed chan struct{} // closed and replaced after each written batch
 
+	// live holds the mode switched at run time (live.go).
+	live liveMode
+
 	// beforeWrite, when set (tests), runs before each write try; its
 	// error fails the try.
 	beforeWrite func() error
@@ -309,7 +312,7 @@ func (b *CorrectionBatcher) write(ctx context.Context, keys []Key) (Correction, 
 			return Correction{}, err
 		}
 	}
-	if b.cfg.Mode == ModeRow {
+	if b.mode() == ModeRow {
 		var all Correction
 		for _, k := range keys {
 			c, err := Correct(ctx, b.pool, []Key{k}, b.now().Add(-b.cfg.Window), b.now())

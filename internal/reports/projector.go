@@ -103,6 +103,7 @@ type Projector struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	applied chan struct{} // closed and replaced after each committed batch
+	tuning  sync.Mutex    // one Tune at a time (live.go)
 }
 
 type projectorMetrics struct {
@@ -189,11 +190,11 @@ func (p *Projector) Start(ctx context.Context) error {
 // Safe to call twice.
 func (p *Projector) Stop() {
 	p.mu.Lock()
-	cancel, done := p.cancel, p.done
+	cancel, done, consumer := p.cancel, p.done, p.consumer
 	p.cancel = nil
 	p.mu.Unlock()
 	if cancel != nil {
-		p.consumer.Stop()
+		consumer.Stop()
 		cancel()
 		<-done
 	}

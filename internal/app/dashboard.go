@@ -1,0 +1,43 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/settings"
+	"hmp/internal/telemetry"
+	"hmp/internal/telemetry/dashboard"
+)
+
+// dashboard builds the operator dashboard over the process's registry
+// (nil without an operator token: the routes stay out). Its event streams
+// end when the server shuts down (Start registers Close).
+func (a *App) dashboard(reg prometheus.Gatherer, live *settings.Service) http.Handler {
+	if a.cfg.AdminToken == "" {
+		return nil
+	}
+	a.dash = dashboard.New(dashboard.Config{
+		Token: a.cfg.AdminToken, Gatherer: reg, Alerts: evaluatorAlerts{a.Alerts}, Logger: a.logger,
+		Settings: func() any { return live.Current() },
+		Pool: func() (int32, int32) {
+			s := a.Pool.Stat()
+			return s.AcquiredConns(), s.MaxConns()
+		},
+	})
+	return a.dash
+}
+
+// evaluatorAlerts shows the alert evaluator's alerts on the dashboard.
+type evaluatorAlerts struct{ e *telemetry.Evaluator }
+
+func (s evaluatorAlerts) Alerts() []dashboard.Alert {
+	if s.e == nil {
+		return nil
+	}
+	var out []dashboard.Alert
+	for _, al := range s.e.Alerts() {
+		out = append(out, dashboard.Alert{Name: al.Rule, Severity: al.Severity, State: al.State, Value: al.Value, Since: al.Since})
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"hmp/internal/ratelimit"
+	"hmp/internal/reports"
+	"hmp/internal/settings"
+)
+
+// startSettings starts the live settings: this instance's configuration
+// seeds them (and wins when the bus is this instance's own embedded one;
+// on a shared bus the instance adopts the cluster's settings), and every
+// change, from any instance, is applied here.
+func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, error) {
+	kv, err := a.Bus.KeyValue(ctx, settings.BucketConfig())
+	if err != nil {
+		return nil, err
+	}
+	svc := settings.New(kv, settings.Config{
+		Initial:  configSettings(a.cfg),
+		Own:      a.cfg.NATSURL == "",
+		Profiles: profileSettings,
+		Apply:    func(ctx context.Context, s settings.Settings) error { return a.applySettings(ctx, s, limiter) },
+		Clock:    a.cfg.Clock,
+	}, a.logger)
+	if err := svc.Start(ctx); err != nil {
+		return nil, fmt.Errorf("settings: %w", err)
+	}
+	a.closers = append(a.closers, svc.Stop)
+	return svc, nil
+}
+
+// applySettings puts s into force in the running components. Every
+// component gets its part even when another refuses.
+func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *ratelimit.Limiter) error {
+	var errs []error
+	tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
+		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
+	if cur := a.Projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
+		tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
+	}
+	if err := a.Projector.Tune(ctx, tuning); err != nil {
+		errs = append(errs, fmt.Errorf("projector: %w", err))
+	}
+	if err := a.Corrections.SetMode(s.Corrections); err != nil {
+		errs = append(errs, fmt.Errorf("corrections: %w", err))
+	}
+	if a.Cache != nil {
+		if err := a.Cache.SetEntries(s.Cache.Entries); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
+		}
+		if err := a.Cache.SetInvalidation(s.Cache.Invalidation); err != nil {
+			errs = append(errs, fmt.Errorf("cache: %w", err))
+		}
+	}
+	if limiter != nil {
+		// Only the limits that change: the settings count whole seconds,
+		// and a configured sub-second period must not be rounded away.
+		changes := map[string]ratelimit.Limit{}
+		for name, l := range map[string]settings.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
+			if liveLimit(limiter.Limit(name)) != l {
+				changes[name] = ratelimit.Limit{Count: l.Count, Period: l.Period()}
+			}
+		}
+		if len(changes) > 0 {
+			if err := limiter.SetLimits(changes); err != nil {
+				errs = append(errs, fmt.Errorf("rate limits: %w", err))
+			}
+		}
+	}
+	if a.replicaReads != nil {
+		a.replicaReads(s.ReplicaReads)
+	}
+	return errors.Join(errs...)
+}
+
+// profileSettings returns the live settings of a named profile.
+func profileSettings(name string) (settings.Settings, error) {
+	if _, ok := Profiles()[name]; !ok {
+		return settings.Settings{}, fmt.Errorf("%w %q (known: baseline, phase1, phase2, phase3)", settings.ErrUnknownProfile, name)
+	}
+	s := rawSettings(Config{Profile: name}.WithDefaults())
+	s.Modified = []string{}
+	return s, nil
+}
+
+// configSettings returns the live settings of a configuration (defaults
+// filled), naming the knobs it sets apart from its profile.
+func configSettings(cfg Config) settings.Settings {
+	s := rawSettings(cfg)
+	s.Modified = []string{}
+	if p, err := profileSettings(cfg.Profile); err == nil {
+		s.Modified = settings.Diff(p, s)
+	}
+	return s
+}
+
+func rawSettings(cfg Config) settings.Settings {
+	s := settings.Settings{
+		Profile: cfg.Profile,
+		Projector: settings.Projector{MaxConcurrency: cfg.Projector.MaxConcurrency, BatchSize: cfg.Projector.BatchSize,
+			Workers: cfg.Projector.Workers, LingerMs: int(cfg.Projector.Linger / time.Millisecond)},
+		Corrections: cfg.Reconcile.Mode,
+		Cache:       settings.Cache{Entries: max(cfg.Cache.Entries, 1), Invalidation: cfg.Cache.Invalidation},
+		// The profiles from phase2 on read from replicas (when there are).
+		ReplicaReads: cfg.Profile == "phase2" || cfg.Profile == "phase3",
+		RateLimits: settings.RateLimits{
+			WritesPerUser: liveLimit(cfg.RateLimits.WritesPerUser),
+			WritesPerOrg:  liveLimit(cfg.RateLimits.WritesPerOrg),
+		},
+	}
+	return s
+}
+
+func liveLimit(l ratelimit.Limit) settings.Limit {
+	if l.Unlimited() {
+		return settings.Limit{}
+	}
+	return settings.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
+}
