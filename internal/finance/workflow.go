@@ -67,7 +67,7 @@ type DeletionRequest struct {
 	Status        domain.Status
 }
 
-func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, now time.Time) (domain.ID, Written, error) {
+func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, now time.Time, pre Precondition) (domain.ID, Written, error) {
 	var (
 		reqID domain.ID
 		w     Written
@@ -78,6 +78,9 @@ func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind 
 			return err
 		}
 		if err := s.checkRowAccess(ctx, actor, t); err != nil {
+			return err
+		}
+		if err := pre.check(t); err != nil {
 			return err
 		}
 		// One pending request per row: asking twice, even concurrently,
