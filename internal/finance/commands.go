@@ -67,7 +67,9 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 	b := &pgx.Batch{}
 	b.Queue(insertTx, insertArgs(&t)...)
 	var pos eventstore.Position
-	eventstore.Queue(b, ev, &pos)
+	if err := eventstore.Queue(b, ev, &pos); err != nil {
+		return Transaction{}, Written{}, err
+	}
 	if remember != nil {
 		status, body, err := remember.Encode(t)
 		if err != nil {
