@@ -192,3 +192,26 @@ func scanEvent(row pgx.CollectableRow) (domain.Event, error) {
 	e.Version = domain.EventVersion
 	return e, err
 }
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// EntityEvents returns every event of one entity, in version order: what
+// a fold reads.
+func EntityEvents(ctx context.Context, q Querier, orgID domain.ID, typ domain.EntityType, id domain.ID) ([]domain.Event, error) {
+	rows, err := q.Query(ctx, `
+		SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+		       aggregate_version, occurred_at, metadata
+		FROM events WHERE org_id = $1 AND entity_type = $2 AND entity_id = $3
+		ORDER BY aggregate_version`, orgID, typ, id)
+	if err != nil {
+		return nil, fmt.Errorf("entity events: %w", postgres.Translate(err))
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("entity events: %w", postgres.Translate(err))
+	}
+	return events, nil
+}
