@@ -207,6 +207,7 @@ func (s *server) registerFinance(api huma.API) {
 	registerKind(s, api, domain.Expense, "expenses", func(b *expenseCreate) (finance.CreateInput, error) {
 		return createFields(b.PropertyID, b.AmountCents, b.PaymentMode, b.OccurredAt, b.BankReference, b.Description, "", b.Category)
 	})
+	s.registerHistory(api)
 	h := s.help
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
