@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"hmp/internal/apptest"
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
@@ -67,9 +69,18 @@ func TestHashChainVerify(t *testing.T) {
 		rev.ID).Scan(&seq, &pos, &id); err != nil {
 		t.Fatal(err)
 	}
+	// A forger with the rights to switch triggers off (the append-only
+	// trigger stops plain statements, see below).
 	exec := func(sql string, args ...any) {
 		t.Helper()
-		if _, err := f.env.App.Pool.Exec(ctx, sql, args...); err != nil {
+		err := pgx.BeginFunc(ctx, f.env.App.Pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, sql, args...)
+			return err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,6 +99,25 @@ func TestHashChainVerify(t *testing.T) {
 		}
 	}
 
+	t.Run("events are append-only", func(t *testing.T) {
+		for _, sql := range []string{
+			`DELETE FROM events WHERE seq = $1`,
+			`UPDATE events SET metadata = '{}' WHERE seq = $1`,
+			`TRUNCATE events`,
+		} {
+			var args []any
+			if strings.Contains(sql, "$1") {
+				args = []any{seq}
+			}
+			_, err := f.env.App.Pool.Exec(ctx, sql, args...)
+			if err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Fatalf("%s: err = %v, want the append-only refusal", sql, err)
+			}
+		}
+		if v := verify(t, ""); len(v.Breaks) != 0 || v.Events != total {
+			t.Fatalf("after refused rewrites: %+v", v)
+		}
+	})
 	t.Run("a changed amount", func(t *testing.T) {
 		exec(`UPDATE events SET metadata = jsonb_set(metadata, '{amountCents}', '1') WHERE seq = $1`, seq)
 		expectBreak(t, seq, pos, "content differs")

@@ -27,7 +27,27 @@ CREATE TABLE event_chain_heads (
     hash      bytea  NOT NULL
 );
 
+-- Events are never deleted nor rewritten: only the relay's publication
+-- state and the projector's applied records are pruned. The trigger stops
+-- a mistaken statement; the chain exposes a deliberate one (a superuser
+-- can disable triggers, not forge the chain's head hashes recorded
+-- elsewhere). Filling the chain columns of a pre-chain event stays allowed.
+-- +goose StatementBegin
+CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.chain_pos IS NULL THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'events are append-only: % is not allowed', TG_OP USING ERRCODE = 'insufficient_privilege';
+END $$;
+-- +goose StatementEnd
+CREATE TRIGGER events_no_delete BEFORE DELETE OR UPDATE ON events FOR EACH ROW EXECUTE FUNCTION events_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+
 -- +goose Down
+DROP TRIGGER events_no_truncate ON events;
+DROP TRIGGER events_no_delete ON events;
+DROP FUNCTION events_append_only();
 DROP TABLE event_chain_heads;
 DROP INDEX events_chain;
 ALTER TABLE events DROP COLUMN hash, DROP COLUMN prev_hash, DROP COLUMN content_hash, DROP COLUMN chain_pos;
