@@ -2,13 +2,17 @@ package eventstore
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"hmp/internal/domain"
+	"hmp/internal/postgres"
 )
 
 // The hash chain. Each event's content hash covers its envelope and its
@@ -127,4 +131,44 @@ func (c *Chain) HeadRow(org domain.ID) []any {
 		return nil
 	}
 	return []any{uuidArg(org), c.pos, c.prev, c.hash}
+}
+
+// Linked is an event with its place in its organization's chain (0 for
+// an event written before the chain existed).
+type Linked struct {
+	domain.Event
+	Pos int64
+}
+
+// ChainAfter returns up to limit events of an organization after chain
+// position after, in chain order: the order in which the organization's
+// writes committed. Visible positions are always a gapless prefix (a
+// position is handed out only after the previous holder committed), so a
+// reader that stops at position X has seen every event up to X. With
+// after 0 the pre-chain events come first, in sequence order.
+func ChainAfter(ctx context.Context, q Querier, org domain.ID, after int64, limit int) ([]Linked, error) {
+	rows, err := q.Query(ctx, `
+		SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+		       aggregate_version, occurred_at, metadata, COALESCE(chain_pos, 0)
+		FROM events
+		WHERE org_id = $1 AND (chain_pos > $2 OR ($2 = 0 AND chain_pos IS NULL))
+		ORDER BY COALESCE(chain_pos, 0), seq
+		LIMIT $3`, org, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("chain after %d: %w", after, postgres.Translate(err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Linked, error) {
+		var (
+			l    Linked
+			meta []byte
+		)
+		err := row.Scan(&l.Sequence, &l.ID, &l.Type, &l.OrgID, &l.PropertyID, &l.UserID, &l.EntityType, &l.EntityID,
+			&l.AggregateVersion, &l.Timestamp, &meta, &l.Pos)
+		l.Metadata, l.Version = meta, domain.EventVersion
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chain after %d: %w", after, postgres.Translate(err))
+	}
+	return out, nil
 }

@@ -48,6 +48,7 @@ type dailyReportInput struct {
 	PropertyID       string `query:"propertyId" required:"true" format:"uuid"`
 	Date             string `query:"date" required:"true" format:"date"`
 	IncludePending   bool   `query:"includePending" doc:"count pending rows too"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the report as it was known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type dailyReportOutput struct {
@@ -181,6 +182,9 @@ func (s *server) registerReports(api huma.API) {
 		d, err := requiredDate("query.date", in.Date)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
+		}
+		if in.AsOf != "" {
+			return s.dailyReportAsOf(ctx, pid, d, in)
 		}
 		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
 		if err != nil {

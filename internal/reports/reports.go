@@ -47,6 +47,8 @@ type Service struct {
 	// sampler is offered served daily reads for a drift check (sample.go).
 	sampler Sampler
 	cache   *cache.Cache
+	// snapshotEvery is the point-in-time snapshot interval (asof.go).
+	snapshotEvery int
 }
 
 // NewService returns a Service; waiter serves reads that carry a

@@ -1,0 +1,263 @@
+package reports
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"hmp/internal/domain"
+	"hmp/internal/eventstore"
+	"hmp/internal/postgres"
+)
+
+// DefaultSnapshotEvery is the snapshot interval when none is set: a
+// point-in-time read folds at most about this many events of the
+// organization past the newest snapshot before it stores a new one.
+const DefaultSnapshotEvery = 1000
+
+// WithSnapshotEvery sets the snapshot interval in events (0: the default)
+// and returns s.
+func (s *Service) WithSnapshotEvery(n int) *Service {
+	s.snapshotEvery = n
+	return s
+}
+
+// The flows of one day in a snapshot (see the balance_snapshots
+// migration for the layout).
+const (
+	fCashIn = iota
+	fBankIn
+	fCashOut
+	fBankOut
+	fPending       // + the four above
+	fApprovedCount = 8
+	fPendingCount  = 9
+	fCounted       = 10 // counted closing + 1; 0: none
+	fLen           = 11
+)
+
+type dayFlows = [fLen]int64
+
+// DailyReportAsOf answers what the daily report of a property said at
+// asOf: every event written after asOf (a later back-dated edit among
+// them) is left out. It reads the event store, never the cache; it starts
+// from the newest snapshot taken before asOf. asOf must not be in the
+// future (ValidationError on query.asOf).
+func (s *Service) DailyReportAsOf(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, asOf time.Time, includePending bool) (DailyReport, error) {
+	now := s.now()
+	v := &domain.ValidationError{}
+	if err := domain.CheckReportDate(date, domain.DateOf(now)); err != nil {
+		v.Add("query.date", err.Error(), date.String())
+	}
+	if asOf.After(now) {
+		v.Add("query.asOf", "must not be in the future", asOf.Format(time.RFC3339Nano))
+	}
+	if err := v.Err(); err != nil {
+		return DailyReport{}, err
+	}
+	if _, _, err := s.scope(ctx, actor, &propertyID, "query.propertyId"); err != nil {
+		return DailyReport{}, err
+	}
+	days, err := s.daysAsOf(ctx, actor.OrgID, propertyID, asOf)
+	if err != nil {
+		return DailyReport{}, err
+	}
+	r := DailyReport{Date: date}
+	for d, f := range days {
+		net := f[fCashIn] - f[fCashOut]
+		if includePending {
+			net += f[fPending+fCashIn] - f[fPending+fCashOut]
+		}
+		if d.Before(date) {
+			r.OpeningCents += net
+		}
+	}
+	if f, ok := days[date]; ok {
+		r.CashReceivedCents, r.BankReceivedCents = f[fCashIn], f[fBankIn]
+		r.CashExpensesCents, r.BankExpensesCents = f[fCashOut], f[fBankOut]
+		r.TransactionCount = f[fApprovedCount]
+		if includePending {
+			r.CashReceivedCents += f[fPending+fCashIn]
+			r.BankReceivedCents += f[fPending+fBankIn]
+			r.CashExpensesCents += f[fPending+fCashOut]
+			r.BankExpensesCents += f[fPending+fBankOut]
+			r.TransactionCount += f[fPendingCount]
+		}
+		if f[fCounted] > 0 {
+			c := f[fCounted] - 1
+			r.CountedClosingCents = &c
+		}
+	}
+	return r, nil
+}
+
+// daysAsOf folds the property's per-day flows from the newest snapshot
+// at or before asOf through the organization's later events written at
+// or before asOf, storing a new snapshot when it folded a whole interval.
+func (s *Service) daysAsOf(ctx context.Context, org, prop domain.ID, asOf time.Time) (map[domain.Date]*dayFlows, error) {
+	every := s.snapshotEvery
+	if every <= 0 {
+		every = DefaultSnapshotEvery
+	}
+	days := map[domain.Date]*dayFlows{}
+	var (
+		base  int64
+		raw   []byte
+		maxAt time.Time
+	)
+	err := s.pool.QueryRow(ctx, `
+		SELECT chain_pos, max_event_at, days FROM balance_snapshots
+		WHERE org_id = $1 AND property_id = $2 AND max_event_at <= $3
+		ORDER BY chain_pos DESC LIMIT 1`, org, prop, asOf).Scan(&base, &maxAt, &raw)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("load balance snapshot: %w", postgres.Translate(err))
+	}
+	if raw != nil {
+		var stored map[domain.Date]dayFlows
+		if err := json.Unmarshal(raw, &stored); err != nil {
+			return nil, fmt.Errorf("decode balance snapshot: %w", err)
+		}
+		for d, f := range stored {
+			days[d] = &f
+		}
+	}
+	// complete: every event up to pos was written at or before asOf, so
+	// the fold up to pos is a snapshot valid for any later asOf.
+	var (
+		pos, snapPos = base, base
+		complete     = true
+		snap         map[domain.Date]*dayFlows
+		snapAt       = maxAt
+	)
+	const page = 2000
+	for after := base; ; {
+		evs, err := eventstore.ChainAfter(ctx, s.pool, org, after, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			after = ev.Pos
+			if ev.Timestamp.After(asOf) {
+				if complete && ev.Pos > 0 {
+					complete, snap = false, cloneDays(days)
+				}
+				continue
+			}
+			if err := foldAsOf(days, prop, ev.Event); err != nil {
+				return nil, err
+			}
+			if complete && ev.Pos > 0 {
+				pos = ev.Pos
+				if ev.Timestamp.After(snapAt) {
+					snapAt = ev.Timestamp
+				}
+			}
+		}
+		if len(evs) < page {
+			break
+		}
+	}
+	snapPos = pos
+	if snap == nil {
+		snap = days
+	}
+	if snapPos-base >= int64(every) {
+		if err := s.storeSnapshot(ctx, org, prop, snapPos, snapAt, snap); err != nil {
+			return nil, err
+		}
+	}
+	return days, nil
+}
+
+func cloneDays(days map[domain.Date]*dayFlows) map[domain.Date]*dayFlows {
+	out := make(map[domain.Date]*dayFlows, len(days))
+	for d, f := range days {
+		c := *f
+		out[d] = &c
+	}
+	return out
+}
+
+func (s *Service) storeSnapshot(ctx context.Context, org, prop domain.ID, pos int64, maxAt time.Time, days map[domain.Date]*dayFlows) error {
+	flat := make(map[domain.Date]dayFlows, len(days))
+	for d, f := range days {
+		if *f != (dayFlows{}) {
+			flat[d] = *f
+		}
+	}
+	raw, err := json.Marshal(flat)
+	if err != nil {
+		return fmt.Errorf("encode balance snapshot: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, `
+		INSERT INTO balance_snapshots (org_id, property_id, chain_pos, max_event_at, taken_at, days)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, org, prop, pos, maxAt, s.now(), raw)
+	if err != nil {
+		return fmt.Errorf("store balance snapshot: %w", postgres.Translate(err))
+	}
+	return nil
+}
+
+// foldAsOf applies one event's effect on prop's days: a row's state before
+// the change leaves, its state after arrives (each only where it was or
+// is on prop); a cash count sets its day's counted closing.
+func foldAsOf(days map[domain.Date]*dayFlows, prop domain.ID, ev domain.Event) error {
+	day := func(d domain.Date) *dayFlows {
+		f := days[d]
+		if f == nil {
+			f = &dayFlows{}
+			days[d] = f
+		}
+		return f
+	}
+	switch ev.EntityType {
+	case domain.EntityRevenue, domain.EntityExpense:
+		var md domain.TransactionMetadata
+		if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+			return fmt.Errorf("event %s: decode metadata: %w", ev.ID, err)
+		}
+		kind := domain.Kind(ev.EntityType)
+		add := func(st *domain.TransactionState, sign int64) {
+			if st == nil || st.PropertyID != prop {
+				return
+			}
+			off, count := 0, fApprovedCount
+			switch st.Status {
+			case domain.Approved:
+			case domain.Pending:
+				off, count = fPending, fPendingCount
+			default:
+				return
+			}
+			col := fCashIn
+			switch {
+			case kind == domain.Revenue && st.PaymentMode == domain.Bank:
+				col = fBankIn
+			case kind == domain.Expense && st.PaymentMode == domain.Cash:
+				col = fCashOut
+			case kind == domain.Expense:
+				col = fBankOut
+			}
+			f := day(st.BusinessDate)
+			f[off+col] += sign * st.AmountCents
+			f[count] += sign
+		}
+		add(md.Previous, -1)
+		after := md.TransactionState
+		add(&after, 1)
+	case domain.EntityCashBalance:
+		if ev.PropertyID == nil || *ev.PropertyID != prop {
+			return nil
+		}
+		var md domain.CashCountMetadata
+		if err := json.Unmarshal(ev.Metadata, &md); err != nil {
+			return fmt.Errorf("event %s: decode metadata: %w", ev.ID, err)
+		}
+		day(md.Date)[fCounted] = md.CountedClosingCents + 1
+	}
+	return nil
+}
