@@ -43,6 +43,7 @@ Commands:
   chaos     write through injected faults (kill -9, database restarts and stall, bus restart) and check nothing is lost
   dlq       list the dead letters (dlq list), re-drive them after a fix (dlq replay)
   verify    walk each organization's event hash chain and name the first broken link
+  rebuild   rebuild the report projections from the event store and swap them in
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -96,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return seedCmd(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args[1:], stdout, stderr)
+	case "rebuild":
+		return rebuildCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

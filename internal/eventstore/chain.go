@@ -172,3 +172,32 @@ func ChainAfter(ctx context.Context, q Querier, org domain.ID, after int64, limi
 	}
 	return out, nil
 }
+
+// BySeq returns the events of an organization with the given sequences,
+// in chain order.
+func BySeq(ctx context.Context, q Querier, org domain.ID, seqs []int64) ([]Linked, error) {
+	rows, err := q.Query(ctx, `
+		SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+		       aggregate_version, occurred_at, metadata, COALESCE(chain_pos, 0)
+		FROM events WHERE org_id = $1 AND seq = ANY ($2)
+		ORDER BY COALESCE(chain_pos, 0), seq`, org, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("events by seq: %w", postgres.Translate(err))
+	}
+	out, err := pgx.CollectRows(rows, scanLinked)
+	if err != nil {
+		return nil, fmt.Errorf("events by seq: %w", postgres.Translate(err))
+	}
+	return out, nil
+}
+
+func scanLinked(row pgx.CollectableRow) (Linked, error) {
+	var (
+		l    Linked
+		meta []byte
+	)
+	err := row.Scan(&l.Sequence, &l.ID, &l.Type, &l.OrgID, &l.PropertyID, &l.UserID, &l.EntityType, &l.EntityID,
+		&l.AggregateVersion, &l.Timestamp, &meta, &l.Pos)
+	l.Metadata, l.Version = meta, domain.EventVersion
+	return l, err
+}

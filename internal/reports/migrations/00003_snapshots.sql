@@ -17,5 +17,18 @@ CREATE TABLE balance_snapshots (
     PRIMARY KEY (org_id, property_id, chain_pos)
 );
 
+-- hmp rebuild's progress: one row per organization a run has rebuilt
+-- and swapped, so that an interrupted run resumes after it.
+CREATE TABLE rebuild_progress (
+    run          text   NOT NULL,
+    org_id       uuid   NOT NULL,
+    events       bigint NOT NULL,
+    changed_rows int    NOT NULL,
+    lock_micros  bigint NOT NULL,
+    done_at      timestamptz NOT NULL,
+    PRIMARY KEY (run, org_id)
+);
+
 -- +goose Down
+DROP TABLE rebuild_progress;
 DROP TABLE balance_snapshots;
