@@ -203,6 +203,11 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		f := &fold
 		n := res.events
+		// Stage before locking: the lock then covers only what was
+		// applied meanwhile (usually nothing) and the comparison.
+		if err := stage(ctx, tx, f, cfg.PropertyID, cfg.Now(), false); err != nil {
+			return err
+		}
 		// Readers (ACCESS SHARE) pass; the projector and corrections
 		// (ROW EXCLUSIVE) wait until the swap commits. Locking a
 		// partitioned table locks its partitions.
@@ -239,6 +244,7 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 			}
 			late = append(evs, late...)
 		}
+		folded := n
 		for _, ev := range late {
 			if still[ev.Sequence] {
 				continue
@@ -248,7 +254,12 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 			}
 			n++
 		}
-		changed, err := swap(ctx, tx, f, org, cfg.PropertyID, cfg.Now())
+		if n > folded {
+			if err := stage(ctx, tx, f, cfg.PropertyID, cfg.Now(), true); err != nil {
+				return err
+			}
+		}
+		changed, err := swap(ctx, tx, org, cfg.PropertyID)
 		if err != nil {
 			return err
 		}

@@ -34,15 +34,12 @@ var projections = []projection{
 	{live: "monthly_cash_balances", shadow: "rebuild_monthly", key: "month", values: monthlyValues, cols: reports.MonthlyColumns, zeroFrom: 3, zeroTo: 13},
 }
 
-// swap stages the fold's rows of the scope (an organization, or one of its
-// properties) in shadow tables and makes the live rows of the scope equal
-// to them: deletes live rows the shadow lacks, inserts and updates the
-// rest where they differ. It runs in the caller's locked transaction and
-// answers the number of live rows changed. It names no partition: on a
-// partitioned table the statements route by org_id.
-func swap(ctx context.Context, tx pgx.Tx, f *reports.Fold, org, prop domain.ID, now time.Time) (int, error) {
+// stage writes the fold's rows of the scope (an organization, or one of
+// its properties) into the shadow tables of tx, replacing what an earlier
+// stage of tx put there. Rows that move nothing are left out: they equal
+// no row.
+func stage(ctx context.Context, tx pgx.Tx, f *reports.Fold, prop domain.ID, now time.Time, created bool) error {
 	daily, monthly := f.Rows(now)
-	changed := 0
 	for i, rows := range [][][]any{daily, monthly} {
 		p := projections[i]
 		keep := rows[:0]
@@ -51,22 +48,36 @@ func swap(ctx context.Context, tx pgx.Tx, f *reports.Fold, org, prop domain.ID, 
 				continue
 			}
 			if empty(r[p.zeroFrom:p.zeroTo]) {
-				continue // a row that moves nothing is the same as no row
+				continue
 			}
 			keep = append(keep, r)
 		}
-		if _, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP`, p.shadow, p.live)); err != nil {
-			return 0, fmt.Errorf("create shadow %s: %w", p.shadow, postgres.Translate(err))
+		sql := fmt.Sprintf(`CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP`, p.shadow, p.live)
+		if created {
+			sql = `TRUNCATE ` + p.shadow
+		}
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("create shadow %s: %w", p.shadow, postgres.Translate(err))
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{p.shadow}, p.cols, pgx.CopyFromRows(keep)); err != nil {
-			return 0, fmt.Errorf("stage shadow %s: %w", p.shadow, postgres.Translate(err))
+			return fmt.Errorf("stage shadow %s: %w", p.shadow, postgres.Translate(err))
 		}
-		var propArg *domain.ID
-		if !prop.IsZero() {
-			propArg = &prop
-		}
-		// Live rows of the scope the shadow lacks, unless they move
-		// nothing.
+	}
+	return nil
+}
+
+// swap makes the live rows of the scope equal to the shadow rows: deletes
+// live rows the shadow lacks (unless they move nothing), inserts and
+// updates the rest where they differ. It runs in the caller's locked
+// transaction and answers the number of live rows changed. It names no
+// partition: on a partitioned table the statements route by org_id.
+func swap(ctx context.Context, tx pgx.Tx, org, prop domain.ID) (int, error) {
+	changed := 0
+	var propArg *domain.ID
+	if !prop.IsZero() {
+		propArg = &prop
+	}
+	for _, p := range projections {
 		tag, err := tx.Exec(ctx, fmt.Sprintf(`
 			DELETE FROM %[1]s l
 			WHERE l.org_id = $1 AND ($2::uuid IS NULL OR l.property_id = $2)

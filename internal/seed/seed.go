@@ -257,6 +257,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	if _, err := pool.Exec(ctx, eventstore.PlaceRelayAfterSQL); err != nil {
 		return Result{}, fmt.Errorf("seed: place the relay after the history: %w", postgres.Translate(err))
 	}
+	if _, err := pool.Exec(ctx, reports.MarkReflectedSQL); err != nil {
+		return Result{}, fmt.Errorf("seed: mark the history reflected: %w", postgres.Translate(err))
+	}
 	if err := finance.RecountVolume(ctx, pool); err != nil {
 		return Result{}, fmt.Errorf("seed: %w", err)
 	}
