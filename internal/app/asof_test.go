@@ -81,6 +81,18 @@ func TestDailyReportAsOf(t *testing.T) {
 		}
 	}
 	check("live", report("", false), wantNow)
+	// daily-reports takes asOf too.
+	var rng struct {
+		Reports []struct{ CashReceivedCents, ClosingBalanceCents int64 }
+		Summary struct{ OpeningBalanceCents, ClosingBalanceCents int64 }
+	}
+	env.Must(200, "GET", "/v1/reports/daily-reports?"+url.Values{"propertyId": {prop}, "startDate": {"2026-06-13"}, "endDate": {today}, "asOf": {t1}}.Encode(),
+		admin, nil).JSON(t, &rng)
+	if len(rng.Reports) != 3 || rng.Reports[0].CashReceivedCents != 0 || rng.Reports[1].CashReceivedCents != 1050 ||
+		rng.Summary.OpeningBalanceCents != 0 || rng.Summary.ClosingBalanceCents != 1750 {
+		t.Fatalf("daily-reports as of t1: %+v", rng)
+	}
+	mustProblem(t, env.Do("GET", "/v1/reports/daily-reports?"+url.Values{"propertyId": {prop}, "startDate": {"2026-06-13"}, "endDate": {today}, "asOf": {"soon"}}.Encode(), admin, nil), 422)
 	var snaps int
 	if err := env.App.Pool.QueryRow(context.Background(), `SELECT count(*) FROM balance_snapshots`).Scan(&snaps); err != nil {
 		t.Fatal(err)

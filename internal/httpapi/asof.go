@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/reports"
 )
 
 // dailyReportAsOf answers a daily report with asOf: the figures as they
@@ -21,4 +22,21 @@ func (s *server) dailyReportAsOf(ctx context.Context, pid domain.ID, d domain.Da
 		return nil, h.Problem(ctx, err)
 	}
 	return &dailyReportOutput{Body: toDailyBody(&pid, r)}, nil
+}
+
+// dailyReportsRange answers the days of a daily-reports request: as of
+// asOf when given (from the event store), else live.
+func (s *server) dailyReportsRange(ctx context.Context, pid domain.ID, start, end domain.Date, in *dailyReportsInput) ([]reports.DailyReport, error) {
+	if in.AsOf != "" {
+		asOf, err := time.Parse(time.RFC3339Nano, in.AsOf)
+		if err != nil {
+			return nil, domain.Invalid("query.asOf", "must be an RFC 3339 timestamp", in.AsOf)
+		}
+		return s.Reports.DailyReportsAsOf(ctx, s.help.Actor(ctx), pid, start, end, asOf, in.IncludePending)
+	}
+	read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+	if err != nil {
+		return nil, err
+	}
+	return s.Reports.DailyReports(ctx, s.help.Actor(ctx), pid, start, end, read)
 }

@@ -61,6 +61,7 @@ type dailyReportsInput struct {
 	StartDate        string `query:"startDate" required:"true" format:"date"`
 	EndDate          string `query:"endDate" required:"true" format:"date" doc:"at most 366 days after startDate, both included"`
 	IncludePending   bool   `query:"includePending"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the reports as they were known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type rangeSummary struct {
@@ -210,11 +211,7 @@ func (s *server) registerReports(api huma.API) {
 		if err := joinValidation(err1, err2); err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		days, err := s.Reports.DailyReports(ctx, h.Actor(ctx), pid, start, end, read)
+		days, err := s.dailyReportsRange(ctx, pid, start, end, in)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}

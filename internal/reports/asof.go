@@ -48,51 +48,84 @@ type dayFlows = [fLen]int64
 // from the newest snapshot taken before asOf. asOf must not be in the
 // future (ValidationError on query.asOf).
 func (s *Service) DailyReportAsOf(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, asOf time.Time, includePending bool) (DailyReport, error) {
+	days, err := s.dailyReportsAsOf(ctx, actor, propertyID, date, date, asOf, includePending, "query.date", "query.date")
+	if err != nil {
+		return DailyReport{}, err
+	}
+	return days[0], nil
+}
+
+// DailyReportsAsOf is DailyReports as known at asOf (see DailyReportAsOf).
+func (s *Service) DailyReportsAsOf(ctx context.Context, actor domain.Actor, propertyID domain.ID, start, end domain.Date, asOf time.Time, includePending bool) ([]DailyReport, error) {
+	return s.dailyReportsAsOf(ctx, actor, propertyID, start, end, asOf, includePending, "query.startDate", "query.endDate")
+}
+
+func (s *Service) dailyReportsAsOf(ctx context.Context, actor domain.Actor, propertyID domain.ID, start, end domain.Date, asOf time.Time, includePending bool, startField, endField string) ([]DailyReport, error) {
 	now := s.now()
 	v := &domain.ValidationError{}
-	if err := domain.CheckReportDate(date, domain.DateOf(now)); err != nil {
-		v.Add("query.date", err.Error(), date.String())
+	today := domain.DateOf(now)
+	if err := domain.CheckReportDate(start, today); err != nil {
+		v.Add(startField, err.Error(), start.String())
+	}
+	if end != start {
+		if err := domain.CheckReportDate(end, today); err != nil {
+			v.Add(endField, err.Error(), end.String())
+		}
+		if end.Before(start) {
+			v.Add(endField, "must not be before startDate", end.String())
+		} else if domain.DaysBetween(start, end)+1 > MaxRangeDays {
+			v.Add(endField, fmt.Sprintf("the range must span at most %d days", MaxRangeDays), end.String())
+		}
 	}
 	if asOf.After(now) {
 		v.Add("query.asOf", "must not be in the future", asOf.Format(time.RFC3339Nano))
 	}
 	if err := v.Err(); err != nil {
-		return DailyReport{}, err
+		return nil, err
 	}
 	if _, _, err := s.scope(ctx, actor, &propertyID, "query.propertyId"); err != nil {
-		return DailyReport{}, err
+		return nil, err
 	}
 	days, err := s.daysAsOf(ctx, actor.OrgID, propertyID, asOf)
 	if err != nil {
-		return DailyReport{}, err
+		return nil, err
 	}
-	r := DailyReport{Date: date}
+	net := func(f *dayFlows) int64 {
+		n := f[fCashIn] - f[fCashOut]
+		if includePending {
+			n += f[fPending+fCashIn] - f[fPending+fCashOut]
+		}
+		return n
+	}
+	var opening int64
 	for d, f := range days {
-		net := f[fCashIn] - f[fCashOut]
-		if includePending {
-			net += f[fPending+fCashIn] - f[fPending+fCashOut]
-		}
-		if d.Before(date) {
-			r.OpeningCents += net
+		if d.Before(start) {
+			opening += net(f)
 		}
 	}
-	if f, ok := days[date]; ok {
-		r.CashReceivedCents, r.BankReceivedCents = f[fCashIn], f[fBankIn]
-		r.CashExpensesCents, r.BankExpensesCents = f[fCashOut], f[fBankOut]
-		r.TransactionCount = f[fApprovedCount]
-		if includePending {
-			r.CashReceivedCents += f[fPending+fCashIn]
-			r.BankReceivedCents += f[fPending+fBankIn]
-			r.CashExpensesCents += f[fPending+fCashOut]
-			r.BankExpensesCents += f[fPending+fBankOut]
-			r.TransactionCount += f[fPendingCount]
+	out := make([]DailyReport, 0, domain.DaysBetween(start, end)+1)
+	for d := start; !d.After(end); d = d.AddDays(1) {
+		r := DailyReport{Date: d, OpeningCents: opening}
+		if f, ok := days[d]; ok {
+			r.CashReceivedCents, r.BankReceivedCents = f[fCashIn], f[fBankIn]
+			r.CashExpensesCents, r.BankExpensesCents = f[fCashOut], f[fBankOut]
+			r.TransactionCount = f[fApprovedCount]
+			if includePending {
+				r.CashReceivedCents += f[fPending+fCashIn]
+				r.BankReceivedCents += f[fPending+fBankIn]
+				r.CashExpensesCents += f[fPending+fCashOut]
+				r.BankExpensesCents += f[fPending+fBankOut]
+				r.TransactionCount += f[fPendingCount]
+			}
+			if f[fCounted] > 0 {
+				c := f[fCounted] - 1
+				r.CountedClosingCents = &c
+			}
+			opening += net(f)
 		}
-		if f[fCounted] > 0 {
-			c := f[fCounted] - 1
-			r.CountedClosingCents = &c
-		}
+		out = append(out, r)
 	}
-	return r, nil
+	return out, nil
 }
 
 // daysAsOf folds the property's per-day flows from the newest snapshot
