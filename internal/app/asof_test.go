@@ -92,6 +92,23 @@ func TestDailyReportAsOf(t *testing.T) {
 		rng.Summary.OpeningBalanceCents != 0 || rng.Summary.ClosingBalanceCents != 1750 {
 		t.Fatalf("daily-reports as of t1: %+v", rng)
 	}
+	// monthly-report too, over every property: the row moved to the
+	// other property later is still on the first at t1.
+	month := func(asOf string) (m struct{ ClosingBalanceCents, TotalCashReceivedCents int64 }) {
+		t.Helper()
+		q := url.Values{"year": {"2026"}, "month": {"6"}}
+		if asOf != "" {
+			q.Set("asOf", asOf)
+		}
+		env.Must(200, "GET", "/v1/reports/monthly-report?"+q.Encode(), admin, nil).JSON(t, &m)
+		return m
+	}
+	if m := month(t1); m.ClosingBalanceCents != 1750 || m.TotalCashReceivedCents != 1750 {
+		t.Fatalf("monthly as of t1: %+v, want closing and cash in 1750", m)
+	}
+	if m := month(clock.Now().Format(time.RFC3339Nano)); m != month("") || m.ClosingBalanceCents != 4250 {
+		t.Fatalf("monthly as of now %+v, live %+v, want closing 4250", m, month(""))
+	}
 	mustProblem(t, env.Do("GET", "/v1/reports/daily-reports?"+url.Values{"propertyId": {prop}, "startDate": {"2026-06-13"}, "endDate": {today}, "asOf": {"soon"}}.Encode(), admin, nil), 422)
 	var snaps int
 	if err := env.App.Pool.QueryRow(context.Background(), `SELECT count(*) FROM balance_snapshots`).Scan(&snaps); err != nil {

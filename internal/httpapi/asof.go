@@ -40,3 +40,20 @@ func (s *server) dailyReportsRange(ctx context.Context, pid domain.ID, start, en
 	}
 	return s.Reports.DailyReports(ctx, s.help.Actor(ctx), pid, start, end, read)
 }
+
+// monthlyReport answers a monthly-report request: as of asOf when given
+// (from the event store), else live.
+func (s *server) monthlyReport(ctx context.Context, pid *domain.ID, in *monthlyReportInput) (reports.MonthlyReport, error) {
+	if in.AsOf != "" {
+		asOf, err := time.Parse(time.RFC3339Nano, in.AsOf)
+		if err != nil {
+			return reports.MonthlyReport{}, domain.Invalid("query.asOf", "must be an RFC 3339 timestamp", in.AsOf)
+		}
+		return s.Reports.MonthlyReportAsOf(ctx, s.help.Actor(ctx), pid, in.Year, time.Month(in.Month), asOf, in.IncludePending)
+	}
+	read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+	if err != nil {
+		return reports.MonthlyReport{}, err
+	}
+	return s.Reports.MonthlyReport(ctx, s.help.Actor(ctx), pid, in.Year, time.Month(in.Month), read)
+}

@@ -90,6 +90,7 @@ type monthlyReportInput struct {
 	Year             int    `query:"year" required:"true" minimum:"2000" maximum:"2100"`
 	Month            int    `query:"month" required:"true" minimum:"1" maximum:"12"`
 	IncludePending   bool   `query:"includePending"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the month as it was known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type monthlyReportOutput struct {
@@ -242,11 +243,7 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		m, err := s.Reports.MonthlyReport(ctx, h.Actor(ctx), pid, in.Year, time.Month(in.Month), read)
+		m, err := s.monthlyReport(ctx, pid, in)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}

@@ -90,6 +90,11 @@ func (s *Service) dailyReportsAsOf(ctx context.Context, actor domain.Actor, prop
 	if err != nil {
 		return nil, err
 	}
+	return rangeAsOf(days, start, end, includePending), nil
+}
+
+// rangeAsOf renders the days start..end of a folded property.
+func rangeAsOf(days map[domain.Date]*dayFlows, start, end domain.Date, includePending bool) []DailyReport {
 	net := func(f *dayFlows) int64 {
 		n := f[fCashIn] - f[fCashOut]
 		if includePending {
@@ -125,7 +130,63 @@ func (s *Service) dailyReportsAsOf(ctx context.Context, actor domain.Actor, prop
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
+}
+
+// MonthlyReportAsOf is MonthlyReport as known at asOf (see
+// DailyReportAsOf): for one property, or summed per day over every
+// property the actor may see (counted closings only for one property).
+func (s *Service) MonthlyReportAsOf(ctx context.Context, actor domain.Actor, propertyID *domain.ID, year int, month time.Month, asOf time.Time, includePending bool) (MonthlyReport, error) {
+	now := s.now()
+	if err := checkYear(year, now); err != nil {
+		return MonthlyReport{}, err
+	}
+	if month < 1 || month > 12 {
+		return MonthlyReport{}, domain.Invalid("query.month", "must be between 1 and 12", int(month))
+	}
+	if asOf.After(now) {
+		return MonthlyReport{}, domain.Invalid("query.asOf", "must not be in the future", asOf.Format(time.RFC3339Nano))
+	}
+	props, _, err := s.scope(ctx, actor, propertyID, "query.propertyId")
+	if err != nil {
+		return MonthlyReport{}, err
+	}
+	start := domain.Date{Year: year, Month: month, Day: 1}
+	end := domain.Date{Year: year, Month: month, Day: domain.DaysInMonth(year, month)}
+	var sum []DailyReport
+	for _, p := range props {
+		days, err := s.daysAsOf(ctx, actor.OrgID, p, asOf)
+		if err != nil {
+			return MonthlyReport{}, err
+		}
+		r := rangeAsOf(days, start, end, includePending)
+		if sum == nil {
+			sum = r
+			continue
+		}
+		for i := range sum {
+			sum[i].OpeningCents += r[i].OpeningCents
+			sum[i].CashReceivedCents += r[i].CashReceivedCents
+			sum[i].BankReceivedCents += r[i].BankReceivedCents
+			sum[i].CashExpensesCents += r[i].CashExpensesCents
+			sum[i].BankExpensesCents += r[i].BankExpensesCents
+			sum[i].TransactionCount += r[i].TransactionCount
+			sum[i].CountedClosingCents = nil
+		}
+	}
+	if sum == nil {
+		sum = rangeAsOf(nil, start, end, includePending)
+	}
+	m := MonthlyReport{Year: year, Month: month, PropertyID: propertyID, Days: sum,
+		OpeningCents: sum[0].OpeningCents, ClosingCents: sum[len(sum)-1].ClosingCents()}
+	for _, d := range sum {
+		m.CashReceivedCents += d.CashReceivedCents
+		m.BankReceivedCents += d.BankReceivedCents
+		m.CashExpensesCents += d.CashExpensesCents
+		m.BankExpensesCents += d.BankExpensesCents
+		m.TransactionCount += d.TransactionCount
+	}
+	return m, nil
 }
 
 // daysAsOf folds the property's per-day flows from the newest snapshot
