@@ -27,6 +27,7 @@ func TestDailyReportAsOf(t *testing.T) {
 	yesterday := "2026-06-14T04:30:00Z"
 	twoDaysAgo := "2026-06-13T04:30:00Z"
 
+	var tok string // the last write's: live reads reflect it
 	report := func(asOf string, pending bool) asOfDay {
 		t.Helper()
 		q := url.Values{"propertyId": {prop}, "date": {today}}
@@ -37,7 +38,7 @@ func TestDailyReportAsOf(t *testing.T) {
 			q.Set("includePending", "true")
 		}
 		var b asOfDay
-		env.Must(200, "GET", "/v1/reports/daily-report?"+q.Encode(), admin, nil).JSON(t, &b)
+		env.Must(200, "GET", "/v1/reports/daily-report?"+q.Encode(), admin, nil, "X-Consistency-Token", tok).JSON(t, &b)
 		return b
 	}
 	before := clock.Now().Add(-time.Second).Format(time.RFC3339Nano)
@@ -58,7 +59,7 @@ func TestDailyReportAsOf(t *testing.T) {
 	env.Revenue(admin, apptest.Txn{PropertyID: prop, AmountCents: 500, PaymentMode: "cash", OccurredAt: twoDaysAgo})
 	env.Must(200, "PATCH", "/v1/finance/revenues/"+moved.ID, admin, map[string]any{"propertyId": other})
 	_, mgr := env.Manager(admin, "pit@example.test", prop)
-	env.Revenue(mgr, apptest.Txn{PropertyID: prop, AmountCents: 40, PaymentMode: "cash", OccurredAt: twoDaysAgo})
+	tok = env.Must(201, "POST", "/v1/finance/revenues", mgr, withKind("revenue", apptest.Txn{PropertyID: prop, AmountCents: 40, PaymentMode: "cash", OccurredAt: twoDaysAgo})).Header.Get("X-Consistency-Token")
 
 	wantT1 := asOfDay{OpeningBalanceCents: 1050, CashReceivedCents: 700, BankExpensesCents: 200, ClosingBalanceCents: 1750}
 	wantNow := asOfDay{OpeningBalanceCents: 3500, CashReceivedCents: 700, BankExpensesCents: 200, ClosingBalanceCents: 4200}
@@ -100,7 +101,7 @@ func TestDailyReportAsOf(t *testing.T) {
 		if asOf != "" {
 			q.Set("asOf", asOf)
 		}
-		env.Must(200, "GET", "/v1/reports/monthly-report?"+q.Encode(), admin, nil).JSON(t, &m)
+		env.Must(200, "GET", "/v1/reports/monthly-report?"+q.Encode(), admin, nil, "X-Consistency-Token", tok).JSON(t, &m)
 		return m
 	}
 	if m := month(t1); m.ClosingBalanceCents != 1750 || m.TotalCashReceivedCents != 1750 {

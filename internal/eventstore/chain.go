@@ -145,32 +145,30 @@ type Linked struct {
 // writes committed. Visible positions are always a gapless prefix (a
 // position is handed out only after the previous holder committed), so a
 // reader that stops at position X has seen every event up to X. With
-// after 0 the pre-chain events come first, in sequence order.
+// after 0 every pre-chain event (Pos 0) comes first, in sequence order
+// and beyond limit, so that paging by the last Pos never repeats one.
 func ChainAfter(ctx context.Context, q Querier, org domain.ID, after int64, limit int) ([]Linked, error) {
-	rows, err := q.Query(ctx, `
-		SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
-		       aggregate_version, occurred_at, metadata, COALESCE(chain_pos, 0)
-		FROM events
-		WHERE org_id = $1 AND (chain_pos > $2 OR ($2 = 0 AND chain_pos IS NULL))
-		ORDER BY COALESCE(chain_pos, 0), seq
-		LIMIT $3`, org, after, limit)
+	const cols = `SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+		       aggregate_version, occurred_at, metadata, COALESCE(chain_pos, 0) FROM events `
+	var out []Linked
+	if after == 0 {
+		rows, err := q.Query(ctx, cols+`WHERE org_id = $1 AND chain_pos IS NULL ORDER BY seq`, org)
+		if err != nil {
+			return nil, fmt.Errorf("pre-chain events: %w", postgres.Translate(err))
+		}
+		if out, err = pgx.CollectRows(rows, scanLinked); err != nil {
+			return nil, fmt.Errorf("pre-chain events: %w", postgres.Translate(err))
+		}
+	}
+	rows, err := q.Query(ctx, cols+`WHERE org_id = $1 AND chain_pos > $2 ORDER BY chain_pos LIMIT $3`, org, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("chain after %d: %w", after, postgres.Translate(err))
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Linked, error) {
-		var (
-			l    Linked
-			meta []byte
-		)
-		err := row.Scan(&l.Sequence, &l.ID, &l.Type, &l.OrgID, &l.PropertyID, &l.UserID, &l.EntityType, &l.EntityID,
-			&l.AggregateVersion, &l.Timestamp, &meta, &l.Pos)
-		l.Metadata, l.Version = meta, domain.EventVersion
-		return l, err
-	})
+	chained, err := pgx.CollectRows(rows, scanLinked)
 	if err != nil {
 		return nil, fmt.Errorf("chain after %d: %w", after, postgres.Translate(err))
 	}
-	return out, nil
+	return append(out, chained...), nil
 }
 
 // BySeq returns the events of an organization with the given sequences,

@@ -171,34 +171,42 @@ func unapplied(ctx context.Context, q eventstore.Querier, org domain.ID, floor t
 func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.ID) (orgResult, error) {
 	var res orgResult
 	floor := cfg.Now().Add(-cfg.Retention)
-	pending, err := unapplied(ctx, pool, org, floor, nil)
-	if err != nil {
-		return res, err
-	}
-	var fold reports.Fold
+	// Read the events first, then ask which of them are unapplied: an
+	// event committed after the check but read before it would otherwise
+	// pass for applied (and the projector would add it a second time).
+	var all []eventstore.Linked
 	var pos int64
-	var held []int64 // unapplied when read: looked at again under the lock
 	const page = 5000
 	for {
 		evs, err := eventstore.ChainAfter(ctx, pool, org, pos, page)
 		if err != nil {
 			return res, err
 		}
-		for _, ev := range evs {
-			pos = ev.Pos
-			if pending[ev.Sequence] {
-				held = append(held, ev.Sequence)
-				continue
-			}
-			if err := fold.AddEvent(ev.Event); err != nil {
-				return res, fmt.Errorf("fold event %s: %w", ev.ID, err)
-			}
-			res.events++
+		all = append(all, evs...)
+		if len(evs) > 0 {
+			pos = evs[len(evs)-1].Pos
 		}
-		if len(evs) < page {
+		if chained(evs) < page {
 			break
 		}
 	}
+	pending, err := unapplied(ctx, pool, org, floor, nil)
+	if err != nil {
+		return res, err
+	}
+	var fold reports.Fold
+	var held []int64 // unapplied when read: looked at again under the lock
+	for _, ev := range all {
+		if pending[ev.Sequence] {
+			held = append(held, ev.Sequence)
+			continue
+		}
+		if err := fold.AddEvent(ev.Event); err != nil {
+			return res, fmt.Errorf("fold event %s: %w", ev.ID, err)
+		}
+		res.events++
+	}
+	all = nil
 	// One attempt, no retry: the fold below adds to the unlocked one.
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		f := &fold
@@ -223,8 +231,12 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 			if err != nil {
 				return err
 			}
-			late = append(late, evs...)
-			if len(evs) < page {
+			for _, ev := range evs {
+				if ev.Pos > 0 { // pre-chain events were all read above
+					late = append(late, ev)
+				}
+			}
+			if chained(evs) < page {
 				break
 			}
 			after = evs[len(evs)-1].Pos
@@ -273,4 +285,16 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 		return nil
 	})
 	return res, err
+}
+
+// chained counts the events of a ChainAfter page that are in the chain
+// (a page is full when limit of them came).
+func chained(evs []eventstore.Linked) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Pos > 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -251,7 +251,13 @@ func (s *Service) daysAsOf(ctx context.Context, org, prop domain.ID, asOf time.T
 				}
 			}
 		}
-		if len(evs) < page {
+		full := 0
+		for _, ev := range evs {
+			if ev.Pos > 0 {
+				full++
+			}
+		}
+		if full < page {
 			break
 		}
 	}
