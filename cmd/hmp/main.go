@@ -47,6 +47,8 @@ Commands:
 
   advise-indexes  propose indexes the slowest statements need, proven by hypothetical indexes
   rollback  switch every instance back live: to baseline at once (emergency) or step by step (gradual)
+  verify    walk each organization's event hash chain and name the first broken link
+  rebuild   rebuild the report projections from the event store and swap them in
 
 Run 'hmp <command> --help' for the flags of a command. Every flag can also be
 set through the HMP_* environment variable named in its help.
@@ -108,6 +110,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return adviseIndexes(ctx, args[1:], stdout, stderr)
 	case "rollback":
 		return rollbackCmd(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verifyCmd(ctx, args[1:], stdout, stderr)
+	case "rebuild":
+		return rebuildCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])

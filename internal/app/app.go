@@ -234,7 +234,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	a.closers = append(a.closers, pruner.Stop)
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
 		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
-	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache)
+	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache).WithSnapshotEvery(cfg.SnapshotEvery)
 	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
 	if err != nil {
 		return nil, err

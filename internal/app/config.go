@@ -94,6 +94,10 @@ type Config struct {
 	// every organization's events (the stream-wide floor), as before reads
 	// waited only for their organization's. Default false.
 	ConsistencyStreamWide bool
+	// SnapshotEvery is the interval, in events of an organization, of the
+	// property balance snapshots that point-in-time reports (asOf) start
+	// from. 0: 1000.
+	SnapshotEvery int
 	// TokenSecret signs access tokens; at least 32 bytes. Empty: a random
 	// secret kept in DataDir/token.key (set it when running several
 	// instances).

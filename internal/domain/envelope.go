@@ -36,6 +36,9 @@ type TransactionState struct {
 	Category      string      `json:"category,omitempty"`
 	Description   string      `json:"description,omitempty"`
 	BankReference string      `json:"bankReference,omitempty"`
+	// OccurredAt is the row's occurredAt (RFC 3339, UTC); events written
+	// before it was carried lack it (zero).
+	OccurredAt time.Time `json:"occurredAt,omitzero"`
 }
 
 // TransactionMetadata is the metadata of the ten revenue and expense

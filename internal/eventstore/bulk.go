@@ -7,24 +7,27 @@ import (
 )
 
 // BulkColumns are the columns a bulk load (hmp seed) copies into the event
-// table, in the order of BulkRow's values. seq and tx_id are left to the
-// table (identity and the writing transaction) exactly as on append, so
+// table, in the order of Chain.BulkRow's values. seq and tx_id are left to
+// the table (identity and the writing transaction) exactly as on append, so
 // events copied in order get increasing sequences and the relay's cursor
-// can be placed after their transactions.
+// can be placed after their transactions. The chain columns are computed
+// by Chain, as an append would have linked them.
 var BulkColumns = []string{"org_id", "id", "event_type", "entity_type", "entity_id", "aggregate_version",
-	"property_id", "user_id", "occurred_at", "metadata"}
+	"property_id", "user_id", "occurred_at", "metadata", "chain_pos", "content_hash", "prev_hash", "hash"}
 
-// BulkRow returns the row of ev for BulkColumns: the values Queue and
-// AppendTx insert.
-func BulkRow(ev domain.Event) []any {
+// bulkRow returns the values Queue and AppendTx insert for ev (without the
+// chain columns).
+func bulkRow(ev domain.Event) []any {
 	var prop pgtype.UUID
 	if ev.PropertyID != nil {
 		prop = pgtype.UUID{Bytes: *ev.PropertyID, Valid: true}
 	}
-	return []any{pgtype.UUID{Bytes: ev.OrgID, Valid: true}, pgtype.UUID{Bytes: ev.ID, Valid: true}, string(ev.Type),
-		string(ev.EntityType), pgtype.UUID{Bytes: ev.EntityID, Valid: true}, int32(ev.AggregateVersion), prop,
-		pgtype.UUID{Bytes: ev.UserID, Valid: true}, ev.Timestamp, []byte(ev.Metadata)}
+	return []any{uuidArg(ev.OrgID), uuidArg(ev.ID), string(ev.Type),
+		string(ev.EntityType), uuidArg(ev.EntityID), int32(ev.AggregateVersion), prop,
+		uuidArg(ev.UserID), storedTime(ev.Timestamp), []byte(ev.Metadata)}
 }
+
+func uuidArg(id domain.ID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // PlaceRelayAfterSQL moves the relay's cursor and horizon past every
 // transaction committed before the statement runs: a bulk load that wrote

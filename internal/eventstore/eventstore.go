@@ -35,18 +35,34 @@ type Position struct {
 	TxID uint64
 }
 
+// insertEvent appends one event as the next link of its organization's
+// chain: the first statement moves the chain head (creating it for the
+// organization's first event) and returns the link, the second stores the
+// event with it. The head's row lock, held until the write commits, gives
+// the appends of one organization one order; those of different
+// organizations do not meet. $11 is the event's content hash.
 const insertEvent = `
+	WITH head AS (
+		INSERT INTO event_chain_heads AS h (org_id, pos, prev_hash, hash)
+		VALUES ($1, 1, '\x', sha256($11::bytea))
+		ON CONFLICT (org_id) DO UPDATE SET pos = h.pos + 1, prev_hash = h.hash, hash = sha256(h.hash || $11::bytea)
+		RETURNING pos, prev_hash, hash)
 	INSERT INTO events (org_id, id, event_type, entity_type, entity_id, aggregate_version,
-	                    property_id, user_id, occurred_at, metadata)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	                    property_id, user_id, occurred_at, metadata, chain_pos, content_hash, prev_hash, hash)
+	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, head.pos, $11, head.prev_hash, head.hash FROM head
 	RETURNING seq, tx_id::text::bigint`
 
 // Queue adds the append of ev to b, so that it commits with the caller's
 // other statements in b. When the batch runs, pos receives the event's
 // position. If another writer already appended this entity version the
-// batch fails with a unique violation, see IsVersionConflict.
-func Queue(b *pgx.Batch, ev domain.Event, pos *Position) {
-	b.Queue(insertEvent, args(ev)...).QueryRow(func(row pgx.Row) error {
+// batch fails with a unique violation, see IsVersionConflict. The append
+// holds the organization's chain head until the batch's transaction ends.
+func Queue(b *pgx.Batch, ev domain.Event, pos *Position) error {
+	a, err := args(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertEvent, a...).QueryRow(func(row pgx.Row) error {
 		var p Position
 		if err := row.Scan(&p.Seq, &p.TxID); err != nil {
 			return err
@@ -56,12 +72,19 @@ func Queue(b *pgx.Batch, ev domain.Event, pos *Position) {
 		}
 		return nil
 	})
+	return nil
 }
 
-// AppendTx appends ev inside tx.
+// AppendTx appends ev inside tx, as the next link of its organization's
+// chain. Other appends of the organization wait for tx to end, so callers
+// append late in their transactions.
 func AppendTx(ctx context.Context, tx pgx.Tx, ev domain.Event) (Position, error) {
 	var p Position
-	if err := tx.QueryRow(ctx, insertEvent, args(ev)...).Scan(&p.Seq, &p.TxID); err != nil {
+	a, err := args(ev)
+	if err != nil {
+		return p, err
+	}
+	if err := tx.QueryRow(ctx, insertEvent, a...).Scan(&p.Seq, &p.TxID); err != nil {
 		if IsVersionConflict(err) {
 			return p, domain.Conflictf("%s %s was changed concurrently; reload and retry", ev.EntityType, ev.EntityID)
 		}
@@ -76,9 +99,13 @@ func IsVersionConflict(err error) bool {
 	return postgres.IsUniqueViolation(err, "events_entity_version")
 }
 
-func args(ev domain.Event) []any {
+func args(ev domain.Event) ([]any, error) {
+	content, err := ContentHash(ev)
+	if err != nil {
+		return nil, err
+	}
 	return []any{ev.OrgID, ev.ID, ev.Type, ev.EntityType, ev.EntityID, ev.AggregateVersion,
-		ev.PropertyID, ev.UserID, ev.Timestamp, []byte(ev.Metadata)}
+		ev.PropertyID, ev.UserID, storedTime(ev.Timestamp), []byte(ev.Metadata), content[:]}, nil
 }
 
 // Store reads the event history.
@@ -165,4 +192,27 @@ func scanEvent(row pgx.CollectableRow) (domain.Event, error) {
 	e.Metadata = meta
 	e.Version = domain.EventVersion
 	return e, err
+}
+
+// Querier is a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// EntityEvents returns every event of one entity, in version order: what
+// a fold reads.
+func EntityEvents(ctx context.Context, q Querier, orgID domain.ID, typ domain.EntityType, id domain.ID) ([]domain.Event, error) {
+	rows, err := q.Query(ctx, `
+		SELECT seq, id, event_type, org_id, property_id, user_id, entity_type, entity_id,
+		       aggregate_version, occurred_at, metadata
+		FROM events WHERE org_id = $1 AND entity_type = $2 AND entity_id = $3
+		ORDER BY aggregate_version`, orgID, typ, id)
+	if err != nil {
+		return nil, fmt.Errorf("entity events: %w", postgres.Translate(err))
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("entity events: %w", postgres.Translate(err))
+	}
+	return events, nil
 }

@@ -330,7 +330,10 @@ func TestRelayLongTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another organization's: one organization's appends wait for each
+	// other on its chain head, different organizations' do not.
 	early := b.event(domain.NewID(time.Now()), 1)
+	early.OrgID = domain.NewID(time.Now())
 	earlyPos := b.commit(t, early)[0]
 	if earlyPos.TxID <= latePos.TxID {
 		t.Fatalf("fixture: the short transaction %d should be younger than the long one %d", earlyPos.TxID, latePos.TxID)

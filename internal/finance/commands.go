@@ -67,7 +67,9 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 	b := &pgx.Batch{}
 	b.Queue(insertTx, insertArgs(&t)...)
 	var pos eventstore.Position
-	eventstore.Queue(b, ev, &pos)
+	if err := eventstore.Queue(b, ev, &pos); err != nil {
+		return Transaction{}, Written{}, err
+	}
 	if remember != nil {
 		status, body, err := remember.Encode(t)
 		if err != nil {
@@ -100,11 +102,13 @@ func (s *Service) Get(ctx context.Context, actor domain.Actor, kind domain.Kind,
 	return t, nil
 }
 
-// Update applies a patch. A MANAGER's edit puts the row back to pending;
+// UpdateIf applies a patch. A MANAGER's edit puts the row back to pending;
 // an ADMIN's leaves the status. A rejected row cannot be edited
 // (ErrConflict). A patch that changes nothing writes nothing; for a
-// MANAGER, sending a row back to approval is itself the change.
-func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, p PatchInput) (Transaction, Written, error) {
+// MANAGER, sending a row back to approval is itself the change. A row
+// that no longer satisfies pre is ErrPreconditionFailed (after the access
+// check: another tenant's row stays not found).
+func (s *Service) UpdateIf(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, p PatchInput, pre Precondition) (Transaction, Written, error) {
 	now := s.now().UTC()
 	var (
 		out Transaction
@@ -116,6 +120,9 @@ func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Ki
 			return err
 		}
 		if err := s.checkRowAccess(ctx, actor, old); err != nil {
+			return err
+		}
+		if err := pre.check(old); err != nil {
 			return err
 		}
 		if old.Status == domain.Rejected {
@@ -158,18 +165,23 @@ func (s *Service) Update(ctx context.Context, actor domain.Actor, kind domain.Ki
 	return out, w, err
 }
 
-// Delete removes a row. An ADMIN's delete takes effect at once (deleted is
+// DeleteIf removes a row. An ADMIN's delete takes effect at once (deleted is
 // true); a MANAGER's creates a deletion request for an ADMIN to decide and
-// writes no event (requestID is set, deleted false).
-func (s *Service) Delete(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID) (deleted bool, requestID domain.ID, w Written, err error) {
+// writes no event (requestID is set, deleted false). A row that no longer
+// satisfies pre is ErrPreconditionFailed and nothing is written or
+// requested.
+func (s *Service) DeleteIf(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, pre Precondition) (deleted bool, requestID domain.ID, w Written, err error) {
 	now := s.now().UTC()
 	if actor.Role == domain.Manager {
-		requestID, w, err = s.requestDeletion(ctx, actor, kind, id, now)
+		requestID, w, err = s.requestDeletion(ctx, actor, kind, id, now, pre)
 		return false, requestID, w, err
 	}
 	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		t, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
 		if err != nil {
+			return err
+		}
+		if err := pre.check(t); err != nil {
 			return err
 		}
 		w, err = s.deleteRow(ctx, tx, actor, t, now)
@@ -188,9 +200,10 @@ func (s *Service) Delete(ctx context.Context, actor domain.Actor, kind domain.Ki
 	return err == nil, domain.ID{}, w, err
 }
 
-// Review approves or rejects a pending row. Only an ADMIN may
-// (ErrForbidden); a row that is not pending is ErrConflict.
-func (s *Service) Review(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, approve bool, notes string) (Transaction, Written, error) {
+// ReviewIf approves or rejects a pending row. Only an ADMIN may
+// (ErrForbidden); a row that no longer satisfies pre is
+// ErrPreconditionFailed; a row that is not pending is ErrConflict.
+func (s *Service) ReviewIf(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, approve bool, notes string, pre Precondition) (Transaction, Written, error) {
 	if !actor.IsAdmin() {
 		return Transaction{}, Written{}, fmt.Errorf("%w: only an ADMIN may approve or reject", domain.ErrForbidden)
 	}
@@ -208,6 +221,9 @@ func (s *Service) Review(ctx context.Context, actor domain.Actor, kind domain.Ki
 	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		old, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
 		if err != nil {
+			return err
+		}
+		if err := pre.check(old); err != nil {
 			return err
 		}
 		if old.Status != domain.Pending {

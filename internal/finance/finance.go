@@ -64,7 +64,7 @@ func (t Transaction) State() domain.TransactionState {
 	return domain.TransactionState{
 		Status: t.Status, AmountCents: t.AmountCents, Currency: t.Currency, PaymentMode: t.PaymentMode,
 		BusinessDate: t.BusinessDate, Source: t.Source, Category: t.Category,
-		Description: t.Description, BankReference: t.BankReference,
+		Description: t.Description, BankReference: t.BankReference, OccurredAt: t.OccurredAt.UTC(),
 	}
 }
 

@@ -67,7 +67,7 @@ type DeletionRequest struct {
 	Status        domain.Status
 }
 
-func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, now time.Time) (domain.ID, Written, error) {
+func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind domain.Kind, id domain.ID, now time.Time, pre Precondition) (domain.ID, Written, error) {
 	var (
 		reqID domain.ID
 		w     Written
@@ -78,6 +78,9 @@ func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind 
 			return err
 		}
 		if err := s.checkRowAccess(ctx, actor, t); err != nil {
+			return err
+		}
+		if err := pre.check(t); err != nil {
 			return err
 		}
 		// One pending request per row: asking twice, even concurrently,
@@ -213,7 +216,9 @@ func (s *Service) GrantDailyApproval(ctx context.Context, actor domain.Actor, ma
 	b.Queue(`INSERT INTO daily_approvals (org_id, manager_user_id, date, id, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		actor.OrgID, managerID, date.Time(), a.ID, actor.UserID, now)
 	var pos eventstore.Position
-	eventstore.Queue(b, ev, &pos)
+	if err := eventstore.Queue(b, ev, &pos); err != nil {
+		return DailyApproval{}, Written{}, err
+	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		if postgres.IsUniqueViolation(err, "daily_approvals_pkey") {
 			return DailyApproval{}, Written{}, domain.Conflictf("a daily approval for this manager on %s already exists", date)

@@ -32,6 +32,8 @@ func (h *Helpers) Problem(ctx context.Context, err error) error {
 		return huma.Error404NotFound(safeMessage(err, domain.ErrNotFound))
 	case errors.Is(err, domain.ErrConflict):
 		return huma.Error409Conflict(safeMessage(err, domain.ErrConflict))
+	case errors.Is(err, domain.ErrPreconditionFailed):
+		return huma.Error412PreconditionFailed(message(err, domain.ErrPreconditionFailed))
 	case errors.Is(err, domain.ErrForbidden):
 		return huma.Error403Forbidden(message(err, domain.ErrForbidden))
 	case errors.Is(err, domain.ErrUnauthenticated):

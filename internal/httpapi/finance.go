@@ -91,8 +91,14 @@ type patchBody struct {
 }
 
 type patchInput struct {
-	ID   string `path:"id" format:"uuid"`
-	Body patchBody
+	ID      string `path:"id" format:"uuid"`
+	IfMatch string `header:"If-Match" maxLength:"200" doc:"the ETag last read: the change is made only if the row is still at that version, else 412"`
+	Body    patchBody
+}
+
+type idMatchInput struct {
+	ID      string `path:"id" format:"uuid"`
+	IfMatch string `header:"If-Match" maxLength:"200" doc:"the ETag last read: the change is made only if the row is still at that version, else 412"`
 }
 
 type idInput struct {
@@ -100,8 +106,9 @@ type idInput struct {
 }
 
 type reviewInput struct {
-	ID   string `path:"id" format:"uuid"`
-	Body *struct {
+	ID      string `path:"id" format:"uuid"`
+	IfMatch string `header:"If-Match" maxLength:"200" doc:"the ETag last read: the decision is made only if the row is still at that version, else 412"`
+	Body    *struct {
 		Notes string `json:"notes,omitempty" maxLength:"1000"`
 	}
 }
@@ -109,6 +116,7 @@ type reviewInput struct {
 type transactionOutput struct {
 	ConsistencyToken string `header:"X-Consistency-Token" doc:"send back on reads to see this write"`
 	Replayed         string `header:"Idempotency-Replayed"`
+	ETag             string `header:"ETag" doc:"the row's version; send it back in If-Match to change the row only if nobody changed it meanwhile"`
 	Body             transactionBody
 }
 
@@ -199,6 +207,7 @@ func (s *server) registerFinance(api huma.API) {
 	registerKind(s, api, domain.Expense, "expenses", func(b *expenseCreate) (finance.CreateInput, error) {
 		return createFields(b.PropertyID, b.AmountCents, b.PaymentMode, b.OccurredAt, b.BankReference, b.Description, "", b.Category)
 	})
+	s.registerHistory(api)
 	h := s.help
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
@@ -366,7 +375,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
+		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{
@@ -413,12 +422,12 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &transactionOutput{Body: toTransactionBody(t)}, nil
+		return &transactionOutput{ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{
 		OperationID: "update" + string(kind), Method: http.MethodPatch, Path: base + "/{id}", Tags: tags,
-		Summary: "Change a " + string(kind) + " (a MANAGER's edit puts it back to pending)", Errors: []int{400, 401, 404, 409, 413, 422},
+		Summary: "Change a " + string(kind) + " (a MANAGER's edit puts it back to pending)", Errors: []int{400, 401, 404, 409, 412, 413, 422},
 	}), func(ctx context.Context, in *patchInput) (*transactionOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
@@ -428,27 +437,27 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		t, w, err := s.Finance.Update(ctx, h.Actor(ctx), kind, id, p)
+		t, w, err := s.Finance.UpdateIf(ctx, h.Actor(ctx), kind, id, p, finance.ParseIfMatch(in.IfMatch))
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
+		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{
 		OperationID: "delete" + string(kind), Method: http.MethodDelete, Path: base + "/{id}", Tags: tags,
 		Summary: "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
-		Errors:  []int{400, 401, 404, 409, 422},
+		Errors:  []int{400, 401, 404, 409, 412, 422},
 		Responses: map[string]*huma.Response{
 			"204": {Description: "Deleted"},
 			"202": {Description: "Deletion requested; an ADMIN decides"},
 		},
-	}), func(ctx context.Context, in *idInput) (*deleteOutput, error) {
+	}), func(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		deleted, reqID, w, err := s.Finance.Delete(ctx, h.Actor(ctx), kind, id)
+		deleted, reqID, w, err := s.Finance.DeleteIf(ctx, h.Actor(ctx), kind, id, finance.ParseIfMatch(in.IfMatch))
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -466,7 +475,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
 		huma.Register(api, Secured(huma.Operation{
 			OperationID: verb + string(kind), Method: http.MethodPost, Path: base + "/{id}/" + verb, Tags: tags,
-			Summary: verb + " a pending " + string(kind) + " (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 422},
+			Summary: verb + " a pending " + string(kind) + " (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 412, 422},
 		}), func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
 			actor := h.Actor(ctx)
 			if !actor.IsAdmin() {
@@ -480,11 +489,11 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			if in.Body != nil {
 				notes = in.Body.Notes
 			}
-			t, w, err := s.Finance.Review(ctx, actor, kind, id, approve, notes)
+			t, w, err := s.Finance.ReviewIf(ctx, actor, kind, id, approve, notes, finance.ParseIfMatch(in.IfMatch))
 			if err != nil {
 				return nil, h.Problem(ctx, err)
 			}
-			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), Body: toTransactionBody(t)}, nil
+			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 		})
 	}
 }
@@ -497,6 +506,7 @@ func replay(h *Helpers, ctx context.Context, rec idempotency.Record, hash [32]by
 	if err := json.Unmarshal(rec.Response, &out.Body); err != nil {
 		return nil, h.Problem(ctx, err)
 	}
+	out.ETag = finance.ETag(out.Body.Version)
 	return out, nil
 }
 

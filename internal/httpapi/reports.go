@@ -48,6 +48,7 @@ type dailyReportInput struct {
 	PropertyID       string `query:"propertyId" required:"true" format:"uuid"`
 	Date             string `query:"date" required:"true" format:"date"`
 	IncludePending   bool   `query:"includePending" doc:"count pending rows too"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the report as it was known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type dailyReportOutput struct {
@@ -60,6 +61,7 @@ type dailyReportsInput struct {
 	StartDate        string `query:"startDate" required:"true" format:"date"`
 	EndDate          string `query:"endDate" required:"true" format:"date" doc:"at most 366 days after startDate, both included"`
 	IncludePending   bool   `query:"includePending"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the reports as they were known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type rangeSummary struct {
@@ -88,6 +90,7 @@ type monthlyReportInput struct {
 	Year             int    `query:"year" required:"true" minimum:"2000" maximum:"2100"`
 	Month            int    `query:"month" required:"true" minimum:"1" maximum:"12"`
 	IncludePending   bool   `query:"includePending"`
+	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the month as it was known at that moment, before any later change (read from the event store, never cached)"`
 }
 
 type monthlyReportOutput struct {
@@ -182,6 +185,9 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
+		if in.AsOf != "" {
+			return s.dailyReportAsOf(ctx, pid, d, in)
+		}
 		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -206,11 +212,7 @@ func (s *server) registerReports(api huma.API) {
 		if err := joinValidation(err1, err2); err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		days, err := s.Reports.DailyReports(ctx, h.Actor(ctx), pid, start, end, read)
+		days, err := s.dailyReportsRange(ctx, pid, start, end, in)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -241,11 +243,7 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		m, err := s.Reports.MonthlyReport(ctx, h.Actor(ctx), pid, in.Year, time.Month(in.Month), read)
+		m, err := s.monthlyReport(ctx, pid, in)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}

@@ -51,6 +51,8 @@ type Service struct {
 	// router sends report reads to a replica or the primary (nil: the
 	// primary; see WithRouter).
 	router Router
+	// snapshotEvery is the point-in-time snapshot interval (asof.go).
+	snapshotEvery int
 }
 
 // NewService returns a Service; waiter serves reads that carry a

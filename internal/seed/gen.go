@@ -32,7 +32,7 @@ var (
 type batch struct {
 	orgs, users, logins, properties, managerProps [][]any
 	transactions, events, approvals, counts       [][]any
-	daily, monthly                                [][]any
+	daily, monthly, heads                         [][]any
 	fold                                          reports.Fold
 	firstOrg, n                                   int
 	accounts                                      []Account
@@ -40,7 +40,7 @@ type batch struct {
 
 func (b *batch) rows() int64 {
 	return int64(len(b.orgs) + len(b.users) + len(b.logins) + len(b.properties) + len(b.managerProps) +
-		len(b.transactions) + len(b.events) + len(b.approvals) + len(b.counts) + len(b.daily) + len(b.monthly))
+		len(b.transactions) + len(b.events) + len(b.approvals) + len(b.counts) + len(b.daily) + len(b.monthly) + len(b.heads))
 }
 
 // generator builds the history of organizations; it is deterministic in
@@ -280,8 +280,18 @@ func (g *generator) gen(b *batch, i int) error {
 	// The organization's events in the order they happened; an entity's
 	// events keep their version order (ties stay in generation order).
 	slices.SortStableFunc(events, func(x, y domain.Event) int { return x.Timestamp.Compare(y.Timestamp) })
+	// Chained as appends would have chained them, so hmp verify accepts
+	// a seeded history.
+	var chain eventstore.Chain
 	for _, ev := range events {
-		b.events = append(b.events, eventstore.BulkRow(ev))
+		row, err := chain.BulkRow(ev)
+		if err != nil {
+			return err
+		}
+		b.events = append(b.events, row)
+	}
+	if head := chain.HeadRow(orgID); head != nil {
+		b.heads = append(b.heads, head)
 	}
 	b.n++
 	return nil

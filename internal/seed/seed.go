@@ -196,6 +196,7 @@ var tables = []table{
 	{"transactions", finance.BulkColumns, func(b *batch) [][]any { return b.transactions }},
 	{"daily_approvals", finance.DailyApprovalColumns, func(b *batch) [][]any { return b.approvals }},
 	{"events", eventstore.BulkColumns, func(b *batch) [][]any { return b.events }},
+	{"event_chain_heads", eventstore.HeadColumns, func(b *batch) [][]any { return b.heads }},
 	{"cash_counts", reports.CashCountColumns, func(b *batch) [][]any { return b.counts }},
 	{"daily_cash_balances", reports.DailyColumns, func(b *batch) [][]any { return b.daily }},
 	{"monthly_cash_balances", reports.MonthlyColumns, func(b *batch) [][]any { return b.monthly }},
@@ -255,6 +256,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, cfg Config) (Result, error) {
 	res.Indexes = time.Since(ixStart)
 	if _, err := pool.Exec(ctx, eventstore.PlaceRelayAfterSQL); err != nil {
 		return Result{}, fmt.Errorf("seed: place the relay after the history: %w", postgres.Translate(err))
+	}
+	if _, err := pool.Exec(ctx, reports.MarkReflectedSQL); err != nil {
+		return Result{}, fmt.Errorf("seed: mark the history reflected: %w", postgres.Translate(err))
 	}
 	if err := finance.RecountVolume(ctx, pool); err != nil {
 		return Result{}, fmt.Errorf("seed: %w", err)

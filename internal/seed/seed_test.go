@@ -9,6 +9,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
@@ -129,6 +130,18 @@ func TestSeedReconcilesAndServes(t *testing.T) {
 	}
 	if got := m["hmp_relay_published_total"]; got != 1 {
 		t.Fatalf("relay published %v events, want only the new one", got)
+	}
+	// The seeded chains and the write appended after them verify.
+	ver, err := eventstore.Verify(ctx, pool, eventstore.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if len(ver.Breaks) != 0 || ver.Orgs != 6 || ver.Events != total || ver.Unchained != 0 {
+		t.Fatalf("verify after seed: %+v (events %d)", ver, total)
 	}
 }
 
