@@ -26,6 +26,7 @@ func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prome
 		return nil, nil, err
 	}
 	svc.WithRouter(r)
+	a.replicaReads = r.SetEnabled // the live settings' replica-reads knob
 	if len(a.cfg.Replicas.URLs) == 0 {
 		return nil, nil, nil
 	}
