@@ -253,18 +253,27 @@ func TestMixedHTMLRendersCharts(t *testing.T) {
 }
 
 // The ramp raises the rate step by step and stops at the first step whose
-// p99 passes the budget: here a server that answers slower the busier it
-// is, so the knee is the step below the one that broke.
+// p99 passes the budget: here a server that answers slower past a request
+// rate (more than 1,000 a second over a 200 ms window), so the knee is the
+// step below the one that broke (10, 40, 160, 640 pass; 2,560 breaks). A
+// rate, not a concurrency, decides, so a busy machine does not move it.
 func TestMixedRampFindsKnee(t *testing.T) {
 	t.Parallel()
-	var inFlight atomic.Int64
+	var mu sync.Mutex
+	var window time.Time
+	var seen int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/v1/") {
 			return
 		}
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		if n > 3 { // past three at once, every answer takes 300 ms
+		mu.Lock()
+		if now := time.Now(); now.Sub(window) > 200*time.Millisecond {
+			window, seen = now, 0
+		}
+		seen++
+		busy := seen > 200
+		mu.Unlock()
+		if busy {
 			time.Sleep(300 * time.Millisecond) // the stub's service time, not a wait for the test
 		}
 		w.Write([]byte(`{}`))
