@@ -2,8 +2,8 @@
 // partitions by org_id, moves an unpartitioned schema there online, and
 // reports how evenly the organizations spread over the partitions.
 //
-// It reads the catalog only: a table's columns, keys, indexes and storage
-// options are taken from its live definition, so columns that earlier
+// It reads the catalog only: a table's columns, keys, indexes, triggers and
+// storage options are taken from its live definition, so columns that earlier
 // migrations added carry over, and it never reads business columns except
 // in the generic row copy of the online migration.
 package partitions
@@ -123,6 +123,17 @@ type layout struct {
 	identity    []string // identity columns
 	keyCols     []string // primary key columns
 	keyTypes    []string // their types
+	triggers    []triggerDef
+}
+
+// triggerDef is a user trigger of the live table (the append-only guard of
+// events, for one). The copy only gets it at the switch, once it has the
+// table's name: the definition then applies verbatim, and the copy's fill
+// (the online catch-up deletes and re-inserts rows) never trips it.
+type triggerDef struct {
+	name, def string
+	enabled   string // pg_trigger.tgenabled: O (origin), D, R or A
+	comment   sql.NullString
 }
 
 func (l *layout) partName(i int) string { return fmt.Sprintf("%s_p%d", l.table, i) }
@@ -224,6 +235,9 @@ func plan(ctx context.Context, db DB, table string, parts int) (*layout, error) 
 	if !hasKey {
 		return nil, fmt.Errorf("table %s has no %s column", table, Key)
 	}
+	if l.triggers, err = readTriggers(ctx, db, table); err != nil {
+		return nil, err
+	}
 	keyRows, err := db.QueryContext(ctx, `
 		SELECT a.attname, format_type(a.atttypid, a.atttypmod)
 		FROM pg_constraint c, unnest(c.conkey) WITH ORDINALITY k(attnum, n), pg_attribute a
@@ -292,7 +306,8 @@ func (l *layout) create(ctx context.Context, db DB) error {
 }
 
 // swap drops the table and gives its name, its constraints' and indexes'
-// names and its identity sequences' positions to the partitioned copy.
+// names, its identity sequences' positions and its triggers to the
+// partitioned copy.
 // The caller holds the table locked (or it is empty) and has copied every
 // row.
 func (l *layout) swap(ctx context.Context, db DB) error {
@@ -331,6 +346,7 @@ func (l *layout) swap(ctx context.Context, db DB) error {
 			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s RENAME CONSTRAINT %s TO %s`, ident(l.table), ident(d.temp), ident(d.name)))
 		}
 	}
+	stmts = append(stmts, l.triggerStmts()...)
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("switch %s to partitions: %s: %w", l.table, s, err)
@@ -338,6 +354,57 @@ func (l *layout) swap(ctx context.Context, db DB) error {
 	}
 	return nil
 }
+
+// readTriggers reads the user triggers of table: not the internal ones
+// (foreign keys recreate theirs) nor the change log of an interrupted
+// online move (see track).
+func readTriggers(ctx context.Context, db DB, table string) ([]triggerDef, error) {
+	rows, err := db.QueryContext(ctx, `
+		SELECT t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text, obj_description(t.oid, 'pg_trigger')
+		FROM pg_trigger t
+		WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal AND t.tgname <> $2
+		ORDER BY t.tgname`, table, logTrigger)
+	if err != nil {
+		return nil, fmt.Errorf("read the triggers of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []triggerDef
+	for rows.Next() {
+		var d triggerDef
+		if err := rows.Scan(&d.name, &d.def, &d.enabled, &d.comment); err != nil {
+			return nil, fmt.Errorf("read the triggers of %s: %w", table, err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the triggers of %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// triggerStmts recreates the triggers of the table, as they were, on the
+// partitioned table that now has its name. pg_get_triggerdef names the
+// table schema-qualified, and the copy lives in the table's schema.
+func (l *layout) triggerStmts() []string {
+	var stmts []string
+	for _, d := range l.triggers {
+		stmts = append(stmts, d.def)
+		switch d.enabled {
+		case "D":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s DISABLE TRIGGER %s`, ident(l.table), ident(d.name)))
+		case "R":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ENABLE REPLICA TRIGGER %s`, ident(l.table), ident(d.name)))
+		case "A":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ENABLE ALWAYS TRIGGER %s`, ident(l.table), ident(d.name)))
+		}
+		if d.comment.Valid {
+			stmts = append(stmts, fmt.Sprintf(`COMMENT ON TRIGGER %s ON %s IS %s`, ident(d.name), ident(l.table), quoteLiteral(d.comment.String)))
+		}
+	}
+	return stmts
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")

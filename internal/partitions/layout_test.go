@@ -2,8 +2,54 @@ package partitions_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// triggers lists the user triggers of table as "name enabled definition".
+func triggers(t *testing.T, pool *pgxpool.Pool, table string) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT tgname || ' ' || tgenabled::text || ' ' || pg_get_triggerdef(oid) FROM pg_trigger
+		WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY tgname`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// refusesTruncate checks that the append-only guard of events stops a
+// TRUNCATE (rolled back either way).
+func refusesTruncate(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	_, err = tx.Exec(ctx, `TRUNCATE events`)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" || !strings.Contains(pe.Message, "append-only") {
+		t.Errorf("TRUNCATE events: err = %v, want the append-only refusal", err)
+	}
+}
 
 // TestNewSchemaIsPartitioned: a new database has every growing table
 // partitioned by hash of org_id into the default count, with the keys,
@@ -61,6 +107,18 @@ func TestNewSchemaIsPartitioned(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'daily_cash_balances_p3'`).Scan(&ff); err != nil || ff != "fillfactor=80" {
 		t.Errorf("daily_cash_balances_p3 options %q (%v), want fillfactor=80", ff, err)
 	}
+	// The triggers of the unpartitioned definition carry over: events
+	// stays append-only.
+	got := strings.Join(triggers(t, pool, "events"), "\n")
+	for _, want := range []string{
+		"events_no_delete O CREATE TRIGGER events_no_delete BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION events_append_only()",
+		"events_no_truncate O CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION events_append_only()",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("events triggers:\n%s\nwant %q", got, want)
+		}
+	}
+	refusesTruncate(t, pool)
 	// The identity of events carries on.
 	var seq int64
 	if err := pool.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('events', 'seq'))`).Scan(&seq); err != nil || seq != 1 {

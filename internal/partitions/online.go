@@ -188,7 +188,7 @@ func moveTable(ctx context.Context, db *sql.DB, table string, parts int, cfg Mig
 // cleanup removes what an earlier, interrupted move left.
 func (m *move) cleanup(ctx context.Context, db DB) error {
 	for _, s := range []string{
-		fmt.Sprintf(`DROP TRIGGER IF EXISTS partition_log ON %s`, ident(m.table)),
+		fmt.Sprintf(`DROP TRIGGER IF EXISTS %s ON %s`, logTrigger, ident(m.table)),
 		fmt.Sprintf(`DROP FUNCTION IF EXISTS %s()`, ident(m.fn)),
 		fmt.Sprintf(`DROP TABLE IF EXISTS %s, %s, %s`, ident(m.log), ident(m.orgs), ident(m.copy)),
 	} {
@@ -198,6 +198,10 @@ func (m *move) cleanup(ctx context.Context, db DB) error {
 	}
 	return nil
 }
+
+// logTrigger is the trigger that logs the changes to a table being moved;
+// it is not one of the table's own and does not carry over.
+const logTrigger = "partition_log"
 
 // track starts recording the key of every row inserted, updated or
 // deleted from now on. CREATE TRIGGER waits for the transactions already
@@ -219,7 +223,7 @@ BEGIN
 	IF TG_OP <> 'DELETE' THEN INSERT INTO %s (%s) VALUES (%s); END IF;
 	RETURN NULL;
 END $fn$`, ident(m.fn), ident(m.log), m.keyList(""), strings.Join(oldVals, ", "), ident(m.log), m.keyList(""), strings.Join(newVals, ", ")),
-		fmt.Sprintf(`CREATE TRIGGER partition_log AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()`, ident(m.table), ident(m.fn)),
+		fmt.Sprintf(`CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s()`, logTrigger, ident(m.table), ident(m.fn)),
 	} {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("track the changes of %s: %s: %w", m.table, firstLine(s), err)
@@ -437,6 +441,11 @@ func (m *move) switchOnce(ctx context.Context, db *sql.DB, cfg MigrateConfig, re
 	if _, err := tx.ExecContext(ctx, `LOCK TABLE `+ident(m.table)+` IN EXCLUSIVE MODE`); err != nil {
 		return fmt.Errorf("lock %s: %w", m.table, err)
 	}
+	// The triggers as they are now (none can change under the lock) go to
+	// the copy with the table's name.
+	if m.triggers, err = readTriggers(ctx, tx, m.table); err != nil {
+		return err
+	}
 	if err := m.catchUp(ctx, tx, res); err != nil {
 		return err
 	}
@@ -445,7 +454,7 @@ func (m *move) switchOnce(ctx context.Context, db *sql.DB, cfg MigrateConfig, re
 		return err
 	}
 	for _, s := range []string{
-		fmt.Sprintf(`DROP TRIGGER partition_log ON %s`, ident(m.table)),
+		fmt.Sprintf(`DROP TRIGGER %s ON %s`, logTrigger, ident(m.table)),
 		fmt.Sprintf(`DROP FUNCTION %s()`, ident(m.fn)),
 		fmt.Sprintf(`DROP TABLE %s, %s`, ident(m.log), ident(m.orgs)),
 	} {

@@ -2,6 +2,7 @@ package partitions_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,6 +95,25 @@ func TestOnlineMigrationKeepsEveryRow(t *testing.T) {
 	}
 	busy := res.Accounts[0]
 	before := orgDigest(t, pool)
+	triggersBefore := map[string][]string{}
+	for _, table := range grown {
+		triggersBefore[table] = triggers(t, pool, table)
+	}
+	if len(triggersBefore["events"]) != 2 {
+		t.Fatalf("events triggers before the move: %v, want the two append-only guards", triggersBefore["events"])
+	}
+	// A disabled trigger stays disabled.
+	for _, s := range []string{
+		`CREATE FUNCTION cash_counts_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+		`CREATE TRIGGER cash_counts_noop BEFORE INSERT ON cash_counts FOR EACH ROW WHEN (NEW.org_id IS NOT NULL) EXECUTE FUNCTION cash_counts_noop()`,
+		`ALTER TABLE cash_counts DISABLE TRIGGER cash_counts_noop`,
+		`COMMENT ON TRIGGER cash_counts_noop ON cash_counts IS 'kept: it''s a test'`,
+	} {
+		if _, err := pool.Exec(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	triggersBefore["cash_counts"] = triggers(t, pool, "cash_counts")
 
 	env := apptest.Start(t, db, func(c *app.Config) { c.DatabaseURL = url })
 	var login struct{ AccessToken string }
@@ -181,6 +202,23 @@ func TestOnlineMigrationKeepsEveryRow(t *testing.T) {
 			t.Errorf("%s: %d partitions (%v), want 16", table, parts, err)
 		}
 	}
+	// Every table keeps its triggers, as they were (the copy and its
+	// catch-up deleted rows of the copy of events without tripping them).
+	for _, table := range grown {
+		if got, want := fmt.Sprint(triggers(t, pool, table)), fmt.Sprint(triggersBefore[table]); got != want {
+			t.Errorf("%s triggers after the move:\n%s\nwant\n%s", table, got, want)
+		}
+	}
+	var comment string
+	if err := pool.QueryRow(ctx, `SELECT obj_description(oid, 'pg_trigger') FROM pg_trigger WHERE tgname = 'cash_counts_noop' AND tgrelid = 'cash_counts'::regclass`).Scan(&comment); err != nil || comment != "kept: it's a test" {
+		t.Errorf("trigger comment %q (%v)", comment, err)
+	}
+	_, err = pool.Exec(ctx, `DELETE FROM events WHERE org_id = $1`, busy.OrgID)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" {
+		t.Errorf("DELETE FROM events after the move: err = %v, want the append-only refusal", err)
+	}
+	refusesTruncate(t, pool)
 	if c, err := partitions.Count(ctx, sqlDB); err != nil || c != 16 {
 		t.Errorf("recorded count %d (%v), want 16", c, err)
 	}
