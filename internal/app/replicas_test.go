@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,31 @@ func TestReplicaReadsSetting(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Errorf("Validate echoes the password: %v", err)
+	}
+}
+
+// The live settings start from the configured replica reads (not the
+// profile's alone): applying the seed at start must leave the router as
+// HMP_REPLICA_READS set it, and the setting counts as modified.
+func TestReplicaReadsLiveSettingFollowsConfig(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		profile, set string
+		want         bool
+	}{{"baseline", "on", true}, {"phase2", "off", false}} {
+		t.Run(c.profile+"_"+c.set, func(t *testing.T) {
+			t.Parallel()
+			env := apptest.Start(t, cluster, admin, func(cfg *app.Config) { cfg.Profile, cfg.ReplicaReads = c.profile, c.set })
+			st := getSettings(t, env).Settings
+			if st.ReplicaReads != c.want {
+				t.Errorf("live replicaReads = %v with HMP_REPLICA_READS=%s on %s, want %v", st.ReplicaReads, c.set, c.profile, c.want)
+			}
+			if !slices.Contains(st.Modified, "replicaReads") {
+				t.Errorf("modified = %v, want replicaReads named (%s's default differs)", st.Modified, c.profile)
+			}
+			if got := env.App.Replicas.Enabled(); got != c.want {
+				t.Errorf("router reads from replicas = %v after start, want %v", got, c.want)
+			}
+		})
 	}
 }

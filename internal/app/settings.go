@@ -106,8 +106,10 @@ func rawSettings(cfg Config) settings.Settings {
 			Workers: cfg.Projector.Workers, LingerMs: int(cfg.Projector.Linger / time.Millisecond)},
 		Corrections: cfg.Reconcile.Mode,
 		Cache:       settings.Cache{Entries: max(cfg.Cache.Entries, 1), Invalidation: cfg.Cache.Invalidation},
-		// The profiles from phase2 on read from replicas (when there are).
-		ReplicaReads: cfg.Profile == "phase2" || cfg.Profile == "phase3",
+		// The configured value (HMP_REPLICA_READS, else the profile's, as
+		// WithDefaults resolved it): the live knob starts where the router
+		// does, or applying the seed would switch the reads back off.
+		ReplicaReads: cfg.ReplicaReads == "on",
 		RateLimits: settings.RateLimits{
 			WritesPerUser: liveLimit(cfg.RateLimits.WritesPerUser),
 			WritesPerOrg:  liveLimit(cfg.RateLimits.WritesPerOrg),

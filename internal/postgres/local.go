@@ -64,6 +64,10 @@ type Local struct {
 	exitErr  error
 	stopOnce sync.Once
 	stopErr  error
+	// slot is a standby's physical replication slot on the primary at
+	// primaryURL (see StartStandby); empty once dropped.
+	slot       string
+	primaryURL string
 }
 
 const localSuperuser = "hmp"

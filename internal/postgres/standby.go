@@ -3,6 +3,8 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +15,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // StartStandby makes a streaming replica of the running local cluster
@@ -20,8 +25,16 @@ import (
 // follows its write-ahead log), starts it on a free loopback port as the
 // same user as the primary and waits until it accepts reads. The standby
 // has the primary's databases, superuser and password. For tests and
-// measurements; Stop (or Kill) it before the primary.
-func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, error) {
+// measurements; Stop (or Kill) it before the primary, then DropSlot.
+//
+// The standby streams through a physical replication slot created (with
+// its WAL reserved) before the backup starts: pg_basebackup's own
+// temporary slot is only made after the backup's checkpoint, so a
+// checkpoint in between (a busy primary, CREATE DATABASE) could recycle
+// the segment the backup starts in ("requested WAL segment ... has
+// already been removed"), and a standby without a slot can fall behind
+// the primary's recycling the same way.
+func StartStandby(ctx context.Context, primary *Local, dir string) (l *Local, err error) {
 	if primary.attached {
 		return nil, errors.New("standby: the primary is not run by this process")
 	}
@@ -50,8 +63,18 @@ func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, erro
 		return nil, fmt.Errorf("primary url: %w", err)
 	}
 	password, _ := pu.User.Password()
+	slot, err := createSlot(ctx, primary.url)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = dropSlot(context.WithoutCancel(ctx), primary.url, slot)
+		}
+	}()
+	// -S with -R also names the slot in the standby's primary_slot_name.
 	cmd := exec.CommandContext(ctx, filepath.Join(primary.cfg.BinDir, "pg_basebackup"),
-		"-D", pgdata, "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
+		"-D", pgdata, "-R", "-X", "stream", "-S", slot, "--no-sync", "--checkpoint=fast",
 		"-h", pu.Hostname(), "-p", pu.Port(), "-U", pu.User.Username())
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+password)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -66,7 +89,7 @@ func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, erro
 	}
 	cfg := primary.cfg
 	cfg.Dir, cfg.Port = dir, port
-	l := &Local{cfg: cfg, done: make(chan struct{})}
+	l = &Local{cfg: cfg, done: make(chan struct{}), slot: slot, primaryURL: primary.url}
 	u := *pu
 	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	l.url = u.String()
@@ -74,6 +97,71 @@ func StartStandby(ctx context.Context, primary *Local, dir string) (*Local, erro
 		return nil, fmt.Errorf("start standby: %w", err)
 	}
 	return l, nil
+}
+
+// DropSlot drops a stopped (or killed) standby's replication slot on the
+// primary, which otherwise keeps the primary's WAL from then on. It waits
+// (up to ctx) for the primary to notice the standby is gone; it does
+// nothing for a cluster that is no standby or whose slot is dropped.
+func (l *Local) DropSlot(ctx context.Context) error {
+	if l.slot == "" {
+		return nil
+	}
+	if err := dropSlot(ctx, l.primaryURL, l.slot); err != nil {
+		return err
+	}
+	l.slot = ""
+	return nil
+}
+
+// createSlot creates a physical replication slot on the primary at url
+// that reserves WAL from now on, and returns its name.
+func createSlot(ctx context.Context, url string) (string, error) {
+	var buf [6]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return "", fmt.Errorf("standby slot name: %w", err)
+	}
+	slot := "hmp_standby_" + hex.EncodeToString(buf[:])
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return "", fmt.Errorf("standby slot: connect to the primary: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "SELECT pg_create_physical_replication_slot($1, true)", slot); err != nil {
+		return "", fmt.Errorf("standby slot: create %s: %w", slot, err)
+	}
+	return slot, nil
+}
+
+// dropSlot drops slot on the primary at url, waiting while a walsender
+// still holds it (the primary notices a stopped standby shortly after).
+func dropSlot(ctx context.Context, url, slot string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("standby slot: connect to the primary: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		var dropped bool
+		err := conn.QueryRow(ctx, `SELECT coalesce((SELECT NOT active FROM pg_replication_slots WHERE slot_name = $1), true)`, slot).Scan(&dropped)
+		if err != nil {
+			return fmt.Errorf("standby slot %s: %w", slot, err)
+		}
+		if dropped { // inactive, or gone already
+			_, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, slot)
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("drop standby slot %s: %w", slot, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drop standby slot %s: still in use: %w", slot, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Kill ends the server and every process it started with SIGKILL, as a

@@ -262,6 +262,10 @@ func (r *Router) closePools() {
 // the primary), the live rollback of this stage.
 func (r *Router) SetEnabled(on bool) { r.enabled.Store(on) }
 
+// Enabled reports whether replica reads are on (SetEnabled, or the
+// configuration until then).
+func (r *Router) Enabled() bool { return r.enabled.Load() }
+
 // Statuses returns every replica's last measured state, in configuration
 // order.
 func (r *Router) Statuses() []Status {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"hmp/internal/postgres"
 )
@@ -32,6 +33,12 @@ func (c *Cluster) NewReplica(tb testing.TB) *Replica {
 	}
 	tb.Cleanup(func() {
 		_ = local.Stop()
+		// Release the primary's WAL that the replica's slot holds.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := local.DropSlot(ctx); err != nil {
+			tb.Errorf("replica: %v", err)
+		}
 		_ = os.RemoveAll(dir)
 	})
 	return &Replica{Local: local}
