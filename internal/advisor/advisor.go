@@ -61,8 +61,14 @@ type Advice struct {
 	// order ("col" or "col DESC").
 	Table   string   `json:"table"`
 	Columns []string `json:"columns"`
-	// DDL creates the index without blocking writes.
-	DDL string `json:"ddl"`
+	// DDL creates the index without blocking writes: one CREATE INDEX
+	// CONCURRENTLY, or on a partitioned table (which cannot build one
+	// CONCURRENTLY) a script: CREATE INDEX ON ONLY the parent, then per
+	// partition CREATE INDEX CONCURRENTLY and ALTER INDEX … ATTACH
+	// PARTITION. Statements are its statements, each to run alone (not in
+	// a transaction), in order.
+	DDL        string   `json:"ddl"`
+	Statements []string `json:"statements"`
 	// Label is the statement that gains most; Labels every statement that
 	// gains.
 	Label  string   `json:"label"`

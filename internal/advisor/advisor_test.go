@@ -53,14 +53,39 @@ func proposes(rep *advisor.Report, table string, lead ...string) *advisor.Advice
 // the manager's daily-approval gate (a plain predicate, visible to the
 // command's pg_stat_statements-only path) and the per-property list
 // (optional filters, which need the tracer's argument samples: the route).
+// Both layouts: transactions hash-partitioned by org_id (the default; plans
+// scan partitions, the advice is on the parent) and unpartitioned.
 func TestAdvisorProposesDroppedIndex(t *testing.T) {
 	t.Parallel()
+	for _, layout := range []struct {
+		name  string
+		parts int
+	}{{"partitioned", 0}, {"unpartitioned", -1}} {
+		// One after the other: each resets pg_stat_statements, which is
+		// the server's, not a database's.
+		t.Run(layout.name, func(t *testing.T) {
+			advisedLayout(t, layout.parts)
+		})
+	}
+}
+
+// advisedLayout is TestAdvisorProposesDroppedIndex on the test template's
+// schema (parts 0: partitioned) or on one created unpartitioned (parts < 0).
+func advisedLayout(t *testing.T, parts int) {
 	ctx := context.Background()
 	rec := &recorder{}
+	var url string
+	if parts < 0 {
+		url = unpartitioned(t)
+	}
 	env := apptest.Start(t, db, func(cfg *app.Config) {
+		if url != "" {
+			cfg.DatabaseURL = url
+		}
 		cfg.Pool.Tracer = rec // a tracer already set is kept beside the app's
 		cfg.AdminToken = operator
 		cfg.SlowQuery = time.Nanosecond // every statement is kept: the sample list is the point
+		cfg.Partitions = parts
 	})
 	org := env.Signup("Advised Inn")
 	props := make([]string, 4)
@@ -74,6 +99,13 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
+	var partitioned bool
+	if err := pool.QueryRow(ctx, `SELECT relkind = 'p' FROM pg_class WHERE oid = 'transactions'::regclass`).Scan(&partitioned); err != nil {
+		t.Fatal(err)
+	}
+	if partitioned != (parts >= 0) {
+		t.Fatalf("transactions partitioned = %v with Partitions %d", partitioned, parts)
+	}
 	volume(t, pool, org.ID, props)
 
 	// The workload through the API: a manager's writes (each checks the
@@ -99,9 +131,7 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 		if a.CostAfter >= a.CostBefore || a.GainPercent <= 0 {
 			t.Errorf("advice without a gain: %+v", a)
 		}
-		if want := "CREATE INDEX CONCURRENTLY "; len(a.DDL) < len(want) || a.DDL[:len(want)] != want {
-			t.Errorf("DDL = %q", a.DDL)
-		}
+		checkDDL(t, a, partitioned)
 	})
 
 	t.Run("route", func(t *testing.T) {
@@ -170,6 +200,104 @@ func TestAdvisorProposesDroppedIndex(t *testing.T) {
 			t.Errorf("proposed %s although transactions_gate_again serves it", a.DDL)
 		}
 	})
+
+	t.Run("advised DDL builds a valid index", func(t *testing.T) {
+		rep, err := advisor.Advise(ctx, pool, advisor.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := proposes(rep, "public.transactions", "org_id", "created_by")
+		if a == nil {
+			t.Fatalf("the gate's index not proposed; got %+v (notes %v)", rep.Advice, rep.Notes)
+		}
+		for _, stmt := range a.Statements { // one at a time: CONCURRENTLY runs in no transaction
+			if _, err := pool.Exec(ctx, stmt); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
+			}
+		}
+		name := strings.Fields(a.Statements[0])[2]
+		if name == "CONCURRENTLY" {
+			name = strings.Fields(a.Statements[0])[3]
+		}
+		t.Cleanup(func() { _, _ = pool.Exec(ctx, "DROP INDEX "+name) })
+		var valid bool
+		var kind string
+		err = pool.QueryRow(ctx, `SELECT i.indisvalid, c.relkind::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE i.indexrelid = $1::regclass AND i.indrelid = 'transactions'::regclass`, name).Scan(&valid, &kind)
+		if err != nil {
+			t.Fatalf("the advised index %s on transactions: %v", name, err)
+		}
+		if !valid || (kind == "I") != partitioned {
+			t.Errorf("index %s: valid %v, relkind %s (partitioned table %v)", name, valid, kind, partitioned)
+		}
+		rep, err = advisor.Advise(ctx, pool, advisor.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again := proposes(rep, "public.transactions", "org_id", "created_by"); again != nil {
+			t.Errorf("proposed %s again once built", again.DDL)
+		}
+	})
+}
+
+// checkDDL checks a's DDL: one CREATE INDEX CONCURRENTLY, or on a
+// partitioned table the parent's index ON ONLY it, then each partition's
+// built CONCURRENTLY and attached.
+func checkDDL(t *testing.T, a *advisor.Advice, partitioned bool) {
+	t.Helper()
+	if a.DDL != strings.Join(a.Statements, ";\n") {
+		t.Errorf("DDL %q is not its statements %q", a.DDL, a.Statements)
+	}
+	if !partitioned {
+		if len(a.Statements) != 1 || !strings.HasPrefix(a.Statements[0], "CREATE INDEX CONCURRENTLY ") {
+			t.Errorf("statements = %q, want one CREATE INDEX CONCURRENTLY", a.Statements)
+		}
+		return
+	}
+	if len(a.Statements) != 1+2*16 { // the default 16 partitions
+		t.Fatalf("%d statements, want 33: %q", len(a.Statements), a.Statements)
+	}
+	if !strings.HasPrefix(a.Statements[0], "CREATE INDEX ") || !strings.Contains(a.Statements[0], " ON ONLY public.transactions (org_id, created_by") {
+		t.Errorf("first statement %q, want the parent's index ON ONLY it", a.Statements[0])
+	}
+	for i := 1; i < len(a.Statements); i += 2 {
+		if !strings.HasPrefix(a.Statements[i], "CREATE INDEX CONCURRENTLY ") || !strings.Contains(a.Statements[i], " ON public.transactions_p") {
+			t.Errorf("statement %d = %q, want a partition's index built CONCURRENTLY", i, a.Statements[i])
+		}
+		if !strings.HasPrefix(a.Statements[i+1], "ALTER INDEX public.") || !strings.Contains(a.Statements[i+1], " ATTACH PARTITION public.transactions_p") {
+			t.Errorf("statement %d = %q, want it attached", i+1, a.Statements[i+1])
+		}
+	}
+}
+
+// unpartitioned creates a database whose schema has the unpartitioned
+// layout (the template's is partitioned) and returns its URL.
+func unpartitioned(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.Local.DatabaseURL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE DATABASE advisor_unpartitioned TEMPLATE template0")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := db.Local.DatabaseURL("advisor_unpartitioned")
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE EXTENSION pg_stat_statements") // as the template has it
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.MigrateLayout(ctx, url, slog.New(slog.DiscardHandler), 0); err != nil {
+		t.Fatal(err)
+	}
+	return url
 }
 
 // recorder is a tracer a test sets: it counts statements.

@@ -26,7 +26,22 @@ type table struct {
 	pk        []string
 	distinct  map[string]float64
 	indexes   []index // valid indexes
+	// parts are the partitions of a partitioned table, parents before
+	// their children (nil: a plain table); indexRoot maps a partition's
+	// index to the parent's index it is attached to, by name: plans scan
+	// partitions and name their indexes.
+	parts     []partition
+	indexRoot map[string]string
 }
+
+// partition is one relation below a partitioned table.
+type partition struct {
+	schema, name             string
+	parentSchema, parentName string
+	leaf                     bool
+}
+
+func (p partition) qualified() string { return ident(p.schema) + "." + ident(p.name) }
 
 // index is an existing index: its columns ("" for an expression) and
 // which of them are descending.
@@ -82,6 +97,16 @@ func (s *session) explainGeneric(ctx context.Context, sql string, params int) (s
 	if _, err := s.conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
 		return "", err
 	}
+	// Executed with NULL parameters, a generic plan's run-time pruning
+	// removes every partition (org_id = NULL matches none) and the plan
+	// shows no scan: without pruning it shows the scans of all partitions,
+	// which is what any organization's execution could touch.
+	if _, err := s.conn.Exec(ctx, "SET enable_partition_pruning = off"); err != nil {
+		return "", err
+	}
+	defer func() {
+		_, _ = s.conn.Exec(context.WithoutCancel(ctx), "RESET enable_partition_pruning")
+	}()
 	if _, err := s.conn.Exec(ctx, "PREPARE hmp_advisor AS "+sql, pgx.QueryExecModeSimpleProtocol); err != nil {
 		return "", err
 	}
@@ -119,7 +144,7 @@ func (s *session) advise(ctx context.Context, st statement, cfg Config, rep *Rep
 			if len(cols) == 0 || t.covered(cols, min(len(eqOf(a, t)), len(cols))) {
 				continue
 			}
-			ddl := createIndex(t, cols)
+			ddl, stmts := createIndex(t, cols)
 			if tried[ddl] {
 				continue
 			}
@@ -134,7 +159,7 @@ func (s *session) advise(ctx context.Context, st statement, cfg Config, rep *Rep
 				continue
 			}
 			if best == nil || after < best.CostAfter {
-				best = &Advice{Table: t.qualified, Columns: cols, DDL: ddl, CostBefore: before, CostAfter: after}
+				best = &Advice{Table: t.qualified, Columns: cols, DDL: ddl, Statements: stmts, CostBefore: before, CostAfter: after}
 			}
 		}
 		if p := perTable[t.qualified]; best != nil && (p == nil || best.CostAfter < p.CostAfter) {
@@ -165,7 +190,9 @@ func record(found map[string]*Advice, c *Advice, st statement) {
 }
 
 // try creates cols as a hypothetical index, explains st again and drops
-// the index: the cost with it, or 0 when the plan does not use it.
+// the index: the cost with it, or 0 when the plan does not use it. On a
+// partitioned table the hypothetical index is made on the parent: hypopg
+// (1.3) then plans it on every partition, under the parent's index name.
 func (s *session) try(ctx context.Context, st statement, t *table, cols []string) (float64, error) {
 	var oid uint32
 	var name string
@@ -208,6 +235,11 @@ func (s *session) table(ctx context.Context, schema, name string) (*table, error
 		return nil, fmt.Errorf("look up table %s: %w", key, err)
 	}
 	t.qualified = ident(nsp) + "." + ident(t.name)
+	// Every partition stands for the same root: load it once.
+	if r, ok := s.tables[t.qualified]; ok {
+		s.tables[key] = r
+		return r, nil
+	}
 	rows, err := s.conn.Query(ctx, `
 		SELECT a.attname, coalesce(st.n_distinct, 0)
 		FROM pg_attribute a
@@ -260,8 +292,53 @@ func (s *session) table(ctx context.Context, schema, name string) (*table, error
 	}); err != nil {
 		return nil, fmt.Errorf("look up indexes of %s: %w", key, err)
 	}
+	if err := s.loadPartitions(ctx, t, oid); err != nil {
+		return nil, fmt.Errorf("look up partitions of %s: %w", key, err)
+	}
 	s.tables[key] = t
+	s.tables[t.qualified] = t
 	return t, nil
+}
+
+// loadPartitions reads the partitions of the table oid (none: a plain
+// table) and which parent index each of their indexes is attached to.
+func (s *session) loadPartitions(ctx context.Context, t *table, oid uint32) error {
+	rows, err := s.conn.Query(ctx, `
+		SELECT cn.nspname, c.relname, pn.nspname, p.relname, pt.isleaf
+		FROM pg_partition_tree($1) pt
+		JOIN pg_class c ON c.oid = pt.relid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+		JOIN pg_class p ON p.oid = pt.parentrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+		WHERE pt.level > 0 ORDER BY pt.level, c.relname`, oid)
+	if err != nil {
+		return err
+	}
+	var p partition
+	if _, err := pgx.ForEachRow(rows, []any{&p.schema, &p.name, &p.parentSchema, &p.parentName, &p.leaf}, func() error {
+		t.parts = append(t.parts, p)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(t.parts) == 0 {
+		return nil
+	}
+	rows, err = s.conn.Query(ctx, `
+		SELECT c.relname, r.relname
+		FROM pg_partition_tree($1) pt
+		JOIN pg_index i ON i.indrelid = pt.relid
+		JOIN pg_class c ON c.oid = i.indexrelid
+		JOIN pg_class r ON r.oid = pg_partition_root(i.indexrelid)
+		WHERE pt.level > 0 AND r.oid <> c.oid`, oid)
+	if err != nil {
+		return err
+	}
+	t.indexRoot = map[string]string{}
+	var child, root string
+	_, err = pgx.ForEachRow(rows, []any{&child, &root}, func() error {
+		t.indexRoot[child] = root
+		return nil
+	})
+	return err
 }
 
 // eqOf returns a's equality columns of t in index order: the primary
@@ -296,8 +373,12 @@ func (t *table) candidates(a *access) [][]string {
 		return out
 	}
 	eq := eqOf(a, t)
+	scanned := a.index
+	if r, ok := t.indexRoot[scanned]; ok {
+		scanned = r // a partition's index: the parent's stands for it
+	}
 	for _, ix := range t.indexes {
-		if ix.name != a.index && !strings.HasSuffix(ix.name, "."+a.index) {
+		if ix.name != scanned && !strings.HasSuffix(ix.name, "."+scanned) {
 			continue
 		}
 		// Skip the index's leading columns the scan pins by equality.
@@ -408,13 +489,40 @@ func led(idx, names []string, eq int) bool {
 	return slices.Equal(head, want) && slices.Equal(idx[eq:len(names)], names[eq:])
 }
 
-// createIndex is the advised DDL: built without blocking writes.
-func createIndex(t *table, cols []string) string {
-	name := t.name + "_" + strings.Join(colNames(cols), "_")
+// createIndex is the advised DDL, built without blocking writes: the
+// script and its statements, each to run alone (CONCURRENTLY cannot run
+// in a transaction). A partitioned table's index cannot be built
+// CONCURRENTLY, so it takes PostgreSQL's documented steps: the parent's
+// index ON ONLY the parent (invalid, instant), each partition's index
+// built CONCURRENTLY, then attached; the parent's index is valid once
+// every partition's is attached.
+func createIndex(t *table, cols []string) (string, []string) {
+	list := columnList(cols)
+	if len(t.parts) == 0 {
+		stmt := fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", indexName(t.name, cols), t.qualified, list)
+		return stmt, []string{stmt}
+	}
+	stmts := []string{fmt.Sprintf("CREATE INDEX %s ON ONLY %s (%s)", indexName(t.name, cols), t.qualified, list)}
+	for _, p := range t.parts {
+		if p.leaf {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", indexName(p.name, cols), p.qualified(), list))
+		} else {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %s ON ONLY %s (%s)", indexName(p.name, cols), p.qualified(), list))
+		}
+		// An index lives in its table's schema.
+		stmts = append(stmts, fmt.Sprintf("ALTER INDEX %s.%s ATTACH PARTITION %s.%s",
+			ident(p.parentSchema), indexName(p.parentName, cols), ident(p.schema), indexName(p.name, cols)))
+	}
+	return strings.Join(stmts, ";\n"), stmts
+}
+
+// indexName is the advised index's name on table: at most 63 bytes.
+func indexName(table string, cols []string) string {
+	name := table + "_" + strings.Join(colNames(cols), "_")
 	if len(name) > 59 {
 		name = name[:59]
 	}
-	return fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s (%s)", ident(name+"_idx"), t.qualified, columnList(cols))
+	return ident(name + "_idx")
 }
 
 // createIndexPlain is the statement hypopg is given.

@@ -52,12 +52,15 @@ func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advi
 	}
 	var applied []string
 	for _, a := range rep.Advice[:min(apply, len(rep.Advice))] {
-		logger.Info("index_creating", "ddl", a.DDL)
-		// CONCURRENTLY cannot run in a transaction: one plain statement.
-		if _, err := pool.Exec(ctx, a.DDL); err != nil {
-			return rep, applied, fmt.Errorf("apply %s: %w", a.DDL, err)
+		// CONCURRENTLY cannot run in a transaction: one plain statement
+		// at a time (a partitioned table's index takes several).
+		for _, stmt := range a.Statements {
+			logger.Info("index_creating", "ddl", stmt)
+			if _, err := pool.Exec(ctx, stmt); err != nil {
+				return rep, applied, fmt.Errorf("apply %s: %w", stmt, err)
+			}
+			applied = append(applied, stmt)
 		}
-		applied = append(applied, a.DDL)
 	}
 	return rep, applied, nil
 }
