@@ -167,6 +167,13 @@ func financeCases(kind string) map[string]isolationCase {
 				{as: []who{keeperA, adminA}, path: base + "/" + r.ID, want: 200},
 			}
 		}},
+		"GET " + base + "/{id}/history": {probes: func(t *testing.T, w *world) []probe {
+			r := w.row(t, kind, false)
+			return []probe{
+				{as: outsiders, path: base + "/" + r.ID + "/history", want: 404},
+				{as: []who{keeperA, adminA}, path: base + "/" + r.ID + "/history", want: 200},
+			}
+		}},
 		"PATCH " + base + "/{id}": {probes: func(t *testing.T, w *world) []probe {
 			r := w.row(t, kind, false)
 			mine := create(w.env, w.tokens[outsiderA], kind, txn(w.open, 100))
