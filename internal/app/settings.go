@@ -16,7 +16,11 @@ import (
 // on a shared bus the instance adopts the cluster's settings), and every
 // change, from any instance, is applied here.
 func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, error) {
-	kv, err := a.Bus.KeyValue(ctx, settings.BucketConfig())
+	// Replicated as the streams are: with one copy, losing the NATS node
+	// that holds it keeps every instance started then from starting.
+	bucket := settings.BucketConfig()
+	bucket.Replicas = a.cfg.BusReplicas
+	kv, err := a.Bus.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}
