@@ -158,13 +158,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if a.local != nil {
 		a.closers = append(a.closers, func() { _ = a.local.Stop() })
 	}
-	cfg.Pool.Tracer = a.traceQueries(cfg)
-	a.Pool, err = postgres.Open(ctx, a.DatabaseURL, cfg.Pool)
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.Pool.Close)
-	if err := postgres.MigrateWith(ctx, a.Pool, logger, postgres.MigrateOptions{Partitions: cfg.PartitionCount()}, Migrations()...); err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := a.openPrimary(ctx, reg); err != nil { // roles.go: the split roles' too
 		return nil, err
 	}
 	secret, err := tokenSecret(cfg)
@@ -187,12 +183,6 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	fin := finance.New(a.Pool, a.tenancy, clock)
 	idem := idempotency.NewStore(a.Pool, clock)
 	events := eventstore.NewStore(a.Pool)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.startPartitionMetrics(cfg, reg, logger)
-
-	reg.MustRegister(a.Tracer)
 
 	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Replicas: cfg.BusReplicas}, logger)
 	if err != nil {

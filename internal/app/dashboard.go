@@ -17,14 +17,17 @@ func (a *App) dashboard(reg prometheus.Gatherer, live *settings.Service) http.Ha
 	if a.cfg.AdminToken == "" {
 		return nil
 	}
-	a.dash = dashboard.New(dashboard.Config{
+	cfg := dashboard.Config{
 		Token: a.cfg.AdminToken, Gatherer: reg, Alerts: evaluatorAlerts{a.Alerts}, Logger: a.logger,
 		Settings: func() any { return live.Current() },
-		Pool: func() (int32, int32) {
+	}
+	if a.Pool != nil { // the gateway role has no database
+		cfg.Pool = func() (int32, int32) {
 			s := a.Pool.Stat()
 			return s.AcquiredConns(), s.MaxConns()
-		},
-	})
+		}
+	}
+	a.dash = dashboard.New(cfg)
 	return a.dash
 }
 

@@ -14,7 +14,8 @@ import (
 // no replica configured, or reads off, every read stays on the primary and
 // is counted as such) and returns the /readyz states and the write
 // position for consistency tokens (nil without replicas: tokens stay c1,
-// writes pay no extra round trip).
+// writes pay no extra round trip). svc may be nil where no report is
+// read (the finance role).
 func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prometheus.Registerer) (func() []httpapi.ReplicaState, func(context.Context) (uint64, error), error) {
 	r, err := replicas.New(ctx, a.Pool, a.cfg.Replicas, a.logger, reg)
 	if err != nil {
@@ -25,8 +26,10 @@ func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prome
 	if err := r.Start(ctx); err != nil {
 		return nil, nil, err
 	}
-	svc.WithRouter(r)
-	a.replicaReads = r.SetEnabled // the live settings' replica-reads knob
+	if svc != nil { // nil: the finance role, which needs only the write position
+		svc.WithRouter(r)
+		a.replicaReads = r.SetEnabled // the live settings' replica-reads knob
+	}
 	if len(a.cfg.Replicas.URLs) == 0 {
 		return nil, nil, nil
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -22,6 +21,7 @@ import (
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 	"hmp/internal/rpc"
 	"hmp/internal/tenancy"
@@ -38,10 +38,14 @@ import (
 //   - gateway: the public HTTP entry: authentication, rate limits, load
 //     shedding, and forwarding over NATS to the service owning each path.
 //
-// finance and reports serve no public API on their HTTP port (only
-// /healthz, /readyz and /metrics): they take requests from the gateway
-// over NATS (internal/rpc), in queue groups, so that any number of
-// instances of each share the load. Every role checks the bearer token
+// finance and reports serve no public API on their HTTP port: they take
+// requests from the gateway over NATS (internal/rpc), in queue groups, so
+// that any number of instances of each share the load. Their HTTP port
+// serves what is per instance: /healthz, /readyz, /metrics and the
+// operator API (/v1/admin: this instance's alerts, index advice on the
+// database, the live settings, cluster-wide over the bus; /dashboard).
+// The gateway serves its own operator API the same way; only the public
+// API is forwarded. Every role checks the bearer token
 // itself; the reports role and the gateway learn a token's user state, a
 // property's zone and a manager's access from the finance role over NATS
 // (kept for 2 s), never from tenancy's tables.
@@ -57,8 +61,6 @@ const serviceVersion = "1.0.0"
 
 // split is what a split role holds beside the App's common parts.
 type split struct {
-	// nc is the gateway's NATS connection (the services use their Bus's).
-	nc *nats.Conn
 	// Gateway forwards the requests (role gateway).
 	gateway *gateway.Gateway
 }
@@ -139,14 +141,50 @@ func startRole(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, er
 
 // openStore connects to the shared database and applies the migrations
 // (every role that uses the database may: goose serializes them).
-func (a *App) openStore(ctx context.Context) error {
+func (a *App) openStore(ctx context.Context, reg *prometheus.Registry) error {
 	a.DatabaseURL = a.cfg.DatabaseURL
+	return a.openPrimary(ctx, reg)
+}
+
+// openPrimary connects to a.DatabaseURL through the query tracer, applies
+// the migrations (a new schema gets the configured partition count) and
+// exports the tracer's and the partitions' metrics on reg: Start and the
+// split roles with a database.
+func (a *App) openPrimary(ctx context.Context, reg *prometheus.Registry) error {
+	cfg := a.cfg
+	cfg.Pool.Tracer = a.traceQueries(cfg)
 	var err error
-	if a.Pool, err = postgres.Open(ctx, a.DatabaseURL, a.cfg.Pool); err != nil {
+	if a.Pool, err = postgres.Open(ctx, a.DatabaseURL, cfg.Pool); err != nil {
 		return err
 	}
 	a.closers = append(a.closers, a.Pool.Close)
-	return postgres.Migrate(ctx, a.Pool, a.logger, Migrations()...)
+	if err := postgres.MigrateWith(ctx, a.Pool, a.logger, postgres.MigrateOptions{Partitions: cfg.PartitionCount()}, Migrations()...); err != nil {
+		return err
+	}
+	reg.MustRegister(a.Tracer)
+	a.startPartitionMetrics(cfg, reg, a.logger)
+	return nil
+}
+
+// startOperator starts what this instance's operator API shows and adds
+// it to deps: the alert evaluator over the instance's own metrics, the
+// live settings (cluster-wide over the bus, each instance applying the
+// part it runs: the limiter in the gateway, the projector, cache,
+// corrections and replica reads in reports), the dashboard (with an
+// operator token) and the index advice where the database is.
+func (a *App) startOperator(ctx context.Context, deps *httpapi.Deps, events *eventstore.Store, limiter *ratelimit.Limiter, reg *prometheus.Registry) error {
+	if err := a.startTelemetry(ctx, events, reg); err != nil {
+		return err
+	}
+	live, err := a.startSettings(ctx, limiter)
+	if err != nil {
+		return err
+	}
+	deps.Alerts, deps.Settings, deps.Dashboard = a.Alerts, live, a.dashboard(reg, live)
+	if a.Pool != nil {
+		deps.IndexAdvice = a.IndexAdvice
+	}
+	return nil
 }
 
 func (a *App) openBus(ctx context.Context) error {
@@ -188,9 +226,6 @@ func (a *App) ready(ctx context.Context) error {
 			return &httpapi.DependencyError{Name: "bus", Err: err}
 		}
 	}
-	if a.split.nc != nil && !a.split.nc.IsConnected() {
-		return &httpapi.DependencyError{Name: "bus", Err: errors.New("nats not connected")}
-	}
 	return nil
 }
 
@@ -207,11 +242,11 @@ func (a *App) apiDeps(tokens *auth.Tokens, reg *prometheus.Registry) httpapi.Dep
 // counts and the relay.
 func (a *App) startFinance(ctx context.Context, tokens *auth.Tokens, reg *prometheus.Registry) (http.Handler, error) {
 	cfg, clock := a.cfg, a.cfg.Clock
-	if err := a.openStore(ctx); err != nil {
+	if err := a.openStore(ctx, reg); err != nil {
 		return nil, err
 	}
 	var err error
-	if a.tenancy, err = tenancy.New(a.Pool, clock, tenancy.Config{BcryptCost: cfg.BcryptCost}); err != nil {
+	if a.tenancy, err = tenancy.New(a.Pool, clock, tenancy.Config{BcryptCost: cfg.BcryptCost, ScopeMaxStale: cfg.ScopeMaxStale}); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.tenancy.Close)
@@ -250,6 +285,16 @@ func (a *App) startFinance(ctx context.Context, tokens *auth.Tokens, reg *promet
 	counts := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 	deps := a.apiDeps(tokens, reg)
 	deps.Tenancy, deps.Finance, deps.Events, deps.Idempotency, deps.Reports = a.tenancy, fin, events, idem, counts
+	if len(cfg.Replicas.URLs) > 0 {
+		// The writes' consistency tokens carry the primary's WAL position,
+		// which the reports role's replica reads wait for.
+		if _, deps.WritePosition, err = a.startReplicas(ctx, nil, reg); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.startOperator(ctx, &deps, events, nil, reg); err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(deps)
 	if err := a.serveRPC(rpc.Finance, handler, a.tenancy); err != nil {
 		return nil, err
@@ -262,7 +307,7 @@ func (a *App) startFinance(ctx context.Context, tokens *auth.Tokens, reg *promet
 // role over NATS.
 func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *prometheus.Registry) (http.Handler, error) {
 	cfg, clock := a.cfg, a.cfg.Clock
-	if err := a.openStore(ctx); err != nil {
+	if err := a.openStore(ctx, reg); err != nil {
 		return nil, err
 	}
 	if err := a.openBus(ctx); err != nil {
@@ -295,7 +340,11 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	events := eventstore.NewStore(a.Pool)
 	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
 		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
-	reportSvc := reports.NewService(a.Pool, remote, waiter, clock).WithCache(a.Cache)
+	reportSvc := reports.NewService(a.Pool, remote, waiter, clock).WithCache(a.Cache).WithSnapshotEvery(cfg.SnapshotEvery)
+	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
+	if err != nil {
+		return nil, err
+	}
 	// Reconciliation recomputes the truth from finance's approved rows
 	// (finance.StreamDayTotals, read only; it needs no tenancy facts).
 	truth := finance.New(a.Pool, nil, clock)
@@ -304,6 +353,10 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	}
 	deps := a.apiDeps(tokens, reg)
 	deps.Reports, deps.Reconciliation, deps.Properties = reportSvc, a.Reconciliation, remote
+	deps.Replicas, deps.WritePosition = replicaStates, writePosition
+	if err := a.startOperator(ctx, &deps, events, nil, reg); err != nil {
+		return nil, err
+	}
 	handler := httpapi.New(deps)
 	if err := a.serveRPC(rpc.Reports, handler, nil); err != nil {
 		return nil, err
@@ -311,22 +364,14 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	return gateway.OpsOnly(handler), nil
 }
 
-// startGateway wires the public entry: no database, a NATS connection,
-// the rate limiter, and the forwarding.
+// startGateway wires the public entry: no database, the bus (the calls
+// over its connection, the live settings in its key-value store), the rate
+// limiter, and the forwarding.
 func (a *App) startGateway(ctx context.Context, tokens *auth.Tokens, reg *prometheus.Registry) (http.Handler, error) {
-	logger := a.logger
-	nc, err := nats.Connect(a.cfg.NATSURL, nats.Name("hmp-gateway"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				logger.Warn("nats_disconnected", "error", err.Error())
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats_reconnected") }))
-	if err != nil {
-		return nil, fmt.Errorf("connect nats: %w", err)
+	if err := a.openBus(ctx); err != nil {
+		return nil, err
 	}
-	a.split.nc = nc
-	a.closers = append(a.closers, nc.Close)
+	nc := a.Bus.Conn()
 	remote, err := rpc.NewTenancy(nc, rpc.TenancyConfig{})
 	if err != nil {
 		return nil, err
@@ -338,9 +383,12 @@ func (a *App) startGateway(ctx context.Context, tokens *auth.Tokens, reg *promet
 	if err != nil {
 		return nil, err
 	}
-	a.split.gateway = gateway.New(nc, a.cfg.Gateway, logger, reg)
+	a.split.gateway = gateway.New(nc, a.cfg.Gateway, a.logger, reg)
 	deps := a.apiDeps(tokens, reg)
 	deps.Limiter, deps.Forward = limiter, a.split.gateway
+	if err := a.startOperator(ctx, &deps, nil, limiter, reg); err != nil {
+		return nil, err
+	}
 	return httpapi.New(deps), nil
 }
 
@@ -360,6 +408,7 @@ func (a *App) listen(handler http.Handler) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 	}
+	a.srv.RegisterOnShutdown(a.dash.Close)
 	go func() { a.served <- a.srv.Serve(ln) }()
 	return nil
 }
@@ -371,9 +420,6 @@ func (a *App) listen(handler http.Handler) error {
 // messages wait out their AckWait; then what is left of it is closed.
 // For tests and chaos drills.
 func (a *App) Kill() {
-	if a.split != nil && a.split.nc != nil {
-		a.split.nc.Close()
-	}
 	if a.Bus != nil && a.Bus.Conn() != nil {
 		a.Bus.Conn().Close()
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,6 +39,7 @@ func (s *split) role(role string) *apptest.Env {
 	s.t.Helper()
 	return apptest.Start(s.t, cluster, func(c *app.Config) {
 		c.Role, c.DatabaseURL, c.NATSURL, c.BusReplicas = role, s.db, s.nats.URL, 3
+		c.AdminToken = testAdminToken
 		// A killed reports instance's unacknowledged events go to the
 		// other one after this.
 		c.Projector.AckWait = 2 * time.Second
@@ -45,10 +48,12 @@ func (s *split) role(role string) *apptest.Env {
 }
 
 // TestSplitRolesContract: through a gateway forwarding to finance and
-// reports instances over NATS, the API answers as role all does: the same
-// OpenAPI document, the same writes, the consistency token honoured by a
-// report read, the same problems for bad input, an unknown route and a
-// missing token; the services' own HTTP ports serve no API.
+// reports instances over NATS, the public API answers as role all does:
+// the same OpenAPI document (operator routes aside), the same writes, the
+// consistency token honoured by a report read, a row's history, a stale
+// If-Match refused, asOf reads, the same problems for bad input, an
+// unknown route and a missing token; the services' own HTTP ports serve
+// no public API, only each instance's operator API.
 func TestSplitRolesContract(t *testing.T) {
 	t.Parallel()
 	s := newSplit(t)
@@ -57,9 +62,12 @@ func TestSplitRolesContract(t *testing.T) {
 	gw := s.role(app.RoleGateway)
 	all := apptest.Start(t, cluster)
 
-	a, b := gw.Must(200, "GET", "/openapi.json", "", nil).Body, all.Must(200, "GET", "/openapi.json", "", nil).Body
+	a, b := publicOpenAPI(t, gw.Must(200, "GET", "/openapi.json", "", nil).Body), publicOpenAPI(t, all.Must(200, "GET", "/openapi.json", "", nil).Body)
 	if !bytes.Equal(a, b) {
-		t.Errorf("the gateway's OpenAPI document differs from role all's")
+		t.Errorf("the gateway's public OpenAPI document differs from role all's:\ngateway: %s\nall:     %s", a, b)
+	}
+	if !bytes.Contains(a, []byte(`"/v1/finance/revenues/{id}/history"`)) || !bytes.Contains(a, []byte(`"asOf"`)) {
+		t.Errorf("the public OpenAPI document lacks the history route or the asOf parameter")
 	}
 	for _, env := range []*apptest.Env{gw, all} {
 		org := env.Signup("Split Books " + env.App.Config.Role)
@@ -68,6 +76,29 @@ func TestSplitRolesContract(t *testing.T) {
 		if rev.Status != "approved" || rev.BusinessDate != "2026-03-02" {
 			t.Fatalf("%s: revenue %+v", env.App.Config.Role, rev)
 		}
+		// Optimistic concurrency and the row's history, through the
+		// gateway as in role all.
+		revPath := "/v1/finance/revenues/" + rev.ID
+		if tag := env.Must(200, "PATCH", revPath, org.AdminToken, map[string]any{"description": "late checkout"}, "If-Match", `"1"`).Header.Get("ETag"); tag != `"2"` {
+			t.Errorf("%s: ETag after a PATCH = %q, want \"2\"", env.App.Config.Role, tag)
+		}
+		stale := env.Must(412, "PATCH", revPath, org.AdminToken, map[string]any{"amountCents": 9999}, "If-Match", `"1"`)
+		if ct := stale.Header.Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%s: 412 answered %q, want problem+json", env.App.Config.Role, ct)
+		}
+		var hist struct {
+			Items []struct {
+				Version int
+				Action  string
+				Changes []struct{ Field string }
+			}
+		}
+		env.Must(200, "GET", revPath+"/history", org.AdminToken, nil).JSON(t, &hist)
+		if len(hist.Items) != 2 || hist.Items[0].Version != 1 || hist.Items[1].Version != 2 ||
+			len(hist.Items[1].Changes) != 1 || hist.Items[1].Changes[0].Field != "description" {
+			t.Errorf("%s: history %+v, want the creation then the description's change", env.App.Config.Role, hist.Items)
+		}
+		beforeExpense := time.Now().UTC().Format(time.RFC3339Nano)
 		w := env.Must(201, "POST", "/v1/finance/expenses", org.AdminToken, apptest.Txn{PropertyID: prop, Category: "linen",
 			AmountCents: 1200, PaymentMode: "cash", OccurredAt: "2026-03-02T11:00:00Z"})
 		token := w.Header.Get("X-Consistency-Token")
@@ -81,6 +112,10 @@ func TestSplitRolesContract(t *testing.T) {
 			"X-Consistency-Token", token).JSON(t, &day)
 		if day.CashReceivedCents != 5000 || day.CashExpensesCents != 1200 || day.ClosingBalanceCents != 3800 {
 			t.Errorf("%s: daily report %+v, want 5000 in, 1200 out, closing 3800", env.App.Config.Role, day)
+		}
+		env.Must(200, "GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-03-02&asOf="+url.QueryEscape(beforeExpense), org.AdminToken, nil).JSON(t, &day)
+		if day.CashReceivedCents != 5000 || day.CashExpensesCents != 0 {
+			t.Errorf("%s: daily report as of before the expense %+v, want 5000 in, nothing out", env.App.Config.Role, day)
 		}
 		w = env.Must(201, "POST", "/v1/reports/cash-counts", org.AdminToken, map[string]any{"propertyId": prop, "date": "2026-03-02", "countedClosingCents": 3700})
 		counted := env.Must(200, "GET", "/v1/reports/daily-report?propertyId="+prop+"&date=2026-03-02", org.AdminToken, nil,
@@ -123,12 +158,89 @@ func TestSplitRolesContract(t *testing.T) {
 			t.Errorf("%s: reconciliation found %+v", env.App.Config.Role, done)
 		}
 	}
-	// The services take the API from the gateway only.
+	// The services take the public API from the gateway only; each
+	// instance serves its own operator API.
 	fin.Must(404, "GET", "/v1/properties", "", nil)
 	rep.Must(404, "GET", "/v1/reports/daily-report", "", nil)
+	fin.Must(404, "GET", "/openapi.json", "", nil)
+	for _, env := range []*apptest.Env{fin, rep, gw} {
+		env.Must(401, "GET", "/v1/admin/alerts", "", nil)
+		env.Must(200, "GET", "/v1/admin/alerts", testAdminToken, nil)
+		env.Must(200, "GET", "/dashboard", testAdminToken, nil)
+	}
+	// The gateway has no database to advise on.
+	gw.Must(404, "GET", "/v1/admin/index-advice", testAdminToken, nil)
+	// The live settings are the cluster's: a change made through the
+	// gateway is what the reports instance (which runs the cache) shows.
+	cur := getSettings(t, gw)
+	st := putSettings(t, gw, "split-test", map[string]any{"projector": map[string]any{"maxConcurrency": cur.Settings.Projector.MaxConcurrency + 1}})
+	if st.Settings.Projector.MaxConcurrency != cur.Settings.Projector.MaxConcurrency+1 {
+		t.Fatalf("settings after the change: %+v", st.Settings.Projector)
+	}
+	awaitRevision(t, rep, st.Revision)
+	mustTuned(t, rep, st.Settings)
+	awaitRevision(t, fin, st.Revision)
 	fin.Must(200, "GET", "/readyz", "", nil)
 	rep.Must(200, "GET", "/readyz", "", nil)
 	gw.Must(200, "GET", "/readyz", "", nil)
+}
+
+// publicOpenAPI returns doc without the operator routes (/v1/admin/...)
+// and the schemas only they use, re-encoded with sorted keys. The operator
+// API is per instance (each serves it on its own port about itself: the
+// gateway has no database, hence no index advice), so it is not part of
+// the contract the gateway must share with role all.
+func publicOpenAPI(t *testing.T, doc []byte) []byte {
+	t.Helper()
+	var d map[string]any
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatalf("openapi: %v", err)
+	}
+	paths, _ := d["paths"].(map[string]any)
+	for p := range paths {
+		if gateway.Operator(p) {
+			delete(paths, p)
+		}
+	}
+	comps, _ := d["components"].(map[string]any)
+	schemas, _ := comps["schemas"].(map[string]any)
+	delete(comps, "schemas")
+	// Keep the schemas reachable from what is left.
+	used := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if ref, ok := x.(string); ok && k == "$ref" {
+					name := ref[strings.LastIndex(ref, "/")+1:]
+					if !used[name] {
+						used[name] = true
+						walk(schemas[name])
+					}
+					continue
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(d)
+	kept := map[string]any{}
+	for name := range used {
+		if sch, ok := schemas[name]; ok {
+			kept[name] = sch
+		}
+	}
+	comps["schemas"] = kept
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatalf("openapi: %v", err)
+	}
+	return out
 }
 
 // awaitSplitJob polls a reconciliation job through env until it is done.

@@ -16,7 +16,11 @@ import (
 // on a shared bus the instance adopts the cluster's settings), and every
 // change, from any instance, is applied here.
 func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, error) {
-	kv, err := a.Bus.KeyValue(ctx, settings.BucketConfig())
+	// Replicated as the streams are: with one copy, losing the NATS node
+	// that holds it keeps every instance started then from starting.
+	bucket := settings.BucketConfig()
+	bucket.Replicas = a.cfg.BusReplicas
+	kv, err := a.Bus.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, err
 	}
@@ -37,17 +41,23 @@ func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*s
 // applySettings puts s into force in the running components. Every
 // component gets its part even when another refuses.
 func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *ratelimit.Limiter) error {
+	// A split role runs some of the components (nil: elsewhere; the
+	// instance running it applies its part).
 	var errs []error
-	tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
-		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
-	if cur := a.Projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
-		tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
+	if a.Projector != nil {
+		tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
+			Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
+		if cur := a.Projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
+			tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
+		}
+		if err := a.Projector.Tune(ctx, tuning); err != nil {
+			errs = append(errs, fmt.Errorf("projector: %w", err))
+		}
 	}
-	if err := a.Projector.Tune(ctx, tuning); err != nil {
-		errs = append(errs, fmt.Errorf("projector: %w", err))
-	}
-	if err := a.Corrections.SetMode(s.Corrections); err != nil {
-		errs = append(errs, fmt.Errorf("corrections: %w", err))
+	if a.Corrections != nil {
+		if err := a.Corrections.SetMode(s.Corrections); err != nil {
+			errs = append(errs, fmt.Errorf("corrections: %w", err))
+		}
 	}
 	if a.Cache != nil {
 		if err := a.Cache.SetEntries(s.Cache.Entries); err != nil {

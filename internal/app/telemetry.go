@@ -20,15 +20,24 @@ const backlogCap = 100_000
 // locks, bus backlog), the alert evaluator over reg, and the notifiers.
 func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg *prometheus.Registry) error {
 	cfg := a.cfg
-	reg.MustRegister(telemetry.NewPoolCollector("primary", a.Pool))
-	durable := a.Projector.Config().Durable
-	probes := append(telemetry.DatabaseProbes(a.Pool),
-		telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 100,000).",
+	// A split role samples what it has: the database (finance, reports),
+	// the outbox (events: finance; the reports role reads it too), the
+	// projector's consumer (reports); the gateway none of them.
+	var probes []telemetry.Probe
+	if a.Pool != nil {
+		reg.MustRegister(telemetry.NewPoolCollector("primary", a.Pool))
+		probes = append(probes, telemetry.DatabaseProbes(a.Pool)...)
+	}
+	if events != nil {
+		probes = append(probes, telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 100,000).",
 			Read: func(ctx context.Context) (float64, error) {
 				n, err := events.Unpublished(ctx, backlogCap)
 				return float64(n), err
-			}},
-		telemetry.Probe{Name: "hmp_consumer_pending", Help: "Messages of the events stream a durable consumer has not yet acknowledged: undelivered plus in flight (sampled).",
+			}})
+	}
+	if a.Projector != nil {
+		durable := a.Projector.Config().Durable
+		probes = append(probes, telemetry.Probe{Name: "hmp_consumer_pending", Help: "Messages of the events stream a durable consumer has not yet acknowledged: undelivered plus in flight (sampled).",
 			Labels: prometheus.Labels{"consumer": durable},
 			Read: func(ctx context.Context) (float64, error) {
 				info, err := a.Bus.ConsumerInfo(ctx, bus.EventsStream, durable)
@@ -37,11 +46,14 @@ func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg 
 				}
 				return float64(info.NumPending) + float64(info.NumAckPending), nil
 			}})
-	sampler := telemetry.NewSampler(probes, cfg.TelemetrySampleEvery, a.logger, reg)
-	if err := sampler.Start(ctx); err != nil {
-		return err
 	}
-	a.closers = append(a.closers, sampler.Stop)
+	if len(probes) > 0 {
+		sampler := telemetry.NewSampler(probes, cfg.TelemetrySampleEvery, a.logger, reg)
+		if err := sampler.Start(ctx); err != nil {
+			return err
+		}
+		a.closers = append(a.closers, sampler.Stop)
+	}
 
 	a.Alerts = telemetry.NewEvaluator(cfg.Alerts, telemetry.Rules(cfg.Alerts), reg, a.logger, reg)
 	notifiers, err := alertNotifiers(cfg)

@@ -250,10 +250,12 @@ func problem(w http.ResponseWriter, status int, detail, retryAfter string) {
 }
 
 // Owned answers 404 for the paths another service owns, so that a service
-// runs only its own routes, whatever reaches it.
+// runs only its own routes, whatever reaches it. The operator API is per
+// instance, on the instance's own HTTP port: never served over the queue
+// group, where any instance might answer.
 func Owned(service string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if Route(r.URL.Path) != service && !operational(r.URL.Path) {
+		if (Route(r.URL.Path) != service && !operational(r.URL.Path)) || Operator(r.URL.Path) {
 			problem(w, http.StatusNotFound, "no such route on the "+service+" service: "+r.Method+" "+r.URL.Path, "")
 			return
 		}
@@ -261,17 +263,26 @@ func Owned(service string, h http.Handler) http.Handler {
 	})
 }
 
-// OpsOnly serves the operational routes of a service's HTTP port
-// (/healthz, /readyz, /metrics) and 404 for the API, which clients reach
-// through the gateway.
+// OpsOnly serves what is per instance on a service's HTTP port: the
+// operational routes (/healthz, /readyz, /metrics) and the operator API
+// (/v1/admin/..., /dashboard: this instance's alerts, index advice,
+// settings); 404 for the public API, which clients reach through the
+// gateway.
 func OpsOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !operational(r.URL.Path) {
+		if !operational(r.URL.Path) && !Operator(r.URL.Path) {
 			problem(w, http.StatusNotFound, "this instance serves the API through the gateway only: "+r.Method+" "+r.URL.Path, "")
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Operator reports whether path is the operator API's: served by each
+// instance about itself (or, for the settings, about the cluster), never
+// forwarded, and not part of the public contract.
+func Operator(path string) bool {
+	return strings.HasPrefix(path, "/v1/admin/") || path == "/dashboard" || strings.HasPrefix(path, "/dashboard/")
 }
 
 func operational(path string) bool {

@@ -123,11 +123,15 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.seed(ctx); err != nil {
 		return err
 	}
-	w, err := s.kv.Watch(context.WithoutCancel(ctx), Key)
+	// The watch lives until Stop cancels wctx: its subscription's
+	// goroutine ends with that context too, even when the connection is
+	// already gone (an instance killed) and unsubscribing fails.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := s.kv.Watch(wctx, Key)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("watch settings: %w", err)
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done, first := make(chan struct{}), make(chan struct{})
 	s.mu.Lock()
 	s.cancel, s.done = cancel, done
