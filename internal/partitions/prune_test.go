@@ -24,6 +24,12 @@ var spanning = map[string]string{
 	// order: it scans events by transaction id across organizations.
 	"FROM events e, relay_state st":    "the outbox relay's lag reads every organization's unpublished events (events_tx)",
 	"FROM events WHERE (tx_id, seq) >": "the outbox relay reads every organization's new events in commit order (events_tx)",
+	// A token read its organization does not reflect yet also polls the
+	// stream-wide fallback: is every committed event published? That is
+	// an index range scan per partition over the in-flight transaction
+	// window only (events_tx), so it grows with the partition count, not
+	// with the data.
+	"SELECT 1 FROM events e WHERE e.tx_id >= st.horizon": "the consistency wait's stream-wide fallback asks whether the transactions in flight wrote events (events_tx, in-flight window only)",
 	// Pruners delete what expired, whoever it belongs to.
 	"DELETE FROM idempotency_keys WHERE created_at <": "the idempotency pruner deletes expired keys of every organization",
 	"SELECT count(*) FROM idempotency_keys":           "the idempotency pruner's gauge of all keys",
