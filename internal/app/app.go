@@ -189,41 +189,17 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Bus.Close)
-	// Applied-event records must outlive every copy the stream can still
-	// deliver: keep them at least a day longer than the stream keeps events.
-	projCfg := cfg.Projector
-	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
-	// Consistent reads and the relay's recovery from a remade stream both
-	// ask PostgreSQL what the projection has applied.
-	applied := reports.NewAppliedProgress(a.Pool, clock, projCfg.WithDefaults().Retention)
-	relayCfg := cfg.Relay
-	if relayCfg.Rewind == nil {
-		relayCfg.Rewind = applied.OldestUnapplied
-	}
-	a.Relay = eventstore.NewRelay(a.Pool, bus.NewPublisher(a.Bus, cfg.Publish, logger, reg), relayCfg, logger, clock, reg)
-	if err := a.Relay.Start(ctx); err != nil {
+	projCfg, applied := a.projection()
+	if err := a.startRelay(ctx, applied, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Relay.Stop)
-	if a.Cache, err = startCache(ctx, cfg.Cache, a.Bus, logger, reg); err != nil {
+	if err := a.startProjector(ctx, projCfg, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Cache.Close)
-	invalidate := invalidateAfterCommit(a.Cache, a.Bus)
-	projCfg.AfterCommit = bothAfterCommit(cfg.Projector.AfterCommit, invalidate)
-	a.afterCorrection = invalidate // corrections make reports stale as projector batches do
-	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, logger, clock, reg)
-	if err := a.Projector.Start(ctx); err != nil {
+	if err := a.startPruner(ctx, idem, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Projector.Stop)
-	pruner := idempotency.NewPruner(idem, cfg.IdempotencyPruner, logger, reg)
-	if err := pruner.Start(ctx); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, pruner.Stop)
-	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
-		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
+	waiter := a.newWaiter(applied, events, a.Projector.Config().Durable)
 	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache).WithSnapshotEvery(cfg.SnapshotEvery)
 	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
 	if err != nil {

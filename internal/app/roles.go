@@ -261,27 +261,16 @@ func (a *App) startFinance(ctx context.Context, tokens *auth.Tokens, reg *promet
 	}
 	// The relay's recovery from a remade stream asks what the projection
 	// applied (read only, as in role all).
-	projCfg := cfg.Projector
-	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
-	applied := reports.NewAppliedProgress(a.Pool, clock, projCfg.WithDefaults().Retention)
-	relayCfg := cfg.Relay
-	if relayCfg.Rewind == nil {
-		relayCfg.Rewind = applied.OldestUnapplied
-	}
-	a.Relay = eventstore.NewRelay(a.Pool, bus.NewPublisher(a.Bus, cfg.Publish, a.logger, reg), relayCfg, a.logger, clock, reg)
-	if err := a.Relay.Start(ctx); err != nil {
+	projCfg, applied := a.projection()
+	if err := a.startRelay(ctx, applied, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Relay.Stop)
-	pruner := idempotency.NewPruner(idem, cfg.IdempotencyPruner, a.logger, reg)
-	if err := pruner.Start(ctx); err != nil {
+	if err := a.startPruner(ctx, idem, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, pruner.Stop)
 	// A cash count is a write whose event shares its commit: it is
 	// recorded here, where the relay runs (no report is read here).
-	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: projCfg.WithDefaults().Durable},
-		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
+	waiter := a.newWaiter(applied, events, projCfg.WithDefaults().Durable)
 	counts := reports.NewService(a.Pool, a.tenancy, waiter, clock)
 	deps := a.apiDeps(tokens, reg)
 	deps.Tenancy, deps.Finance, deps.Events, deps.Idempotency, deps.Reports = a.tenancy, fin, events, idem, counts
@@ -320,26 +309,14 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	if err := tokens.UseUsers(remote, 0); err != nil {
 		return nil, err
 	}
-	projCfg := cfg.Projector
-	projCfg.Retention = max(projCfg.Retention, a.Bus.Retention()+24*time.Hour)
-	applied := reports.NewAppliedProgress(a.Pool, clock, projCfg.WithDefaults().Retention)
-	if a.Cache, err = startCache(ctx, cfg.Cache, a.Bus, a.logger, reg); err != nil {
+	projCfg, applied := a.projection()
+	if err := a.startProjector(ctx, projCfg, reg); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, a.Cache.Close)
-	invalidate := invalidateAfterCommit(a.Cache, a.Bus)
-	projCfg.AfterCommit = bothAfterCommit(cfg.Projector.AfterCommit, invalidate)
-	a.afterCorrection = invalidate
-	a.Projector = reports.NewProjector(a.Pool, a.Bus, projCfg, a.logger, clock, reg)
-	if err := a.Projector.Start(ctx); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.Projector.Stop)
 	// The consistency wait's stream-wide fallback reads the outbox's
 	// publication state (eventstore, read only).
 	events := eventstore.NewStore(a.Pool)
-	waiter := reports.NewWaiter(pipeline{AppliedProgress: applied, events: events, bus: a.Bus, durable: a.Projector.Config().Durable},
-		reports.WaiterConfig{Timeout: cfg.ConsistencyTimeout, StreamWide: cfg.ConsistencyStreamWide})
+	waiter := a.newWaiter(applied, events, a.Projector.Config().Durable)
 	reportSvc := reports.NewService(a.Pool, remote, waiter, clock).WithCache(a.Cache).WithSnapshotEvery(cfg.SnapshotEvery)
 	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
 	if err != nil {
