@@ -307,7 +307,15 @@ Flags:`)
 	return nil
 }
 
-func writeReport(rep *loadtest.Report, jsonPath string, stdout io.Writer) error {
+// printedReport is a load test's report: a table for people, JSON for tools.
+type printedReport interface {
+	Print(w io.Writer) error
+	WriteJSON(w io.Writer) error
+}
+
+// writeReport prints rep, or writes it as JSON to stdout (jsonPath "-"),
+// and also to the file jsonPath names.
+func writeReport(rep printedReport, jsonPath string, stdout io.Writer) error {
 	if jsonPath == "-" {
 		return rep.WriteJSON(stdout)
 	}

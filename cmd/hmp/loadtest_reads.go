@@ -123,22 +123,5 @@ Flags:`)
 		{Name: "clients", Value: fmt.Sprint(cfg.Clients)}, {Name: "duration", Value: cfg.Duration.String()},
 		{Name: "zipf", Value: fmt.Sprint(cfg.ZipfS)}, {Name: "writeRate", Value: fmt.Sprint(cfg.WriteRate)}, {Name: "profile", Value: orDefault(profile)},
 	}, results...)
-	if jsonPath == "-" {
-		return rep.WriteJSON(stdout)
-	}
-	if err := rep.Print(stdout); err != nil {
-		return err
-	}
-	if jsonPath != "" {
-		f, err := os.Create(jsonPath)
-		if err != nil {
-			return err
-		}
-		if err := rep.WriteJSON(f); err != nil {
-			f.Close()
-			return err
-		}
-		return f.Close()
-	}
-	return nil
+	return writeReport(rep, jsonPath, stdout)
 }
