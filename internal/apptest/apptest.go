@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -88,10 +89,41 @@ func (c *Clock) Advance(d time.Duration) {
 // WithClock makes the app read time from c.
 func WithClock(c *Clock) func(*app.Config) { return func(cfg *app.Config) { cfg.Clock = c.Now } }
 
+// SystemTestDeadline is how long a test that starts an HMP may run
+// (from its first Start) before Deadline ends the run. The slowest system
+// test takes about a minute on a loaded 2-core machine.
+const SystemTestDeadline = 5 * time.Minute
+
+// Deadline ends the whole test binary with every goroutine's stack if t
+// is still running d from now, so that a hung system test fails in
+// minutes naming the goroutine that hangs, instead of at go test's
+// -timeout with nothing but the package name. Benchmarks choose their own
+// length and are not limited.
+func Deadline(t testing.TB, d time.Duration) {
+	if _, ok := t.(*testing.T); !ok {
+		return
+	}
+	name := t.Name()
+	timer := time.AfterFunc(d, func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n := runtime.Stack(buf, true)
+			if n < len(buf) {
+				buf = buf[:n]
+				break
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+		panic(fmt.Sprintf("%s is still running after its %s deadline; every goroutine:\n%s", name, d, buf))
+	})
+	t.Cleanup(func() { timer.Stop() })
+}
+
 // Start runs HMP for the test and stops it at cleanup. opts adjust the
-// configuration before start.
+// configuration before start. The test gets SystemTestDeadline.
 func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *Env {
 	t.Helper()
+	Deadline(t, SystemTestDeadline)
 	cfg := app.Config{
 		HTTPAddr:    "127.0.0.1:0",
 		DataDir:     t.TempDir(),
