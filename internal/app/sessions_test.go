@@ -101,7 +101,8 @@ func TestTokensFollowTheUser(t *testing.T) {
 		a.Must(409, "PATCH", "/v1/users/"+org.AdminID, org.AdminToken, map[string]any{"disabled": true})
 		a.Must(409, "PATCH", "/v1/users/"+org.AdminID, org.AdminToken, map[string]any{"role": "MANAGER"})
 		a.Must(404, "PATCH", "/v1/users/018f0000-0000-7000-8000-000000000000", org.AdminToken, map[string]any{"disabled": true})
-		a.Must(403, "PATCH", "/v1/users/"+org.AdminID, mgr, map[string]any{"disabled": true})
+		// The token from before the disable is refused for good: a fresh one.
+		a.Must(403, "PATCH", "/v1/users/"+org.AdminID, login(a, "mgr@twin.test", "manager pass"), map[string]any{"disabled": true})
 		a.Must(422, "PATCH", "/v1/users/"+mgrID, org.AdminToken, map[string]any{"role": "OWNER"})
 		other := a.Signup("Other Org")
 		a.Must(404, "PATCH", "/v1/users/"+mgrID, other.AdminToken, map[string]any{"disabled": true})
