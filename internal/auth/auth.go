@@ -36,6 +36,10 @@ type verifiedToken struct {
 	actor domain.Actor
 	exp   time.Time
 	id    string
+	// issued is when the token was signed (to the microsecond when it
+	// says so, else to its iat second; zero when it carries neither),
+	// compared with the user's TokensNotBefore.
+	issued time.Time
 }
 
 // verifiedTokens bounds the remembered tokens (about 400 bytes each).
@@ -70,6 +74,10 @@ func New(secret []byte, ttl time.Duration, now func() time.Time) (*Tokens, error
 type claims struct {
 	Org  string      `json:"org"`
 	Role domain.Role `json:"role"`
+	// IssuedAtMicros is iat to the microsecond (iat itself is whole
+	// seconds): a user disabled and enabled again within one second must
+	// keep refusing the tokens from before and accept the ones after.
+	IssuedAtMicros int64 `json:"iat_us,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -78,8 +86,9 @@ func (t *Tokens) Issue(actor domain.Actor) (string, time.Time, error) {
 	now := t.now()
 	exp := now.Add(t.ttl).Truncate(time.Second)
 	c := claims{
-		Org:  actor.OrgID.String(),
-		Role: actor.Role,
+		Org:            actor.OrgID.String(),
+		Role:           actor.Role,
+		IssuedAtMicros: now.UnixMicro(),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:   issuer,
 			Subject:  actor.UserID.String(),
@@ -127,6 +136,14 @@ func (t *Tokens) verify(token string) (verifiedToken, error) {
 		return verifiedToken{}, fmt.Errorf("%w: invalid token claims", domain.ErrUnauthenticated)
 	}
 	v := verifiedToken{actor: domain.Actor{OrgID: org, UserID: user, Role: c.Role}, exp: c.ExpiresAt.Time, id: c.ID}
+	switch {
+	case c.IssuedAtMicros > 0:
+		v.issued = time.UnixMicro(c.IssuedAtMicros)
+	case c.IssuedAt != nil:
+		// Whole seconds: the token may be up to a second younger, so one
+		// issued in the second of a disable counts as issued before it.
+		v.issued = c.IssuedAt.Time
+	}
 	// Only tokens without a not-before claim are remembered (ours never
 	// carry one): theirs is the one rule that could turn a valid token
 	// invalid other than by expiry, were the clock set back.

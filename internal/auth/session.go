@@ -23,9 +23,10 @@ type Session struct {
 // and in which role, and whether the token was revoked. tenancy implements
 // it on PostgreSQL, so every instance sees the same answer.
 type Users interface {
-	// UserRole returns the user's current role; a disabled or deleted user
-	// is domain.ErrUnauthenticated.
-	UserRole(ctx context.Context, orgID, userID domain.ID) (domain.Role, error)
+	// UserState returns the user's current role and since when their
+	// tokens are good; a disabled or deleted user is
+	// domain.ErrUnauthenticated.
+	UserState(ctx context.Context, orgID, userID domain.ID) (domain.UserState, error)
 	// Revoked reports whether the token id was revoked.
 	Revoked(ctx context.Context, orgID domain.ID, tokenID string) (bool, error)
 	// Revoke records the token id as revoked until expiresAt.
@@ -35,7 +36,9 @@ type Users interface {
 // DefaultMaxStale is how long Check trusts what it last learned about a
 // user or a token: a disabled, demoted or deleted user, and a logged-out
 // token, stop working on every instance within this (well within the 5 s
-// promised by the API).
+// promised by the API). A token issued before the user's last disable
+// stays refused for good: the user's TokensNotBefore travels with their
+// role, so an instance that learns of the re-enable learns of it too.
 const DefaultMaxStale = 2 * time.Second
 
 type userKey struct{ org, user domain.ID }
@@ -50,8 +53,10 @@ type known[T any] struct {
 type sessions struct {
 	users    Users
 	maxStale time.Duration
-	roles    *otter.Cache[userKey, known[domain.Role]]
-	revoked  *otter.Cache[string, known[bool]]
+	// states holds each user's last known state; a zero Role marks a
+	// disabled or deleted user.
+	states  *otter.Cache[userKey, known[domain.UserState]]
+	revoked *otter.Cache[string, known[bool]]
 }
 
 // UseUsers makes Check consult users, trusting each answer for maxStale
@@ -61,7 +66,7 @@ func (t *Tokens) UseUsers(users Users, maxStale time.Duration) error {
 		maxStale = DefaultMaxStale
 	}
 	// Size-bounded only (no goroutine): freshness is checked on read.
-	roles, err := otter.New(&otter.Options[userKey, known[domain.Role]]{MaximumSize: verifiedTokens})
+	states, err := otter.New(&otter.Options[userKey, known[domain.UserState]]{MaximumSize: verifiedTokens})
 	if err != nil {
 		return fmt.Errorf("user cache: %w", err)
 	}
@@ -69,12 +74,13 @@ func (t *Tokens) UseUsers(users Users, maxStale time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("revocation cache: %w", err)
 	}
-	t.sessions = &sessions{users: users, maxStale: maxStale, roles: roles, revoked: revoked}
+	t.sessions = &sessions{users: users, maxStale: maxStale, states: states, revoked: revoked}
 	return nil
 }
 
 // Check is Verify plus the user's and the token's current state: a token
-// of a disabled or deleted user, or a revoked one, is
+// of a disabled or deleted user, one issued before the user was last
+// disabled (also after they were enabled again), or a revoked one, is
 // domain.ErrUnauthenticated; the actor carries the user's current role.
 // A failure to learn the state (database down) is returned as is (it is
 // not the caller's fault: 503, not 401).
@@ -87,11 +93,14 @@ func (t *Tokens) Check(ctx context.Context, token string) (Session, error) {
 	if t.sessions == nil {
 		return s, nil
 	}
-	role, err := t.sessions.role(ctx, v.actor.OrgID, v.actor.UserID)
+	st, err := t.sessions.state(ctx, v.actor.OrgID, v.actor.UserID)
 	if err != nil {
 		return Session{}, err
 	}
-	s.Actor.Role = role
+	if !st.TokensNotBefore.IsZero() && v.issued.Before(st.TokensNotBefore) {
+		return Session{}, fmt.Errorf("%w: token issued before the user was disabled", domain.ErrUnauthenticated)
+	}
+	s.Actor.Role = st.Role
 	if v.id != "" {
 		revoked, err := t.sessions.isRevoked(ctx, v.actor.OrgID, v.id)
 		if err != nil {
@@ -121,31 +130,34 @@ func (t *Tokens) Revoke(ctx context.Context, s Session) error {
 // here takes effect here at once (other instances: within MaxStale).
 func (t *Tokens) Forget(orgID, userID domain.ID) {
 	if t.sessions != nil {
-		t.sessions.roles.Invalidate(userKey{orgID, userID})
+		t.sessions.states.Invalidate(userKey{orgID, userID})
 	}
 }
 
 // errGone marks a cached "user may not act" answer.
 var errGone = errors.New("user disabled or deleted")
 
-func (s *sessions) role(ctx context.Context, org, user domain.ID) (domain.Role, error) {
+func (s *sessions) state(ctx context.Context, org, user domain.ID) (domain.UserState, error) {
 	k := userKey{org, user}
-	if e, ok := s.roles.GetIfPresent(k); ok && time.Since(e.at) < s.maxStale {
-		if e.v == "" {
-			return "", fmt.Errorf("%w: %w", domain.ErrUnauthenticated, errGone)
+	if e, ok := s.states.GetIfPresent(k); ok && time.Since(e.at) < s.maxStale {
+		if e.v.Role == "" {
+			return domain.UserState{}, fmt.Errorf("%w: %w", domain.ErrUnauthenticated, errGone)
 		}
 		return e.v, nil
 	}
-	role, err := s.users.UserRole(ctx, org, user)
+	st, err := s.users.UserState(ctx, org, user)
 	if errors.Is(err, domain.ErrUnauthenticated) {
-		s.roles.Set(k, known[domain.Role]{at: time.Now()})
-		return "", err
+		s.states.Set(k, known[domain.UserState]{at: time.Now()})
+		return domain.UserState{}, err
 	}
 	if err != nil {
-		return "", err
+		return domain.UserState{}, err
 	}
-	s.roles.Set(k, known[domain.Role]{v: role, at: time.Now()})
-	return role, nil
+	if st.Role == "" {
+		return domain.UserState{}, fmt.Errorf("%w: the user has no role", domain.ErrUnauthenticated)
+	}
+	s.states.Set(k, known[domain.UserState]{v: st, at: time.Now()})
+	return st, nil
 }
 
 func (s *sessions) isRevoked(ctx context.Context, org domain.ID, id string) (bool, error) {

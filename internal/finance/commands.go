@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -207,7 +208,7 @@ func (s *Service) ReviewIf(ctx context.Context, actor domain.Actor, kind domain.
 	if !actor.IsAdmin() {
 		return Transaction{}, Written{}, fmt.Errorf("%w: only an ADMIN may approve or reject", domain.ErrForbidden)
 	}
-	if len(notes) > maxDescription {
+	if utf8.RuneCountInString(notes) > maxDescription {
 		return Transaction{}, Written{}, domain.Invalid("body.notes", fmt.Sprintf("must be at most %d characters", maxDescription), nil)
 	}
 	if !domain.StorableText(notes) {

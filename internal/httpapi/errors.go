@@ -102,6 +102,7 @@ func problemDetails(_ huma.Context, _ string, v any) (any, error) {
 		case map[string]any, []any:
 			d.Value = nil
 		}
+		d.Value = finite(d.Value)
 		if d.Location == "body" || strings.HasSuffix(d.Location, ".password") {
 			d.Value = nil
 		}

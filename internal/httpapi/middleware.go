@@ -61,6 +61,7 @@ func limitBody(max int64) func(http.Handler) http.Handler {
 				writeProblem(w, http.StatusBadRequest, "request body must be a JSON object")
 				return
 			}
+			r = r.WithContext(withBody(r.Context(), body))
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 			next.ServeHTTP(w, r)

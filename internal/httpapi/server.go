@@ -110,6 +110,7 @@ func New(d Deps) http.Handler {
 	cfg := huma.DefaultConfig("HMP API", "1.0.0")
 	cfg.CreateHooks = nil // no $schema links in bodies: the contract is API.md
 	cfg.Transformers = append(cfg.Transformers, problemDetails)
+	cfg.Formats = map[string]huma.Format{"application/json": jsonFormat(), "json": jsonFormat()}
 	cfg.OpenAPIPath = "/openapi"
 	cfg.DocsPath = "/docs"
 	cfg.Info.Description = "Finance and reporting backend of the hospitality platform: revenues, expenses, approvals, cash books."
@@ -127,6 +128,7 @@ func New(d Deps) http.Handler {
 	})
 	api := humago.New(mux, cfg)
 	api.UseMiddleware(s.authenticate(api))
+	api.UseMiddleware(checkFieldNames(api))
 	if d.Forward != nil {
 		api.UseMiddleware(s.forward)
 	}

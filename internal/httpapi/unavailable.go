@@ -6,9 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"hmp/internal/postgres"
 )
 
 type requestIDKey struct{}
@@ -21,45 +22,20 @@ func RequestID(ctx context.Context) string {
 }
 
 // sqlStater is what the driver's server errors answer (pgconn.PgError),
-// declared here so that the edge classifies them without importing the
-// driver.
+// declared here so that the edge recognises driver text without importing
+// the driver.
 type sqlStater interface{ SQLState() string }
 
 // dependencyDown reports whether err comes from a dependency that is
-// down, restarting or unreachable rather than from the request itself:
-// a lost or refused connection, a server shutting down or starting up,
-// too many connections, a statement timeout. Such a request may well
-// succeed when retried, so it answers 503 with Retry-After, never 500.
-// (postgres.Translate already marks the connection errors it sees as
-// domain.ErrUnavailable; this catches the ones that reach the edge raw,
-// such as a connection lost mid-query inside a transaction.)
+// down, restarting, overloaded or in the way rather than from the request
+// itself: such a request may well succeed when retried, so it answers 503
+// with Retry-After, never 500. The classification is postgres.Transient's,
+// the one list of PostgreSQL's transient errors (lost connections,
+// shutdowns, lock and statement timeouts, serialization failures after
+// retries...): postgres.Translate marks most of them domain.ErrUnavailable
+// already, and this catches the ones that reach the edge raw.
 func dependencyDown(err error) bool {
-	var st sqlStater
-	if errors.As(err, &st) {
-		code := st.SQLState()
-		switch {
-		case strings.HasPrefix(code, "08"), // connection exception
-			strings.HasPrefix(code, "57P"),   // admin/crash shutdown, cannot connect now
-			strings.HasPrefix(code, "53"),    // insufficient resources (disk, memory, connections)
-			strings.HasPrefix(code, "58"),    // system error (I/O)
-			code == "57014",                  // statement timeout / query canceled
-			code == "25006",                  // read-only transaction (failover)
-			code == "40001", code == "40P01": // serialization failure, deadlock after retries
-			return true
-		}
-		return false
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	// pgx reports a connection it has already closed by text only.
-	msg := err.Error()
-	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "conn busy") ||
-		strings.Contains(msg, "closed pool")
+	return postgres.Transient(err)
 }
 
 // fromDriver reports whether err carries text of a driver or server error

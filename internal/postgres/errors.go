@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"hmp/internal/domain"
 )
@@ -52,14 +53,19 @@ func Translate(err error) error {
 //     network timeouts);
 //   - SQLSTATE class 08 (connection exception), 53 (insufficient resources:
 //     disk full, out of memory, too many connections), 57P01/57P02/57P03
-//     (administrator or crash shutdown, cannot connect now), 25006 (read-only
+//     (administrator or crash shutdown, cannot connect now), 57P05 (idle
+//     session timeout: the server closed the connection), 25006 (read-only
 //     transaction: a primary turned standby during a failover), 57014
 //     (statement timeout or cancel), 55P03 (lock timeout), 40001 and 40P01
-//     (serialization failure, deadlock), 58030 (I/O error);
+//     (serialization failure, deadlock), 58000 and 58030 (system and I/O
+//     errors outside PostgreSQL);
+//   - a pool closed by a shutdown (another instance, or this one restarted,
+//     can do the work);
 //   - an error already translated to domain.ErrUnavailable.
 //
 // context.Canceled is not transient: the caller gave up. Who may call: any
-// package; it is the one place that knows PostgreSQL's error classes.
+// package; it is the one place that knows PostgreSQL's error classes, and
+// the HTTP edge answers exactly these errors with 503 and Retry-After.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -84,7 +90,7 @@ func Transient(err error) bool {
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, pgconn.ErrConnClosed)
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, puddle.ErrClosedPool)
 }
 
 func transientCode(code string) bool {
@@ -96,7 +102,7 @@ func transientCode(code string) bool {
 		return true
 	}
 	switch code {
-	case "57P01", "57P02", "57P03", "25006", "57014", "55P03", "40001", "40P01", "58030":
+	case "57P01", "57P02", "57P03", "57P05", "25006", "57014", "55P03", "40001", "40P01", "58000", "58030":
 		return true
 	}
 	return false

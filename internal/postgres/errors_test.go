@@ -25,8 +25,8 @@ func TestTransient(t *testing.T) {
 		_, err := pool.Exec(ctx, fmt.Sprintf(`DO $$ BEGIN RAISE EXCEPTION 'fault' USING ERRCODE = '%s'; END $$`, code))
 		return err
 	}
-	for _, code := range []string{"53100", "53200", "53300", "57P01", "57P02", "57P03", "25006", "57014", "55P03",
-		"40001", "40P01", "08006", "58030"} {
+	for _, code := range []string{"53100", "53200", "53300", "57P01", "57P02", "57P03", "57P05", "25006", "57014", "55P03",
+		"40001", "40P01", "08006", "58000", "58030"} {
 		t.Run("sqlstate "+code, func(t *testing.T) {
 			err := raise(code)
 			if !postgres.Transient(err) || !errors.Is(postgres.Translate(err), domain.ErrUnavailable) {
@@ -34,7 +34,7 @@ func TestTransient(t *testing.T) {
 			}
 		})
 	}
-	for _, code := range []string{"22003", "23514", "42703", "P0001", "XX000"} {
+	for _, code := range []string{"22003", "23514", "42703", "P0001", "XX000", "57P04", "58P01"} {
 		t.Run("not transient "+code, func(t *testing.T) {
 			err := raise(code)
 			if err == nil || postgres.Transient(err) || errors.Is(postgres.Translate(err), domain.ErrUnavailable) {
@@ -99,6 +99,17 @@ func TestTransient(t *testing.T) {
 		_, err := pool.Exec(cctx, `SELECT 1`)
 		if err == nil || postgres.Transient(err) {
 			t.Fatalf("%v is transient", err)
+		}
+	})
+	t.Run("closed pool", func(t *testing.T) {
+		closed, err := postgres.Open(ctx, pool.Config().ConnString(), postgres.PoolConfig{MaxConns: 1, MinConns: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed.Close()
+		_, err = closed.Exec(ctx, `SELECT 1`)
+		if !postgres.Transient(err) || !errors.Is(postgres.Translate(err), domain.ErrUnavailable) {
+			t.Fatalf("%v (%T) is not transient", err, err)
 		}
 	})
 	t.Run("refused connection", func(t *testing.T) {

@@ -22,7 +22,10 @@ import (
 // role and the gateway never read tenancy's tables: they ask the role
 // that owns them, and keep the answers briefly.
 const (
+	// epUserRole answers the role alone, for callers older than
+	// epUserState.
 	epUserRole   = "tenancy-user-role"
+	epUserState  = "tenancy-user-state"
 	epRevoked    = "tenancy-revoked"
 	epRevoke     = "tenancy-revoke"
 	epProperty   = "tenancy-property"
@@ -32,7 +35,7 @@ const (
 // TenancyBackend is what the finance role answers tenancy questions with
 // (tenancy.Service).
 type TenancyBackend interface {
-	UserRole(ctx context.Context, orgID, userID domain.ID) (domain.Role, error)
+	UserState(ctx context.Context, orgID, userID domain.ID) (domain.UserState, error)
 	Revoked(ctx context.Context, orgID domain.ID, tokenID string) (bool, error)
 	Revoke(ctx context.Context, orgID, userID domain.ID, tokenID string, expiresAt time.Time) error
 	Property(ctx context.Context, actor domain.Actor, id domain.ID) (tenancy.Property, error)
@@ -46,6 +49,11 @@ type tenancyCall struct {
 	ID        domain.ID    `json:"id"`
 	TokenID   string       `json:"tokenId,omitempty"`
 	ExpiresAt time.Time    `json:"expiresAt"`
+}
+
+type wireUserState struct {
+	Role            domain.Role `json:"role"`
+	TokensNotBefore time.Time   `json:"tokensNotBefore"`
 }
 
 type wireProperty struct {
@@ -89,8 +97,12 @@ func (s *Server) HandleTenancy(t TenancyBackend) error {
 	}
 	eps := map[string]func(ctx context.Context, in tenancyCall) (any, error){
 		epUserRole: func(ctx context.Context, in tenancyCall) (any, error) {
-			role, err := t.UserRole(ctx, in.OrgID, in.UserID)
-			return role, err
+			st, err := t.UserState(ctx, in.OrgID, in.UserID)
+			return st.Role, err
+		},
+		epUserState: func(ctx context.Context, in tenancyCall) (any, error) {
+			st, err := t.UserState(ctx, in.OrgID, in.UserID)
+			return wireUserState{Role: st.Role, TokensNotBefore: st.TokensNotBefore}, err
 		},
 		epRevoked: func(ctx context.Context, in tenancyCall) (any, error) {
 			return t.Revoked(ctx, in.OrgID, in.TokenID)
@@ -234,11 +246,11 @@ func (t *Tenancy) call(ctx context.Context, endpoint string, in tenancyCall, out
 	return nil
 }
 
-// UserRole implements auth.Users.
-func (t *Tenancy) UserRole(ctx context.Context, orgID, userID domain.ID) (domain.Role, error) {
-	var role domain.Role
-	err := t.call(ctx, epUserRole, tenancyCall{OrgID: orgID, UserID: userID}, &role)
-	return role, err
+// UserState implements auth.Users.
+func (t *Tenancy) UserState(ctx context.Context, orgID, userID domain.ID) (domain.UserState, error) {
+	var st wireUserState
+	err := t.call(ctx, epUserState, tenancyCall{OrgID: orgID, UserID: userID}, &st)
+	return domain.UserState{Role: st.Role, TokensNotBefore: st.TokensNotBefore}, err
 }
 
 // Revoked implements auth.Users.

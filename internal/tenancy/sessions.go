@@ -12,24 +12,30 @@ import (
 	"hmp/internal/postgres"
 )
 
-// UserRole returns the user's current role. A disabled or deleted user is
-// ErrUnauthenticated: their tokens must stop working.
-func (s *Service) UserRole(ctx context.Context, orgID, userID domain.ID) (domain.Role, error) {
+// UserState returns the user's current role and when they were last
+// disabled (their tokens issued before it stay refused). A disabled or
+// deleted user is ErrUnauthenticated: their tokens must stop working.
+func (s *Service) UserState(ctx context.Context, orgID, userID domain.ID) (domain.UserState, error) {
 	var (
-		role     domain.Role
-		disabled bool
+		st        domain.UserState
+		disabled  bool
+		notBefore *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `SELECT role, disabled FROM users WHERE org_id = $1 AND id = $2`, orgID, userID).Scan(&role, &disabled)
+	err := s.pool.QueryRow(ctx, `SELECT role, disabled, tokens_not_before FROM users WHERE org_id = $1 AND id = $2`,
+		orgID, userID).Scan(&st.Role, &disabled, &notBefore)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("%w: the user no longer exists", domain.ErrUnauthenticated)
+		return domain.UserState{}, fmt.Errorf("%w: the user no longer exists", domain.ErrUnauthenticated)
 	}
 	if err != nil {
-		return "", fmt.Errorf("look up user state: %w", postgres.Translate(err))
+		return domain.UserState{}, fmt.Errorf("look up user state: %w", postgres.Translate(err))
 	}
 	if disabled {
-		return "", fmt.Errorf("%w: the user is disabled", domain.ErrUnauthenticated)
+		return domain.UserState{}, fmt.Errorf("%w: the user is disabled", domain.ErrUnauthenticated)
 	}
-	return role, nil
+	if notBefore != nil {
+		st.TokensNotBefore = *notBefore
+	}
+	return st, nil
 }
 
 // Revoked reports whether a token id was revoked by a logout.
@@ -70,7 +76,9 @@ type UserPatch struct {
 // UpdateUser changes a user's role or disables (or re-enables) them. Only
 // an ADMIN may, and not on themselves (an organization must keep an
 // ADMIN who can undo it). A MANAGER made ADMIN loses their property
-// assignments (an ADMIN sees every property).
+// assignments (an ADMIN sees every property). Disabling sets the user's
+// TokensNotBefore to now (never back): the tokens issued until then stay
+// refused after a re-enable, and the user logs in again.
 func (s *Service) UpdateUser(ctx context.Context, actor domain.Actor, userID domain.ID, p UserPatch) (User, error) {
 	if !actor.IsAdmin() {
 		return User{}, fmt.Errorf("%w: only an ADMIN may change users", domain.ErrForbidden)
@@ -83,8 +91,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor domain.Actor, userID dom
 	}
 	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
-			UPDATE users SET role = coalesce($3, role), disabled = coalesce($4, disabled)
-			WHERE org_id = $1 AND id = $2`, actor.OrgID, userID, p.Role, p.Disabled)
+			UPDATE users SET role = coalesce($3, role), disabled = coalesce($4, disabled),
+				tokens_not_before = CASE WHEN $4 THEN greatest(tokens_not_before, $5) ELSE tokens_not_before END
+			WHERE org_id = $1 AND id = $2`, actor.OrgID, userID, p.Role, p.Disabled, s.now())
 		if err != nil {
 			return fmt.Errorf("update user: %w", postgres.Translate(err))
 		}
