@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"hmp/internal/bus"
@@ -304,7 +305,7 @@ func (c Config) Validate() error {
 	if c.OperatorAddr != "" {
 		if _, _, err := net.SplitHostPort(c.OperatorAddr); err != nil {
 			errs = append(errs, fmt.Errorf("operator addr %q: %w", c.OperatorAddr, err))
-		} else if c.OperatorAddr == c.HTTPAddr {
+		} else if c.OperatorAddr == c.HTTPAddr && !strings.HasSuffix(c.OperatorAddr, ":0") {
 			errs = append(errs, fmt.Errorf("operator addr %q is the http addr: leave it empty to keep the operator surface on the API port", c.OperatorAddr))
 		}
 	}
