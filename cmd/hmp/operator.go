@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"hmp/internal/app"
@@ -25,9 +26,13 @@ func registerOperator(fs *flag.FlagSet, cfg *app.Config) {
 	fs.Var((*limitFlag)(&cfg.RateLimits.OperatorPerAddr), "ratelimit-operator-addr", "failed operator authentications per client address, then 429 for every attempt, default 10/10m; COUNT/PERIOD or off (HMP_RATELIMIT_OPERATOR_ADDR)")
 }
 
-// printOperator tells whoever started hmp serve where the dashboard is
-// and how to log in (the log says it too, as operator_dashboard).
+// printOperator tells whoever started hmp serve in a terminal (make run)
+// where the dashboard is and how to log in. Piped output stays log lines
+// only; the log says the same as operator_dashboard.
 func printOperator(w io.Writer, a *app.App) {
+	if f, ok := w.(*os.File); !ok || !isTerminal(f) {
+		return
+	}
 	if a.Config.AdminToken == "" {
 		fmt.Fprintln(w, "hmp: the operator surface (dashboard, /v1/admin) is closed: set HMP_ADMIN_TOKEN (openssl rand -hex 32)")
 		return
@@ -38,4 +43,9 @@ func printOperator(w io.Writer, a *app.App) {
 		return
 	}
 	fmt.Fprintln(w, "hmp: log in with the operator token you set (HMP_ADMIN_TOKEN)")
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
