@@ -170,10 +170,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&c.cfg.Cache.HistoricalTTL, "cache-historical-ttl", 0, "cache lifetime of any other report; 0: the profile's (2m) (HMP_CACHE_HISTORICAL_TTL)")
 	fs.StringVar(&c.cfg.Cache.Invalidation, "cache-invalidation", "", "sync (before the projector acks) or async (over the bus); empty: the profile's (baseline sync, phase1 async) (HMP_CACHE_INVALIDATION)")
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
-	fs.StringVar(&c.cfg.AdminToken, "admin-token", "", "operator token of the /v1/admin routes, >= 16 bytes; empty: those routes are closed (HMP_ADMIN_TOKEN)")
+	fs.StringVar(&c.cfg.AdminToken, "admin-token", "", "operator token of /v1/admin and the dashboard, >= 32 random-looking bytes (openssl rand -hex 32); empty: generated into the data dir as admin.token (role all; split roles: closed) (HMP_ADMIN_TOKEN)")
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
 	fs.IntVar(&c.cfg.BcryptCost, "bcrypt-cost", 10, "password hashing cost (HMP_BCRYPT_COST)")
 	registerEdge(fs, &c.cfg)
+	registerOperator(fs, &c.cfg)
 	registerAlerts(fs, &c.cfg)
 
 	registerRoles(fs, &c.cfg)
@@ -199,6 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	printOperator(stderr, a)
 	return a.Wait(ctx)
 }
 

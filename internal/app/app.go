@@ -11,12 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +27,7 @@ import (
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
+	"hmp/internal/operator"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/replicas"
@@ -65,6 +64,12 @@ func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
 type App struct {
 	// Addr is the address the API listens on.
 	Addr string
+	// OperatorAddr is the address of the operator surface (/metrics,
+	// /dashboard, /v1/admin): Addr unless Config.OperatorAddr moved it.
+	OperatorAddr string
+	// AdminTokenFile is the file holding the operator token when it was
+	// generated (no HMP_ADMIN_TOKEN, role all); empty otherwise.
+	AdminTokenFile string
 	// DatabaseURL is the database in use (the embedded one's when started).
 	DatabaseURL string
 	// Pool is the primary's connection pool.
@@ -93,6 +98,7 @@ type App struct {
 	cfg     Config
 	local   *postgres.Local
 	srv     *http.Server
+	opSrv   *http.Server // the operator listener's (nil: on srv)
 	tenancy *tenancy.Service
 	served  chan error
 	closers []func()
@@ -106,6 +112,8 @@ type App struct {
 	replicaReads func(on bool)
 	// dash is the operator dashboard (nil without an operator token).
 	dash *dashboard.Dashboard
+	// guard checks the operator token (operator.go).
+	guard *operator.Guard
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -145,7 +153,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 1)}
+	var tokenFile string
+	if cfg.AdminToken, tokenFile, err = adminToken(cfg); err != nil {
+		return nil, err
+	}
+	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 2), AdminTokenFile: tokenFile}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -209,18 +221,11 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 		return nil, err
 	}
 
-	if err := a.startTelemetry(ctx, events, reg); err != nil {
-		return nil, err
-	}
 	limiter, err := a.rateLimiter(cfg, reg)
 	if err != nil {
 		return nil, err
 	}
-	liveSettings, err := a.startSettings(ctx, limiter)
-	if err != nil {
-		return nil, err
-	}
-	handler := httpapi.New(httpapi.Deps{
+	deps := httpapi.Deps{
 		Limiter: limiter,
 		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
 		Reports:        reportSvc,
@@ -234,34 +239,20 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
-		Settings:    liveSettings,
-		Dashboard:   a.dashboard(reg, liveSettings),
-		AdminToken:  cfg.AdminToken,
-		Alerts:      a.Alerts,
-		IndexAdvice: a.IndexAdvice,
-		Replicas:    replicaStates, WritePosition: writePosition,
+		Replicas: replicaStates, WritePosition: writePosition,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,
-	})
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	a.Addr = ln.Addr().String()
-	a.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	// The operator surface: guard, alerts, live settings, dashboard and
+	// index advice, as in the split roles (roles.go).
+	if err := a.startOperator(ctx, &deps, events, limiter, reg); err != nil {
+		return nil, err
 	}
-	a.srv.RegisterOnShutdown(a.dash.Close)
-	go func() { a.served <- a.srv.Serve(ln) }()
-	logger.Info("hmp_started", "addr", a.Addr, "embedded_postgres", a.local != nil)
+	if err := a.listen(httpapi.New(deps)); err != nil {
+		return nil, err
+	}
+	logger.Info("hmp_started", "addr", a.Addr, "operator_addr", a.OperatorAddr, "embedded_postgres", a.local != nil)
 	return a, nil
 }
 
@@ -281,13 +272,16 @@ func (a *App) Wait(ctx context.Context) error {
 // Close drains in-flight requests, then stops the services and the
 // embedded database, in reverse order of start. Safe to call twice.
 func (a *App) Close() {
-	if a.srv != nil {
+	for _, srv := range []**http.Server{&a.srv, &a.opSrv} {
+		if *srv == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-		if err := a.srv.Shutdown(ctx); err != nil {
+		if err := (*srv).Shutdown(ctx); err != nil {
 			a.logger.Warn("http_shutdown", "error", err.Error())
 		}
 		cancel()
-		a.srv = nil
+		*srv = nil
 	}
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		a.closers[i]()

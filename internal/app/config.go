@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"hmp/internal/bus"
@@ -11,6 +12,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/gateway"
 	"hmp/internal/idempotency"
+	"hmp/internal/operator"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
@@ -102,9 +104,28 @@ type Config struct {
 	// secret kept in DataDir/token.key (set it when running several
 	// instances).
 	TokenSecret string
-	// AdminToken is the operator token of the /v1/admin routes (index
-	// advice, alerts, settings). Empty: those routes are closed.
+	// AdminToken is the operator token of the operator surface (the
+	// /v1/admin routes: index advice, alerts, live settings; the
+	// dashboard): at least 32 bytes that look random (openssl rand -hex
+	// 32). Empty: role all generates one into DataDir/admin.token on first
+	// start and logs where it is; a split role keeps the surface closed
+	// (every instance must share one token, as the token secret).
 	AdminToken string
+	// OperatorAddr is where the operator surface (/metrics, /dashboard,
+	// /v1/admin) listens, apart from the API (HMP_OPERATOR_ADDR); the API
+	// port then serves only the API, /openapi.json, /docs and the health
+	// checks. Empty: the operator surface stays on HTTPAddr. Port 0 picks
+	// a free one (tests).
+	OperatorAddr string
+	// TrustedProxies are the reverse proxies (addresses or CIDR prefixes,
+	// HMP_TRUSTED_PROXIES) whose X-Forwarded-For names the client of the
+	// operator guard's per-address limit and whose X-Forwarded-Proto:
+	// https makes the dashboard's cookie Secure. Empty: none; the headers
+	// are ignored.
+	TrustedProxies []string
+	// DashboardSessionTTL is how long a dashboard login lasts, enforced
+	// by the server. Default 12 h.
+	DashboardSessionTTL time.Duration
 	// Alerts tunes the built-in alert evaluator: thresholds (zero: the
 	// scaling guide's; negative: rule off), evaluation interval (default
 	// 15 s; negative: no evaluation), rate window (5 min) and for (1 min).
@@ -223,6 +244,9 @@ func (c Config) WithDefaults() Config {
 	if c.TokenTTL == 0 {
 		c.TokenTTL = 24 * time.Hour
 	}
+	if c.DashboardSessionTTL <= 0 {
+		c.DashboardSessionTTL = 12 * time.Hour
+	}
 	if c.BcryptCost == 0 {
 		c.BcryptCost = 10
 	}
@@ -273,8 +297,20 @@ func (c Config) Validate() error {
 	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
 		errs = append(errs, errors.New("token secret must be at least 32 bytes"))
 	}
-	if c.AdminToken != "" && len(c.AdminToken) < 16 {
-		errs = append(errs, errors.New("admin token must be at least 16 bytes"))
+	if c.AdminToken != "" {
+		if err := operator.ValidateToken(c.AdminToken); err != nil {
+			errs = append(errs, fmt.Errorf("admin token: %w", err))
+		}
+	}
+	if c.OperatorAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OperatorAddr); err != nil {
+			errs = append(errs, fmt.Errorf("operator addr %q: %w", c.OperatorAddr, err))
+		} else if c.OperatorAddr == c.HTTPAddr && !strings.HasSuffix(c.OperatorAddr, ":0") {
+			errs = append(errs, fmt.Errorf("operator addr %q is the http addr: leave it empty to keep the operator surface on the API port", c.OperatorAddr))
+		}
+	}
+	if _, err := operator.ParseProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
 	}
 	if c.TokenTTL < time.Minute {
 		errs = append(errs, fmt.Errorf("token ttl must be at least 1m, got %s", c.TokenTTL))
@@ -354,6 +390,11 @@ type RateLimits struct {
 	// WritesPerOrg bounds the writes of one organization. Default: the
 	// profile's (phase3: 1,000 per 60 s; others unlimited).
 	WritesPerOrg ratelimit.Limit
+	// OperatorPerAddr bounds the failed operator authentications (a wrong
+	// HMP_ADMIN_TOKEN on /v1/admin or the dashboard) of one client
+	// address; past it every attempt from there answers 429, the right
+	// token included. Default 10 per 10 min.
+	OperatorPerAddr ratelimit.Limit
 	// RedisTimeout bounds one decision in Redis before the in-process
 	// budget decides instead. Default 50 ms.
 	RedisTimeout time.Duration
@@ -375,6 +416,7 @@ func (r RateLimits) withDefaults(profile string) RateLimits {
 	def(&r.LoginPerEmail, ratelimit.Limit{Count: 10, Period: 5 * time.Minute})
 	def(&r.LoginPerAddr, ratelimit.Limit{Count: 60, Period: time.Minute})
 	def(&r.SignupPerAddr, ratelimit.Limit{Count: 100, Period: 10 * time.Minute})
+	def(&r.OperatorPerAddr, ratelimit.Limit{Count: 10, Period: 10 * time.Minute})
 	def(&r.WritesPerUser, p.WritesPerUser)
 	def(&r.WritesPerOrg, p.WritesPerOrg)
 	return r
@@ -383,10 +425,11 @@ func (r RateLimits) withDefaults(profile string) RateLimits {
 // limits returns r by the names the limiter knows.
 func (r RateLimits) limits() map[string]ratelimit.Limit {
 	return map[string]ratelimit.Limit{
-		ratelimit.LoginEmail: r.LoginPerEmail,
-		ratelimit.LoginAddr:  r.LoginPerAddr,
-		ratelimit.SignupAddr: r.SignupPerAddr,
-		ratelimit.WritesUser: r.WritesPerUser,
-		ratelimit.WritesOrg:  r.WritesPerOrg,
+		ratelimit.LoginEmail:   r.LoginPerEmail,
+		ratelimit.LoginAddr:    r.LoginPerAddr,
+		ratelimit.SignupAddr:   r.SignupPerAddr,
+		ratelimit.WritesUser:   r.WritesPerUser,
+		ratelimit.WritesOrg:    r.WritesPerOrg,
+		ratelimit.OperatorAddr: r.OperatorPerAddr,
 	}
 }

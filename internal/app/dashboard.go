@@ -11,14 +11,16 @@ import (
 )
 
 // dashboard builds the operator dashboard over the process's registry
-// (nil without an operator token: the routes stay out). Its event streams
-// end when the server shuts down (Start registers Close).
-func (a *App) dashboard(reg prometheus.Gatherer, live *settings.Service) http.Handler {
-	if a.cfg.AdminToken == "" {
+// (nil without an operator token: the routes stay out), its logins
+// checked by the operator guard and kept as sessions in the settings
+// bucket. Its event streams end when the server shuts down (listen
+// registers Close).
+func (a *App) dashboard(reg prometheus.Gatherer, live *settings.Service, sessions *settings.Sessions) http.Handler {
+	if !a.guard.On() {
 		return nil
 	}
 	cfg := dashboard.Config{
-		Token: a.cfg.AdminToken, Gatherer: reg, Alerts: evaluatorAlerts{a.Alerts}, Logger: a.logger,
+		Guard: a.guard, Sessions: sessions, Gatherer: reg, Alerts: evaluatorAlerts{a.Alerts}, Logger: a.logger,
 		Settings: func() any { return live.Current() },
 	}
 	if a.Pool != nil { // the gateway role has no database

@@ -15,6 +15,11 @@ import (
 // costs a request at most the limiter's 50 ms before the in-process
 // bucket decides).
 func (a *App) rateLimiter(cfg Config, reg prometheus.Registerer) (*ratelimit.Limiter, error) {
+	return a.limiterOf(cfg, cfg.RateLimits.limits(), reg)
+}
+
+// limiterOf builds a limiter of the given limits, with cfg's Redis.
+func (a *App) limiterOf(cfg Config, limits map[string]ratelimit.Limit, reg prometheus.Registerer) (*ratelimit.Limiter, error) {
 	var client redis.UniversalClient
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -32,7 +37,7 @@ func (a *App) rateLimiter(cfg Config, reg prometheus.Registerer) (*ratelimit.Lim
 		a.closers = append(a.closers, func() { _ = c.Close() })
 		client = c
 	}
-	l, err := ratelimit.New(ratelimit.Config{Limits: cfg.RateLimits.limits(), RedisTimeout: cfg.RateLimits.RedisTimeout}, client, a.logger, reg)
+	l, err := ratelimit.New(ratelimit.Config{Limits: limits, RedisTimeout: cfg.RateLimits.RedisTimeout}, client, a.logger, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -105,7 +103,7 @@ func (c Config) validateRole() error {
 // startRole is Start for a split role (finance, reports or gateway).
 func startRole(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
 	logger = logger.With("role", cfg.Role)
-	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 1), split: &split{}}
+	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 2), split: &split{}}
 	defer func() {
 		if err != nil {
 			a.Close()
@@ -135,7 +133,7 @@ func startRole(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, er
 	if err := a.listen(handler); err != nil {
 		return nil, err
 	}
-	logger.Info("hmp_started", "addr", a.Addr)
+	logger.Info("hmp_started", "addr", a.Addr, "operator_addr", a.OperatorAddr)
 	return a, nil
 }
 
@@ -167,20 +165,25 @@ func (a *App) openPrimary(ctx context.Context, reg *prometheus.Registry) error {
 }
 
 // startOperator starts what this instance's operator API shows and adds
-// it to deps: the alert evaluator over the instance's own metrics, the
+// it to deps: the operator guard (limiter's failures budget, or a limiter
+// of its own), the alert evaluator over the instance's own metrics, the
 // live settings (cluster-wide over the bus, each instance applying the
 // part it runs: the limiter in the gateway, the projector, cache,
 // corrections and replica reads in reports), the dashboard (with an
 // operator token) and the index advice where the database is.
 func (a *App) startOperator(ctx context.Context, deps *httpapi.Deps, events *eventstore.Store, limiter *ratelimit.Limiter, reg *prometheus.Registry) error {
-	if err := a.startTelemetry(ctx, events, reg); err != nil {
-		return err
-	}
-	live, err := a.startSettings(ctx, limiter)
+	guard, err := a.operatorGuard(limiter, reg)
 	if err != nil {
 		return err
 	}
-	deps.Alerts, deps.Settings, deps.Dashboard = a.Alerts, live, a.dashboard(reg, live)
+	if err := a.startTelemetry(ctx, events, reg); err != nil {
+		return err
+	}
+	live, sessions, err := a.startSettings(ctx, limiter)
+	if err != nil {
+		return err
+	}
+	deps.Operator, deps.Alerts, deps.Settings, deps.Dashboard = guard, a.Alerts, live, a.dashboard(reg, live, sessions)
 	if a.Pool != nil {
 		deps.IndexAdvice = a.IndexAdvice
 	}
@@ -232,7 +235,7 @@ func (a *App) ready(ctx context.Context) error {
 func (a *App) apiDeps(tokens *auth.Tokens, reg *prometheus.Registry) httpapi.Deps {
 	cfg := a.cfg
 	return httpapi.Deps{
-		Tokens: tokens, Ready: a.ready, AdminToken: cfg.AdminToken, MaxInFlight: cfg.MaxInFlight,
+		Tokens: tokens, Ready: a.ready, MaxInFlight: cfg.MaxInFlight,
 		Shedding: httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:  reg, Gatherer: reg, Logger: a.logger,
 	}
@@ -367,27 +370,6 @@ func (a *App) startGateway(ctx context.Context, tokens *auth.Tokens, reg *promet
 		return nil, err
 	}
 	return httpapi.New(deps), nil
-}
-
-// listen serves handler on the configured address.
-func (a *App) listen(handler http.Handler) error {
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
-	}
-	a.Addr = ln.Addr().String()
-	a.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
-	}
-	a.srv.RegisterOnShutdown(a.dash.Close)
-	go func() { a.served <- a.srv.Serve(ln) }()
-	return nil
 }
 
 // Kill stops the instance abruptly, as kill -9 would as far as the rest

@@ -15,14 +15,15 @@ import (
 // seeds them (and wins when the bus is this instance's own embedded one;
 // on a shared bus the instance adopts the cluster's settings), and every
 // change, from any instance, is applied here.
-func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, error) {
+// The dashboard's sessions are kept in the same bucket.
+func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, *settings.Sessions, error) {
 	// Replicated as the streams are: with one copy, losing the NATS node
 	// that holds it keeps every instance started then from starting.
 	bucket := settings.BucketConfig()
 	bucket.Replicas = a.cfg.BusReplicas
 	kv, err := a.Bus.KeyValue(ctx, bucket)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc := settings.New(kv, settings.Config{
 		Initial:  configSettings(a.cfg),
@@ -32,10 +33,10 @@ func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*s
 		Clock:    a.cfg.Clock,
 	}, a.logger)
 	if err := svc.Start(ctx); err != nil {
-		return nil, fmt.Errorf("settings: %w", err)
+		return nil, nil, fmt.Errorf("settings: %w", err)
 	}
 	a.closers = append(a.closers, svc.Stop)
-	return svc, nil
+	return svc, settings.NewSessions(kv, settings.SessionsConfig{TTL: a.cfg.DashboardSessionTTL, Clock: a.cfg.Clock}), nil
 }
 
 // applySettings puts s into force in the running components. Every

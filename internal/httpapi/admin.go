@@ -1,11 +1,15 @@
 package httpapi
 
 import (
-	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"hmp/internal/operator"
+	"hmp/internal/ratelimit"
 )
 
 // adminScheme names the operator token's security scheme.
@@ -34,19 +38,24 @@ func isAdminOp(op *huma.Operation) bool {
 	return false
 }
 
-// checkAdmin answers 401 unless the request carries the operator token.
-// With no token configured the operator API is closed to everyone.
+// checkAdmin answers 401 unless the request carries the operator token,
+// and 429 with Retry-After once its client address has spent its failed
+// attempts (the operator guard counts and logs them). With no token
+// configured the operator API is closed to everyone.
 func (s *server) checkAdmin(api huma.API, ctx huma.Context) bool {
 	token, _ := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
-	token = strings.TrimSpace(token)
-	switch {
-	case s.AdminToken == "":
+	r, _ := humago.Unwrap(ctx)
+	switch v, wait := s.Operator.Check(r, operator.SurfaceAPI, strings.TrimSpace(token)); v {
+	case operator.Allowed:
+		return true
+	case operator.Off:
 		_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "the operator API is off: the server has no HMP_ADMIN_TOKEN")
-		return false
-	case subtle.ConstantTimeCompare([]byte(token), []byte(s.AdminToken)) != 1:
+	case operator.Limited:
+		ctx.SetHeader("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+		_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, "too many wrong operator tokens from this address; retry after the time in Retry-After")
+	default:
 		ctx.SetHeader("WWW-Authenticate", `Bearer realm="hmp-operator"`)
 		_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing or wrong operator token in the Authorization header")
-		return false
 	}
-	return true
+	return false
 }

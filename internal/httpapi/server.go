@@ -18,6 +18,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
+	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -56,9 +57,10 @@ type Deps struct {
 	// WritePosition returns the primary's WAL position, which write
 	// responses put in their consistency tokens (nil: tokens without one).
 	WritePosition func(ctx context.Context) (uint64, error)
-	// AdminToken is the operator token that the /v1/admin routes require
-	// (empty: they answer 401 to everyone).
-	AdminToken string
+	// Operator checks the operator token that the /v1/admin routes
+	// require, limiting wrong guesses per client address (nil or without
+	// a token: they answer 401 to everyone).
+	Operator *operator.Guard
 	// Alerts serves the operator's alert routes; nil leaves them out.
 	Alerts AlertBook
 

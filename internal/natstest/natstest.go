@@ -165,3 +165,22 @@ func freePorts(tb testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// StartServer runs one stand-alone JetStream server (no cluster), stopped
+// at cleanup, and returns its client URL: what a test of one bucket or
+// stream needs.
+func StartServer(tb testing.TB) string {
+	tb.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(),
+		NoSigs: true, NoLog: true, MaxPayload: MaxPayload})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		tb.Fatal("nats server not ready in 30s")
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return ns.ClientURL()
+}

@@ -43,12 +43,15 @@ func (l Limit) String() string {
 
 // The names of the limits the edge applies.
 const (
-	LoginEmail  = "login_email"
-	LoginAddr   = "login_addr"
-	SignupAddr  = "signup_addr"
-	WritesUser  = "writes_user"
-	WritesOrg   = "writes_org"
-	redisPrefix = "hmp:rl:"
+	LoginEmail = "login_email"
+	LoginAddr  = "login_addr"
+	SignupAddr = "signup_addr"
+	WritesUser = "writes_user"
+	WritesOrg  = "writes_org"
+	// OperatorAddr bounds the failed operator authentications (a wrong
+	// HMP_ADMIN_TOKEN) of one client address: see Spent.
+	OperatorAddr = "operator_addr"
+	redisPrefix  = "hmp:rl:"
 )
 
 // Config holds the limits by name and the Redis tuning. The zero value of
@@ -229,6 +232,57 @@ func (l *Limiter) decideLocal(name, key string, lim Limit) (bool, time.Duration)
 		return false, d
 	}
 	return true, 0
+}
+
+// Spent reports whether key's budget under the named limit is spent,
+// without taking from it, and if so how long until one action is allowed
+// again (at least one second). Together with Allow it limits failures
+// rather than attempts: check Spent first, act, and take from the budget
+// with Allow only when the action failed. Attempts checked at the same
+// moment may all pass Spent: the excess is bounded by their concurrency.
+// An unknown or unlimited name is never spent; a Redis error decides in
+// process.
+func (l *Limiter) Spent(ctx context.Context, name, key string) (bool, time.Duration) {
+	lim := l.limitOf(name)
+	if lim.Unlimited() {
+		return false, 0
+	}
+	spent, wait := l.peek(ctx, name, key, lim)
+	if spent {
+		l.rejections.WithLabelValues(name).Inc()
+		wait = max(wait, time.Second)
+	}
+	return spent, wait
+}
+
+func (l *Limiter) peek(ctx context.Context, name, key string, lim Limit) (bool, time.Duration) {
+	if l.redis != nil {
+		res, err := l.cb.Execute(func() (*redis_rate.Result, error) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.RedisTimeout)
+			defer cancel()
+			// A cost of 0 reads the budget and leaves it as it is.
+			return l.redis.AllowN(ctx, redisPrefix+name+":"+key, redis_rate.Limit{Rate: lim.Count, Burst: lim.Count, Period: lim.Period}, 0)
+		})
+		if err == nil {
+			if res.Remaining >= 1 {
+				return false, 0
+			}
+			every := lim.Period / time.Duration(lim.Count)
+			return true, max(res.ResetAfter-time.Duration(lim.Count-1)*every, 0)
+		}
+		l.fallbacks.Inc()
+	}
+	b, ok := l.bucketsOf(name).GetIfPresent(key)
+	if !ok {
+		return false, 0 // never used: full
+	}
+	now := time.Now()
+	tokens := b.TokensAt(now)
+	if tokens >= 1 {
+		return false, 0
+	}
+	every := lim.Period / time.Duration(lim.Count)
+	return true, time.Duration((1 - tokens) * float64(every))
 }
 
 // RetryAfterSeconds renders a wait as a Retry-After value: whole seconds,

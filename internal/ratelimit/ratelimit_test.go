@@ -158,3 +158,38 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestSpent: Spent reads a budget without taking from it, in process and
+// in Redis: a key is spent only once Allow has taken its Count, and then
+// says how long to wait.
+func TestSpent(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t)
+	for _, tc := range []struct {
+		name   string
+		client redis.UniversalClient
+	}{{"in process", nil}, {"redis", client(t, rs.Addr)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLimiter(t, tc.client, prometheus.NewRegistry(), map[string]ratelimit.Limit{ratelimit.OperatorAddr: {Count: 2, Period: time.Hour}})
+			ctx := context.Background()
+			key := "10.0.0.1-" + tc.name
+			for i := range 5 {
+				if spent, _ := l.Spent(ctx, ratelimit.OperatorAddr, key); spent {
+					t.Fatalf("spent after %d peeks and no failure", i)
+				}
+			}
+			l.Allow(ctx, ratelimit.OperatorAddr, key)
+			if spent, _ := l.Spent(ctx, ratelimit.OperatorAddr, key); spent {
+				t.Fatal("spent after one of two")
+			}
+			l.Allow(ctx, ratelimit.OperatorAddr, key)
+			spent, wait := l.Spent(ctx, ratelimit.OperatorAddr, key)
+			if !spent || wait < 29*time.Minute || wait > 31*time.Minute {
+				t.Fatalf("after two of two: spent=%v wait=%s, want spent with ~30m", spent, wait)
+			}
+			if spent, _ := l.Spent(ctx, ratelimit.OperatorAddr, "10.0.0.2-"+tc.name); spent {
+				t.Fatal("another address shares the budget")
+			}
+		})
+	}
+}

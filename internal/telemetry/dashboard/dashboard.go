@@ -5,25 +5,30 @@
 // once a second by server-sent events computed from the process's
 // Prometheus registry. Every asset is embedded: it works without a
 // network. Access takes the operator token, in an Authorization header or
-// through a login form that sets an HttpOnly, SameSite=Strict cookie.
+// through a login form that opens a session on the server (Sessions,
+// shared by the instances) and sets its id in an HttpOnly,
+// SameSite=Strict cookie, Secure when the request came over TLS (here or
+// at a trusted proxy). Logging out ends the session on every instance at
+// once; the server enforces its expiry. Wrong tokens go through the
+// operator guard: limited per client address, counted and logged.
 package dashboard
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/operator"
+	"hmp/internal/ratelimit"
 )
 
 //go:embed assets
@@ -43,11 +48,28 @@ type AlertSource interface {
 	Alerts() []Alert
 }
 
+// Sessions keep the dashboard's login sessions on the server
+// (settings.Sessions: in the bus's settings bucket, shared by every
+// instance).
+type Sessions interface {
+	// Open starts a session: its id and expiry.
+	Open(ctx context.Context) (string, time.Time, error)
+	// Valid reports whether id is open and unexpired.
+	Valid(ctx context.Context, id string) (bool, error)
+	// End ends id everywhere.
+	End(ctx context.Context, id string) error
+	// TTL is how long a session lasts (the cookie's max-age).
+	TTL() time.Duration
+}
+
 // Config is what the dashboard shows and who may see it.
 type Config struct {
-	// Token is the operator token (HMP_ADMIN_TOKEN). Empty: the dashboard
+	// Guard checks the operator token (HMP_ADMIN_TOKEN) of the login form
+	// and the Authorization header. Nil or without a token: the dashboard
 	// answers 401 to everyone.
-	Token string
+	Guard *operator.Guard
+	// Sessions keep the logins. Nil: no login (the header still works).
+	Sessions Sessions
 	// Gatherer is the process's registry.
 	Gatherer prometheus.Gatherer
 	// Alerts lists the alerts; nil: none shown.
@@ -69,10 +91,9 @@ type Config struct {
 
 // Dashboard is the dashboard's HTTP handler.
 type Dashboard struct {
-	cfg    Config
-	files  http.Handler
-	page   *template.Template
-	cookie string // the session cookie's value: derived from the token
+	cfg   Config
+	files http.Handler
+	page  *template.Template
 
 	ctx    context.Context // cancelled by Close: ends the event streams
 	cancel context.CancelFunc
@@ -95,13 +116,6 @@ func New(cfg Config) *Dashboard {
 	sub, _ := fs.Sub(assets, "assets")
 	d := &Dashboard{cfg: cfg, files: http.StripPrefix("/dashboard/assets/", http.FileServerFS(sub)),
 		page: template.Must(template.ParseFS(assets, "assets/page.html"))}
-	if cfg.Token != "" {
-		// The cookie proves the token was given without being the token:
-		// a cookie that leaks does not leak the operator API's token.
-		m := hmac.New(sha256.New, []byte(cfg.Token))
-		m.Write([]byte("hmp dashboard session v1"))
-		d.cookie = hex.EncodeToString(m.Sum(nil))
-	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
 }
@@ -128,14 +142,15 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/dashboard/login" && r.Method == http.MethodPost:
 		d.login(w, r)
 	case r.URL.Path == "/dashboard/logout" && r.Method == http.MethodPost:
-		http.SetCookie(w, d.sessionCookie(r, "", -1))
-		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		d.logout(w, r)
 	case r.URL.Path == "/dashboard/events" && r.Method == http.MethodGet:
-		if !d.authorized(r) {
-			http.Error(w, "operator token required", http.StatusUnauthorized)
+		a := d.access(r)
+		if !a.ok {
+			a.refuse(w)
+			http.Error(w, http.StatusText(a.status), a.status)
 			return
 		}
-		d.events(w, r)
+		d.events(w, r, a.session)
 	case strings.HasPrefix(r.URL.Path, "/dashboard/assets/") && r.Method == http.MethodGet:
 		h.Set("Cache-Control", "no-cache")
 		d.files.ServeHTTP(w, r)
@@ -144,42 +159,117 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authorized reports whether r carries the operator token (header) or the
-// session cookie.
-func (d *Dashboard) authorized(r *http.Request) bool {
-	if d.cfg.Token == "" {
-		return false
-	}
-	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(d.cfg.Token)) == 1
-	}
-	c, err := r.Cookie(CookieName)
-	return err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(d.cookie)) == 1
+// access is the decision on one request.
+type access struct {
+	ok      bool
+	status  int           // the refusal's: 401, 429 or 503
+	wait    time.Duration // 429: until the address may try again
+	session string        // the session id the cookie carried (empty: the header)
+	header  bool          // the operator token came in the header
 }
 
+func (a access) refuse(w http.ResponseWriter) {
+	if a.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(a.wait)))
+	}
+	if a.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+}
+
+// access decides r: the operator token in the Authorization header
+// (through the guard), else the session cookie (checked on the server).
+func (d *Dashboard) access(r *http.Request) access {
+	if !d.cfg.Guard.On() {
+		return access{status: http.StatusUnauthorized}
+	}
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		switch v, wait := d.cfg.Guard.Check(r, operator.SurfaceDashboard, strings.TrimSpace(tok)); v {
+		case operator.Allowed:
+			return access{ok: true, header: true}
+		case operator.Limited:
+			return access{status: http.StatusTooManyRequests, wait: wait}
+		}
+		return access{status: http.StatusUnauthorized}
+	}
+	c, err := r.Cookie(CookieName)
+	if err != nil || d.cfg.Sessions == nil {
+		return access{status: http.StatusUnauthorized}
+	}
+	ok, err := d.cfg.Sessions.Valid(r.Context(), c.Value)
+	if err != nil {
+		d.cfg.Logger.Warn("dashboard_session_check_failed", "error", err.Error())
+		return access{status: http.StatusServiceUnavailable}
+	}
+	if !ok {
+		return access{status: http.StatusUnauthorized}
+	}
+	return access{ok: true, session: c.Value}
+}
+
+// sessionCookie is the session cookie of value (maxAge in seconds;
+// negative: delete it). Secure when r came over TLS, to this server or to
+// a trusted proxy that says so.
 func (d *Dashboard) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: CookieName, Value: value, Path: "/dashboard", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: d.cfg.Guard.Proxies().Secure(r)}
+}
+
+// openSession opens a session and sets its cookie; false (and an answer
+// written) when the sessions cannot be reached.
+func (d *Dashboard) openSession(w http.ResponseWriter, r *http.Request) bool {
+	if d.cfg.Sessions == nil {
+		return true // header only
+	}
+	id, _, err := d.cfg.Sessions.Open(r.Context())
+	if err != nil {
+		d.cfg.Logger.Warn("dashboard_session_open_failed", "error", err.Error())
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the sessions cannot be reached; retry shortly", http.StatusServiceUnavailable)
+		return false
+	}
+	http.SetCookie(w, d.sessionCookie(r, id, max(1, int(d.cfg.Sessions.TTL()/time.Second))))
+	return true
+}
+
+// logout ends the cookie's session on the server (every instance) and
+// deletes the cookie.
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil && d.cfg.Sessions != nil {
+		if err := d.cfg.Sessions.End(r.Context(), c.Value); err != nil {
+			d.cfg.Logger.Warn("dashboard_session_end_failed", "error", err.Error())
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "the session could not be ended; retry shortly", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	http.SetCookie(w, d.sessionCookie(r, "", -1))
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
 
 type pageData struct {
-	LoggedIn bool
-	Failed   bool
-	Off      bool
+	LoggedIn   bool
+	Failed     bool
+	Limited    bool
+	RetryAfter int
+	Off        bool
 }
 
 func (d *Dashboard) index(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if !d.authorized(r) {
-		w.WriteHeader(http.StatusUnauthorized)
-		d.render(w, pageData{Off: d.cfg.Token == ""})
+	a := d.access(r)
+	if !a.ok {
+		a.refuse(w)
+		w.WriteHeader(a.status)
+		d.render(w, pageData{Off: !d.cfg.Guard.On(), Limited: a.status == http.StatusTooManyRequests,
+			RetryAfter: ratelimit.RetryAfterSeconds(a.wait)})
 		return
 	}
-	if r.Header.Get("Authorization") != "" {
-		// The browser's event stream cannot send the header: it sends the
-		// cookie.
-		http.SetCookie(w, d.sessionCookie(r, d.cookie, 12*3600))
+	// The browser's event stream cannot send the header: it sends the
+	// cookie of a session opened now.
+	if a.header && !d.openSession(w, r) {
+		return
 	}
 	d.render(w, pageData{LoggedIn: true})
 }
@@ -193,20 +283,30 @@ func (d *Dashboard) render(w http.ResponseWriter, p pageData) {
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	tok := strings.TrimSpace(r.PostFormValue("token"))
-	if d.cfg.Token == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(d.cfg.Token)) != 1 {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusUnauthorized)
-		d.render(w, pageData{Failed: true, Off: d.cfg.Token == ""})
+	v, wait := d.cfg.Guard.Check(r, operator.SurfaceDashboard, tok)
+	if v == operator.Allowed && d.cfg.Sessions != nil {
+		if d.openSession(w, r) {
+			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		}
 		return
 	}
-	http.SetCookie(w, d.sessionCookie(r, d.cookie, 12*3600))
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	switch v {
+	case operator.Limited:
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+		w.WriteHeader(http.StatusTooManyRequests)
+		d.render(w, pageData{Limited: true, RetryAfter: ratelimit.RetryAfterSeconds(wait)})
+	default: // wrong, off, or no sessions to log in to
+		w.WriteHeader(http.StatusUnauthorized)
+		d.render(w, pageData{Failed: v == operator.Wrong, Off: v == operator.Off})
+	}
 }
 
 // events streams a sample every Interval for StreamFor, then ends (the
-// browser reconnects at once, and its charts carry on).
-func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
+// browser reconnects at once, and its charts carry on). A stream opened
+// by a session ends as soon as the session has ended or expired.
+func (d *Dashboard) events(w http.ResponseWriter, r *http.Request, session string) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(d.cfg.StreamFor + 10*time.Second))
 	h := w.Header()
@@ -242,6 +342,11 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		case <-end.C:
 			return
 		case <-tick.C:
+		}
+		if session != "" {
+			if ok, err := d.cfg.Sessions.Valid(r.Context(), session); err == nil && !ok {
+				return
+			}
 		}
 	}
 }
