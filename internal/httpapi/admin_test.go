@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
 	"hmp/internal/httpapi"
 	"hmp/internal/natstest"
@@ -23,8 +22,6 @@ import (
 	"hmp/internal/ratelimit"
 	"hmp/internal/settings"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const token = "operator-token-for-tests-0123456789"
 
@@ -46,9 +43,9 @@ type fixture struct {
 	logs    *syncBuffer
 }
 
-// setup serves the operator API of live settings kept on an embedded bus,
+// setupOperator serves the operator API of live settings kept on an embedded bus,
 // guarded with a budget of 3 wrong tokens per address and hour.
-func setup(t *testing.T) *fixture {
+func setupOperator(t *testing.T) *fixture {
 	t.Helper()
 	nc, err := nats.Connect(natstest.StartServer(t))
 	if err != nil {
@@ -102,7 +99,7 @@ func (f *fixture) get(t *testing.T, h http.Handler, path, addr, bearer string) *
 // is served; each failure is counted and logged without the guess.
 func TestAdminGuessing(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupOperator(t)
 	const guess = "guess-of-the-operator-token-0042"
 	for i, g := range []string{guess, "", guess} {
 		if resp := f.get(t, f.handler, "/v1/admin/settings", "198.51.100.7", g); resp.StatusCode != 401 {
@@ -167,7 +164,7 @@ func counter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.C
 // operator handler serves the surface and the health checks only.
 func TestOperatorSurfaceApart(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
+	f := setupOperator(t)
 	public, op := httpapi.PublicOnly(f.handler), httpapi.OperatorOnly(f.handler)
 	for _, tc := range []struct {
 		h    http.Handler
