@@ -13,3 +13,11 @@ import (
 func partitionMigration() *goose.Migration {
 	return partitions.Migration(100, "events")
 }
+
+// partitionGuardMigration (version 101) puts the TRUNCATE guard on each
+// partition of events that lacks it: schemas partitioned before
+// partitions copied statement-level triggers have it on the parent only,
+// and TRUNCATE events_p3 fires only the partition's own triggers.
+func partitionGuardMigration() *goose.Migration {
+	return partitions.TriggersMigration(101, "events")
+}

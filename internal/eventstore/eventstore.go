@@ -25,7 +25,7 @@ var migrationFiles embed.FS
 // Migrations returns the schema of the event table.
 func Migrations() postgres.MigrationSet {
 	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "eventstore", FS: sub, Go: []*goose.Migration{partitionMigration()}}
+	return postgres.MigrationSet{Name: "eventstore", FS: sub, Go: []*goose.Migration{partitionMigration(), partitionGuardMigration()}}
 }
 
 // Position is where an appended event landed: its sequence in the store and

@@ -352,6 +352,69 @@ func (l *layout) swap(ctx context.Context, db DB) error {
 			return fmt.Errorf("switch %s to partitions: %s: %w", l.table, s, err)
 		}
 	}
+	return PartitionTriggers(ctx, db, l.table)
+}
+
+// PartitionTriggers gives every partition of table the statement-level
+// triggers of table it lacks, and answers nil for a table that is not
+// partitioned. PostgreSQL clones row-level triggers to partitions but not
+// statement-level ones, and a statement naming a partition fires only the
+// partition's own: without a copy, TRUNCATE events_p3 passes the append-only
+// guard of events. Idempotent; every path that partitions a table runs it,
+// and 'hmp partitions migrate' runs it again for partitions attached by hand.
+func PartitionTriggers(ctx context.Context, db DB, table string) error {
+	done, err := isPartitioned(ctx, db, table)
+	if err != nil || !done {
+		return err
+	}
+	// tgtype bit 0 is ROW: a clear bit is a statement-level trigger.
+	// pg_get_triggerdef names the table as format('%I.%I') does.
+	rows, err := db.QueryContext(ctx, `
+		SELECT t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text,
+		       format('%I.%I', pn.nspname, pc.relname), format('%I.%I', n.nspname, c.relname)
+		FROM pg_trigger t
+		JOIN pg_class pc ON pc.oid = t.tgrelid
+		JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+		JOIN pg_partition_tree(to_regclass($1)) p ON p.level > 0
+		JOIN pg_class c ON c.oid = p.relid
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal AND t.tgtype & 1 = 0
+		  AND NOT EXISTS (SELECT 1 FROM pg_trigger x WHERE x.tgrelid = p.relid AND x.tgname = t.tgname)
+		ORDER BY c.relname, t.tgname`, table)
+	if err != nil {
+		return fmt.Errorf("read the statement triggers of %s: %w", table, err)
+	}
+	var stmts []string
+	for rows.Next() {
+		var name, def, enabled, parent, part string
+		if err := rows.Scan(&name, &def, &enabled, &parent, &part); err != nil {
+			rows.Close()
+			return fmt.Errorf("read the statement triggers of %s: %w", table, err)
+		}
+		on := " ON " + parent + " "
+		if !strings.Contains(def, on) {
+			rows.Close()
+			return fmt.Errorf("trigger %s of %s: unexpected definition %q", name, table, def)
+		}
+		stmts = append(stmts, strings.Replace(def, on, " ON "+part+" ", 1))
+		switch enabled {
+		case "D":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s DISABLE TRIGGER %s`, part, ident(name)))
+		case "R":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ENABLE REPLICA TRIGGER %s`, part, ident(name)))
+		case "A":
+			stmts = append(stmts, fmt.Sprintf(`ALTER TABLE %s ENABLE ALWAYS TRIGGER %s`, part, ident(name)))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read the statement triggers of %s: %w", table, err)
+	}
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("copy the statement triggers of %s to its partitions: %s: %w", table, s, err)
+		}
+	}
 	return nil
 }
 

@@ -39,6 +39,9 @@ func partitionEmpty(ctx context.Context, tx *sql.Tx, table string, parts int) er
 		return err
 	}
 	if done {
+		if err := PartitionTriggers(ctx, tx, table); err != nil {
+			return err
+		}
 		return setState(ctx, tx, table, StatePartitioned)
 	}
 	var empty bool
@@ -59,4 +62,20 @@ func partitionEmpty(ctx context.Context, tx *sql.Tx, table string, parts int) er
 		return err
 	}
 	return setState(ctx, tx, table, StatePartitioned)
+}
+
+// TriggersMigration is the goose Go migration that gives the partitions of
+// tables that are already partitioned their table's statement-level
+// triggers (see PartitionTriggers), which schemas partitioned before it
+// lack. Unpartitioned tables are left as they are: their move copies them.
+func TriggersMigration(version int64, tables ...string) *goose.Migration {
+	up := func(ctx context.Context, tx *sql.Tx) error {
+		for _, t := range tables {
+			if err := PartitionTriggers(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return goose.NewGoMigration(version, &goose.GoFunc{RunTx: up}, nil)
 }

@@ -143,7 +143,11 @@ func moveTable(ctx context.Context, db *sql.DB, table string, parts int, cfg Mig
 		return res, err
 	}
 	if done {
+		// A partition attached by hand since gets the guards here.
 		res.Already = true
+		if err := PartitionTriggers(ctx, db, table); err != nil {
+			return res, err
+		}
 		return res, setState(ctx, db, table, StatePartitioned)
 	}
 	l, err := plan(ctx, db, table, parts)
