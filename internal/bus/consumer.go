@@ -148,7 +148,13 @@ func NewConsumer(b *Bus, cfg ConsumerConfig, h Handler, logger *slog.Logger, reg
 		m.deadLetters = register(reg, m.deadLetters)
 		m.redelivered = register(reg, m.redelivered)
 	}
-	m.redelivered.WithLabelValues(cfg.Durable) // exported at zero from the start
+	// Exported at zero from the start: the bus error-rate alert divides the
+	// retried and dead-lettered by every settled message, and a series
+	// first seen at its first increment would lose that increment to rate.
+	m.redelivered.WithLabelValues(cfg.Durable)
+	for _, result := range []string{"acked", "retried", "dead_lettered"} {
+		m.messages.WithLabelValues(cfg.Durable, result)
+	}
 	return &Consumer{bus: b, cfg: cfg.WithDefaults(), handle: h, logger: logger, m: m}
 }
 

@@ -140,3 +140,19 @@ func counters(t *testing.T, reg *prometheus.Registry, name string) map[string]fl
 	}
 	return out
 }
+
+// TestConsumerMetricsFromStart: a new consumer exports every result of
+// hmp_consumer_messages_total at zero before its first message, so that
+// the bus error-rate alert (retried and dead-lettered over all settled)
+// counts the first failures after a start.
+func TestConsumerMetricsFromStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	NewConsumer(nil, ConsumerConfig{Durable: "reports"}, nil, slog.New(slog.DiscardHandler), reg)
+	got := counters(t, reg, "hmp_consumer_messages_total")
+	for _, result := range []string{"acked", "retried", "dead_lettered"} {
+		if v, ok := got["reports/"+result]; !ok || v != 0 {
+			t.Errorf("hmp_consumer_messages_total{consumer=reports,result=%s} = %v (exported: %v), want 0 from the start", result, v, ok)
+		}
+	}
+}

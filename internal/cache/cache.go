@@ -119,6 +119,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Cache, er
 		}
 	}
 	c.trustFrom.Store(time.Now().UnixNano())
+	c.m.exportZeros(c.redis != nil)
 	if reg != nil {
 		reg.MustRegister(c.m.collectors()...)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -113,6 +114,26 @@ func TestTierConformance(t *testing.T) {
 	for _, mk := range tiers(t) {
 		probe := mk(t)
 		t.Run(probe.name, func(t *testing.T) {
+			t.Run("a cold cache exports hits and misses of every tier and class at zero", func(t *testing.T) {
+				tr := mk(t)
+				var want []string
+				for _, tierName := range slices.Compact([]string{"memory", tr.name}) {
+					for _, class := range []string{"active", "historical"} {
+						want = append(want, tierName+"/"+class)
+					}
+				}
+				for _, name := range []string{"hmp_cache_hits_total", "hmp_cache_misses_total"} {
+					got := map[string]float64{}
+					for _, s := range series(t, tr.reg, name) {
+						got[s.labels["tier"]+"/"+s.labels["class"]] = s.value
+					}
+					for _, w := range want {
+						if v, ok := got[w]; !ok || v != 0 {
+							t.Errorf("%s{tier/class=%s} = %v (exported: %v), want 0 before the first read (the hit-rate alert reads it)", name, w, v, ok)
+						}
+					}
+				}
+			})
 			t.Run("a load is served again without loading", func(t *testing.T) {
 				tr := mk(t)
 				l := &loader{cents: 7}
@@ -239,6 +260,35 @@ func TestTierConformance(t *testing.T) {
 }
 
 // hits returns hmp_cache_hits_total of the tier, every TTL class.
+// labelled is one series: its labels and value.
+type labelled struct {
+	labels map[string]string
+	value  float64
+}
+
+// series returns name's series in reg.
+func series(t *testing.T, reg prometheus.Gatherer, name string) []labelled {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []labelled
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out = append(out, labelled{labels, m.GetCounter().GetValue()})
+		}
+	}
+	return out
+}
+
 func hits(t *testing.T, tr tier) float64 {
 	t.Helper()
 	mfs, err := tr.reg.Gather()

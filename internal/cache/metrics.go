@@ -45,6 +45,24 @@ func newMetrics(c *Cache) metrics {
 	}
 }
 
+// exportZeros exports every tier and class of hits and misses, and the
+// evictions, at zero from the start: the hit-rate alert divides hits by
+// lookups per tier, and a series that does not exist yet (no hit so far)
+// would make a cold cache's 100 % misses evaluate to nothing.
+func (m metrics) exportZeros(redis bool) {
+	tiers := []string{tierMemory}
+	if redis {
+		tiers = append(tiers, tierRedis)
+	}
+	for _, tier := range tiers {
+		for _, class := range []string{classActive, classHistorical} {
+			m.hits.WithLabelValues(tier, class)
+			m.misses.WithLabelValues(tier, class)
+		}
+	}
+	m.evictions.WithLabelValues(tierMemory)
+}
+
 func (m metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.hits, m.misses, m.evictions, m.fresh, m.invalidations, m.lag, m.entries}
 }

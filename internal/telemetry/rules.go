@@ -182,6 +182,14 @@ func sumRate(s Series, w time.Duration, by ...string) Expr {
 
 // Rules returns the guide's rules at cfg's thresholds (defaults filled),
 // leaving out those whose threshold is negative.
+//
+// The packages that own the metrics the rules read export every label
+// combination a rule divides or sums by at zero from their start (cache
+// hits and misses by tier and class, consumer messages by result): in
+// Prometheus a series that appears at its first increment loses that
+// increment to rate, and a missing numerator (no hit yet) makes a ratio
+// evaluate to nothing. Statement labels of hmp_db_query_seconds are the
+// exception: an open set, each exported from its first statement.
 func Rules(cfg Config) []Rule {
 	cfg = cfg.WithDefaults()
 	t, w, f := cfg.Thresholds, cfg.Window, cfg.For
