@@ -110,6 +110,9 @@ type App struct {
 	// replicaReads turns report reads from replicas on or off live (the
 	// replicas' wiring sets it; nil: no replicas, the knob changes nothing).
 	replicaReads func(on bool)
+	// reads says where report reads go (/readyz); nil where no report is
+	// read.
+	reads func() string
 	// dash is the operator dashboard (nil without an operator token).
 	dash *dashboard.Dashboard
 	// guard checks the operator token (operator.go).
@@ -239,7 +242,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			}
 			return nil
 		},
-		Replicas: replicaStates, WritePosition: writePosition,
+		Replicas: replicaStates, WritePosition: writePosition, Reads: a.reads,
 		MaxInFlight: cfg.MaxInFlight,
 		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
 		Metrics:     reg, Gatherer: reg, Logger: logger,

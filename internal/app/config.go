@@ -178,8 +178,9 @@ type Config struct {
 	// every read on the primary.
 	ReplicaURLs []string
 	// ReplicaReads turns reading from ReplicaURLs "on" or "off". Empty:
-	// the profile's (phase2 and later on, earlier profiles off): choosing
-	// an earlier profile, or "off", is this stage's rollback.
+	// the profile's (on in every profile but baseline): "off", or the
+	// baseline profile, is this stage's rollback. /readyz ("reads") and
+	// the start log (report_reads) say where reads go.
 	ReplicaReads string
 	// Replicas tunes the replica router: MaxLag (how stale a read without
 	// a consistency token may be, default 5 s), the check interval

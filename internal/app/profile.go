@@ -35,7 +35,9 @@ type Profile struct {
 	Partitions int
 
 	// ReplicaReads serves report reads from the configured read replicas
-	// (HMP_REPLICA_URLS; none configured: the primary serves all).
+	// (HMP_REPLICA_URLS; none configured: the primary serves all). On in
+	// every profile but baseline: configured replicas are used unless
+	// HMP_REPLICA_READS=off.
 	ReplicaReads bool
 }
 
@@ -70,6 +72,9 @@ func phase1() Profile {
 		Projector:   reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
 		Corrections: reconcile.ModeBatch,
 		Cache:       cache.Config{Entries: 10_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeAsync},
+		// Replicas someone configured are meant to be read: off only in
+		// the baseline (the guide's "before") or by HMP_REPLICA_READS=off.
+		ReplicaReads: true,
 	}
 }
 
@@ -77,8 +82,6 @@ func phase2() Profile {
 	p := phase1()
 	p.Name = "phase2"
 	p.Partitions = 64
-
-	p.ReplicaReads = true
 	return p
 }
 

@@ -29,6 +29,8 @@ func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prome
 	if svc != nil { // nil: the finance role, which needs only the write position
 		svc.WithRouter(r)
 		a.replicaReads = r.SetEnabled // the live settings' replica-reads knob
+		a.reads = r.Reads
+		a.logger.Info("report_reads", "to", r.Reads(), "replicas", len(a.cfg.Replicas.URLs))
 	}
 	if len(a.cfg.Replicas.URLs) == 0 {
 		return nil, nil, nil

@@ -16,6 +16,7 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/replicas"
 )
 
 // withReplica serves report reads from rep (the test database's copy on
@@ -65,9 +66,11 @@ func replicaState(t *testing.T, env *apptest.Env) string {
 	var body struct {
 		Status   string `json:"status"`
 		Replicas []struct{ Name, State string }
+		Reads    string
 	}
 	env.Must(200, "GET", "/readyz", "", nil).JSON(t, &body)
-	if body.Status != "ready" || len(body.Replicas) != 1 || body.Replicas[0].Name != "replica-1" {
+	// The fixtures run the default profile: a configured replica is read.
+	if body.Status != "ready" || len(body.Replicas) != 1 || body.Replicas[0].Name != "replica-1" || body.Reads != replicas.ReadsReplicas {
 		t.Fatalf("readyz = %+v, want ready with replica-1", body)
 	}
 	return body.Replicas[0].State
@@ -188,13 +191,13 @@ func TestReplicaReadsFollowTokens(t *testing.T) {
 	}
 }
 
-// Replica reads follow the profile unless set: phase2 and later read from
-// replicas, earlier profiles do not (the rollback), "off" wins.
+// Replica reads follow the profile unless set: configured replicas are
+// read in every profile but baseline (the rollback), "off" wins.
 func TestReplicaReadsSetting(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ profile, set, want string }{
-		{"phase1", "", "off"}, {"baseline", "", "off"}, {"phase2", "", "on"}, {"phase3", "", "on"},
-		{"phase2", "off", "off"}, {"phase1", "on", "on"},
+		{"", "", "on"}, {"phase1", "", "on"}, {"baseline", "", "off"}, {"phase2", "", "on"}, {"phase3", "", "on"},
+		{"phase2", "off", "off"}, {"phase1", "off", "off"}, {"baseline", "on", "on"},
 	} {
 		cfg := app.Config{Profile: c.profile, ReplicaReads: c.set, ReplicaURLs: []string{"postgres://hmp@replica:5433/hmp"}}.WithDefaults()
 		if cfg.ReplicaReads != c.want || cfg.Replicas.Disabled != (c.want == "off") || len(cfg.Replicas.URLs) != 1 {
@@ -235,6 +238,11 @@ func TestReplicaReadsLiveSettingFollowsConfig(t *testing.T) {
 			}
 			if got := env.App.Replicas.Enabled(); got != c.want {
 				t.Errorf("router reads from replicas = %v after start, want %v", got, c.want)
+			}
+			var ready struct{ Reads string }
+			env.Must(200, "GET", "/readyz", "", nil).JSON(t, &ready)
+			if ready.Reads != replicas.ReadsPrimaryNone {
+				t.Errorf("/readyz says reads go to %q, want %q", ready.Reads, replicas.ReadsPrimaryNone)
 			}
 		})
 	}

@@ -333,7 +333,7 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	}
 	deps := a.apiDeps(tokens, reg)
 	deps.Reports, deps.Reconciliation, deps.Properties = reportSvc, a.Reconciliation, remote
-	deps.Replicas, deps.WritePosition = replicaStates, writePosition
+	deps.Replicas, deps.WritePosition, deps.Reads = replicaStates, writePosition, a.reads
 	if err := a.startOperator(ctx, &deps, events, nil, reg); err != nil {
 		return nil, err
 	}

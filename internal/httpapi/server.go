@@ -54,6 +54,9 @@ type Deps struct {
 	// Replicas lists the read replicas' states for /readyz (nil: none); a
 	// replica down leaves the instance ready, since the primary serves.
 	Replicas func() []ReplicaState
+	// Reads says where report reads go now, for /readyz (nil: not said;
+	// the finance role and the gateway read no report).
+	Reads func() string
 	// WritePosition returns the primary's WAL position, which write
 	// responses put in their consistency tokens (nil: tokens without one).
 	WritePosition func(ctx context.Context) (uint64, error)
@@ -170,6 +173,9 @@ type healthOutput struct {
 		Status string `json:"status" example:"ok"`
 		// Replicas: each read replica's state (readyz only).
 		Replicas []ReplicaState `json:"replicas,omitempty"`
+		// Reads: where report reads go (readyz only): "replicas", or
+		// "primary: …" with the reason.
+		Reads string `json:"reads,omitempty"`
 	}
 }
 
@@ -197,6 +203,9 @@ func (s *server) registerOps(api huma.API) {
 		out.Body.Status = "ready"
 		if s.Replicas != nil {
 			out.Body.Replicas = s.Replicas()
+		}
+		if s.Reads != nil {
+			out.Body.Reads = s.Reads()
 		}
 		return out, nil
 	})

@@ -266,6 +266,31 @@ func (r *Router) SetEnabled(on bool) { r.enabled.Store(on) }
 // configuration until then).
 func (r *Router) Enabled() bool { return r.enabled.Load() }
 
+// Where report reads go, as Reads says.
+const (
+	// ReadsReplicas: to the healthy replica with the least lag under
+	// MaxLag, else (none such) to the primary.
+	ReadsReplicas = "replicas"
+	// ReadsPrimaryOff: replicas are configured but replica reads are off
+	// (HMP_REPLICA_READS=off, the baseline profile, or the live setting).
+	ReadsPrimaryOff = "primary: replica reads off"
+	// ReadsPrimaryNone: no replica is configured.
+	ReadsPrimaryNone = "primary: no replica configured"
+)
+
+// Reads says where report reads go now: ReadsReplicas, ReadsPrimaryOff or
+// ReadsPrimaryNone. For /readyz and the start log, so that configured
+// replicas that receive no read are never a silent state.
+func (r *Router) Reads() string {
+	switch {
+	case len(r.reps) == 0:
+		return ReadsPrimaryNone
+	case !r.Enabled():
+		return ReadsPrimaryOff
+	}
+	return ReadsReplicas
+}
+
 // Statuses returns every replica's last measured state, in configuration
 // order.
 func (r *Router) Statuses() []Status {

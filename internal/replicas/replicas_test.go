@@ -275,3 +275,38 @@ func TestConfig(t *testing.T) {
 		t.Errorf("validation echoes the password: %s", msg)
 	}
 }
+
+// Reads names where report reads go: the replicas when configured and on,
+// else the primary and why; the live switch moves it.
+func TestReadsSaysWhereReadsGo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const url = "postgres://hmp@127.0.0.1:1/hmp" // never connected: the router is not started
+	for _, c := range []struct {
+		name string
+		cfg  replicas.Config
+		want string
+	}{
+		{"none configured", replicas.Config{}, replicas.ReadsPrimaryNone},
+		{"configured and on", replicas.Config{URLs: []string{url}}, replicas.ReadsReplicas},
+		{"configured and off", replicas.Config{URLs: []string{url}, Disabled: true}, replicas.ReadsPrimaryOff},
+	} {
+		r, err := replicas.New(ctx, nil, c.cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		if got := r.Reads(); got != c.want {
+			t.Errorf("%s: reads go to %q, want %q", c.name, got, c.want)
+		}
+	}
+	r, err := replicas.New(ctx, nil, replicas.Config{URLs: []string{url}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	r.SetEnabled(false)
+	if got := r.Reads(); got != replicas.ReadsPrimaryOff {
+		t.Errorf("after the live switch off: %q", got)
+	}
+}
