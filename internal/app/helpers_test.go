@@ -42,11 +42,11 @@ type fixture struct {
 // cluster's connection limit.
 func smallPool(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 24, MinConns: 1} }
 
-func setup(t *testing.T) fixture {
+func setup(t *testing.T, opts ...func(*app.Config)) fixture {
 	t.Helper()
 	clock := &apptest.Clock{}
 	clock.Set(baseTime)
-	env := apptest.Start(t, cluster, apptest.WithClock(clock), smallPool)
+	env := apptest.Start(t, cluster, append([]func(*app.Config){apptest.WithClock(clock), smallPool}, opts...)...)
 	org := env.Signup("Sea Side Stays")
 	prop := env.Property(org.AdminToken, "Sea View", "")
 	mgrID, mgr := env.Manager(org.AdminToken, "manager@seaside.test", prop)
