@@ -49,7 +49,8 @@ type Verification struct {
 
 // VerifyOptions narrows and reports a Verify run.
 type VerifyOptions struct {
-	// OrgID checks one organization; zero: every organization with events.
+	// OrgID checks one organization; zero: every organization with a
+	// chain head or events.
 	OrgID domain.ID
 	// Heads asks for each chain's head hash in the result.
 	Heads bool
@@ -58,6 +59,14 @@ type VerifyOptions struct {
 	// Page is the number of events read per query; default 2000.
 	Page int
 }
+
+// nextVerifyOrg is the least organization after $1 (NULL: the first) that
+// has a chain head or events.
+const nextVerifyOrg = `
+	SELECT org_id FROM (SELECT LEAST(
+		(SELECT org_id FROM event_chain_heads WHERE $1::uuid IS NULL OR org_id > $1 ORDER BY org_id LIMIT 1),
+		(SELECT org_id FROM events WHERE $1::uuid IS NULL OR org_id > $1 ORDER BY org_id LIMIT 1)) AS org_id) n
+	WHERE org_id IS NOT NULL`
 
 // Verify walks the hash chain of each organization in chain order and
 // recomputes every link: the content hash from the stored row, the link
@@ -78,10 +87,12 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, o VerifyOptions) (Verificat
 		if !o.OrgID.IsZero() {
 			return o.OrgID, after == nil, nil
 		}
-		// A loose index scan over the primary key (org_id, seq): one probe
-		// per organization instead of reading every event.
+		// The organizations are those with a chain head (an organization
+		// whose events are all gone still has one) and those with events
+		// older than the chain: loose index scans over both primary keys,
+		// one probe each per organization instead of reading every event.
 		var id domain.ID
-		err := pool.QueryRow(ctx, `SELECT org_id FROM events WHERE $1::uuid IS NULL OR org_id > $1 ORDER BY org_id LIMIT 1`, after).Scan(&id)
+		err := pool.QueryRow(ctx, nextVerifyOrg, after).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return domain.ID{}, false, nil
 		}
