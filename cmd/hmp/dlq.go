@@ -59,7 +59,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("hmp dlq replay: give either --id SEQ or --all")
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := bus.Open(ctx, bus.Config{URL: *natsURL, StoreDir: filepath.Join(*dataDir, "nats")}, logger)
+	b, err := bus.Open(ctx, bus.Config{URL: *natsURL, StoreDir: filepath.Join(*dataDir, "nats"), Tool: *natsURL != ""}, logger)
 	if err != nil {
 		return err
 	}

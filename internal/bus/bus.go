@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,6 +50,14 @@ type Config struct {
 	// Retention is how long the events stream keeps messages (and so how
 	// far back a replay can start). Default 7 days.
 	Retention time.Duration
+	// Tool opens the bus for an operator tool beside a running
+	// deployment: the streams must exist, and their configuration is
+	// never changed (only hmp serve sets it). Default false.
+	Tool bool
+	// StartTimeout bounds how long Open keeps trying to create or find
+	// the streams (a fresh cluster electing its leaders, another instance
+	// creating them at the same moment), with backoff. Default 30 s.
+	StartTimeout time.Duration
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -61,6 +70,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = 30 * time.Second
 	}
 	return c
 }
@@ -134,25 +146,67 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Bus, error) {
 	return b, nil
 }
 
+// ensureStreams creates the streams or brings their configuration up to
+// date, each retried with backoff until StartTimeout: a fresh cluster
+// answers "no leader" for a while, and instances starting together race
+// to create the same stream.
 func (b *Bus) ensureStreams(ctx context.Context) error {
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	for _, cfg := range []jetstream.StreamConfig{{
 		Name: EventsStream, Subjects: []string{eventsSubjects}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, MaxAge: b.cfg.Retention, Duplicates: b.cfg.DuplicateWindow,
 		Replicas: b.cfg.Replicas, Discard: jetstream.DiscardOld,
 		Description: "every HMP state change, published from the outbox; message id = event id",
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", EventsStream, err)
-	}
-	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	}, {
 		Name: DeadLetterStream, Subjects: []string{deadSubjects}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, MaxAge: 30 * 24 * time.Hour, Replicas: b.cfg.Replicas,
 		Description: "messages a consumer gave up on, with the reason in headers",
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", DeadLetterStream, err)
+	}} {
+		if _, err := startRetry(ctx, b.cfg.StartTimeout, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, b.ensureStream(ctx, cfg)
+		}); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
 	}
 	return nil
+}
+
+// ensureStream creates the stream of cfg, or updates it to cfg, never
+// lowering its replica count (a smaller count is a configuration mistake
+// that would drop the consumers of a replicated deployment). A tool only
+// checks that it exists.
+func (b *Bus) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	if b.cfg.Tool {
+		_, err := b.js.Stream(ctx, cfg.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return backoff.Permanent(fmt.Errorf("%w: a tool does not create it; is hmp serve running on this bus?", err))
+		}
+		return err
+	}
+	_, err := b.js.CreateStream(ctx, cfg)
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return err
+	}
+	s, err := b.js.Stream(ctx, cfg.Name)
+	if err != nil {
+		return err
+	}
+	if have := s.CachedInfo().Config.Replicas; have > cfg.Replicas {
+		b.logger.Warn("bus_stream_replicas_kept", "stream", cfg.Name, "replicas", have, "configured", cfg.Replicas)
+		cfg.Replicas = have
+	}
+	_, err = b.js.UpdateStream(ctx, cfg)
+	return err
+}
+
+// startRetry runs op until it succeeds, fails permanently, or within
+// passes, with exponential backoff and jitter; each attempt gets at most
+// 5 s.
+func startRetry[T any](ctx context.Context, within time.Duration, op func(context.Context) (T, error)) (T, error) {
+	return backoff.Retry(ctx, func() (T, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return op(ctx)
+	}, backoff.WithBackOff(backoff.NewExponentialBackOff()), backoff.WithMaxElapsedTime(within))
 }
 
 // Conn returns the NATS connection.
