@@ -1,13 +1,13 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +17,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/cache"
 	"hmp/internal/loadtest"
+	"hmp/internal/measure"
 )
 
 // BenchmarkDailyReportCache reads daily reports over HTTP, the cache on
@@ -157,20 +158,12 @@ func readLoop(ctx context.Context, b *testing.B, client *loadtest.Client, paths 
 // classes) from /metrics.
 func cacheCounts(b *testing.B, env *apptest.Env) (hits, misses float64) {
 	r := env.Do("GET", "/metrics", "", nil)
-	for _, line := range strings.Split(string(r.Body), "\n") {
-		var v float64
-		if !strings.Contains(line, `tier="memory"`) {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(line, `hmp_cache_hits_total{`):
-			fmt.Sscan(strings.Fields(line)[1], &v)
-			hits += v
-		case strings.HasPrefix(line, `hmp_cache_misses_total{`):
-			fmt.Sscan(strings.Fields(line)[1], &v)
-			misses += v
-		}
+	m, err := measure.Parse(bytes.NewReader(r.Body))
+	if err != nil {
+		b.Fatalf("GET /metrics: %v", err)
 	}
+	hits, _ = m.Sum("hmp_cache_hits_total", `tier="memory"`)
+	misses, _ = m.Sum("hmp_cache_misses_total", `tier="memory"`)
 	return hits, misses
 }
 

@@ -15,7 +15,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
-	"hmp/internal/loadtest"
+	"hmp/internal/measure"
 	"hmp/internal/telemetry"
 )
 
@@ -91,7 +91,7 @@ func TestDashboard(t *testing.T) {
 			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(Array.from(document.querySelectorAll("figure.chart")).map(f => [f.id, f.dataset.last, f.dataset.points]).concat([document.body.dataset.samples, document.getElementById("status").textContent]))`))
 			var series []string
 			if resp, err := http.Get(env.BaseURL + "/metrics"); err == nil {
-				m, _ := loadtest.ParseMetrics(resp.Body)
+				m, _ := measure.Parse(resp.Body)
 				resp.Body.Close()
 				for k := range m {
 					if strings.HasPrefix(k, "hmp_http_requests_total") {

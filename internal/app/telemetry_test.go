@@ -1,12 +1,12 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +16,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
 	"hmp/internal/domain"
+	"hmp/internal/measure"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/telemetry"
@@ -25,45 +26,17 @@ const operatorToken = "operator-token-for-tests-0123456789"
 
 // scrape reads /metrics as Prometheus would and returns every series'
 // value by its exposition key (name{labels}).
-func scrape(t *testing.T, env *apptest.Env) map[string]float64 {
+func scrape(t *testing.T, env *apptest.Env) measure.Metrics {
 	t.Helper()
 	r := env.Do("GET", "/metrics", "", nil)
 	if r.Status != 200 {
 		t.Fatalf("GET /metrics: %s", r)
 	}
-	out := map[string]float64{}
-	for line := range strings.SplitSeq(string(r.Body), "\n") {
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		out[line[:i]] = v
+	m, err := measure.Parse(bytes.NewReader(r.Body))
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
 	}
-	return out
-}
-
-// sum adds the series of name whose labels include every one of match
-// (`k="v"` fragments).
-func sum(m map[string]float64, name string, match ...string) (float64, bool) {
-	total, found := 0.0, false
-	for k, v := range m {
-		base, labels, _ := strings.Cut(k, "{")
-		if base != name {
-			continue
-		}
-		ok := true
-		for _, f := range match {
-			ok = ok && strings.Contains(labels, f)
-		}
-		if ok {
-			total, found = total+v, true
-		}
-	}
-	return total, found
+	return m
 }
 
 // awaitMetric scrapes until cond holds for the named sum.
@@ -71,7 +44,7 @@ func awaitMetric(t *testing.T, env *apptest.Env, what string, cond func(float64)
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		v, ok := sum(scrape(t, env), name, match...)
+		v, ok := scrape(t, env).Sum(name, match...)
 		if ok && cond(v) {
 			return v
 		}
@@ -107,10 +80,10 @@ func TestTelemetryMetricsMove(t *testing.T) {
 	prop := env.Property(org.AdminToken, "Metered Inn", "UTC")
 	before := scrape(t, env)
 
-	moved := func(after map[string]float64, name string, match ...string) {
+	moved := func(after measure.Metrics, name string, match ...string) {
 		t.Helper()
-		b, _ := sum(before, name, match...)
-		a, ok := sum(after, name, match...)
+		b, _ := before.Sum(name, match...)
+		a, ok := after.Sum(name, match...)
 		if !ok || a <= b {
 			t.Errorf("%s%v did not move: %v -> %v (exported %v)", name, match, b, a, ok)
 		}
@@ -138,7 +111,7 @@ func TestTelemetryMetricsMove(t *testing.T) {
 	if _, err := env.App.Pool.Exec(ctx, `ALTER TABLE daily_cash_balances ADD CONSTRAINT telemetry_block CHECK (cash_received < 0) NOT VALID`); err != nil {
 		t.Fatal(err)
 	}
-	failures, _ := sum(scrape(t, env), "hmp_projector_failures_total")
+	failures, _ := scrape(t, env).Sum("hmp_projector_failures_total")
 	env.Revenue(org.AdminToken, revenue(prop, 777))
 	awaitMetric(t, env, "projector failure", func(v float64) bool { return v > failures }, "hmp_projector_failures_total")
 	if _, err := env.App.Pool.Exec(ctx, `ALTER TABLE daily_cash_balances DROP CONSTRAINT telemetry_block`); err != nil {
@@ -236,11 +209,11 @@ func TestTelemetryMetricsMove(t *testing.T) {
 	}
 	for _, name := range []string{"hmp_db_pool_max_conns", "hmp_db_pool_idle_conns", "hmp_db_pool_total_conns", "hmp_db_active_sessions",
 		"hmp_relay_lag_seconds", "hmp_corrections_queue_size", "hmp_breaker_state"} {
-		if _, ok := sum(after, name); !ok {
+		if _, ok := after.Sum(name); !ok {
 			t.Errorf("%s is not exported", name)
 		}
 	}
-	if v, _ := sum(after, "hmp_db_pool_max_conns", `pool="primary"`); v != float64(env.App.Config.Pool.MaxConns) {
+	if v, _ := after.Sum("hmp_db_pool_max_conns", `pool="primary"`); v != float64(env.App.Config.Pool.MaxConns) {
 		t.Errorf("pool max conns %v, want %d", v, env.App.Config.Pool.MaxConns)
 	}
 }

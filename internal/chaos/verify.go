@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,14 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"hmp/internal/measure"
 )
 
 // deadLetterStream is the bus's dead-letter stream (bus.DeadLetterStream).
@@ -287,19 +287,10 @@ func (r *run) metric(ctx context.Context, name, match string) (float64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || !strings.Contains(line, match) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			sum += v
-		}
+	m, err := measure.Parse(resp.Body)
+	if err != nil {
+		return 0, err
 	}
-	return sum, sc.Err()
+	sum, _ := m.Sum(name, match)
+	return sum, nil
 }

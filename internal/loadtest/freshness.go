@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"hmp/internal/measure"
 )
 
 // Creates is a write workload of revenues and expenses: POST
@@ -294,7 +296,7 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 
 // drainMetrics waits, at most 5 s, for the projector to apply what the
 // window wrote (its applied count stops moving), then returns a reading.
-func drainMetrics(ctx context.Context, c *Client) (Metrics, error) {
+func drainMetrics(ctx context.Context, c *Client) (measure.Metrics, error) {
 	const applied = `hmp_projector_events_total{result="applied"}`
 	deadline := time.Now().Add(5 * time.Second)
 	prev, err := c.Metrics(ctx)
@@ -319,7 +321,7 @@ func drainMetrics(ctx context.Context, c *Client) (Metrics, error) {
 	return prev, nil
 }
 
-func serverFreshness(before, after Metrics) (Result, error) {
+func serverFreshness(before, after measure.Metrics) (Result, error) {
 	b, _ := before.Buckets(lagMetric)
 	a, ok := after.Buckets(lagMetric)
 	if !ok {
@@ -329,7 +331,7 @@ func serverFreshness(before, after Metrics) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("freshness: %w", err)
 	}
-	r := Result{Name: "freshness server side", Mode: "metric", Round: 1, OK: uint64(d.Count), Latency: d.Latency()}
+	r := Result{Name: "freshness server side", Mode: "metric", Round: 1, OK: uint64(d.Count), Latency: bucketLatency(d)}
 	r.Figures = append(r.Figures, Figure{Name: "mean", Value: round2(float64(r.Latency.Mean) / 1e6), Unit: "ms"})
 	// The cumulative counts, up to the first bucket holding them all.
 	for i, bound := range d.Bounds {

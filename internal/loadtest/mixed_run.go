@@ -6,9 +6,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"hmp/internal/measure"
 )
 
 // MixedResult is one profile's run of the mixed load. Its JSON form is the
@@ -160,7 +161,7 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var cacheBefore Metrics
+	var cacheBefore measure.Metrics
 	var cpuFrom cpuSample
 	var probe *prober
 	probeCtx, stopProbe := context.WithCancel(ctx)
@@ -269,14 +270,10 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	return res, nil
 }
 
-// sumSeries sums every series of a metric name (all label sets).
-func sumSeries(m Metrics, name string) float64 {
-	var v float64
-	for k, x := range m {
-		if k == name || strings.HasPrefix(k, name+"{") {
-			v += x
-		}
-	}
+// sumSeries sums the series of a metric name whose labels contain every
+// one of match (e.g. `tier="memory"`; none or an empty one matches all).
+func sumSeries(m measure.Metrics, name string, match ...string) float64 {
+	v, _ := m.Sum(name, match...)
 	return v
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/domain"
+	"hmp/internal/measure"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
 )
@@ -373,7 +374,7 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 	if elapsed > 0 {
 		res.Throughput = float64(n) / elapsed.Seconds()
 	}
-	m, err := GatherMetrics(reg)
+	m, err := measure.Gather(reg)
 	if err != nil {
 		return Result{}, nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"hmp/internal/measure"
 )
 
 // ReadsConfig sets up the reads scenario on one server: daily-report
@@ -179,12 +181,12 @@ func Reads(ctx context.Context, cfg ReadsConfig) (*ReadsResult, error) {
 
 // cacheFigures reads the cache's hits, misses and invalidation lag of the
 // in-process tier between two scrapes; nil without cache metrics.
-func cacheFigures(before, after Metrics) *CacheFigures {
+func cacheFigures(before, after measure.Metrics) *CacheFigures {
 	if _, ok := after.Buckets("hmp_cache_invalidation_lag_seconds"); !ok {
 		return nil
 	}
 	count := func(name, class string) float64 {
-		return seriesWith(after, name, `tier="memory"`, class) - seriesWith(before, name, `tier="memory"`, class)
+		return sumSeries(after, name, `tier="memory"`, class) - sumSeries(before, name, `tier="memory"`, class)
 	}
 	rate := func(class string) (*float64, float64) {
 		h, m := count("hmp_cache_hits_total", class), count("hmp_cache_misses_total", class)
@@ -205,27 +207,8 @@ func cacheFigures(before, after Metrics) *CacheFigures {
 			a = d
 		}
 	}
-	f.InvalidationLag = a.Latency()
+	f.InvalidationLag = bucketLatency(a)
 	return f
-}
-
-// seriesWith sums the series of a metric name whose labels contain every
-// one of labels (e.g. `tier="memory"`; an empty one matches all).
-func seriesWith(m Metrics, name string, labels ...string) float64 {
-	var v float64
-	for k, x := range m {
-		if !strings.HasPrefix(k, name+"{") {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			ok = ok && strings.Contains(k, l)
-		}
-		if ok {
-			v += x
-		}
-	}
-	return v
 }
 
 // ReadsReport sets the reads scenario's runs side by side: the first is

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"hmp/internal/measure"
 )
 
 // Rollback drives the rollback plan through one instance's HTTP API (the
@@ -248,7 +250,7 @@ func (r *Rollback) metrics(ctx context.Context) (map[string]float64, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
 	}
-	return parseExposition(resp.Body)
+	return measure.Parse(resp.Body)
 }
 
 type statusError struct {
