@@ -75,7 +75,7 @@ type expenseCreate struct {
 }
 
 type createInput[B any] struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" doc:"Retry-safe creates: the same key and body within 24 h return the original response"`
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" pattern:"^[ -~]*$" patternDescription:"printable ASCII" doc:"Retry-safe creates: the same key and body within 24 h return the original response"`
 	Body           B
 }
 
