@@ -21,8 +21,9 @@ store, one organization at a time: fold its events with the projector's rules
 into shadow tables, compare them with the live rows, and swap the differences
 in, in one transaction under a short lock (readers see the old rows or the new,
 never a mix; the projector waits for the lock). Runs beside serving instances.
-Each finished organization is recorded under the run's name: interrupt it
-(SIGINT) and run it again with the same --run to resume. Prints the totals as
+Each finished organization is recorded under the run's name (a new name per
+invocation unless --run gives one): interrupt it (SIGINT) and run it again
+with the --run it printed to resume. Prints the totals as
 JSON (events folded, rows changed, events/s, lock time).
 
 Flags:`
@@ -34,7 +35,7 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	c.register(fs)
 	org := fs.String("org", "", "rebuild one organization (its id); empty: every organization (HMP_REBUILD_ORG)")
 	property := fs.String("property", "", "rebuild one property (its id; needs --org) (HMP_REBUILD_PROPERTY)")
-	run := fs.String("run", "default", "name of the run; running a name again skips the organizations it finished (HMP_REBUILD_RUN)")
+	run := fs.String("run", "", "name of the run to resume: running a name again skips the organizations it finished; empty: a new run, named by its start time (HMP_REBUILD_RUN)")
 	retention := fs.Duration("retention", 8*24*time.Hour, "the projector's applied-record retention: older events count as applied (HMP_REBUILD_RETENTION)")
 	every := fs.Int("progress-every", 1000, "log progress every this many organizations (HMP_REBUILD_PROGRESS_EVERY)")
 	fs.Usage = func() {
@@ -43,6 +44,11 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	// A new run by default: a fixed default name made every later
+	// rebuild a silent no-op that skipped every organization.
+	if *run == "" {
+		*run = "run-" + time.Now().UTC().Format("20060102T150405.000000")
 	}
 	cfg := rebuild.Config{Run: *run, Retention: *retention}
 	if *org != "" {

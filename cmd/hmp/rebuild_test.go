@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// TestRebuildRunsAgain: a second `hmp rebuild` without --run is a new run
+// that folds every organization again (it used to resume the fixed
+// default run and skip them all, exiting 0); with the first run's name it
+// resumes and skips them.
+func TestRebuildRunsAgain(t *testing.T) {
+	dir, err := loadtestDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ctx := context.Background()
+	var out, errs bytes.Buffer
+	if err := run(ctx, []string{"seed", "--orgs=2", "--days=3", "--data-dir=" + dir, "--log-level=warn", "--progress=none"}, &out, &errs); err != nil {
+		t.Fatalf("seed: %v\n%s", err, errs.String())
+	}
+	type result struct {
+		Run           string
+		Orgs, Skipped int
+		Complete      bool
+	}
+	rebuild := func(args ...string) result {
+		t.Helper()
+		out.Reset()
+		if err := run(ctx, append([]string{"rebuild", "--data-dir=" + dir, "--log-level=warn"}, args...), &out, &errs); err != nil {
+			t.Fatalf("rebuild %v: %v\n%s", args, err, errs.String())
+		}
+		var r result
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("rebuild output: %v: %s", err, out.String())
+		}
+		return r
+	}
+	first := rebuild()
+	second := rebuild()
+	if !first.Complete || first.Orgs != 2 || second.Orgs != 2 || second.Skipped != 0 || second.Run == first.Run {
+		t.Fatalf("two rebuilds without --run: %+v then %+v, want two new runs of 2 organizations", first, second)
+	}
+	if resumed := rebuild("--run=" + first.Run); resumed.Skipped != 2 {
+		t.Fatalf("rebuild --run %s: %+v, want both organizations skipped (finished by that run)", first.Run, resumed)
+	}
+}
