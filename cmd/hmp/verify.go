@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
+	"hmp/internal/finance"
 	"hmp/internal/postgres"
 )
 
@@ -25,6 +27,14 @@ Exits 1 when any chain is broken. Reads only; runs beside a serving hmp.
 
 Flags:`
 
+// foldResult is what verify --fold found.
+type foldResult struct {
+	// Checked is the number of revenues and expenses folded.
+	Checked int `json:"checked"`
+	// Orgs lists the organizations with a mismatch, each with its rows.
+	Orgs []finance.OrgFold `json:"orgs"`
+}
+
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hmp verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,6 +42,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c.register(fs)
 	org := fs.String("org", "", "verify one organization (its id); empty: every organization (HMP_VERIFY_ORG)")
 	heads := fs.Bool("heads", false, "print each chain's head hash, to record outside the database (HMP_VERIFY_HEADS)")
+	fold := fs.Bool("fold", false, "also check that every transactions row is the fold of its events, the record (HMP_VERIFY_FOLD)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, verifyUsage)
 		fs.PrintDefaults()
@@ -76,16 +87,38 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if v.Breaks == nil {
 		v.Breaks = []eventstore.Break{}
 	}
+	out := struct {
+		eventstore.Verification
+		Fold *foldResult `json:"fold,omitempty"`
+	}{Verification: v}
+	if *fold {
+		// The events are the record: the table must be their fold.
+		checked, bad, err := finance.New(pool, nil, time.Now).CheckFolds(ctx, opts.OrgID)
+		if err != nil {
+			return err
+		}
+		out.Fold = &foldResult{Checked: checked, Orgs: bad}
+		if out.Fold.Orgs == nil {
+			out.Fold.Orgs = []finance.OrgFold{}
+		}
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	if err := enc.Encode(out); err != nil {
 		return err
 	}
 	for _, b := range v.Breaks {
 		fmt.Fprintln(stderr, "broken:", b)
 	}
+	var failed []error
 	if len(v.Breaks) > 0 {
-		return errors.New("hash chain broken")
+		failed = append(failed, errors.New("hash chain broken"))
 	}
-	return nil
+	if out.Fold != nil && len(out.Fold.Orgs) > 0 {
+		first := out.Fold.Orgs[0]
+		m := first.Mismatches[0]
+		fmt.Fprintf(stderr, "not the fold of its events: org %s %s %s: %s\n", first.OrgID, m.Kind, m.ID, m.Detail)
+		failed = append(failed, fmt.Errorf("%d organizations have transactions rows that are not the fold of their events", len(out.Fold.Orgs)))
+	}
+	return errors.Join(failed...)
 }

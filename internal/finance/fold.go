@@ -170,6 +170,58 @@ func (s *Service) CheckFold(ctx context.Context, orgID domain.ID) (int, []FoldMi
 	return len(entities), out, nil
 }
 
+// nextFoldOrg is the least organization after $1 (NULL: the first) with
+// transactions or revenue and expense events: loose index scans, one probe
+// each per organization.
+const nextFoldOrg = `
+	SELECT org_id FROM (SELECT LEAST(
+		(SELECT org_id FROM transactions WHERE $1::uuid IS NULL OR org_id > $1 ORDER BY org_id LIMIT 1),
+		(SELECT org_id FROM events WHERE $1::uuid IS NULL OR org_id > $1 ORDER BY org_id LIMIT 1)) AS org_id) n
+	WHERE org_id IS NOT NULL`
+
+// OrgFold is one organization's CheckFold.
+type OrgFold struct {
+	OrgID      domain.ID      `json:"orgId"`
+	Checked    int            `json:"checked"`
+	Mismatches []FoldMismatch `json:"mismatches"`
+}
+
+// CheckFolds runs CheckFold for org, or (zero) for every organization with
+// transactions or events, and answers the organizations that have a
+// mismatch and the number of entities checked. The events are the record:
+// a mismatch is a transactions row that is not the fold of its events.
+func (s *Service) CheckFolds(ctx context.Context, org domain.ID) (int, []OrgFold, error) {
+	var (
+		checked int
+		bad     []OrgFold
+		after   *domain.ID
+	)
+	for {
+		next := org
+		if org.IsZero() {
+			err := s.pool.QueryRow(ctx, nextFoldOrg, after).Scan(&next)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return checked, bad, nil
+			}
+			if err != nil {
+				return checked, bad, fmt.Errorf("check folds: next organization: %w", postgres.Translate(err))
+			}
+		}
+		n, mm, err := s.CheckFold(ctx, next)
+		if err != nil {
+			return checked, bad, err
+		}
+		checked += n
+		if len(mm) > 0 {
+			bad = append(bad, OrgFold{OrgID: next, Checked: n, Mismatches: mm})
+		}
+		if !org.IsZero() {
+			return checked, bad, nil
+		}
+		after = &next
+	}
+}
+
 // diff names the first fields where a and b differ ("" when equal).
 func diff(a, b Transaction) string {
 	type field struct {

@@ -176,7 +176,9 @@ func (g *generator) gen(b *batch, i int) error {
 					t.Status = domain.Pending
 				} else {
 					t.Status = domain.Approved
-					t.ReviewedBy, t.ReviewedAt = &admin.ID, &at
+					// A copy: at moves on to later steps of the row.
+					reviewed := at
+					t.ReviewedBy, t.ReviewedAt = &admin.ID, &reviewed
 				}
 				t.CreatedBy, t.UpdatedBy = actor.UserID, actor.UserID
 				if err := g.step(b, rng, actor, domain.ActionAdded, &t, nil, at, "", emit); err != nil {
@@ -189,7 +191,8 @@ func (g *generator) gen(b *batch, i int) error {
 					if r < 85 && !at.After(now) {
 						prev := t
 						t.Status, t.Version, t.UpdatedBy, t.UpdatedAt = domain.Approved, t.Version+1, admin.ID, at
-						t.ReviewedBy, t.ReviewedAt = &admin.ID, &at
+						reviewed := at
+						t.ReviewedBy, t.ReviewedAt = &admin.ID, &reviewed
 						action, notes := domain.ActionApproved, ""
 						if r < 5 {
 							t.Status, action, notes = domain.Rejected, domain.ActionRejected, "not ours"
