@@ -333,9 +333,6 @@ func (a *App) startReports(ctx context.Context, tokens *auth.Tokens, reg *promet
 	}
 	deps := a.apiDeps(tokens, reg)
 	deps.Reports, deps.Reconciliation, deps.Properties = reportSvc, a.Reconciliation, remote
-	// The reconciliation submit honours Idempotency-Key here, on the same
-	// key table as finance's writes (the finance role prunes it).
-	deps.Idempotency = idempotency.NewStore(a.Pool, clock)
 	deps.Replicas, deps.WritePosition, deps.Reads = replicaStates, writePosition, a.reads
 	if err := a.startOperator(ctx, &deps, events, nil, reg); err != nil {
 		return nil, err

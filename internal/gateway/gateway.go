@@ -25,7 +25,6 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/domain"
-	"hmp/internal/idempotency"
 	"hmp/internal/rpc"
 )
 
@@ -39,8 +38,8 @@ type Config struct {
 	CallTimeout time.Duration
 	// Retries is how many more tries a call gets after a failure that is
 	// safe to retry: any call that no instance received (no responders),
-	// and a call that got no answer when it is safe to repeat (see
-	// Retryable). Default 2; negative: none.
+	// and a GET, HEAD or a request with an Idempotency-Key that got no
+	// answer. Default 2; negative: none.
 	Retries int
 	// RetryDelay is the first pause between tries, doubling (with jitter)
 	// up to 1 s. Default 50 ms.
@@ -98,18 +97,6 @@ func Route(path string) string {
 		return rpc.Reports
 	}
 	return rpc.Finance
-}
-
-// Retryable reports whether a call that may have reached a service can be
-// sent again, by the route's declared idempotency: a GET or HEAD, or a
-// write to a route that honours Idempotency-Key (idempotency.Routes) sent
-// with a key. A key on any other route is only a header: not retried.
-func Retryable(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		return true
-	}
-	return r.Header.Get("Idempotency-Key") != "" && idempotency.Honours(r.Method, r.URL.Path)
 }
 
 // Gateway forwards requests to the services over NATS.
@@ -171,7 +158,7 @@ func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, w http.Respo
 	if actor != nil {
 		r.Header.Set("Hmp-Actor", actor.OrgID.String()+"/"+actor.UserID.String()+"/"+string(actor.Role))
 	}
-	idempotent := Retryable(r)
+	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Header.Get("Idempotency-Key") != ""
 	cb := g.breakers[svc]
 	try := func() (*nats.Msg, error) {
 		reply, err := cb.Execute(func() (*nats.Msg, error) { return g.call(ctx, svc, r, body) })

@@ -13,6 +13,7 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
+	"hmp/internal/idempotency"
 )
 
 // transactionBody is a revenue or an expense as the API shows it.
@@ -74,7 +75,8 @@ type expenseCreate struct {
 }
 
 type createInput[B any] struct {
-	Body B
+	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" pattern:"^[ -~]*$" patternDescription:"printable ASCII" doc:"Retry-safe creates: the same key and body within 24 h return the original response"`
+	Body           B
 }
 
 type patchBody struct {
@@ -113,6 +115,7 @@ type reviewInput struct {
 
 type transactionOutput struct {
 	ConsistencyToken string `header:"X-Consistency-Token" doc:"send back on reads to see this write"`
+	Replayed         string `header:"Idempotency-Replayed"`
 	ETag             string `header:"ETag" doc:"the row's version; send it back in If-Match to change the row only if nobody changed it meanwhile"`
 	Body             transactionBody
 }
@@ -327,6 +330,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 	h := s.help
 	base := "/v1/finance/" + plural
 	tags := []string{"finance"}
+	route := "POST " + base
 
 	huma.Register(api, Secured(huma.Operation{
 		OperationID: "create" + string(kind), Method: http.MethodPost, Path: base, Tags: tags, DefaultStatus: http.StatusCreated,
@@ -338,7 +342,36 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		t, w, err := s.Finance.Create(ctx, actor, kind, input)
+		var remember *finance.Remember
+		var hash [32]byte
+		var key idempotency.Key
+		if in.IdempotencyKey != "" {
+			canonical, err := json.Marshal(in.Body)
+			if err != nil {
+				return nil, h.Problem(ctx, err)
+			}
+			hash = idempotency.Hash(canonical)
+			key = idempotency.Key{OrgID: actor.OrgID, UserID: actor.UserID, Route: route, Value: in.IdempotencyKey}
+			rec, err := s.Idempotency.Lookup(ctx, key)
+			if err == nil {
+				return replay(h, ctx, rec, hash)
+			}
+			if !errors.Is(err, idempotency.ErrMissing) {
+				return nil, h.Problem(ctx, err)
+			}
+			remember = &finance.Remember{Key: key, Hash: hash, Encode: func(t finance.Transaction) (int, []byte, error) {
+				b, err := json.Marshal(toTransactionBody(t))
+				return http.StatusCreated, b, err
+			}}
+		}
+		t, w, err := s.Finance.Create(ctx, actor, kind, input, remember)
+		if errors.Is(err, finance.ErrIdempotencyRace) {
+			rec, err := s.Idempotency.Lookup(ctx, key)
+			if err != nil {
+				return nil, h.Problem(ctx, domain.Conflictf("a concurrent request with this Idempotency-Key is in progress"))
+			}
+			return replay(h, ctx, rec, hash)
+		}
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -463,6 +496,18 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 		})
 	}
+}
+
+func replay(h *Helpers, ctx context.Context, rec idempotency.Record, hash [32]byte) (*transactionOutput, error) {
+	if !rec.Matches(hash) {
+		return nil, h.Problem(ctx, domain.Conflictf("this Idempotency-Key was used with a different request body"))
+	}
+	out := &transactionOutput{Replayed: "true", ConsistencyToken: domain.Token{TxID: rec.TxID}.String()}
+	if err := json.Unmarshal(rec.Response, &out.Body); err != nil {
+		return nil, h.Problem(ctx, err)
+	}
+	out.ETag = finance.ETag(out.Body.Version)
+	return out, nil
 }
 
 func toPatch(kind domain.Kind, b patchBody) (finance.PatchInput, error) {

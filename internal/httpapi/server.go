@@ -30,13 +30,10 @@ const MaxBodyBytes = 1 << 20
 
 // Deps are the services the API serves.
 type Deps struct {
-	Tenancy *tenancy.Service
-	Tokens  *auth.Tokens
-	Finance *finance.Service
-	Events  *eventstore.Store
-	// Idempotency applies Idempotency-Key to the operations that honour
-	// it (idempotency.Routes), for every service this handler serves; nil:
-	// keys are ignored. Unused with Forward (the services apply keys).
+	Tenancy     *tenancy.Service
+	Tokens      *auth.Tokens
+	Finance     *finance.Service
+	Events      *eventstore.Store
 	Idempotency *idempotency.Store
 	// Reports serves the report routes; nil leaves them out.
 	Reports *reports.Service
@@ -134,14 +131,11 @@ func New(d Deps) http.Handler {
 	cfg.OnAddOperation = append(cfg.OnAddOperation, func(_ *huma.OpenAPI, op *huma.Operation) {
 		op.BodyReadTimeout = -1
 	})
-	cfg.OnAddOperation = append(cfg.OnAddOperation, documentKey)
 	api := humago.New(mux, cfg)
 	api.UseMiddleware(s.authenticate(api))
 	api.UseMiddleware(checkFieldNames(api))
 	if d.Forward != nil {
 		api.UseMiddleware(s.forward)
-	} else if d.Idempotency != nil {
-		api.UseMiddleware(s.idempotent(api))
 	}
 	s.registerOps(api)
 	s.registerTenancy(api)

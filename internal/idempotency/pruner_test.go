@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -26,8 +27,6 @@ type clock struct {
 
 func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
-func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
-
 // TestPrunerDeletesExpiredKeys: the background pruner deletes the keys
 // older than the TTL, keeps the live ones, and reports the table's size.
 func TestPrunerDeletesExpiredKeys(t *testing.T) {
@@ -37,23 +36,18 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)}
 	store := idempotency.NewStore(pool, clk.now)
 	org, user := domain.NewID(clk.now()), domain.NewID(clk.now())
-	present := clk.now()
 	record := func(key string, at time.Time) {
-		clk.set(at)
-		defer clk.set(present)
-		k := idempotency.Key{OrgID: org, UserID: user, Route: "POST /v1/finance/revenues", Value: key}
-		res, _, err := store.Reserve(ctx, k, idempotency.Hash([]byte(`{}`)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := res.Complete(ctx, 201, nil, []byte(`{}`)); err != nil {
+		b := &pgx.Batch{}
+		idempotency.Queue(b, idempotency.Record{Key: idempotency.Key{OrgID: org, UserID: user, Route: "POST /v1/finance/revenues", Value: key},
+			Status: 201, Response: []byte(`{}`), CreatedAt: at})
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, k := range []string{"old-1", "old-2", "old-3"} {
-		record(k, present.Add(-idempotency.TTL-time.Minute))
+		record(k, clk.now().Add(-idempotency.TTL-time.Minute))
 	}
-	record("live", present.Add(-time.Hour))
+	record("live", clk.now().Add(-time.Hour))
 
 	reg := prometheus.NewRegistry()
 	p := idempotency.NewPruner(store, idempotency.PrunerConfig{Interval: time.Hour}, slog.New(slog.DiscardHandler), reg)

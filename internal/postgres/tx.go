@@ -48,8 +48,7 @@ func serializationRetry(ctx context.Context, op func() error) error {
 // WithTx runs fn in a transaction and commits it. It rolls back when fn
 // returns an error or panics, and runs fn again (up to five times in all)
 // when the server aborted the transaction for a serialization failure or a
-// deadlock, so fn must be safe to repeat. A BeforeCommit hook that ctx
-// carries runs after fn, in the same transaction.
+// deadlock, so fn must be safe to repeat.
 func WithTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
 	return serializationRetry(ctx, func() error { return runTx(ctx, db, fn) })
 }
@@ -77,11 +76,6 @@ func runTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) 
 	}()
 	if err = fn(tx); err != nil {
 		return err
-	}
-	if hook := beforeCommit(ctx); hook != nil {
-		if err = hook(ctx, tx); err != nil {
-			return err
-		}
 	}
 	if err = tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", Translate(err))

@@ -319,7 +319,7 @@ func (s *Service) CreateProperty(ctx context.Context, actor domain.Actor, in Pro
 	now := s.now().UTC()
 	p := Property{OrgID: actor.OrgID, ID: domain.NewID(now), Name: strings.TrimSpace(in.Name), Type: in.Type,
 		Timezone: in.Timezone, Currency: in.Currency, CreatedAt: now, Location: loc}
-	err = postgres.Exec(ctx, s.pool, `
+	_, err = s.pool.Exec(ctx, `
 		INSERT INTO properties (org_id, id, name, type, timezone, currency, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.OrgID, p.ID, p.Name, p.Type, p.Timezone, p.Currency, now)
 	if err != nil {
