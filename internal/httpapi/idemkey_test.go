@@ -16,12 +16,13 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 	t.Parallel()
 	a := setup(t)
 	o := a.org("Key Checks")
+	// One body for every request: the replay below must send the same.
+	raw, err := json.Marshal(revenue(o.propertyID))
+	if err != nil {
+		t.Fatal(err)
+	}
 	post := func(key string) answer {
 		t.Helper()
-		raw, err := json.Marshal(revenue(o.propertyID))
-		if err != nil {
-			t.Fatal(err)
-		}
 		req := httptest.NewRequest("POST", "/v1/finance/revenues", bytes.NewReader(raw))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+o.adminToken)
