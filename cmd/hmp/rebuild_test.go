@@ -13,16 +13,9 @@ import (
 // default run and skip them all, exiting 0); with the first run's name it
 // resumes and skips them.
 func TestRebuildRunsAgain(t *testing.T) {
-	dir, err := loadtestDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := seededDir(t)
 	ctx := context.Background()
 	var out, errs bytes.Buffer
-	if err := run(ctx, []string{"seed", "--orgs=2", "--days=3", "--data-dir=" + dir, "--log-level=warn", "--progress=none"}, &out, &errs); err != nil {
-		t.Fatalf("seed: %v\n%s", err, errs.String())
-	}
 	type result struct {
 		Run           string
 		Orgs, Skipped int
@@ -48,4 +41,20 @@ func TestRebuildRunsAgain(t *testing.T) {
 	if resumed := rebuild("--run=" + first.Run); resumed.Skipped != 2 {
 		t.Fatalf("rebuild --run %s: %+v, want both organizations skipped (finished by that run)", first.Run, resumed)
 	}
+}
+
+// seededDir is a data folder whose embedded database holds a seeded
+// history of two organizations, removed at cleanup.
+func seededDir(t *testing.T) string {
+	t.Helper()
+	dir, err := loadtestDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"seed", "--orgs=2", "--days=3", "--data-dir=" + dir, "--log-level=warn", "--progress=none"}, &out, &errs); err != nil {
+		t.Fatalf("seed: %v\n%s", err, errs.String())
+	}
+	return dir
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
@@ -19,16 +18,9 @@ import (
 // non-zero naming that row: the events are the record, the table is
 // derived from them.
 func TestVerifyFold(t *testing.T) {
-	dir, err := loadtestDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := seededDir(t)
 	ctx := context.Background()
 	var out, errs bytes.Buffer
-	if err := run(ctx, []string{"seed", "--orgs=2", "--days=3", "--data-dir=" + dir, "--log-level=warn", "--progress=none"}, &out, &errs); err != nil {
-		t.Fatalf("seed: %v\n%s", err, errs.String())
-	}
 	type result struct {
 		Fold struct {
 			Checked int
