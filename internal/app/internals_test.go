@@ -98,6 +98,11 @@ func TestBackendsTerminatedMidRequest(t *testing.T) {
 				t.Fatalf("terminate backends: %v", err)
 			}
 			kills++
+			// A restart drops connections now and then, not in a tight
+			// loop: pausing gives the pool a window to reconnect, so the
+			// test can also check that requests succeed between drops
+			// (on a busy machine an unpaced loop left no such window).
+			time.Sleep(20 * time.Millisecond)
 			continue
 		}
 		break
