@@ -514,20 +514,32 @@ func (s *Store) Covered(ctx context.Context) (bool, uint64, error) {
 	return ok, uint64(seq), nil
 }
 
-// OldestUnpublishedAge returns how long the oldest committed but not yet
+// oldestUnpublishedSQL reads the first unpublished event in publishing
+// order: an index range of one row per partition (events_tx), however
+// long the backlog or the table. A min() over the backlog read every
+// unpublished row and took 34 s at 1 M organizations, competing with the
+// requests; the first event in (tx_id, seq) order is the one that has
+// waited longest to be published, which is what the gauge is for.
+const oldestUnpublishedSQL = `
+	SELECT first.occurred_at FROM relay_state st
+	CROSS JOIN LATERAL (
+		SELECT e.occurred_at FROM events e
+		WHERE (e.tx_id, e.seq) > (st.cursor_tx, st.cursor_seq)
+		ORDER BY e.tx_id, e.seq LIMIT 1) first
+	WHERE st.id = 1`
+
+// OldestUnpublishedAge returns how long the first committed but not yet
 // published event has waited (0 when none).
 func (s *Store) OldestUnpublishedAge(ctx context.Context, now time.Time) (time.Duration, error) {
-	var oldest *time.Time
-	err := s.pool.QueryRow(ctx, `
-		SELECT min(e.occurred_at) FROM events e, relay_state st
-		WHERE st.id = 1 AND (e.tx_id, e.seq) > (st.cursor_tx, st.cursor_seq)`).Scan(&oldest)
+	var oldest time.Time
+	err := s.pool.QueryRow(ctx, oldestUnpublishedSQL).Scan(&oldest)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("relay lag: %w", postgres.Translate(err))
 	}
-	if oldest == nil {
-		return 0, nil
-	}
-	return max(now.Sub(*oldest), 0), nil
+	return max(now.Sub(oldest), 0), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
