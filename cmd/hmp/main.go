@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 	_ "time/tzdata" // business dates must not depend on the host's zone files
@@ -130,6 +131,19 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cfg.DataDir, "data-dir", ".hmp", "folder of the embedded PostgreSQL and NATS data and the token secret (HMP_DATA_DIR)")
 	fs.StringVar(&c.cfg.DatabaseURL, "database-url", "", "PostgreSQL URL; empty starts an embedded cluster under the data dir (HMP_DATABASE_URL)")
 	fs.StringVar(&c.cfg.PostgresBinDir, "postgres-bin", "", "folder of initdb and postgres for the embedded cluster; empty searches (HMP_POSTGRES_BIN)")
+	fs.Func("postgres-setting", "name=value[,name=value...] server settings of the embedded cluster, repeatable; they override its sizing from the machine's memory (shared_buffers, effective_cache_size, work_mem, maintenance_work_mem) (HMP_POSTGRES_SETTING)", func(v string) error {
+		for _, kv := range strings.Split(v, ",") {
+			name, value, ok := strings.Cut(kv, "=")
+			if name = strings.TrimSpace(name); !ok || name == "" {
+				return fmt.Errorf("want name=value, got %q", kv)
+			}
+			if c.cfg.PostgresSettings == nil {
+				c.cfg.PostgresSettings = map[string]string{}
+			}
+			c.cfg.PostgresSettings[name] = strings.TrimSpace(value)
+		}
+		return nil
+	})
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text (HMP_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error (HMP_LOG_LEVEL)")
 	fs.IntVar(&c.cfg.Partitions, "partitions", 0, "hash partitions by org_id of a schema this command creates; 0: the profile's (16, phase2 64); -1: unpartitioned; an existing schema keeps its layout (HMP_PARTITIONS)")

@@ -136,7 +136,7 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string,
 		logger.Warn("embedded_postgres_relocated", "reason", err.Error(), "dir", alt)
 		dir = alt
 	}
-	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, BinDir: cfg.PostgresBinDir, Logger: logger})
+	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, BinDir: cfg.PostgresBinDir, Settings: cfg.PostgresSettings, Logger: logger})
 	if err != nil {
 		return "", nil, fmt.Errorf("embedded postgres: %w", err)
 	}

@@ -35,6 +35,9 @@ type Config struct {
 	DatabaseURL string
 	// PostgresBinDir overrides where initdb and postgres are looked for.
 	PostgresBinDir string
+	// PostgresSettings are server settings of the embedded cluster; they
+	// override its sizing from the machine's memory.
+	PostgresSettings map[string]string
 	// Profile names the scaling profile (baseline, phase1). Default phase1.
 	// Fields set explicitly below win over the profile's.
 	Profile string

@@ -72,6 +72,10 @@ type Local struct {
 
 const localSuperuser = "hmp"
 
+// localMaxConns is the private cluster's connection limit: the API's pool,
+// the tools' and the load tests' together.
+const localMaxConns = 400
+
 // StartLocal initialises the cluster on first use, starts it and waits
 // until it accepts connections. When this process runs as root the server
 // runs as the unprivileged "postgres" user (PostgreSQL refuses root).
@@ -194,15 +198,27 @@ func (l *Local) start(ctx context.Context, port int, cred *syscall.Credential) e
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "port=" + strconv.Itoa(port),
 		"-c", "unix_socket_directories=",
-		"-c", "max_connections=400",
-		"-c", "shared_buffers=512MB",
+		"-c", "max_connections=" + strconv.Itoa(localMaxConns),
 		"-c", "max_wal_size=4GB",
 		"-c", "checkpoint_timeout=15min",
 		"-c", "log_min_messages=warning",
 	}
 	if l.cfg.Ephemeral {
+		// Tests start many clusters side by side: keep each one small.
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB")
+	} else {
+		mem, err := MachineMemory()
+		if err != nil {
+			mem = 4 << 30
+		}
+		sizing := SizeFor(mem, localMaxConns)
+		for _, k := range []string{"shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem"} {
+			args = append(args, "-c", k+"="+sizing.Settings[k])
+		}
+		l.cfg.Logger.Info("local_postgres_sized", "memory_mb", mem>>20, "shared_buffers", sizing.Settings["shared_buffers"],
+			"effective_cache_size", sizing.Settings["effective_cache_size"], "work_mem", sizing.Settings["work_mem"])
 	}
+	// The configured settings come last: the last -c of a name wins.
 	settings := l.statStatements()
 	keys := make([]string, 0, len(settings))
 	for k := range settings {

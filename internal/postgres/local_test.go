@@ -129,3 +129,50 @@ func TestStartLocalAfterOwnerKilled(t *testing.T) {
 		}
 	}
 }
+
+// TestStartLocalSizedForTheMachine: a durable private cluster gets its
+// memory settings from the machine's memory, and a configured setting
+// overrides the sizing.
+func TestStartLocalSizedForTheMachine(t *testing.T) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "hmp-local-sized-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, Settings: map[string]string{"work_mem": "12MB"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	mem, err := postgres.MachineMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := postgres.SizeFor(mem, 400).Settings
+	conn, err := pgx.Connect(ctx, l.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for name, value := range map[string]string{
+		"work_mem":             "12MB",
+		"shared_buffers":       want["shared_buffers"],
+		"effective_cache_size": want["effective_cache_size"],
+	} {
+		var got string
+		if err := conn.QueryRow(ctx, "SELECT pg_size_pretty(pg_size_bytes(current_setting($1)))", name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		var wanted string
+		if err := conn.QueryRow(ctx, "SELECT pg_size_pretty(pg_size_bytes($1))", value).Scan(&wanted); err != nil {
+			t.Fatal(err)
+		}
+		if got != wanted {
+			t.Errorf("%s = %s, want %s", name, got, wanted)
+		}
+	}
+}
