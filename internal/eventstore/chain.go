@@ -102,6 +102,7 @@ type Chain struct {
 	pos  int64
 	prev []byte
 	hash []byte
+	last time.Time
 }
 
 // BulkRow returns the row of ev for BulkColumns, as the next link of c.
@@ -117,20 +118,24 @@ func (c *Chain) BulkRow(ev domain.Event) ([]any, error) {
 	link := Link(prev, content)
 	c.pos++
 	c.prev, c.hash = prev, link[:]
+	if at := storedTime(ev.Timestamp); at.After(c.last) {
+		c.last = at
+	}
 	return append(bulkRow(ev), c.pos, content[:], prev, c.hash), nil
 }
 
 // HeadColumns are the columns of the chain heads table, in the order of
 // HeadRow's values.
-var HeadColumns = []string{"org_id", "pos", "prev_hash", "hash"}
+var HeadColumns = []string{"org_id", "pos", "prev_hash", "hash", "last_at"}
 
-// HeadRow returns the chain head row of org after the events c chained;
-// nil when c chained none.
+// HeadRow returns the chain head row of org after the events c chained
+// (last_at: the latest of their times, which later appends do not go
+// below); nil when c chained none.
 func (c *Chain) HeadRow(org domain.ID) []any {
 	if c.pos == 0 {
 		return nil
 	}
-	return []any{uuidArg(org), c.pos, c.prev, c.hash}
+	return []any{uuidArg(org), c.pos, c.prev, c.hash, c.last}
 }
 
 // Linked is an event with its place in its organization's chain (0 for

@@ -7,9 +7,11 @@ package eventstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,12 +42,16 @@ type Position struct {
 // organization's first event) and returns the link, the second stores the
 // event with it. The head's row lock, held until the write commits, gives
 // the appends of one organization one order; those of different
-// organizations do not meet. $11 is the event's content hash.
+// organizations do not meet. $11 is the event's content hash. The head
+// moves only for an event stamped by the rules of Stamp (not before the
+// last event, after the sealed moment); otherwise nothing is inserted and
+// the append fails (errUnstamped).
 const insertEvent = `
 	WITH head AS (
-		INSERT INTO event_chain_heads AS h (org_id, pos, prev_hash, hash)
-		VALUES ($1, 1, '\x', sha256($11::bytea))
-		ON CONFLICT (org_id) DO UPDATE SET pos = h.pos + 1, prev_hash = h.hash, hash = sha256(h.hash || $11::bytea)
+		INSERT INTO event_chain_heads AS h (org_id, pos, prev_hash, hash, last_at)
+		VALUES ($1, 1, '\x', sha256($11::bytea), $9)
+		ON CONFLICT (org_id) DO UPDATE SET pos = h.pos + 1, prev_hash = h.hash, hash = sha256(h.hash || $11::bytea), last_at = $9
+		WHERE (h.last_at IS NULL OR h.last_at <= $9) AND (h.sealed_at IS NULL OR h.sealed_at < $9)
 		RETURNING pos, prev_hash, hash)
 	INSERT INTO events (org_id, id, event_type, entity_type, entity_id, aggregate_version,
 	                    property_id, user_id, occurred_at, metadata, chain_pos, content_hash, prev_hash, hash)
@@ -65,6 +71,9 @@ func Queue(b *pgx.Batch, ev domain.Event, pos *Position) error {
 	b.Queue(insertEvent, a...).QueryRow(func(row pgx.Row) error {
 		var p Position
 		if err := row.Scan(&p.Seq, &p.TxID); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return unstamped(ev)
+			}
 			return err
 		}
 		if pos != nil {
@@ -85,12 +94,23 @@ func AppendTx(ctx context.Context, tx pgx.Tx, ev domain.Event) (Position, error)
 		return p, err
 	}
 	if err := tx.QueryRow(ctx, insertEvent, a...).Scan(&p.Seq, &p.TxID); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return p, unstamped(ev)
+		}
 		if IsVersionConflict(err) {
 			return p, domain.Conflictf("%s %s was changed concurrently; reload and retry", ev.EntityType, ev.EntityID)
 		}
 		return p, fmt.Errorf("append event: %w", postgres.Translate(err))
 	}
 	return p, nil
+}
+
+// unstamped is the error of an append refused for its time: the event
+// was not stamped under the chain head (Stamp), so its time would not
+// follow the chain or would change an answer already given.
+func unstamped(ev domain.Event) error {
+	return fmt.Errorf("append event %s: its time %s is before its organization's last event or not after a moment already read; stamp it with eventstore.Stamp",
+		ev.ID, storedTime(ev.Timestamp).Format(time.RFC3339Nano))
 }
 
 // IsVersionConflict reports whether err is a lost race for an entity

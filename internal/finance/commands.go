@@ -57,29 +57,42 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 			return Transaction{}, Written{}, err
 		}
 	} else {
-		t.ReviewedBy, t.ReviewedAt = &actor.UserID, &now
+		t.ReviewedBy = &actor.UserID
 	}
-	ev, err := transactionEvent(actor, domain.ActionAdded, t, nil, now, "")
-	if err != nil {
-		return Transaction{}, Written{}, err
-	}
-	// One round trip, one implicit transaction: the row, its event and the
-	// idempotency record commit together or not at all.
-	b := &pgx.Batch{}
-	b.Queue(insertTx, insertArgs(&t)...)
 	var pos eventstore.Position
-	if err := eventstore.Queue(b, ev, &pos); err != nil {
-		return Transaction{}, Written{}, err
-	}
-	if remember != nil {
-		status, body, err := remember.Encode(t)
+	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// The change's time is taken under the chain head, where its
+		// place in the event order is (eventstore.Stamp).
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
 		if err != nil {
-			return Transaction{}, Written{}, fmt.Errorf("encode idempotent response: %w", err)
+			return err
 		}
-		idempotency.Queue(b, idempotency.Record{Key: remember.Key, RequestHash: remember.Hash, Status: status, Response: body, CreatedAt: now})
-	}
-	queueVolume(b, &t) // last: it locks the organization's volume row until the commit
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		t.CreatedAt, t.UpdatedAt = at, at
+		if t.ReviewedBy != nil {
+			t.ReviewedAt = &at
+		}
+		ev, err := transactionEvent(actor, domain.ActionAdded, t, nil, at, "")
+		if err != nil {
+			return err
+		}
+		// One round trip after the stamp: the row, its event and the
+		// idempotency record commit together or not at all.
+		b := &pgx.Batch{}
+		b.Queue(insertTx, insertArgs(&t)...)
+		if err := eventstore.Queue(b, ev, &pos); err != nil {
+			return err
+		}
+		if remember != nil {
+			status, body, err := remember.Encode(t)
+			if err != nil {
+				return fmt.Errorf("encode idempotent response: %w", err)
+			}
+			idempotency.Queue(b, idempotency.Record{Key: remember.Key, RequestHash: remember.Hash, Status: status, Response: body, CreatedAt: at})
+		}
+		queueVolume(b, &t) // last: it locks the organization's volume row until the commit
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
 		if idempotency.IsDuplicate(err) {
 			return Transaction{}, Written{}, ErrIdempotencyRace
 		}
@@ -148,9 +161,13 @@ func (s *Service) UpdateIf(ctx context.Context, actor domain.Actor, kind domain.
 			w, err = currentToken(ctx, tx)
 			return err
 		}
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
+		if err != nil {
+			return err
+		}
 		t.Version = old.Version + 1
-		t.UpdatedBy, t.UpdatedAt = actor.UserID, now
-		ev, err := transactionEvent(actor, domain.ActionUpdated, t, &old, now, "")
+		t.UpdatedBy, t.UpdatedAt = actor.UserID, at
+		ev, err := transactionEvent(actor, domain.ActionUpdated, t, &old, at, "")
 		if err != nil {
 			return err
 		}
@@ -185,14 +202,18 @@ func (s *Service) DeleteIf(ctx context.Context, actor domain.Actor, kind domain.
 		if err := pre.check(t); err != nil {
 			return err
 		}
-		w, err = s.deleteRow(ctx, tx, actor, t, now)
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
+		if err != nil {
+			return err
+		}
+		w, err = s.deleteRow(ctx, tx, actor, t, at)
 		if err != nil {
 			return err
 		}
 		// A manager's pending request for this row is settled by the delete.
 		_, err = tx.Exec(ctx, `
 			UPDATE deletion_requests SET status = 'approved', decided_by = $3, decided_at = $4
-			WHERE org_id = $1 AND transaction_id = $2 AND status = 'pending'`, actor.OrgID, id, actor.UserID, now)
+			WHERE org_id = $1 AND transaction_id = $2 AND status = 'pending'`, actor.OrgID, id, actor.UserID, at)
 		if err != nil {
 			return fmt.Errorf("settle deletion requests: %w", postgres.Translate(err))
 		}
@@ -214,7 +235,6 @@ func (s *Service) ReviewIf(ctx context.Context, actor domain.Actor, kind domain.
 	if !domain.StorableText(notes) {
 		return Transaction{}, Written{}, domain.Invalid("body.notes", "must not contain NUL characters", nil)
 	}
-	now := s.now().UTC()
 	var (
 		out Transaction
 		w   Written
@@ -236,10 +256,14 @@ func (s *Service) ReviewIf(ctx context.Context, actor domain.Actor, kind domain.
 		if !approve {
 			action, t.Status = domain.ActionRejected, domain.Rejected
 		}
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
+		if err != nil {
+			return err
+		}
 		t.Version = old.Version + 1
-		t.UpdatedBy, t.UpdatedAt = actor.UserID, now
-		t.ReviewedBy, t.ReviewedAt, t.ReviewNotes = &actor.UserID, &now, notes
-		ev, err := transactionEvent(actor, action, t, &old, now, notes)
+		t.UpdatedBy, t.UpdatedAt = actor.UserID, at
+		t.ReviewedBy, t.ReviewedAt, t.ReviewNotes = &actor.UserID, &at, notes
+		ev, err := transactionEvent(actor, action, t, &old, at, notes)
 		if err != nil {
 			return err
 		}
@@ -271,11 +295,12 @@ func (s *Service) write(ctx context.Context, tx pgx.Tx, ev domain.Event, sql str
 	return Written{Token: domain.Token{TxID: pos.TxID}}, nil
 }
 
-func (s *Service) deleteRow(ctx context.Context, tx pgx.Tx, actor domain.Actor, t Transaction, now time.Time) (Written, error) {
+// deleteRow deletes t with its event stamped at (eventstore.Stamp in tx).
+func (s *Service) deleteRow(ctx context.Context, tx pgx.Tx, actor domain.Actor, t Transaction, at time.Time) (Written, error) {
 	gone := t
 	gone.Status = domain.Deleted
 	gone.Version = t.Version + 1
-	ev, err := transactionEvent(actor, domain.ActionDeleted, gone, &t, now, "")
+	ev, err := transactionEvent(actor, domain.ActionDeleted, gone, &t, at, "")
 	if err != nil {
 		return Written{}, err
 	}

@@ -151,17 +151,23 @@ func (s *Service) DecideDeletion(ctx context.Context, actor domain.Actor, reques
 			return domain.Conflictf("deletion request %s is already %s", requestID, r.Status)
 		}
 		r.Status = domain.Rejected
+		decided := now
 		if approve {
 			r.Status = domain.Approved
 			if t == nil {
 				return domain.Conflictf("%s %s no longer exists", r.Kind, r.TransactionID)
 			}
-			if w, err = s.deleteRow(ctx, tx, actor, *t, now); err != nil {
+			// The delete's time is taken under the chain head, where its
+			// place in the event order is (eventstore.Stamp).
+			if decided, err = eventstore.Stamp(ctx, tx, actor.OrgID, s.now); err != nil {
+				return err
+			}
+			if w, err = s.deleteRow(ctx, tx, actor, *t, decided); err != nil {
 				return err
 			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE deletion_requests SET status = $3, decided_by = $4, decided_at = $5 WHERE org_id = $1 AND id = $2`,
-			actor.OrgID, requestID, r.Status, actor.UserID, now)
+			actor.OrgID, requestID, r.Status, actor.UserID, decided)
 		if err != nil {
 			return fmt.Errorf("decide deletion request: %w", postgres.Translate(err))
 		}
@@ -204,22 +210,32 @@ func (s *Service) GrantDailyApproval(ctx context.Context, actor domain.Actor, ma
 	if err := domain.CheckReportDate(date, domain.DateOf(now)); err != nil {
 		return DailyApproval{}, Written{}, domain.Invalid("body.date", err.Error(), date.String())
 	}
-	a := DailyApproval{ID: domain.NewID(now), ManagerUserID: managerID, Date: date, GrantedBy: actor.UserID, GrantedAt: now}
+	a := DailyApproval{ID: domain.NewID(now), ManagerUserID: managerID, Date: date, GrantedBy: actor.UserID}
 	md, err := json.Marshal(domain.DailyApprovalMetadata{ManagerUserID: managerID, Date: date})
 	if err != nil {
 		return DailyApproval{}, Written{}, fmt.Errorf("encode event metadata: %w", err)
 	}
-	ev := domain.Event{ID: domain.NewID(now), Version: domain.EventVersion, Type: domain.DailyApprovalGranted,
-		OrgID: actor.OrgID, UserID: actor.UserID, EntityType: domain.EntityDailyApproval, EntityID: a.ID,
-		AggregateVersion: 1, Timestamp: now, Metadata: md}
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO daily_approvals (org_id, manager_user_id, date, id, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		actor.OrgID, managerID, date.Time(), a.ID, actor.UserID, now)
 	var pos eventstore.Position
-	if err := eventstore.Queue(b, ev, &pos); err != nil {
-		return DailyApproval{}, Written{}, err
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+		// Every event of the chain is stamped under its head, so that time
+		// follows chain order (eventstore.Stamp).
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
+		if err != nil {
+			return err
+		}
+		a.GrantedAt = at
+		ev := domain.Event{ID: domain.NewID(at), Version: domain.EventVersion, Type: domain.DailyApprovalGranted,
+			OrgID: actor.OrgID, UserID: actor.UserID, EntityType: domain.EntityDailyApproval, EntityID: a.ID,
+			AggregateVersion: 1, Timestamp: at, Metadata: md}
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO daily_approvals (org_id, manager_user_id, date, id, granted_by, granted_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+			actor.OrgID, managerID, date.Time(), a.ID, actor.UserID, at)
+		if err := eventstore.Queue(b, ev, &pos); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
 		if postgres.IsUniqueViolation(err, "daily_approvals_pkey") {
 			return DailyApproval{}, Written{}, domain.Conflictf("a daily approval for this manager on %s already exists", date)
 		}

@@ -43,10 +43,13 @@ const (
 type dayFlows = [fLen]int64
 
 // DailyReportAsOf answers what the daily report of a property said at
-// asOf: every event written after asOf (a later back-dated edit among
-// them) is left out. It reads the event store, never the cache; it starts
-// from the newest snapshot taken before asOf. asOf must not be in the
-// future (ValidationError on query.asOf).
+// asOf: exactly the changes committed at or before asOf, in commit order
+// (a later back-dated edit is left out). It first seals asOf
+// (eventstore.Seal: appends in flight end, later ones are stamped after
+// it), so the answer never changes later. It reads the event store, never
+// the cache; it starts from the newest snapshot taken before asOf. asOf
+// must not be in the future (ValidationError on query.asOf): sealing it
+// would push the stamps of writes ahead of the clock.
 func (s *Service) DailyReportAsOf(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, asOf time.Time, includePending bool) (DailyReport, error) {
 	days, err := s.dailyReportsAsOf(ctx, actor, propertyID, date, date, asOf, includePending, "query.date", "query.date")
 	if err != nil {
@@ -84,6 +87,9 @@ func (s *Service) dailyReportsAsOf(ctx context.Context, actor domain.Actor, prop
 		return nil, err
 	}
 	if _, _, err := s.scope(ctx, actor, &propertyID, "query.propertyId"); err != nil {
+		return nil, err
+	}
+	if err := eventstore.Seal(ctx, s.pool, actor.OrgID, asOf); err != nil {
 		return nil, err
 	}
 	days, err := s.daysAsOf(ctx, actor.OrgID, propertyID, asOf)
@@ -149,6 +155,9 @@ func (s *Service) MonthlyReportAsOf(ctx context.Context, actor domain.Actor, pro
 	}
 	props, _, err := s.scope(ctx, actor, propertyID, "query.propertyId")
 	if err != nil {
+		return MonthlyReport{}, err
+	}
+	if err := eventstore.Seal(ctx, s.pool, actor.OrgID, asOf); err != nil {
 		return MonthlyReport{}, err
 	}
 	start := domain.Date{Year: year, Month: month, Day: 1}

@@ -56,7 +56,7 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 	if _, _, err := s.scope(ctx, actor, &propertyID, "body.propertyId"); err != nil {
 		return CashCount{}, Written{}, err
 	}
-	c := CashCount{PropertyID: propertyID, Date: date, CountedClosingCents: counted, CountedBy: actor.UserID, CountedAt: now}
+	c := CashCount{PropertyID: propertyID, Date: date, CountedClosingCents: counted, CountedBy: actor.UserID}
 	var w Written
 	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
 		// Counts of one day serialize here: the first count of a day has no
@@ -74,12 +74,19 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 			return fmt.Errorf("load cash count: %w", postgres.Translate(err))
 		}
 		c.Version = version + 1
+		// The count's time is taken under the chain head, where its place
+		// in the event order is (eventstore.Stamp).
+		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
+		if err != nil {
+			return err
+		}
+		c.CountedAt = at
 		_, err = tx.Exec(ctx, `
 			INSERT INTO cash_counts (org_id, property_id, date, counted_closing_cents, version, counted_by, counted_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (org_id, property_id, date) DO UPDATE SET counted_closing_cents = EXCLUDED.counted_closing_cents,
 				version = EXCLUDED.version, counted_by = EXCLUDED.counted_by, counted_at = EXCLUDED.counted_at`,
-			actor.OrgID, propertyID, date.Time(), counted, c.Version, actor.UserID, now)
+			actor.OrgID, propertyID, date.Time(), counted, c.Version, actor.UserID, at)
 		if err != nil {
 			return fmt.Errorf("store cash count: %w", postgres.Translate(err))
 		}
@@ -93,9 +100,9 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 		}
 		pid := propertyID
 		pos, err := eventstore.AppendTx(ctx, tx, domain.Event{
-			ID: domain.NewID(now), Version: domain.EventVersion, Type: domain.CashBalanceUpdated, OrgID: actor.OrgID,
+			ID: domain.NewID(at), Version: domain.EventVersion, Type: domain.CashBalanceUpdated, OrgID: actor.OrgID,
 			PropertyID: &pid, UserID: actor.UserID, EntityType: domain.EntityCashBalance,
-			EntityID: CashCountID(actor.OrgID, propertyID, date), AggregateVersion: c.Version, Timestamp: now, Metadata: raw,
+			EntityID: CashCountID(actor.OrgID, propertyID, date), AggregateVersion: c.Version, Timestamp: at, Metadata: raw,
 		})
 		if err != nil {
 			return err
