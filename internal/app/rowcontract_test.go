@@ -5,9 +5,10 @@ import (
 )
 
 // TestRowHTTPContract: how the edge renders the finance rules that
-// internal/finance tests (workflow, If-Match, history): every single-row
-// answer carries the row's version as ETag, a stale If-Match is 412
-// problem+json, and a row's history is JSON with its changes.
+// internal/finance tests (workflow, If-Match, events, history): every
+// single-row answer carries the row's version as ETag, a stale If-Match is
+// 412 problem+json, a write answers a consistency token, an event has
+// API.md's envelope, and a row's history is JSON with its changes.
 func TestRowHTTPContract(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -26,8 +27,24 @@ func TestRowHTTPContract(t *testing.T) {
 	if p := mustProblem(t, f.env.Do("POST", base+"/approve", admin, map[string]any{}, "If-Match", `"2"`), 412); p.Detail == "" {
 		t.Fatal("412 without a detail")
 	}
-	if got := f.env.Must(200, "POST", base+"/approve", admin, map[string]any{"notes": "fine"}, "If-Match", `"1"`).Header.Get("ETag"); got != `"2"` {
+	approved := f.env.Must(200, "POST", base+"/approve", admin, map[string]any{"notes": "fine"}, "If-Match", `"1"`)
+	if got := approved.Header.Get("ETag"); got != `"2"` {
 		t.Fatalf("approve ETag = %q, want \"2\"", got)
+	}
+	mustToken(t, approved)
+	// The event as the history API renders it (API.md's envelope).
+	ev := lastEvent(f.env, admin, exp.ID)
+	mustUUID(t, "eventId", ev.EventID)
+	m := ev.Metadata
+	if ev.EventVersion != "v1" || ev.EventType != "expense_approved" || ev.OrgID != f.org.ID || ev.UserID != f.org.AdminID ||
+		ev.EntityType != "expense" || ev.EntityID != exp.ID || ev.AggregateVersion != 2 || ev.PropertyID == nil || *ev.PropertyID != f.prop ||
+		!ev.Timestamp.Equal(baseTime) {
+		t.Fatalf("envelope %+v", ev)
+	}
+	if m.Status != "approved" || m.AmountCents != 1200 || m.Currency != "INR" || m.PaymentMode != "cash" || m.BusinessDate != today ||
+		m.Category != "supplies" || m.PropertyID != f.prop || m.Notes != "fine" || len(m.AffectedReportDates) != 1 || m.AffectedReportDates[0] != today ||
+		m.Previous == nil || m.Previous.Status != "pending" || m.Previous.AmountCents != 1200 {
+		t.Fatalf("metadata %s", ev.RawMetadata)
 	}
 	mustProblem(t, f.env.Do("DELETE", base, admin, nil, "If-Match", `"1"`), 412)
 
