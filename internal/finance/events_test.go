@@ -61,7 +61,7 @@ func TestEventPerStateChange(t *testing.T) {
 			}{
 				{name: "a MANAGER adds", actor: mgr.UserID, action: domain.ActionAdded, property: f.prop, state: pending, affected: []domain.Date{today},
 					do: func() (domain.Token, error) {
-						r, w, err := f.fin.Create(ctx, mgr, kind, input(kind, f.prop, 5000), nil)
+						r, w, err := f.tryCreate(ctx, mgr, kind, input(kind, f.prop, 5000))
 						id = r.ID
 						return w.Token, err
 					}},
@@ -161,7 +161,7 @@ func TestEventPerStateChange(t *testing.T) {
 			f.fin.Update(ctx, admin, kind, r.ID, finance.PatchInput{AmountCents: ptr(int64(1))}) // no change
 			f.fin.Get(ctx, mgr, kind, r.ID)                                                      // a read
 			f.fin.Delete(ctx, mgr, kind, r.ID)                                                   // a deletion request
-			f.fin.Create(ctx, mgr, kind, input(kind, ghostID, 1), nil)                           // not found
+			f.tryCreate(ctx, mgr, kind, input(kind, ghostID, 1))                                 // not found
 			if final := orgEvents(t, f.pool, f.org); final != before+1 || after != before+1 {
 				t.Fatalf("calls that changed nothing appended %d events", final-after)
 			}

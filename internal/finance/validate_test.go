@@ -51,7 +51,7 @@ func TestCreateValidation(t *testing.T) {
 			in := input(tc.kind, f.prop, 500)
 			tc.change(&in)
 			before := orgEvents(t, f.pool, f.org)
-			r, _, err := f.fin.Create(ctx, f.admin, tc.kind, in, nil)
+			r, _, err := f.tryCreate(ctx, f.admin, tc.kind, in)
 			if tc.fields == nil {
 				if err != nil || r.Version != 1 {
 					t.Fatalf("create: %+v, %v; want it accepted", r, err)
@@ -66,7 +66,7 @@ func TestCreateValidation(t *testing.T) {
 	}
 
 	t.Run("an unknown property names the field", func(t *testing.T) {
-		_, _, err := f.fin.Create(ctx, f.admin, domain.Revenue, input(domain.Revenue, ghostID, 500), nil)
+		_, _, err := f.tryCreate(ctx, f.admin, domain.Revenue, input(domain.Revenue, ghostID, 500))
 		mustNotFoundField(t, err, "propertyId")
 	})
 }

@@ -65,9 +65,9 @@ func TestOrganizationVolumeCap(t *testing.T) {
 	t.Run("a create past the cap is refused", func(t *testing.T) {
 		setVolume(domain.MaxOrgVolumeCents - max + 1)
 		before := orgEvents(t, f.pool, f.org)
-		_, _, err := f.fin.Create(ctx, f.admin, domain.Revenue, input(domain.Revenue, f.prop, max), nil)
+		_, _, err := f.tryCreate(ctx, f.admin, domain.Revenue, input(domain.Revenue, f.prop, max))
 		refused(err)
-		_, _, err = f.fin.Create(ctx, f.mgr, domain.Expense, input(domain.Expense, f.prop, max), nil)
+		_, _, err = f.tryCreate(ctx, f.mgr, domain.Expense, input(domain.Expense, f.prop, max))
 		refused(err)
 		noEvents(before)
 		if v := volume(f.org); v != domain.MaxOrgVolumeCents-max+1 {
@@ -104,7 +104,7 @@ func TestOrganizationVolumeCap(t *testing.T) {
 			t.Fatalf("volume after a delete = %d, want the cap", v)
 		}
 		before := orgEvents(t, f.pool, f.org)
-		_, _, err := f.fin.Create(ctx, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 1), nil)
+		_, _, err := f.tryCreate(ctx, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 1))
 		refused(err)
 		noEvents(before)
 	})

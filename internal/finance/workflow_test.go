@@ -392,7 +392,7 @@ func TestDailyApprovalGate(t *testing.T) {
 			return in
 		}
 		for _, kind := range kinds {
-			_, _, err := f.fin.Create(ctx, f.mgr, kind, next(kind), nil)
+			_, _, err := f.tryCreate(ctx, f.mgr, kind, next(kind))
 			mustErr(t, err, domain.ErrConflict, "pending approval created on "+today.String(), "daily approval for 2026-06-16")
 		}
 		if after := orgEvents(t, f.pool, f.org); after != before {
@@ -430,7 +430,7 @@ func TestDailyApprovalGate(t *testing.T) {
 
 		// The grant is for one day only.
 		f.clock.Advance(24 * time.Hour)
-		_, _, err = f.fin.Create(ctx, f.mgr, domain.Revenue, next(domain.Revenue), nil)
+		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, next(domain.Revenue))
 		mustErr(t, err, domain.ErrConflict)
 	})
 
@@ -453,12 +453,12 @@ func TestDailyApprovalGate(t *testing.T) {
 		a := f.create(t, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1000))
 		b := f.create(t, f.mgr, domain.Expense, input(domain.Expense, f.prop, 1000))
 		f.clock.Advance(24 * time.Hour)
-		_, _, err := f.fin.Create(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1), nil)
+		_, _, err := f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
 		mustErr(t, err, domain.ErrConflict)
 		if _, _, err := f.fin.Review(ctx, f.admin, domain.Revenue, a.ID, true, ""); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = f.fin.Create(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1), nil)
+		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
 		mustErr(t, err, domain.ErrConflict)
 		if _, _, err := f.fin.Review(ctx, f.admin, domain.Expense, b.ID, false, ""); err != nil {
 			t.Fatal(err)
@@ -472,7 +472,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		other := f.property(t, "Not Theirs", "")
 		f.create(t, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1000))
 		f.clock.Advance(24 * time.Hour)
-		_, _, err := f.fin.Create(t.Context(), f.mgr, domain.Revenue, input(domain.Revenue, other, 1), nil)
+		_, _, err := f.tryCreate(t.Context(), f.mgr, domain.Revenue, input(domain.Revenue, other, 1))
 		mustNotFoundField(t, err, "propertyId")
 	})
 
@@ -492,7 +492,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		// an earlier day there, although in UTC and in Kolkata both rows
 		// were created today.
 		f.clock.Advance(time.Hour)
-		_, _, err := f.fin.Create(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1), nil)
+		_, _, err := f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
 		mustErr(t, err, domain.ErrConflict, "created on 2026-06-14", "daily approval for 2026-06-15")
 		if _, _, err := f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, today); err != nil {
 			t.Fatal(err)
@@ -505,7 +505,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		// Kiritimati.
 		f.clock.Set(baseTime.Add(4 * time.Hour))
 		f.create(t, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
-		_, _, err = f.fin.Create(ctx, f.mgr, domain.Revenue, input(domain.Revenue, kiri, 1), nil)
+		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, kiri, 1))
 		mustErr(t, err, domain.ErrConflict, "daily approval for 2026-06-16")
 		if _, _, err := f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, june16); err != nil {
 			t.Fatal(err)

@@ -101,7 +101,7 @@ func seedBook(t *testing.T, fin *finance.Service, admin, mgr domain.Actor, props
 			} else {
 				in.Category = "supplies"
 			}
-			r, _, err := fin.Create(ctx, actor, kind, in, nil)
+			r, _, err := createRow(ctx, fin, actor, kind, in)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -416,8 +416,8 @@ func TestRebuildLeavesUnappliedEvents(t *testing.T) {
 		Scan(&admin.OrgID, &admin.UserID, &admin.Role); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := fin.Create(t.Context(), admin, domain.Revenue, finance.CreateInput{PropertyID: f.props[1][0], Source: "room",
-		AmountCents: 4242, PaymentMode: domain.Cash, OccurredAt: time.Now()}, nil); err != nil {
+	if _, _, err := createRow(t.Context(), fin, admin, domain.Revenue, finance.CreateInput{PropertyID: f.props[1][0], Source: "room",
+		AmountCents: 4242, PaymentMode: domain.Cash, OccurredAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	p := run(t, f.pool, rebuild.Config{Run: "lagging"})
@@ -427,6 +427,11 @@ func TestRebuildLeavesUnappliedEvents(t *testing.T) {
 	if got := f.book(t); diff(got, projected) != "[]" {
 		t.Fatalf("the rebuild folded the unapplied event: %s", diff(got, projected))
 	}
+}
+
+// createRow is the one call of finance's Create in these tests.
+func createRow(ctx context.Context, fin *finance.Service, actor domain.Actor, kind domain.Kind, in finance.CreateInput) (finance.Transaction, finance.Written, error) {
+	return fin.Create(ctx, actor, kind, in, nil)
 }
 
 func ptr[T any](v T) *T { return &v }
