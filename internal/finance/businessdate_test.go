@@ -1,7 +1,11 @@
-package app_test
+package finance_test
 
 import (
 	"testing"
+	"time"
+
+	"hmp/internal/domain"
+	"hmp/internal/finance"
 )
 
 // TestBusinessDate: a row's business date is the calendar date of
@@ -10,10 +14,9 @@ import (
 func TestBusinessDate(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	admin := f.org.AdminToken
-	props := map[string]string{"": f.prop} // "" is the default zone, Asia/Kolkata
+	props := map[string]domain.ID{"": f.prop} // "" is the default zone, Asia/Kolkata
 	for _, tz := range []string{"Asia/Kolkata", "America/Los_Angeles", "Pacific/Kiritimati", "UTC", "Asia/Kathmandu", "Pacific/Pago_Pago", "Australia/Lord_Howe"} {
-		props[tz] = f.env.Property(admin, tz, tz)
+		props[tz] = f.property(t, tz, tz)
 	}
 	for _, tc := range []struct {
 		name       string
@@ -60,26 +63,34 @@ func TestBusinessDate(t *testing.T) {
 		{"the first instant accepted", "UTC", "2000-01-01T00:00:00Z", "2000-01-01"},
 		{"exactly a year ahead, evening in Kiritimati", "Pacific/Kiritimati", "2027-06-15T06:30:00Z", "2027-06-15"},
 	} {
-		for _, kind := range []string{"revenue", "expense"} {
-			t.Run(kind+"/"+tc.name, func(t *testing.T) {
-				f := f.in(t)
+		for _, kind := range kinds {
+			t.Run(string(kind)+"/"+tc.name, func(t *testing.T) {
 				prop := props[tc.tz]
-				b := txn(prop, 100)
-				b.OccurredAt = tc.occurredAt
-				r := create(f.env, admin, kind, b)
-				if r.BusinessDate != tc.want {
-					t.Fatalf("businessDate of %s in %q = %s, want %s", tc.occurredAt, tc.tz, r.BusinessDate, tc.want)
+				at, err := time.Parse(time.RFC3339Nano, tc.occurredAt)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if ev := lastEvent(f.env, admin, r.ID); ev.Metadata.BusinessDate != tc.want || len(ev.Metadata.AffectedReportDates) != 1 || ev.Metadata.AffectedReportDates[0] != tc.want {
-					t.Fatalf("event metadata %s, want businessDate %s", ev.RawMetadata, tc.want)
+				want := domain.MustDate(tc.want)
+				in := input(kind, prop, 100)
+				in.OccurredAt = at
+				r := f.create(t, f.admin, kind, in)
+				if r.BusinessDate != want {
+					t.Fatalf("businessDate of %s in %q = %s, want %s", tc.occurredAt, tc.tz, r.BusinessDate, want)
 				}
-				in := list(f.env, admin, kind, "propertyId="+prop+"&startDate="+tc.want+"&endDate="+tc.want)
+				md := metadata(t, f.lastEvent(t, domain.EntityType(kind), r.ID))
+				if md.BusinessDate != want || len(md.AffectedReportDates) != 1 || md.AffectedReportDates[0] != want {
+					t.Fatalf("event metadata %+v, want businessDate %s", md, want)
+				}
+				in2, _, err := f.fin.List(t.Context(), f.admin, kind, finance.ListFilter{PropertyID: prop, StartDate: want, EndDate: want, Limit: 500})
+				if err != nil {
+					t.Fatal(err)
+				}
 				found := false
-				for _, x := range in {
+				for _, x := range in2 {
 					found = found || x.ID == r.ID
 				}
 				if !found {
-					t.Fatalf("the list of %s does not show the row", tc.want)
+					t.Fatalf("the list of %s does not show the row", want)
 				}
 			})
 		}
