@@ -359,12 +359,21 @@ func (g *guideRun) clone(ctx context.Context, name string) (string, func(), erro
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
 		return "", nil, fmt.Errorf("clone %s: %w", name, err)
 	}
-	// FILE_COPY copies the files after a checkpoint instead of logging
-	// every block of a large data set to the WAL.
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident+" TEMPLATE "+pgx.Identifier{template}.Sanitize()+" STRATEGY FILE_COPY"); err != nil {
+	// A large data set is copied file by file after a checkpoint
+	// (FILE_COPY) rather than logged block by block to the WAL; a small
+	// one is cheaper logged (no checkpoint of the whole cluster).
+	var size int64
+	if err := conn.QueryRow(ctx, `SELECT pg_database_size($1)`, template).Scan(&size); err != nil {
+		return "", nil, fmt.Errorf("clone %s: %w", name, err)
+	}
+	strategy := "WAL_LOG"
+	if size > 1<<30 {
+		strategy = "FILE_COPY"
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident+" TEMPLATE "+pgx.Identifier{template}.Sanitize()+" STRATEGY "+strategy); err != nil {
 		return "", nil, fmt.Errorf("clone %s from %s (is something connected to it?): %w", name, template, err)
 	}
-	g.cfg.Logger.Info("guide_cloned", "database", name, "took", time.Since(start).Round(time.Millisecond).String())
+	g.cfg.Logger.Info("guide_cloned", "database", name, "strategy", strategy, "bytes", size, "took", time.Since(start).Round(time.Millisecond).String())
 	c := *u
 	c.Path = "/" + name
 	drop := func() {
