@@ -38,6 +38,8 @@ Scenarios:
               closed loop, scenarios, --compare profiles, JSON and HTML reports
   reads       daily-report reads (Zipf) with the report cache vs without, side
               by side: reads/s, p50/p99, hit rate by TTL class, invalidation lag
+  guide       the scaling guide's table in one run: per profile on its own
+              clone of a seeded database, beside pgbench and bare net/http
 
 Run 'hmp loadtest <scenario> --help' for its flags.
 `
@@ -61,6 +63,8 @@ func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return loadtestMixed(ctx, args[1:], stdout, stderr)
 	case "reads":
 		return loadtestReads(ctx, args[1:], stdout, stderr)
+	case "guide":
+		return loadtestGuide(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, loadtestUsage)
 	return fmt.Errorf("unknown load test scenario %q", args[0])
