@@ -113,29 +113,23 @@ func TestUnapplied(t *testing.T) {
 	floor := now.Add(-24 * time.Hour)
 	org, other := domain.NewID(now), domain.NewID(now)
 	appendAt := func(org domain.ID, at time.Time) eventstore.Position { return appendEventAt(t, pool, org, at) }
-	ofOrg := func() []int64 {
+	seqs := func(sql string, args ...any) []int64 {
 		t.Helper()
-		rows, err := pool.Query(ctx, `SELECT e.seq FROM events e WHERE e.org_id = $1 AND `+Unapplied("$1", "$2")+` ORDER BY e.seq`, org, floor)
+		rows, err := pool.Query(ctx, sql, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		out, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
 			t.Fatal(err)
 		}
-		return seqs
+		return out
+	}
+	ofOrg := func() []int64 {
+		return seqs(`SELECT e.seq FROM events e WHERE e.org_id = $1 AND `+Unapplied("$1", "$2")+` ORDER BY e.seq`, org, floor)
 	}
 	ofAll := func() []int64 {
-		t.Helper()
-		rows, err := pool.Query(ctx, `SELECT e.seq FROM events e WHERE `+Unapplied("e.org_id", "$1")+` ORDER BY e.seq`, floor)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return seqs
+		return seqs(`SELECT e.seq FROM events e WHERE `+Unapplied("e.org_id", "$1")+` ORDER BY e.seq`, floor)
 	}
 
 	old := appendAt(org, now.Add(-48*time.Hour)) // older than the retention: counts as applied
