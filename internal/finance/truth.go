@@ -9,24 +9,37 @@ import (
 	"hmp/internal/postgres"
 )
 
+// TruthSums is the truth the cash book must equal, written once: the
+// SELECT list that sums the transactions aliased t of one group (a
+// property day or month) into the ten figures of domain.Flows, in field
+// order and named cr, br, ce, be (approved cash and bank received, cash
+// and bank expenses), pcr, pbr, pce, pbe (the same, pending), ac and pc
+// (the approved and the pending rows). Rejected rows add nothing, nor do
+// the NULL rows of a LEFT JOIN that found none, so a group without
+// transactions sums to zero. StreamDayTotals groups it by day; the
+// correction statement of package reconcile groups it by its keys inside
+// its own statement, so that the truth and the projection are read in one
+// snapshot.
+const TruthSums = `
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'approved' AND t.kind = 'revenue' AND t.payment_mode = 'cash'), 0) AS cr,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'approved' AND t.kind = 'revenue' AND t.payment_mode = 'bank'), 0) AS br,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'approved' AND t.kind = 'expense' AND t.payment_mode = 'cash'), 0) AS ce,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'approved' AND t.kind = 'expense' AND t.payment_mode = 'bank'), 0) AS be,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'pending' AND t.kind = 'revenue' AND t.payment_mode = 'cash'), 0) AS pcr,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'pending' AND t.kind = 'revenue' AND t.payment_mode = 'bank'), 0) AS pbr,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'pending' AND t.kind = 'expense' AND t.payment_mode = 'cash'), 0) AS pce,
+	  COALESCE(sum(t.amount_cents) FILTER (WHERE t.status = 'pending' AND t.kind = 'expense' AND t.payment_mode = 'bank'), 0) AS pbe,
+	  count(*) FILTER (WHERE t.status = 'approved') AS ac,
+	  count(*) FILTER (WHERE t.status = 'pending') AS pc`
+
 const dayTotalsSQL = `
-	SELECT org_id, property_id, business_date,
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'approved' AND kind = 'revenue' AND payment_mode = 'cash'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'approved' AND kind = 'revenue' AND payment_mode = 'bank'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'approved' AND kind = 'expense' AND payment_mode = 'cash'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'approved' AND kind = 'expense' AND payment_mode = 'bank'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'pending' AND kind = 'revenue' AND payment_mode = 'cash'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'pending' AND kind = 'revenue' AND payment_mode = 'bank'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'pending' AND kind = 'expense' AND payment_mode = 'cash'), 0),
-	  COALESCE(sum(amount_cents) FILTER (WHERE status = 'pending' AND kind = 'expense' AND payment_mode = 'bank'), 0),
-	  count(*) FILTER (WHERE status = 'approved'),
-	  count(*) FILTER (WHERE status = 'pending')
-	FROM transactions
-	WHERE status IN ('approved', 'pending')
-	  AND ($1::uuid IS NULL OR org_id = $1)
-	  AND ($2::uuid IS NULL OR property_id = $2)
-	GROUP BY org_id, property_id, business_date
-	ORDER BY org_id, property_id, business_date`
+	SELECT t.org_id, t.property_id, t.business_date,` + TruthSums + `
+	FROM transactions t
+	WHERE t.status IN ('approved', 'pending')
+	  AND ($1::uuid IS NULL OR t.org_id = $1)
+	  AND ($2::uuid IS NULL OR t.property_id = $2)
+	GROUP BY t.org_id, t.property_id, t.business_date
+	ORDER BY t.org_id, t.property_id, t.business_date`
 
 // StreamDayTotals calls fn with what the approved and the pending
 // transactions of each property day add up to (the truth the cash book

@@ -310,8 +310,8 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 	cfg := r.cfg
 	// Empty tables and a checkpoint: each profile starts from the same
 	// state, and no checkpoint the previous one owes lands in its window.
-	if _, err := r.conn.Exec(ctx, `TRUNCATE daily_cash_balances, monthly_cash_balances, projector_applied`); err != nil {
-		return Result{}, nil, fmt.Errorf("projection: reset: %w", err)
+	if err := reports.ResetCashBook(ctx, r.conn); err != nil {
+		return Result{}, nil, fmt.Errorf("projection: %w", err)
 	}
 	if _, err := r.conn.Exec(ctx, `CHECKPOINT`); err != nil {
 		cfg.Logger.Warn("loadtest_checkpoint_failed", "error", err.Error())

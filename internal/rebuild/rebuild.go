@@ -135,22 +135,20 @@ type orgResult struct {
 }
 
 // unappliedSQL lists the seqs of an organization's events the projector
-// has not applied, by the consistency wait's rule: at or above the
-// organization's watermark, inside the retention, without an applied
-// record. seqs limits the check (NULL: every event).
-const unappliedSQL = `
+// has not applied, by the projection's own rule (reports.Unapplied). seqs
+// limits the check (NULL: every event).
+func unappliedSQL() string {
+	return `
 	SELECT e.seq FROM events e
-	WHERE e.org_id = $1 AND ($3::bigint[] IS NULL OR e.seq = ANY ($3))
-	  AND e.tx_id >= coalesce((SELECT applied_below FROM consistency_watermarks WHERE org_id = $1), '0'::xid8)
-	  AND e.occurred_at >= $2
-	  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)`
+	WHERE e.org_id = $1 AND ($3::bigint[] IS NULL OR e.seq = ANY ($3)) AND ` + reports.Unapplied("$1", "$2")
+}
 
 func unapplied(ctx context.Context, q eventstore.Querier, org domain.ID, floor time.Time, seqs []int64) (map[int64]bool, error) {
 	var arg any
 	if seqs != nil {
 		arg = seqs
 	}
-	rows, err := q.Query(ctx, unappliedSQL, org, floor, arg)
+	rows, err := q.Query(ctx, unappliedSQL(), org, floor, arg)
 	if err != nil {
 		return nil, fmt.Errorf("unapplied events: %w", postgres.Translate(err))
 	}
@@ -213,14 +211,13 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 		n := res.events
 		// Stage before locking: the lock then covers only what was
 		// applied meanwhile (usually nothing) and the comparison.
-		if err := stage(ctx, tx, f, cfg.PropertyID, cfg.Now(), false); err != nil {
+		if err := reports.StageShadow(ctx, tx, f, cfg.PropertyID, cfg.Now(), false); err != nil {
 			return err
 		}
-		// Readers (ACCESS SHARE) pass; the projector and corrections
-		// (ROW EXCLUSIVE) wait until the swap commits. Locking a
-		// partitioned table locks its partitions.
-		if _, err := tx.Exec(ctx, `LOCK TABLE daily_cash_balances, monthly_cash_balances IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return fmt.Errorf("lock projections: %w", postgres.Translate(err))
+		// Readers pass; the projector and corrections wait until the
+		// swap commits.
+		if err := reports.LockCashBook(ctx, tx); err != nil {
+			return err
 		}
 		locked := time.Now()
 		// What the projector applied since the unlocked read: later
@@ -267,11 +264,11 @@ func rebuildOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config, org domain.
 			n++
 		}
 		if n > folded {
-			if err := stage(ctx, tx, f, cfg.PropertyID, cfg.Now(), true); err != nil {
+			if err := reports.StageShadow(ctx, tx, f, cfg.PropertyID, cfg.Now(), true); err != nil {
 				return err
 			}
 		}
-		changed, err := swap(ctx, tx, org, cfg.PropertyID)
+		changed, err := reports.SwapShadow(ctx, tx, org, cfg.PropertyID)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/domain"
+	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
 )
@@ -340,38 +341,53 @@ func mergeTouched(a, b []reports.Touched) []reports.Touched {
 	return a
 }
 
-// Correct writes the corrections of keys with one statement (see
-// correctSQL): properties with events committed since settledSince that
-// the projector has not applied are deferred. It returns the rows written
-// and the reports made stale.
+// Correct writes the corrections of keys: it reads them with one
+// statement (see deltasSQL) and adds them through reports.CorrectCashBook.
+// Properties with events committed since settledSince that the projector
+// has not applied are deferred. It returns the rows written and the
+// reports made stale.
 func Correct(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince, now time.Time) (Correction, error) {
 	orgs, props, dates := keyArrays(keys)
-	rows, err := pool.Query(ctx, correctSQL, orgs, props, dates, settledSince, now.UTC())
-	if err != nil {
-		return Correction{}, postgres.Translate(err)
-	}
-	defer rows.Close()
 	var res Correction
-	for rows.Next() {
-		var (
-			kind string
-			k    Key
-			d    time.Time
-		)
-		if err := rows.Scan(&kind, &k.OrgID, &k.PropertyID, &d); err != nil {
-			return Correction{}, err
+	compute := func(q eventstore.Querier) ([]reports.Delta, error) {
+		res = Correction{}
+		rows, err := q.Query(ctx, deltasSQL(), orgs, props, dates, settledSince)
+		if err != nil {
+			return nil, fmt.Errorf("read corrections: %w", postgres.Translate(err))
 		}
-		k.Date = domain.DateOf(d)
-		if kind == "x" {
-			res.Deferred++
-			continue
+		defer rows.Close()
+		var deltas []reports.Delta
+		for rows.Next() {
+			var (
+				kind string
+				dl   reports.Delta
+				d    time.Time
+				f    = &dl.Flows
+			)
+			if err := rows.Scan(&kind, &dl.OrgID, &dl.PropertyID, &d, &f.CashReceived, &f.BankReceived, &f.CashExpenses, &f.BankExpenses,
+				&f.PendingCashReceived, &f.PendingBankReceived, &f.PendingCashExpenses, &f.PendingBankExpenses,
+				&f.ApprovedCount, &f.PendingCount, &dl.Counted, &dl.CountedVersion); err != nil {
+				return nil, fmt.Errorf("read corrections: %w", err)
+			}
+			dl.Date = domain.DateOf(d)
+			if kind == "x" {
+				res.Deferred++
+				continue
+			}
+			dl.Month = kind == "m"
+			deltas = append(deltas, dl)
+			res.Touched = mergeTouched(res.Touched, []reports.Touched{{OrgID: dl.OrgID, PropertyID: dl.PropertyID, From: dl.Date}})
 		}
-		res.Rows++
-		res.Touched = mergeTouched(res.Touched, []reports.Touched{{OrgID: k.OrgID, PropertyID: k.PropertyID, From: k.Date}})
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read corrections: %w", postgres.Translate(err))
+		}
+		return deltas, nil
 	}
-	if err := rows.Err(); err != nil {
-		return Correction{}, postgres.Translate(err)
+	n, err := reports.CorrectCashBook(ctx, pool, now, compute)
+	if err != nil {
+		return Correction{}, err
 	}
+	res.Rows = n
 	return res, nil
 }
 
@@ -379,7 +395,7 @@ func Correct(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince, 
 // month differs from the truth. It writes nothing.
 func Detect(ctx context.Context, pool *pgxpool.Pool, keys []Key, settledSince time.Time) ([]Key, error) {
 	orgs, props, dates := keyArrays(keys)
-	rows, err := pool.Query(ctx, detectSQL, orgs, props, dates, settledSince)
+	rows, err := pool.Query(ctx, detectSQL(), orgs, props, dates, settledSince)
 	if err != nil {
 		return nil, fmt.Errorf("detect drift: %w", postgres.Translate(err))
 	}

@@ -112,6 +112,8 @@ var drifts = []drift{
 	{`INSERT INTO daily_cash_balances (org_id, property_id, business_date, cash_expenses, approved_count, updated_at)
 		VALUES ($1, $2, '2026-05-05', 50, 1, now())`, 1, 0, 2},
 	{`UPDATE daily_cash_balances SET counted_closing = 901 WHERE org_id = $1 AND property_id = $2 AND business_date = '2026-03-02'`, 0, 1, 1},
+	// A count the projection holds and the truth lacks: the repair drops it.
+	{`UPDATE daily_cash_balances SET counted_closing = 77, counted_version = 4 WHERE org_id = $1 AND property_id = $2 AND business_date = '2026-04-10'`, 1, 1, 1},
 }
 
 // corrupt injects every drift and returns the mismatches they cause.
@@ -243,7 +245,7 @@ func TestSampledReadsRepairTheirDays(t *testing.T) {
 		for _, d := range []struct {
 			o, p int
 			date string
-		}{{0, 0, "2026-03-02"}, {0, 1, "2026-04-10"}, {1, 0, "2026-03-02"}, {1, 1, "2026-03-05"}, {1, 0, "2026-05-05"}, {0, 1, "2026-03-02"}} {
+		}{{0, 0, "2026-03-02"}, {0, 1, "2026-04-10"}, {1, 0, "2026-03-02"}, {1, 1, "2026-03-05"}, {1, 0, "2026-05-05"}, {0, 1, "2026-03-02"}, {1, 1, "2026-04-10"}} {
 			w.daily(d.o, d.p, d.date)
 		}
 	}

@@ -51,50 +51,23 @@ WITH applied AS (
 		AS c(o, s, p, dt, col, amt, cv)
 	JOIN applied a ON a.org_id = c.o AND a.event_seq = c.s
 ), daily AS (
-	INSERT INTO daily_cash_balances AS d (org_id, property_id, business_date,
-		cash_received, bank_received, cash_expenses, bank_expenses,
-		pending_cash_received, pending_bank_received, pending_cash_expenses, pending_bank_expenses,
-		approved_count, pending_count, counted_closing, counted_version, updated_at)
+	INSERT INTO daily_cash_balances AS r (org_id, property_id, business_date, ` + flowColumns + `,
+		counted_closing, counted_version, updated_at)
 	SELECT o, p, dt, sum(cr), sum(br), sum(ce), sum(be), sum(pcr), sum(pbr), sum(pce), sum(pbe),
 		sum(ac)::int, sum(pc)::int,
 		(array_agg(cc ORDER BY cv DESC) FILTER (WHERE cv > 0))[1], max(cv), $1
 	FROM fresh GROUP BY o, p, dt ORDER BY o, p, dt
-	ON CONFLICT (org_id, property_id, business_date) DO UPDATE SET
-		cash_received = d.cash_received + EXCLUDED.cash_received,
-		bank_received = d.bank_received + EXCLUDED.bank_received,
-		cash_expenses = d.cash_expenses + EXCLUDED.cash_expenses,
-		bank_expenses = d.bank_expenses + EXCLUDED.bank_expenses,
-		pending_cash_received = d.pending_cash_received + EXCLUDED.pending_cash_received,
-		pending_bank_received = d.pending_bank_received + EXCLUDED.pending_bank_received,
-		pending_cash_expenses = d.pending_cash_expenses + EXCLUDED.pending_cash_expenses,
-		pending_bank_expenses = d.pending_bank_expenses + EXCLUDED.pending_bank_expenses,
-		approved_count = d.approved_count + EXCLUDED.approved_count,
-		pending_count = d.pending_count + EXCLUDED.pending_count,
-		counted_closing = CASE WHEN EXCLUDED.counted_version > d.counted_version THEN EXCLUDED.counted_closing ELSE d.counted_closing END,
-		counted_version = GREATEST(d.counted_version, EXCLUDED.counted_version),
-		updated_at = EXCLUDED.updated_at
+	ON CONFLICT (org_id, property_id, business_date) DO UPDATE SET ` + addFlows + `,
+		counted_closing = CASE WHEN EXCLUDED.counted_version > r.counted_version THEN EXCLUDED.counted_closing ELSE r.counted_closing END,
+		counted_version = GREATEST(r.counted_version, EXCLUDED.counted_version)
 	RETURNING 1
 ), monthly AS (
-	INSERT INTO monthly_cash_balances AS m (org_id, property_id, month,
-		cash_received, bank_received, cash_expenses, bank_expenses,
-		pending_cash_received, pending_bank_received, pending_cash_expenses, pending_bank_expenses,
-		approved_count, pending_count, updated_at)
+	INSERT INTO monthly_cash_balances AS r (org_id, property_id, month, ` + flowColumns + `, updated_at)
 	SELECT o, p, date_trunc('month', dt)::date, sum(cr), sum(br), sum(ce), sum(be), sum(pcr), sum(pbr), sum(pce), sum(pbe),
 		sum(ac)::int, sum(pc)::int, $1
 	FROM fresh WHERE cc IS NULL -- a cash count moves no money
 	GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-	ON CONFLICT (org_id, property_id, month) DO UPDATE SET
-		cash_received = m.cash_received + EXCLUDED.cash_received,
-		bank_received = m.bank_received + EXCLUDED.bank_received,
-		cash_expenses = m.cash_expenses + EXCLUDED.cash_expenses,
-		bank_expenses = m.bank_expenses + EXCLUDED.bank_expenses,
-		pending_cash_received = m.pending_cash_received + EXCLUDED.pending_cash_received,
-		pending_bank_received = m.pending_bank_received + EXCLUDED.pending_bank_received,
-		pending_cash_expenses = m.pending_cash_expenses + EXCLUDED.pending_cash_expenses,
-		pending_bank_expenses = m.pending_bank_expenses + EXCLUDED.pending_bank_expenses,
-		approved_count = m.approved_count + EXCLUDED.approved_count,
-		pending_count = m.pending_count + EXCLUDED.pending_count,
-		updated_at = EXCLUDED.updated_at
+	ON CONFLICT (org_id, property_id, month) DO UPDATE SET ` + addFlows + `
 	RETURNING 1
 )
 SELECT org_id, event_seq FROM applied`

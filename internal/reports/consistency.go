@@ -146,11 +146,13 @@ func NewAppliedProgress(pool *pgxpool.Pool, now func() time.Time, retention time
 	return &AppliedProgress{pool: pool, now: now, retention: retention, advanceEvery: advanceEvery, advanced: map[domain.ID]time.Time{}}
 }
 
-// reflectedCheck looks for an event of the organization, from its
-// watermark to the bound, that the projector has not applied. The bound
-// is the check's own snapshot's xmax on the first call: every transaction
+// reflectedCheck looks for an event of the organization, up to the
+// bound, that the projector has not applied (Unapplied: from the
+// organization's watermark, inside the retention). The bound is the
+// check's own snapshot's xmax on the first call: every transaction
 // committed before it is below.
-const reflectedCheck = `
+func reflectedCheck() string {
+	return `
 	WITH snap AS (SELECT pg_current_snapshot() AS s),
 	bound AS (
 		SELECT CASE WHEN $2::bigint = 0 THEN pg_snapshot_xmax(s) ELSE $2::bigint::text::xid8 END AS below,
@@ -160,9 +162,9 @@ const reflectedCheck = `
 	SELECT bound.below::text::bigint, bound.xmin::text::bigint, mark.from_tx::text::bigint,
 	       NOT EXISTS (
 	           SELECT 1 FROM events e
-	           WHERE e.org_id = $1 AND e.tx_id >= mark.from_tx AND e.tx_id < bound.below AND e.occurred_at >= $3
-	             AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq))
+	           WHERE e.org_id = $1 AND e.tx_id >= mark.from_tx AND e.tx_id < bound.below AND ` + Unapplied("$1", "$3") + `)
 	FROM bound, mark`
+}
 
 // advanceEvery bounds how often one instance moves an organization's
 // watermark: once a second keeps the checks short without a write per
@@ -178,7 +180,7 @@ func (p *AppliedProgress) Reflected(ctx context.Context, org domain.ID, below ui
 		ok               bool
 	)
 	floor := p.now().Add(-p.retention)
-	if err := p.pool.QueryRow(ctx, reflectedCheck, org, int64(below), floor).Scan(&used, &xmin, &from, &ok); err != nil {
+	if err := p.pool.QueryRow(ctx, reflectedCheck(), org, int64(below), floor).Scan(&used, &xmin, &from, &ok); err != nil {
 		return false, 0, fmt.Errorf("check consistency: %w", postgres.Translate(err))
 	}
 	if ok {
@@ -232,9 +234,7 @@ func (p *AppliedProgress) OldestUnapplied(ctx context.Context) (int64, error) {
 	err := p.pool.QueryRow(ctx, `
 		SELECT coalesce(min(e.tx_id), pg_snapshot_xmin(pg_current_snapshot()))::text::bigint
 		FROM events e
-		WHERE e.occurred_at >= $1
-		  AND NOT EXISTS (SELECT 1 FROM projector_applied a WHERE a.org_id = e.org_id AND a.event_seq = e.seq)
-		  AND NOT EXISTS (SELECT 1 FROM consistency_watermarks w WHERE w.org_id = e.org_id AND e.tx_id < w.applied_below)`,
+		WHERE `+Unapplied("e.org_id", "$1"),
 		p.now().Add(-p.retention)).Scan(&tx)
 	if err != nil {
 		return 0, fmt.Errorf("oldest unapplied event: %w", postgres.Translate(err))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
@@ -27,21 +28,7 @@ func TestAppliedProgress(t *testing.T) {
 	p := NewAppliedProgress(pool, clock, 24*time.Hour)
 	p.advanceEvery = 0 // every check may move the watermark
 	orgA, orgB := domain.NewID(now), domain.NewID(now)
-	appendAt := func(org domain.ID, at time.Time) eventstore.Position {
-		t.Helper()
-		var pos eventstore.Position
-		err := postgres.WithTx(ctx, pool, func(tx pgx.Tx) error {
-			var err error
-			pos, err = eventstore.AppendTx(ctx, tx, domain.Event{ID: domain.NewID(now), Type: domain.RevenueAdded, OrgID: org,
-				UserID: org, EntityType: domain.EntityRevenue, EntityID: domain.NewID(now), AggregateVersion: 1,
-				Timestamp: at, Metadata: json.RawMessage(`{}`)})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pos
-	}
+	appendAt := func(org domain.ID, at time.Time) eventstore.Position { return appendEventAt(t, pool, org, at) }
 	apply := func(org domain.ID, pos eventstore.Position) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, `INSERT INTO projector_applied VALUES ($1, $2, $3)`, org, pos.Seq, now); err != nil {
@@ -141,4 +128,23 @@ func TestAppliedProgress(t *testing.T) {
 	if tx, err := p.OldestUnapplied(ctx); err != nil || tx < xmin || tx == int64(a3.TxID) {
 		t.Fatalf("OldestUnapplied with nothing unapplied = %d, %v; want the snapshot's xmin (>= %d), not a3's %d", tx, err, xmin, a3.TxID)
 	}
+}
+
+// appendEventAt appends a revenue event of org stamped at, in its own
+// transaction, and returns where it went.
+func appendEventAt(t *testing.T, pool *pgxpool.Pool, org domain.ID, at time.Time) eventstore.Position {
+	t.Helper()
+	ctx := context.Background()
+	var pos eventstore.Position
+	err := postgres.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		pos, err = eventstore.AppendTx(ctx, tx, domain.Event{ID: domain.NewID(time.Now()), Type: domain.RevenueAdded, OrgID: org,
+			UserID: org, EntityType: domain.EntityRevenue, EntityID: domain.NewID(time.Now()), AggregateVersion: 1,
+			Timestamp: at, Metadata: json.RawMessage(`{}`)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos
 }

@@ -1,4 +1,4 @@
-package rebuild
+package reports
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
-	"hmp/internal/reports"
 )
 
 // The columns compared between shadow and live rows (updated_at is not).
@@ -22,26 +21,32 @@ const (
 		pending_bank_received, pending_cash_expenses, pending_bank_expenses, approved_count, pending_count`
 )
 
-// projection is one live table and its shadow.
-type projection struct {
+// shadowTable is one live table of the cash book and its shadow.
+type shadowTable struct {
 	live, shadow, key, values string
 	cols                      []string
 	zeroFrom, zeroTo          int // the value columns of a row, to skip empty ones
 }
 
-var projections = []projection{
-	{live: "daily_cash_balances", shadow: "rebuild_daily", key: "business_date", values: dailyValues, cols: reports.DailyColumns, zeroFrom: 3, zeroTo: 15},
-	{live: "monthly_cash_balances", shadow: "rebuild_monthly", key: "month", values: monthlyValues, cols: reports.MonthlyColumns, zeroFrom: 3, zeroTo: 13},
+var shadowTables = []shadowTable{
+	{live: "daily_cash_balances", shadow: "rebuild_daily", key: "business_date", values: dailyValues, cols: DailyColumns, zeroFrom: 3, zeroTo: 15},
+	{live: "monthly_cash_balances", shadow: "rebuild_monthly", key: "month", values: monthlyValues, cols: MonthlyColumns, zeroFrom: 3, zeroTo: 13},
 }
 
-// stage writes the fold's rows of the scope (an organization, or one of
-// its properties) into the shadow tables of tx, replacing what an earlier
-// stage of tx put there. Rows that move nothing are left out: they equal
+// Rebuilding the cash book (package rebuild) folds the events into shadow
+// tables and swaps the differences in: StageShadow fills the shadows,
+// LockCashBook keeps the other writers out, SwapShadow makes the live rows
+// equal to the shadows. All three run in the rebuild's one transaction.
+
+// StageShadow writes the fold's rows of the scope (an organization, or
+// one of its properties: prop zero means all) into temporary shadow tables
+// of tx, dropped at commit. again says tx staged before: the shadows are
+// emptied and filled anew. Rows that move nothing are left out: they equal
 // no row.
-func stage(ctx context.Context, tx pgx.Tx, f *reports.Fold, prop domain.ID, now time.Time, created bool) error {
+func StageShadow(ctx context.Context, tx pgx.Tx, f *Fold, prop domain.ID, now time.Time, again bool) error {
 	daily, monthly := f.Rows(now)
 	for i, rows := range [][][]any{daily, monthly} {
-		p := projections[i]
+		p := shadowTables[i]
 		keep := rows[:0]
 		for _, r := range rows {
 			if !prop.IsZero() && r[1].(pgtype.UUID).Bytes != prop {
@@ -53,7 +58,7 @@ func stage(ctx context.Context, tx pgx.Tx, f *reports.Fold, prop domain.ID, now 
 			keep = append(keep, r)
 		}
 		sql := fmt.Sprintf(`CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP`, p.shadow, p.live)
-		if created {
+		if again {
 			sql = `TRUNCATE ` + p.shadow
 		}
 		if _, err := tx.Exec(ctx, sql); err != nil {
@@ -66,18 +71,30 @@ func stage(ctx context.Context, tx pgx.Tx, f *reports.Fold, prop domain.ID, now 
 	return nil
 }
 
-// swap makes the live rows of the scope equal to the shadow rows: deletes
-// live rows the shadow lacks (unless they move nothing), inserts and
-// updates the rest where they differ. It runs in the caller's locked
-// transaction and answers the number of live rows changed. It names no
-// partition: on a partitioned table the statements route by org_id.
-func swap(ctx context.Context, tx pgx.Tx, org, prop domain.ID) (int, error) {
+// LockCashBook locks the live tables until tx ends against every other
+// writer (the projector, corrections), not against readers (ACCESS SHARE
+// passes SHARE ROW EXCLUSIVE). Locking a partitioned table locks its
+// partitions.
+func LockCashBook(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, `LOCK TABLE daily_cash_balances, monthly_cash_balances IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return fmt.Errorf("lock cash book: %w", postgres.Translate(err))
+	}
+	return nil
+}
+
+// SwapShadow makes the live rows of the scope (org, and prop unless zero)
+// equal to the shadow rows StageShadow wrote in tx: deletes live rows the
+// shadow lacks (unless they move nothing), inserts and updates the rest
+// where they differ. Call it after LockCashBook in the same tx; it answers
+// the number of live rows changed. It names no partition: on a partitioned
+// table the statements route by org_id.
+func SwapShadow(ctx context.Context, tx pgx.Tx, org, prop domain.ID) (int, error) {
 	changed := 0
 	var propArg *domain.ID
 	if !prop.IsZero() {
 		propArg = &prop
 	}
-	for _, p := range projections {
+	for _, p := range shadowTables {
 		tag, err := tx.Exec(ctx, fmt.Sprintf(`
 			DELETE FROM %[1]s l
 			WHERE l.org_id = $1 AND ($2::uuid IS NULL OR l.property_id = $2)
@@ -121,7 +138,7 @@ func empty(vals []any) bool {
 }
 
 // zeros is the value list of a row that moves nothing.
-func zeros(p projection) string {
+func zeros(p shadowTable) string {
 	if p.live == "daily_cash_balances" {
 		return "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL::bigint, 0"
 	}
@@ -129,7 +146,7 @@ func zeros(p projection) string {
 }
 
 // prefixed qualifies each value column with table.
-func prefixed(p projection, table string) string {
+func prefixed(p shadowTable, table string) string {
 	out := ""
 	for i, c := range p.cols[p.zeroFrom:p.zeroTo] {
 		if i > 0 {
