@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/cache"
+	"hmp/internal/natstest"
 	"hmp/internal/redistest"
 )
 
@@ -20,16 +19,7 @@ import (
 // instances to share, and returns its URL.
 func startNATS(t *testing.T) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
+	return natstest.StartServer(t)
 }
 
 // TestCacheConsistencyAcrossInstances is the cache's consistency property:

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"hmp/internal/domain"
+	"hmp/internal/natstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -51,23 +51,7 @@ func openBus(t *testing.T, cfg Config) *Bus {
 // loopback port, as an external cluster would be, and returns its URL.
 func runServer(t *testing.T) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		ServerName: "hmp-external", Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoSigs: true, NoLog: true,
-	})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		t.Fatal("nats server not ready in 30s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns.ClientURL()
+	return natstest.StartServer(t)
 }
 
 func testEvent(org domain.ID, prop *domain.ID, seq int64) domain.Event {

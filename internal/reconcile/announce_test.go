@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"hmp/internal/app"
 	"hmp/internal/cache"
+	"hmp/internal/natstest"
 )
 
 // `hmp reconcile --fix` run from another process, with the servers' bus
@@ -17,17 +16,9 @@ import (
 // drifted day (for an hour) serves the corrected one without a token.
 func TestFixFromAnotherProcessInvalidatesServerCache(t *testing.T) {
 	t.Parallel()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	natsURL := natstest.StartServer(t)
 	w := setup(t, func(c *app.Config) {
-		c.NATSURL = ns.ClientURL()
+		c.NATSURL = natsURL
 		c.Cache = cache.Config{ActiveTTL: time.Hour, HistoricalTTL: time.Hour}
 	})
 	org, prop := w.orgs[0], w.props[0][0]
@@ -47,7 +38,7 @@ func TestFixFromAnotherProcessInvalidatesServerCache(t *testing.T) {
 		t.Fatalf("drifted day reads %d, want %d", got.CashReceivedCents, want.CashReceivedCents+7)
 	}
 
-	res, err := app.Reconcile(context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: ns.ClientURL()}, slog.New(slog.DiscardHandler), nil, nil, true)
+	res, err := app.Reconcile(context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: natsURL}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
