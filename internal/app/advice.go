@@ -5,25 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
-
 	"hmp/internal/advisor"
 	"hmp/internal/postgres"
 )
-
-// traceQueries makes the app's query tracer (statement labels, durations
-// per label, slow statements) and returns it chained after any tracer the
-// configuration already has.
-func (a *App) traceQueries(cfg Config) pgx.QueryTracer {
-	a.Tracer = postgres.NewTracer(postgres.TracerConfig{SlowThreshold: cfg.SlowQuery, Logger: a.logger})
-	return postgres.Chain(cfg.Pool.Tracer, a.Tracer)
-}
 
 // IndexAdvice runs the index advisor on the primary with the tracer's slow
 // statements and labels; top is how many statements to take from
 // pg_stat_statements (0: the advisor's default).
 func (a *App) IndexAdvice(ctx context.Context, top int) (*advisor.Report, error) {
-	return advisor.Advise(ctx, a.Pool, advisor.Config{Top: top, Samples: a.Tracer.Slowest(), Labels: a.Tracer.Labels()})
+	return (&database{pool: a.Pool, tracer: a.Tracer}).indexAdvice(ctx, top)
+}
+
+func (db *database) indexAdvice(ctx context.Context, top int) (*advisor.Report, error) {
+	return advisor.Advise(ctx, db.pool, advisor.Config{Top: top, Samples: db.tracer.Slowest(), Labels: db.tracer.Labels()})
 }
 
 // AdviseIndexes runs the index advisor against the configured database:
