@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"hmp/internal/advisor"
-	"hmp/internal/postgres"
 )
 
 // IndexAdvice runs the index advisor on the primary with the tracer's slow
@@ -27,19 +26,12 @@ func (db *database) indexAdvice(ctx context.Context, top int) (*advisor.Report, 
 // apply > 0 then creates the first apply advised indexes (their
 // CREATE INDEX CONCURRENTLY, one at a time) and returns the DDL run.
 func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advisor.Config, apply int) (*advisor.Report, []string, error) {
-	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer pool.Close()
+	defer db.Close()
+	pool := db.Pool
 	rep, err := advisor.Advise(ctx, pool, ac)
 	if err != nil {
 		return nil, nil, err
@@ -63,18 +55,10 @@ func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advi
 // server (hmp advise-indexes --reset): advice after a workload then
 // reflects that workload, not a seed's loads.
 func ResetQueryStats(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 1, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return advisor.ResetStats(ctx, pool)
+	defer db.Close()
+	return advisor.ResetStats(ctx, db.Pool)
 }

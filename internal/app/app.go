@@ -43,24 +43,6 @@ func Migrations() []postgres.MigrationSet {
 	}
 }
 
-// Migrate applies every package's pending migrations to the database at
-// url.
-func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool, logger, Migrations()...)
-}
-
-// migrate applies every package's pending migrations to pool; a schema
-// created now gets parts hash partitions by org_id (0: unpartitioned), an
-// existing one keeps the count recorded when it was created.
-func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, parts int) error {
-	return postgres.MigrateWith(ctx, pool, logger, postgres.MigrateOptions{Partitions: parts}, Migrations()...)
-}
-
 // App is a running HMP.
 type App struct {
 	// Addr is the address the API listens on.

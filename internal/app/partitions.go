@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -26,17 +25,6 @@ func (c Config) PartitionCount() int {
 		return p.Partitions
 	}
 	return postgres.DefaultPartitions
-}
-
-// MigrateLayout is Migrate creating a new schema with the given partition
-// count (0: unpartitioned).
-func MigrateLayout(ctx context.Context, url string, logger *slog.Logger, parts int) error {
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.MigrateWith(ctx, pool, logger, postgres.MigrateOptions{Partitions: parts}, Migrations()...)
 }
 
 // startPartitionMetrics exports the partition load (hmp_partition_*),

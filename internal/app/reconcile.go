@@ -7,7 +7,6 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/finance"
-	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/tenancy"
 )
@@ -28,21 +27,12 @@ type ReconcileResult struct {
 // applies pending migrations first.
 func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, property *domain.ID, fix bool) (ReconcileResult, error) {
 	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{Conns: 8})
 	if err != nil {
 		return ReconcileResult{}, err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 8, MinConns: 1})
-	if err != nil {
-		return ReconcileResult{}, err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, logger, Migrations()...); err != nil {
-		return ReconcileResult{}, err
-	}
+	defer db.Close()
+	pool := db.Pool
 	ten, err := tenancy.New(pool, cfg.Clock, tenancy.Config{BcryptCost: cfg.BcryptCost})
 	if err != nil {
 		return ReconcileResult{}, err
