@@ -13,11 +13,7 @@ import (
 // whatever --partitions said), and every later command on that database,
 // each asking for the default (16), keeps the count recorded then.
 func TestToolsKeepThePartitionCount(t *testing.T) {
-	dir, err := loadtestDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := dataDir(t)
 	ctx := context.Background()
 	var out, errs bytes.Buffer
 	hmp := func(args ...string) {
@@ -57,4 +53,17 @@ func TestToolsKeepThePartitionCount(t *testing.T) {
 			t.Errorf("%s: %s", st.Table, st.State)
 		}
 	}
+}
+
+// dataDir is an empty data folder, removed at cleanup, that the embedded
+// cluster's user can reach (t.TempDir's parent is private, which would
+// move the cluster under /var/lib/hmp).
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir, err := loadtestDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
