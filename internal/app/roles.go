@@ -65,7 +65,8 @@ const (
 	partService
 )
 
-// roleParts returns the parts of a role, in the order they start.
+// roleParts returns the parts of a role, in the order they start. Every
+// role runs the bus and the operator surface; the edge is one of three.
 func roleParts(role string) []part {
 	switch role {
 	case RoleFinance:
