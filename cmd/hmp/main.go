@@ -311,17 +311,11 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, cfg, logger)
+	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	if err := app.MigrateLayout(ctx, url, logger, cfg.PartitionCount()); err != nil {
-		return err
-	}
+	db.Close()
 	logger.Info("migrations_current")
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/partitions"
-	"hmp/internal/postgres"
 )
 
 func partitionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -157,25 +156,10 @@ func partitionsDB(ctx context.Context, c *common, stderr io.Writer) (*sql.DB, fu
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	cfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, cfg, logger)
+	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{Conns: 4})
 	if err != nil {
 		return nil, nil, err
 	}
-	stop := func() {
-		if local != nil {
-			_ = local.Stop()
-		}
-	}
-	if err := app.MigrateLayout(ctx, url, logger, cfg.PartitionCount()); err != nil {
-		stop()
-		return nil, nil, err
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 4, MinConns: 1})
-	if err != nil {
-		stop()
-		return nil, nil, err
-	}
-	db := stdlib.OpenDBFromPool(pool)
-	return db, func() { _ = db.Close(); pool.Close(); stop() }, nil
+	sdb := stdlib.OpenDBFromPool(db.Pool)
+	return sdb, func() { _ = sdb.Close(); db.Close() }, nil
 }

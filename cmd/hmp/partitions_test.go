@@ -15,11 +15,7 @@ import (
 // moves it; then 'hmp partitions --org' names each table's partition of an
 // organization, holding its rows.
 func TestPartitionsCommands(t *testing.T) {
-	dir, err := loadtestDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := dataDir(t)
 	ctx := context.Background()
 	accounts := filepath.Join(dir, "accounts.json")
 	var out, errs bytes.Buffer

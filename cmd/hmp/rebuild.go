@@ -10,7 +10,6 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/domain"
-	"hmp/internal/postgres"
 	"hmp/internal/rebuild"
 )
 
@@ -72,29 +71,18 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{err}
 	}
-	appCfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, appCfg, logger)
+	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	if err := app.Migrate(ctx, url, logger); err != nil {
-		return err
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer db.Close()
 	cfg.Progress = func(p rebuild.Progress) {
 		if *every > 0 && p.Orgs%*every == 0 {
 			logger.Info("rebuild_progress", "orgs", p.Orgs, "skipped", p.Skipped, "events", p.Events, "changed_rows", p.ChangedRows,
 				"events_per_second", int64(p.EventsPerSecond()), "lock_max_ms", p.LockMax.Milliseconds())
 		}
 	}
-	p, runErr := rebuild.Run(ctx, pool, cfg)
+	p, runErr := rebuild.Run(ctx, db.Pool, cfg)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	out := map[string]any{"run": cfg.Run, "orgs": p.Orgs, "skipped": p.Skipped, "events": p.Events, "changedRows": p.ChangedRows,

@@ -15,7 +15,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"hmp/internal/app"
-	"hmp/internal/postgres"
 	"hmp/internal/seed"
 )
 
@@ -109,27 +108,15 @@ Flags:`)
 	if err != nil {
 		return usageError{err}
 	}
-	appCfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, appCfg, logger)
+	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	if err := app.MigrateLayout(ctx, url, logger, appCfg.PartitionCount()); err != nil {
-		return err
-	}
-	workers := cfg.WithDefaults().Workers
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: int32(workers + 2), MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer db.Close()
 	cfg.Logger = logger
 	report, finish := seedProgress(progress, cfg.Orgs, stderr)
 	cfg.Progress = report
-	res, err := seed.Run(ctx, pool, cfg)
+	res, err := seed.Run(ctx, db.Pool, cfg)
 	finish()
 	if err != nil {
 		return err
@@ -139,9 +126,9 @@ Flags:`)
 			return err
 		}
 	}
-	if local != nil {
+	if db.Embedded {
 		// The load test reuses a seeded data folder (--data) by this record.
-		if err := writeSeedRecord(appCfg.DataDir, res); err != nil {
+		if err := writeSeedRecord(c.cfg.WithDefaults().DataDir, res); err != nil {
 			return err
 		}
 	}

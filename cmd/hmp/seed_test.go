@@ -18,16 +18,10 @@ import (
 // and `hmp loadtest mixed --data` reuses the data set for a brief run of
 // both profiles in turn, with the JSON and HTML reports.
 func TestSeedThenMixed(t *testing.T) {
-	// A folder the cluster's user can reach (t.TempDir's parent is private,
-	// which would move the cluster under /var/lib/hmp).
-	dir, err := loadtestDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := dataDir(t)
 	accounts := filepath.Join(dir, "accounts.json")
 	var out, errs bytes.Buffer
-	err = run(context.Background(), []string{"seed", "--orgs=3", "--days=5", "--data-dir=" + dir, "--accounts=" + accounts,
+	err := run(context.Background(), []string{"seed", "--orgs=3", "--days=5", "--data-dir=" + dir, "--accounts=" + accounts,
 		"--log-level=warn", "--progress=lines"}, &out, &errs)
 	if err != nil {
 		t.Fatalf("seed: %v\n%s", err, errs.String())

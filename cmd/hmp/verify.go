@@ -13,7 +13,6 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
-	"hmp/internal/postgres"
 )
 
 const verifyUsage = `Usage: hmp verify [flags]
@@ -62,19 +61,12 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageError{err}
 	}
-	cfg := c.cfg.WithDefaults()
-	url, local, err := app.OpenDatabase(ctx, cfg, logger)
+	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer db.Close()
+	pool := db.Pool
 	opts.Progress = func(done int, events int64) {
 		if done%10000 == 0 {
 			logger.Info("verify_progress", "orgs", done, "events", events)

@@ -5,25 +5,18 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
-
 	"hmp/internal/advisor"
-	"hmp/internal/postgres"
 )
-
-// traceQueries makes the app's query tracer (statement labels, durations
-// per label, slow statements) and returns it chained after any tracer the
-// configuration already has.
-func (a *App) traceQueries(cfg Config) pgx.QueryTracer {
-	a.Tracer = postgres.NewTracer(postgres.TracerConfig{SlowThreshold: cfg.SlowQuery, Logger: a.logger})
-	return postgres.Chain(cfg.Pool.Tracer, a.Tracer)
-}
 
 // IndexAdvice runs the index advisor on the primary with the tracer's slow
 // statements and labels; top is how many statements to take from
 // pg_stat_statements (0: the advisor's default).
 func (a *App) IndexAdvice(ctx context.Context, top int) (*advisor.Report, error) {
-	return advisor.Advise(ctx, a.Pool, advisor.Config{Top: top, Samples: a.Tracer.Slowest(), Labels: a.Tracer.Labels()})
+	return (&database{pool: a.Pool, tracer: a.Tracer}).indexAdvice(ctx, top)
+}
+
+func (db *database) indexAdvice(ctx context.Context, top int) (*advisor.Report, error) {
+	return advisor.Advise(ctx, db.pool, advisor.Config{Top: top, Samples: db.tracer.Slowest(), Labels: db.tracer.Labels()})
 }
 
 // AdviseIndexes runs the index advisor against the configured database:
@@ -33,19 +26,12 @@ func (a *App) IndexAdvice(ctx context.Context, top int) (*advisor.Report, error)
 // apply > 0 then creates the first apply advised indexes (their
 // CREATE INDEX CONCURRENTLY, one at a time) and returns the DDL run.
 func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advisor.Config, apply int) (*advisor.Report, []string, error) {
-	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return nil, nil, err
-	}
-	defer pool.Close()
+	defer db.Close()
+	pool := db.Pool
 	rep, err := advisor.Advise(ctx, pool, ac)
 	if err != nil {
 		return nil, nil, err
@@ -69,18 +55,10 @@ func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advi
 // server (hmp advise-indexes --reset): advice after a workload then
 // reflects that workload, not a seed's loads.
 func ResetQueryStats(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 1, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return advisor.ResetStats(ctx, pool)
+	defer db.Close()
+	return advisor.ResetStats(ctx, db.Pool)
 }

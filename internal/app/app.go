@@ -17,23 +17,17 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"hmp/internal/auth"
 	"hmp/internal/bus"
 	"hmp/internal/cache"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
-	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
-	"hmp/internal/operator"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/telemetry"
-	"hmp/internal/telemetry/dashboard"
 	"hmp/internal/tenancy"
 )
 
@@ -47,17 +41,6 @@ func Migrations() []postgres.MigrationSet {
 		reports.Migrations(),
 		reconcile.Migrations(),
 	}
-}
-
-// Migrate applies every package's pending migrations to the database at
-// url.
-func Migrate(ctx context.Context, url string, logger *slog.Logger) error {
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.Migrate(ctx, pool, logger, Migrations()...)
 }
 
 // App is a running HMP.
@@ -94,29 +77,12 @@ type App struct {
 	// Tracer labels and times every statement of Pool (advice.go).
 	Tracer *postgres.Tracer
 
-	logger  *slog.Logger
-	cfg     Config
-	local   *postgres.Local
-	srv     *http.Server
-	opSrv   *http.Server // the operator listener's (nil: on srv)
-	tenancy *tenancy.Service
-	served  chan error
-	closers []func()
-	// afterCorrection invalidates the reports a correction made stale
-	// (set by the report cache's wiring; nil: nothing cached).
-	afterCorrection func(ctx context.Context, touched []reports.Touched)
-	// split holds what a split role adds (roles.go); nil for role all.
-	split *split
-	// replicaReads turns report reads from replicas on or off live (the
-	// replicas' wiring sets it; nil: no replicas, the knob changes nothing).
-	replicaReads func(on bool)
-	// reads says where report reads go (/readyz); nil where no report is
-	// read.
-	reads func() string
-	// dash is the operator dashboard (nil without an operator token).
-	dash *dashboard.Dashboard
-	// guard checks the operator token (operator.go).
-	guard *operator.Guard
+	logger *slog.Logger
+	cfg    Config
+	srv    *http.Server
+	opSrv  *http.Server // the operator listener's (nil: on srv)
+	served chan error
+	stops  stops
 }
 
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
@@ -143,15 +109,17 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string,
 	return local.URL(), local, nil
 }
 
-// Start brings HMP up: database (embedded unless configured), migrations,
-// services and the HTTP listener. Close takes it down again.
+// Start brings HMP up: the parts of the configured role (roles.go), each
+// once (database, embedded unless configured, and migrations; bus; write
+// side; projection; read side; operator surface), then the edge and its
+// HTTP listener. Close takes it down again.
 func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if cfg.Role != RoleAll {
-		return startRole(ctx, cfg, logger) // roles.go
+		logger = logger.With("role", cfg.Role)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -166,97 +134,35 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err er
 			a.Close()
 		}
 	}()
-	a.DatabaseURL, a.local, err = OpenDatabase(ctx, cfg, logger)
+	parts := roleParts(cfg.Role)
+	b := newBase(cfg, logger, &a.stops)
+	in, err := build(ctx, b, parts)
 	if err != nil {
 		return nil, err
 	}
-	if a.local != nil {
-		a.closers = append(a.closers, func() { _ = a.local.Stop() })
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := a.openPrimary(ctx, reg); err != nil { // roles.go: the split roles' too
+	a.expose(in)
+	if err := a.serve(b, in, parts); err != nil {
 		return nil, err
 	}
-	secret, err := tokenSecret(cfg)
-	if err != nil {
-		return nil, err
-	}
-	clock := cfg.Clock
-	tokens, err := auth.New(secret, cfg.TokenTTL, clock)
-	if err != nil {
-		return nil, err
-	}
-	a.tenancy, err = tenancy.New(a.Pool, clock, tenancy.Config{BcryptCost: cfg.BcryptCost, ScopeMaxStale: cfg.ScopeMaxStale})
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.tenancy.Close)
-	if err := tokens.UseUsers(a.tenancy, 0); err != nil {
-		return nil, err
-	}
-	fin := finance.New(a.Pool, a.tenancy, clock)
-	idem := idempotency.NewStore(a.Pool, clock)
-	events := eventstore.NewStore(a.Pool)
-
-	a.Bus, err = bus.Open(ctx, bus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"), Replicas: cfg.BusReplicas}, logger)
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, a.Bus.Close)
-	projCfg, applied := a.projection()
-	if err := a.startRelay(ctx, applied, reg); err != nil {
-		return nil, err
-	}
-	if err := a.startProjector(ctx, projCfg, reg); err != nil {
-		return nil, err
-	}
-	if err := a.startPruner(ctx, idem, reg); err != nil {
-		return nil, err
-	}
-	waiter := a.newWaiter(applied, events, a.Projector.Config().Durable)
-	reportSvc := reports.NewService(a.Pool, a.tenancy, waiter, clock).WithCache(a.Cache).WithSnapshotEvery(cfg.SnapshotEvery)
-	replicaStates, writePosition, err := a.startReplicas(ctx, reportSvc, reg)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.startReconcile(ctx, fin, reportSvc, reg); err != nil {
-		return nil, err
-	}
-
-	limiter, err := a.rateLimiter(cfg, reg)
-	if err != nil {
-		return nil, err
-	}
-	deps := httpapi.Deps{
-		Limiter: limiter,
-		Tenancy: a.tenancy, Tokens: tokens, Finance: fin, Events: events, Idempotency: idem,
-		Reports:        reportSvc,
-		Reconciliation: a.Reconciliation,
-		Ready: func(ctx context.Context) error {
-			if err := a.Pool.Ping(ctx); err != nil {
-				return &httpapi.DependencyError{Name: "database", Err: err}
-			}
-			if err := a.Bus.Ping(ctx); err != nil {
-				return &httpapi.DependencyError{Name: "bus", Err: err}
-			}
-			return nil
-		},
-		Replicas: replicaStates, WritePosition: writePosition, Reads: a.reads,
-		MaxInFlight: cfg.MaxInFlight,
-		Shedding:    httpapi.Shedding{MaxWait: cfg.MaxQueueWait, OrgShare: cfg.OrgShare, RequestTimeout: cfg.RequestTimeout},
-		Metrics:     reg, Gatherer: reg, Logger: logger,
-	}
-	// The operator surface: guard, alerts, live settings, dashboard and
-	// index advice, as in the split roles (roles.go).
-	if err := a.startOperator(ctx, &deps, events, limiter, reg); err != nil {
-		return nil, err
-	}
-	if err := a.listen(httpapi.New(deps)); err != nil {
-		return nil, err
-	}
-	logger.Info("hmp_started", "addr", a.Addr, "operator_addr", a.OperatorAddr, "embedded_postgres", a.local != nil)
+	logger.Info("hmp_started", "addr", a.Addr, "operator_addr", a.OperatorAddr, "embedded_postgres", in.db != nil && in.db.embedded)
 	return a, nil
+}
+
+// expose sets the App's fields from the parts it runs.
+func (a *App) expose(in *instance) {
+	if db := in.db; db != nil {
+		a.DatabaseURL, a.Pool, a.Tracer, a.Replicas = db.url, db.pool, db.tracer, db.replicas
+	}
+	a.Bus, a.Alerts = in.bus, in.operator.alerts
+	if in.write != nil {
+		a.Relay = in.write.relay
+	}
+	if in.proj != nil {
+		a.Projector, a.Cache = in.proj.projector, in.proj.cache
+	}
+	if r := in.read; r != nil {
+		a.Reconciliation, a.Corrections, a.Detector = r.jobs, r.corrections, r.detector
+	}
 }
 
 // Wait blocks until ctx is done or the server fails.
@@ -286,27 +192,8 @@ func (a *App) Close() {
 		cancel()
 		*srv = nil
 	}
-	for i := len(a.closers) - 1; i >= 0; i-- {
-		a.closers[i]()
-	}
-	a.closers = nil
+	a.stops.run()
 	a.logger.Info("hmp_stopped")
-}
-
-// pipeline reports the event pipeline's progress to the consistency wait:
-// per organization from PostgreSQL, and the stream-wide fallback from the
-// relay's record and the projector's acknowledgement floor.
-type pipeline struct {
-	*reports.AppliedProgress
-	events  *eventstore.Store
-	bus     *bus.Bus
-	durable string
-}
-
-func (p pipeline) Covered(ctx context.Context) (bool, uint64, error) { return p.events.Covered(ctx) }
-
-func (p pipeline) AckFloor(ctx context.Context) (uint64, error) {
-	return p.bus.AckFloor(ctx, bus.EventsStream, p.durable)
 }
 
 // tokenSecret returns the configured secret, or one generated once and

@@ -1,36 +1,33 @@
 package app
 
 import (
-	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/settings"
 	"hmp/internal/telemetry"
 	"hmp/internal/telemetry/dashboard"
 )
 
-// dashboard builds the operator dashboard over the process's registry
+// newDashboard builds the operator dashboard over the process's registry
 // (nil without an operator token: the routes stay out), its logins
 // checked by the operator guard and kept as sessions in the settings
 // bucket. Its event streams end when the server shuts down (listen
-// registers Close).
-func (a *App) dashboard(reg prometheus.Gatherer, live *settings.Service, sessions *settings.Sessions) http.Handler {
-	if !a.guard.On() {
+// registers Close). pool is nil in the gateway role (no database).
+func newDashboard(b base, op *operatorSurface, sessions *settings.Sessions, pool *pgxpool.Pool) *dashboard.Dashboard {
+	if !op.guard.On() {
 		return nil
 	}
 	cfg := dashboard.Config{
-		Guard: a.guard, Sessions: sessions, Gatherer: reg, Alerts: evaluatorAlerts{a.Alerts}, Logger: a.logger,
-		Settings: func() any { return live.Current() },
+		Guard: op.guard, Sessions: sessions, Gatherer: b.reg, Alerts: evaluatorAlerts{op.alerts}, Logger: b.logger,
+		Settings: func() any { return op.settings.Current() },
 	}
-	if a.Pool != nil { // the gateway role has no database
+	if pool != nil {
 		cfg.Pool = func() (int32, int32) {
-			s := a.Pool.Stat()
+			s := pool.Stat()
 			return s.AcquiredConns(), s.MaxConns()
 		}
 	}
-	a.dash = dashboard.New(cfg)
-	return a.dash
+	return dashboard.New(cfg)
 }
 
 // evaluatorAlerts shows the alert evaluator's alerts on the dashboard.

@@ -1,22 +1,24 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
 
-	"hmp/internal/httpapi"
+	"hmp/internal/advisor"
+	"hmp/internal/bus"
+	"hmp/internal/eventstore"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
+	"hmp/internal/settings"
+	"hmp/internal/telemetry"
+	"hmp/internal/telemetry/dashboard"
 )
 
 // adminTokenFile is where role all keeps the operator token it generated.
@@ -47,94 +49,58 @@ func adminToken(cfg Config) (token, file string, err error) {
 	return tok, path, nil
 }
 
+// operatorSurface is what this instance's operator API shows: the guard
+// of the operator token, the alert evaluator over the instance's own
+// metrics, the live settings (cluster-wide over the bus, each instance
+// applying the part it runs), the dashboard and, where the database is,
+// the index advice.
+type operatorSurface struct {
+	guard    *operator.Guard
+	alerts   *telemetry.Evaluator
+	settings *settings.Service
+	dash     *dashboard.Dashboard                                        // nil without an operator token
+	advice   func(ctx context.Context, top int) (*advisor.Report, error) // nil without a database
+}
+
+// startOperator starts the operator surface over the parts the role runs
+// (db, events: nil without a database).
+func startOperator(ctx context.Context, b base, db *database, bs *bus.Bus, events *eventstore.Store, t tunables) (*operatorSurface, error) {
+	op := &operatorSurface{}
+	var err error
+	if op.guard, err = operatorGuard(b, t.limiter); err != nil {
+		return nil, err
+	}
+	var pool *pgxpool.Pool
+	if db != nil {
+		pool, op.advice = db.pool, db.indexAdvice
+	}
+	if op.alerts, err = startTelemetry(ctx, b, pool, events, t.projector, bs); err != nil {
+		return nil, err
+	}
+	live, sessions, err := startSettings(ctx, b, bs, t)
+	if err != nil {
+		return nil, err
+	}
+	op.settings = live
+	op.dash = newDashboard(b, op, sessions, pool)
+	return op, nil
+}
+
 // operatorGuard builds the one guard of the operator surface (the
 // /v1/admin API and the dashboard share its budgets and its metric). Its
 // budget of failures per address is limiter's operator_addr limit; a role
 // without a limiter gets one holding only that limit (shared through
 // Redis when configured).
-func (a *App) operatorGuard(limiter *ratelimit.Limiter, reg prometheus.Registerer) (*operator.Guard, error) {
-	if a.guard != nil {
-		return a.guard, nil
-	}
+func operatorGuard(b base, limiter *ratelimit.Limiter) (*operator.Guard, error) {
 	if limiter == nil {
 		var err error
-		if limiter, err = a.limiterOf(a.cfg, map[string]ratelimit.Limit{ratelimit.OperatorAddr: a.cfg.RateLimits.OperatorPerAddr}, reg); err != nil {
+		if limiter, err = limiterOf(b, map[string]ratelimit.Limit{ratelimit.OperatorAddr: b.cfg.RateLimits.OperatorPerAddr}); err != nil {
 			return nil, err
 		}
 	}
-	proxies, err := operator.ParseProxies(a.cfg.TrustedProxies)
+	proxies, err := operator.ParseProxies(b.cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
 	}
-	a.guard = operator.New(operator.Config{Token: a.cfg.AdminToken, Limiter: limiter, Proxies: proxies, Registerer: reg, Logger: a.logger})
-	return a.guard, nil
-}
-
-func (a *App) newServer(handler http.Handler) *http.Server {
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(a.dash.Close)
-	return srv
-}
-
-// listen serves handler on the configured address, and, with an operator
-// address, its operator surface there instead (the API port then answers
-// 404 for it).
-func (a *App) listen(handler http.Handler) error {
-	public := handler
-	if a.cfg.OperatorAddr != "" {
-		public = httpapi.PublicOnly(handler)
-	}
-	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", a.cfg.HTTPAddr, err)
-	}
-	a.Addr, a.OperatorAddr = ln.Addr().String(), ln.Addr().String()
-	if a.cfg.OperatorAddr != "" {
-		oln, err := net.Listen("tcp", a.cfg.OperatorAddr)
-		if err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("listen on %s (operator): %w", a.cfg.OperatorAddr, err)
-		}
-		a.OperatorAddr = oln.Addr().String()
-		a.opSrv = a.newServer(httpapi.OperatorOnly(handler))
-		go func() { a.served <- a.opSrv.Serve(oln) }()
-	}
-	a.srv = a.newServer(public)
-	go func() { a.served <- a.srv.Serve(ln) }()
-	a.logOperator()
-	return nil
-}
-
-// logOperator says where the dashboard is and how to log in (or that the
-// operator surface is closed).
-func (a *App) logOperator() {
-	if !a.guard.On() {
-		a.logger.Info("operator_surface_closed", "reason", "no operator token (HMP_ADMIN_TOKEN)")
-		return
-	}
-	login := "the operator token (HMP_ADMIN_TOKEN)"
-	if a.AdminTokenFile != "" {
-		login = "the operator token in " + a.AdminTokenFile
-	}
-	a.logger.Info("operator_dashboard", "url", a.DashboardURL(), "login", login, "apart", a.cfg.OperatorAddr != "")
-}
-
-// DashboardURL is the dashboard's address on this instance.
-func (a *App) DashboardURL() string {
-	host, port, err := net.SplitHostPort(a.OperatorAddr)
-	if err != nil {
-		return "http://" + a.OperatorAddr + "/dashboard"
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1" // listening everywhere: this machine's loopback reaches it
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/dashboard"
+	return operator.New(operator.Config{Token: b.cfg.AdminToken, Limiter: limiter, Proxies: proxies, Registerer: b.reg, Logger: b.logger}), nil
 }

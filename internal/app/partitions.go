@@ -2,12 +2,11 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/partitions"
 	"hmp/internal/postgres"
@@ -28,34 +27,23 @@ func (c Config) PartitionCount() int {
 	return postgres.DefaultPartitions
 }
 
-// MigrateLayout is Migrate creating a new schema with the given partition
-// count (0: unpartitioned).
-func MigrateLayout(ctx context.Context, url string, logger *slog.Logger, parts int) error {
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	return postgres.MigrateWith(ctx, pool, logger, postgres.MigrateOptions{Partitions: parts}, Migrations()...)
-}
-
 // startPartitionMetrics exports the partition load (hmp_partition_*),
 // refreshed in the background until Close.
-func (a *App) startPartitionMetrics(cfg Config, reg prometheus.Registerer, logger *slog.Logger) {
-	every := cfg.PartitionMetricsEvery
+func startPartitionMetrics(b base, pool *pgxpool.Pool) {
+	every := b.cfg.PartitionMetricsEvery
 	if every < 0 {
 		return
 	}
 	if every == 0 {
 		every = 30 * time.Second
 	}
-	db := stdlib.OpenDBFromPool(a.Pool)
-	m := partitions.NewMetrics(db, logger)
-	reg.MustRegister(m)
+	db := stdlib.OpenDBFromPool(pool)
+	m := partitions.NewMetrics(db, b.logger)
+	b.reg.MustRegister(m)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { m.Run(ctx, every) })
-	a.closers = append(a.closers, func() {
+	b.stops.push(func() {
 		cancel()
 		wg.Wait()
 		_ = db.Close()

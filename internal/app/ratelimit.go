@@ -4,22 +4,23 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"hmp/internal/ratelimit"
 )
 
-// rateLimiter builds the limiter of cfg's budgets, shared through Redis
-// when cfg.RedisURL is set. Its Redis client fails fast (a slow Redis
+// rateLimiter builds the limiter of the configured budgets, shared
+// through Redis when RedisURL is set. Its Redis client fails fast (a slow Redis
 // costs a request at most the limiter's 50 ms before the in-process
 // bucket decides).
-func (a *App) rateLimiter(cfg Config, reg prometheus.Registerer) (*ratelimit.Limiter, error) {
-	return a.limiterOf(cfg, cfg.RateLimits.limits(), reg)
+func rateLimiter(b base) (*ratelimit.Limiter, error) {
+	return limiterOf(b, b.cfg.RateLimits.limits())
 }
 
-// limiterOf builds a limiter of the given limits, with cfg's Redis.
-func (a *App) limiterOf(cfg Config, limits map[string]ratelimit.Limit, reg prometheus.Registerer) (*ratelimit.Limiter, error) {
+// limiterOf builds a limiter of the given limits, with the configured
+// Redis.
+func limiterOf(b base, limits map[string]ratelimit.Limit) (*ratelimit.Limiter, error) {
+	cfg := b.cfg
 	var client redis.UniversalClient
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -34,13 +35,13 @@ func (a *App) limiterOf(cfg Config, limits map[string]ratelimit.Limit, reg prome
 		opts.MaxRetries = -1
 		opts.DialerRetries = 1
 		c := redis.NewClient(opts)
-		a.closers = append(a.closers, func() { _ = c.Close() })
+		b.stops.push(func() { _ = c.Close() })
 		client = c
 	}
-	l, err := ratelimit.New(ratelimit.Config{Limits: limits, RedisTimeout: cfg.RateLimits.RedisTimeout}, client, a.logger, reg)
+	l, err := ratelimit.New(ratelimit.Config{Limits: limits, RedisTimeout: cfg.RateLimits.RedisTimeout}, client, b.logger, b.reg)
 	if err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, l.Close)
+	b.stops.push(l.Close)
 	return l, nil
 }

@@ -5,48 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"hmp/internal/domain"
 	"hmp/internal/finance"
-	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
-	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
-
-// startReconcile starts the reconciliation jobs, the correction batcher
-// and its drift detectors (sampled report reads, the periodic sweep).
-func (a *App) startReconcile(ctx context.Context, fin *finance.Service, svc *reports.Service, reg prometheus.Registerer) error {
-	cfg := a.cfg.Reconcile
-	// A property counts as settled when every event of it the projector
-	// can still be asked to apply has been applied.
-	cfg.Window = max(cfg.Window, a.Projector.Config().Retention)
-	rec := reconcile.NewReconciler(a.Pool, fin)
-	a.Reconciliation = reconcile.NewJobs(a.Pool, rec, cfg, a.logger, a.cfg.Clock)
-	a.closers = append(a.closers, a.Reconciliation.Stop)
-	a.Corrections = reconcile.NewCorrectionBatcher(a.Pool, cfg, a.invalidateCorrected, a.logger, a.cfg.Clock, reg)
-	if err := a.Corrections.Start(ctx); err != nil {
-		return err
-	}
-	a.closers = append(a.closers, a.Corrections.Stop)
-	a.Detector = reconcile.NewDetector(a.Pool, rec, a.Corrections, a.logger, a.cfg.Clock, reg)
-	if err := a.Detector.Start(ctx); err != nil {
-		return err
-	}
-	a.closers = append(a.closers, a.Detector.Stop)
-	svc.SetSampler(a.Detector.Sample)
-	return nil
-}
-
-// invalidateCorrected is told what each correction made stale (per
-// property, the earliest date it changed) and invalidates the report cache
-// as after a projector batch (Start sets a.afterCorrection).
-func (a *App) invalidateCorrected(ctx context.Context, touched []reports.Touched) {
-	if a.afterCorrection != nil {
-		a.afterCorrection(ctx, touched)
-	}
-}
 
 // ReconcileResult is what `hmp reconcile` reports: the check, and with
 // --fix the corrections written and the check after them.
@@ -64,21 +27,12 @@ type ReconcileResult struct {
 // applies pending migrations first.
 func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, property *domain.ID, fix bool) (ReconcileResult, error) {
 	cfg = cfg.WithDefaults()
-	url, local, err := OpenDatabase(ctx, cfg, logger)
+	db, err := OpenTool(ctx, cfg, logger, ToolOptions{Conns: 8})
 	if err != nil {
 		return ReconcileResult{}, err
 	}
-	if local != nil {
-		defer local.Stop()
-	}
-	pool, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 8, MinConns: 1})
-	if err != nil {
-		return ReconcileResult{}, err
-	}
-	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, logger, Migrations()...); err != nil {
-		return ReconcileResult{}, err
-	}
+	defer db.Close()
+	pool := db.Pool
 	ten, err := tenancy.New(pool, cfg.Clock, tenancy.Config{BcryptCost: cfg.BcryptCost})
 	if err != nil {
 		return ReconcileResult{}, err

@@ -3,37 +3,30 @@ package app
 import (
 	"context"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/httpapi"
 	"hmp/internal/replicas"
-	"hmp/internal/reports"
 )
 
-// startReplicas routes svc's report reads through a replica router (with
-// no replica configured, or reads off, every read stays on the primary and
-// is counted as such) and returns the /readyz states and the write
-// position for consistency tokens (nil without replicas: tokens stay c1,
-// writes pay no extra round trip). svc may be nil where no report is
-// read (the finance role).
-func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prometheus.Registerer) (func() []httpapi.ReplicaState, func(context.Context) (uint64, error), error) {
-	r, err := replicas.New(ctx, a.Pool, a.cfg.Replicas, a.logger, reg)
+// startReplicas starts the replica router of report reads (with no
+// replica configured, or reads off, every read stays on the primary and
+// is counted as such).
+func startReplicas(ctx context.Context, b base, primary *pgxpool.Pool) (*replicas.Router, error) {
+	r, err := replicas.New(ctx, primary, b.cfg.Replicas, b.logger, b.reg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	a.Replicas = r
-	a.closers = append(a.closers, r.Stop)
-	if err := r.Start(ctx); err != nil {
-		return nil, nil, err
-	}
-	if svc != nil { // nil: the finance role, which needs only the write position
-		svc.WithRouter(r)
-		a.replicaReads = r.SetEnabled // the live settings' replica-reads knob
-		a.reads = r.Reads
-		a.logger.Info("report_reads", "to", r.Reads(), "replicas", len(a.cfg.Replicas.URLs))
-	}
-	if len(a.cfg.Replicas.URLs) == 0 {
-		return nil, nil, nil
+	b.stops.push(r.Stop) // it holds the replicas' pools from New on
+	return r, r.Start(ctx)
+}
+
+// replicaDeps returns the /readyz states of the replicas and the write
+// position for consistency tokens: nil without replicas (tokens stay c1,
+// writes pay no extra round trip).
+func replicaDeps(r *replicas.Router, configured int) (func() []httpapi.ReplicaState, func(context.Context) (uint64, error)) {
+	if r == nil || configured == 0 {
+		return nil, nil
 	}
 	states := func() []httpapi.ReplicaState {
 		st := r.Statuses()
@@ -43,5 +36,5 @@ func (a *App) startReplicas(ctx context.Context, svc *reports.Service, reg prome
 		}
 		return out
 	}
-	return states, r.PrimaryLSN, nil
+	return states, r.PrimaryLSN
 }

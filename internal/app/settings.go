@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"hmp/internal/bus"
+	"hmp/internal/cache"
 	"hmp/internal/ratelimit"
+	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 	"hmp/internal/settings"
 )
@@ -16,59 +19,69 @@ import (
 // on a shared bus the instance adopts the cluster's settings), and every
 // change, from any instance, is applied here.
 // The dashboard's sessions are kept in the same bucket.
-func (a *App) startSettings(ctx context.Context, limiter *ratelimit.Limiter) (*settings.Service, *settings.Sessions, error) {
+func startSettings(ctx context.Context, b base, bs *bus.Bus, t tunables) (*settings.Service, *settings.Sessions, error) {
 	// Replicated as the streams are: with one copy, losing the NATS node
 	// that holds it keeps every instance started then from starting.
 	bucket := settings.BucketConfig()
-	bucket.Replicas = a.cfg.BusReplicas
-	kv, err := a.Bus.KeyValue(ctx, bucket)
+	bucket.Replicas = b.cfg.BusReplicas
+	kv, err := bs.KeyValue(ctx, bucket)
 	if err != nil {
 		return nil, nil, err
 	}
 	svc := settings.New(kv, settings.Config{
-		Initial:  configSettings(a.cfg),
-		Own:      a.cfg.NATSURL == "",
+		Initial:  configSettings(b.cfg),
+		Own:      b.cfg.NATSURL == "",
 		Profiles: profileSettings,
-		Apply:    func(ctx context.Context, s settings.Settings) error { return a.applySettings(ctx, s, limiter) },
-		Clock:    a.cfg.Clock,
-	}, a.logger)
-	if err := svc.Start(ctx); err != nil {
+		Apply:    t.apply,
+		Clock:    b.cfg.Clock,
+	}, b.logger)
+	if err := b.stops.start(ctx, svc); err != nil {
 		return nil, nil, fmt.Errorf("settings: %w", err)
 	}
-	a.closers = append(a.closers, svc.Stop)
-	return svc, settings.NewSessions(kv, settings.SessionsConfig{TTL: a.cfg.DashboardSessionTTL, Clock: a.cfg.Clock}), nil
+	return svc, settings.NewSessions(kv, settings.SessionsConfig{TTL: b.cfg.DashboardSessionTTL, Clock: b.cfg.Clock}), nil
 }
 
-// applySettings puts s into force in the running components. Every
-// component gets its part even when another refuses.
-func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *ratelimit.Limiter) error {
-	// A split role runs some of the components (nil: elsewhere; the
-	// instance running it applies its part).
+// tunables are the running components the live settings tune. A split
+// role runs some of them (nil: elsewhere; the instance running it applies
+// its part).
+type tunables struct {
+	projector   *reports.Projector
+	corrections *reconcile.CorrectionBatcher
+	cache       *cache.Cache
+	limiter     *ratelimit.Limiter
+	// replicaReads turns report reads from replicas on or off (nil: no
+	// report is read here).
+	replicaReads func(on bool)
+}
+
+// apply puts s into force in the running components. Every component
+// gets its part even when another refuses.
+func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 	var errs []error
-	if a.Projector != nil {
+	if t.projector != nil {
 		tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
 			Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
-		if cur := a.Projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
+		if cur := t.projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
 			tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
 		}
-		if err := a.Projector.Tune(ctx, tuning); err != nil {
+		if err := t.projector.Tune(ctx, tuning); err != nil {
 			errs = append(errs, fmt.Errorf("projector: %w", err))
 		}
 	}
-	if a.Corrections != nil {
-		if err := a.Corrections.SetMode(s.Corrections); err != nil {
+	if t.corrections != nil {
+		if err := t.corrections.SetMode(s.Corrections); err != nil {
 			errs = append(errs, fmt.Errorf("corrections: %w", err))
 		}
 	}
-	if a.Cache != nil {
-		if err := a.Cache.SetEntries(s.Cache.Entries); err != nil {
+	if t.cache != nil {
+		if err := t.cache.SetEntries(s.Cache.Entries); err != nil {
 			errs = append(errs, fmt.Errorf("cache: %w", err))
 		}
-		if err := a.Cache.SetInvalidation(s.Cache.Invalidation); err != nil {
+		if err := t.cache.SetInvalidation(s.Cache.Invalidation); err != nil {
 			errs = append(errs, fmt.Errorf("cache: %w", err))
 		}
 	}
-	if limiter != nil {
+	if limiter := t.limiter; limiter != nil {
 		// Only the limits that change: the settings count whole seconds,
 		// and a configured sub-second period must not be rounded away.
 		changes := map[string]ratelimit.Limit{}
@@ -83,8 +96,8 @@ func (a *App) applySettings(ctx context.Context, s settings.Settings, limiter *r
 			}
 		}
 	}
-	if a.replicaReads != nil {
-		a.replicaReads(s.ReplicaReads)
+	if t.replicaReads != nil {
+		t.replicaReads(s.ReplicaReads)
 	}
 	return errors.Join(errs...)
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/bus"
 	"hmp/internal/eventstore"
+	"hmp/internal/reports"
 	"hmp/internal/telemetry"
 )
 
@@ -17,16 +19,17 @@ import (
 const backlogCap = 100_000
 
 // startTelemetry wires the metrics no other package owns (pool, database
-// locks, bus backlog), the alert evaluator over reg, and the notifiers.
-func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg *prometheus.Registry) error {
-	cfg := a.cfg
+// locks, bus backlog), the alert evaluator over the registry, and the
+// notifiers. pool, events and projector are nil where the role runs none.
+func startTelemetry(ctx context.Context, b base, pool *pgxpool.Pool, events *eventstore.Store, projector *reports.Projector, bs *bus.Bus) (*telemetry.Evaluator, error) {
+	cfg, reg := b.cfg, b.reg
 	// A split role samples what it has: the database (finance, reports),
 	// the outbox (events: finance; the reports role reads it too), the
 	// projector's consumer (reports); the gateway none of them.
 	var probes []telemetry.Probe
-	if a.Pool != nil {
-		reg.MustRegister(telemetry.NewPoolCollector("primary", a.Pool))
-		probes = append(probes, telemetry.DatabaseProbes(a.Pool)...)
+	if pool != nil {
+		reg.MustRegister(telemetry.NewPoolCollector("primary", pool))
+		probes = append(probes, telemetry.DatabaseProbes(pool)...)
 	}
 	if events != nil {
 		probes = append(probes, telemetry.Probe{Name: "hmp_outbox_unpublished", Help: "Committed events the relay has not yet published (sampled; capped at 100,000).",
@@ -35,12 +38,12 @@ func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg 
 				return float64(n), err
 			}})
 	}
-	if a.Projector != nil {
-		durable := a.Projector.Config().Durable
+	if projector != nil {
+		durable := projector.Config().Durable
 		probes = append(probes, telemetry.Probe{Name: "hmp_consumer_pending", Help: "Messages of the events stream a durable consumer has not yet acknowledged: undelivered plus in flight (sampled).",
 			Labels: prometheus.Labels{"consumer": durable},
 			Read: func(ctx context.Context) (float64, error) {
-				info, err := a.Bus.ConsumerInfo(ctx, bus.EventsStream, durable)
+				info, err := bs.ConsumerInfo(ctx, bus.EventsStream, durable)
 				if err != nil {
 					return 0, err
 				}
@@ -48,32 +51,26 @@ func (a *App) startTelemetry(ctx context.Context, events *eventstore.Store, reg 
 			}})
 	}
 	if len(probes) > 0 {
-		sampler := telemetry.NewSampler(probes, cfg.TelemetrySampleEvery, a.logger, reg)
-		if err := sampler.Start(ctx); err != nil {
-			return err
+		if err := b.stops.start(ctx, telemetry.NewSampler(probes, cfg.TelemetrySampleEvery, b.logger, reg)); err != nil {
+			return nil, err
 		}
-		a.closers = append(a.closers, sampler.Stop)
 	}
 
-	a.Alerts = telemetry.NewEvaluator(cfg.Alerts, telemetry.Rules(cfg.Alerts), reg, a.logger, reg)
+	alerts := telemetry.NewEvaluator(cfg.Alerts, telemetry.Rules(cfg.Alerts), reg, b.logger, reg)
 	notifiers, err := alertNotifiers(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(notifiers) > 0 {
-		changes, cancel := a.Alerts.Subscribe(256)
-		d := telemetry.NewDispatcher(notifiers, cfg.AlertDelivery, a.logger, reg)
+		changes, cancel := alerts.Subscribe(256)
+		d := telemetry.NewDispatcher(notifiers, cfg.AlertDelivery, b.logger, reg)
 		if err := d.Start(ctx, changes); err != nil {
 			cancel()
-			return err
+			return nil, err
 		}
-		a.closers = append(a.closers, d.Stop, cancel)
+		b.stops.push(d.Stop, cancel)
 	}
-	if err := a.Alerts.Start(ctx); err != nil {
-		return err
-	}
-	a.closers = append(a.closers, a.Alerts.Stop)
-	return nil
+	return alerts, b.stops.start(ctx, alerts)
 }
 
 // alertNotifiers returns the notifiers cfg configures.
