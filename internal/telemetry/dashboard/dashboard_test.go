@@ -229,14 +229,22 @@ func TestDashboardSessions(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		streamed := make(chan int, 1)
+		w := &startedRecorder{ResponseRecorder: httptest.NewRecorder(), started: make(chan struct{})}
 		go func() {
 			r := httptest.NewRequest("GET", "/dashboard/events", nil).WithContext(ctx)
 			r.RemoteAddr = addr + ":5555"
 			r.AddCookie(c)
-			w := httptest.NewRecorder()
 			f.a.ServeHTTP(w, r)
 			streamed <- w.Code
 		}()
+		// The logout must find the stream open: wait for its first bytes.
+		select {
+		case <-w.started:
+		case code := <-streamed:
+			t.Fatalf("the stream ended before the logout: %d", code)
+		case <-ctx.Done():
+			t.Fatal("the event stream did not start")
+		}
 		resp := do(f.b, "POST", "/dashboard/logout", addr, nil, c)
 		status(t, resp, 303, "logout")
 		if cs := resp.Cookies(); len(cs) != 1 || cs[0].MaxAge >= 0 {
@@ -288,4 +296,27 @@ func TestDashboardSessions(t *testing.T) {
 			t.Fatalf("over TLS: cookies %v", cs)
 		}
 	})
+}
+
+// startedRecorder records a response and says when it started (its
+// header was written), so a test can act on an open stream.
+type startedRecorder struct {
+	*httptest.ResponseRecorder
+	once    sync.Once
+	started chan struct{}
+}
+
+func (r *startedRecorder) WriteHeader(code int) {
+	r.ResponseRecorder.WriteHeader(code)
+	r.once.Do(func() { close(r.started) })
+}
+
+func (r *startedRecorder) Write(b []byte) (int, error) {
+	r.once.Do(func() { close(r.started) })
+	return r.ResponseRecorder.Write(b)
+}
+
+func (r *startedRecorder) Flush() {
+	r.once.Do(func() { close(r.started) })
+	r.ResponseRecorder.Flush()
 }
