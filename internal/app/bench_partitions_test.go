@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,14 +36,18 @@ import (
 //
 //	HMP_BENCH_ORGS=10000 go test ./internal/app -run '^$' -bench PartitionLayouts -benchtime 1x -timeout 30m
 //
-// HMP_BENCH_ORGS (10000), HMP_BENCH_ROUNDS (4), HMP_BENCH_SECONDS (10 per
+// HMP_BENCH_ORGS (10000), HMP_BENCH_ROUNDS (8), HMP_BENCH_SECONDS (5 per
 // round and layout), HMP_BENCH_CLIENTS (32), HMP_BENCH_WRITE_ORGS (500:
-// organizations the creates go to, logged in up front).
+// organizations the creates go to, logged in up front), HMP_BENCH_MIXED
+// (non-empty: each round also runs the mixed writes of `hmp loadtest
+// mixed`, Zipf over the organizations). On a shared machine a round's
+// rate swings by half: the per-round ratios' median is the figure to read.
 func BenchmarkPartitionLayouts(b *testing.B) {
 	ctx := context.Background()
 	orgs := benchEnv("HMP_BENCH_ORGS", 10000)
-	rounds := benchEnv("HMP_BENCH_ROUNDS", 4)
-	secs := benchEnv("HMP_BENCH_SECONDS", 10)
+	rounds := benchEnv("HMP_BENCH_ROUNDS", 8)
+	secs := benchEnv("HMP_BENCH_SECONDS", 5)
+	mixed := os.Getenv("HMP_BENCH_MIXED") != ""
 	clients := benchEnv("HMP_BENCH_CLIENTS", 32)
 	writeOrgs := min(benchEnv("HMP_BENCH_WRITE_ORGS", 500), orgs)
 
@@ -82,6 +87,8 @@ func BenchmarkPartitionLayouts(b *testing.B) {
 		wok   uint64
 		wsecs float64
 		stmts map[int64]stmtStat // pg_stat_statements over the creates
+		// per round: creates/s and PostgreSQL µs per create
+		rates, pgUs []float64
 	}
 	layouts := []*layout{{name: "unpartitioned"}, {name: "p16", parts: 16}, {name: "p64", parts: 64}}
 	logger := slog.New(slog.DiscardHandler)
@@ -177,15 +184,20 @@ func BenchmarkPartitionLayouts(b *testing.B) {
 			}
 			addDelta(l.stmts, before, after)
 			l.ok += res.OK
+			l.rates = append(l.rates, res.Throughput)
 			l.secs += res.Elapsed.Seconds()
 			pgUs, procUs := 0.0, 0.0
 			if res.CPU != nil {
 				pgUs, procUs = res.CPU.PostgresPerOp, res.CPU.ProcessPerOp
+				l.pgUs = append(l.pgUs, pgUs)
 				l.pgCPU += pgUs * float64(res.OK) / 1e6
 				l.procCPU += procUs * float64(res.OK) / 1e6
 			}
 			b.Logf("round %d %-13s creates %7.0f/s p99 %-14s PostgreSQL %4.0f µs/create, process %4.0f µs/create",
 				r+1, l.name, res.Throughput, res.Latency.P99, pgUs, procUs)
+			if !mixed {
+				continue
+			}
 			// The mixed writes of `hmp loadtest mixed` (no reads), Zipf
 			// over the organizations.
 			m, err := loadtest.Mixed(ctx, loadtest.MixedConfig{Client: l.st.Client, Tenants: l.st, Clients: clients,
@@ -201,22 +213,50 @@ func BenchmarkPartitionLayouts(b *testing.B) {
 	}
 	b.StopTimer()
 	base := float64(layouts[0].ok) / layouts[0].secs
-	wbase := float64(layouts[0].wok) / layouts[0].wsecs
+	wbase := float64(layouts[0].wok) / max(layouts[0].wsecs, 1e-9)
+	for _, l := range layouts[1:] {
+		ratios := make([]float64, len(l.rates))
+		cpu := make([]float64, 0, len(l.pgUs))
+		for i := range l.rates {
+			ratios[i] = l.rates[i] / layouts[0].rates[i]
+			if i < len(l.pgUs) && i < len(layouts[0].pgUs) && layouts[0].pgUs[i] > 0 {
+				cpu = append(cpu, l.pgUs[i]/layouts[0].pgUs[i])
+			}
+		}
+		b.ReportMetric(median(ratios), l.name+"/unpartitioned-median")
+		b.Logf("%-13s per-round creates/s ratio to unpartitioned: median %.3f of %.3v; PostgreSQL CPU per create ratio: median %.3f",
+			l.name, median(ratios), ratios, median(cpu))
+	}
 	for _, l := range layouts {
 		rate := float64(l.ok) / l.secs
-		wrate := float64(l.wok) / l.wsecs
+		wrate := float64(l.wok) / max(l.wsecs, 1e-9)
 		b.ReportMetric(rate, l.name+"-creates/s")
 		if l.parts > 0 {
 			b.ReportMetric(rate/base, l.name+"/unpartitioned")
 		}
 		n := float64(max(l.ok, 1))
-		b.Logf("%-13s creates %7.0f/s %.3fx unpartitioned; PostgreSQL %4.0f µs/create, process %4.0f µs/create; mixed writes %7.0f/s %.3fx",
-			l.name, rate, rate/base, l.pgCPU*1e6/n, l.procCPU*1e6/n, wrate, wrate/wbase)
+		b.Logf("%-13s creates %7.0f/s %.3fx unpartitioned; PostgreSQL %4.0f µs/create, process %4.0f µs/create",
+			l.name, rate, rate/base, l.pgCPU*1e6/n, l.procCPU*1e6/n)
+		if mixed {
+			b.Logf("%-13s mixed writes %7.0f/s %.3fx unpartitioned", l.name, wrate, wrate/wbase)
+		}
 	}
 	for _, l := range layouts {
 		top := topStatements(l.stmts, l.ok)
 		b.Logf("%s: statements by time per create (exec+plan µs, plan µs, calls per create):\n%s", l.name, top)
 	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func benchEnv(name string, def int) int {
