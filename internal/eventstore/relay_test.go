@@ -22,7 +22,10 @@ import (
 
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Main(m, &cluster, Migrations()) }
+// pg_stat_statements: TestRelayPlansItsReadOnce counts the relay's plans.
+func TestMain(m *testing.M) {
+	pgtest.MainWith(m, &cluster, pgtest.Options{StatStatements: true}, Migrations())
+}
 
 // recorder is a Publisher that keeps what it was given, in order, and can
 // be made to fail.

@@ -25,6 +25,9 @@ var spanning = map[string]string{
 	"FROM events e, relay_state st": "the outbox relay's lag reads every organization's unpublished events (events_tx)",
 	"FROM events e WHERE (e.tx_id, e.seq) > (st.cursor_tx, st.cursor_seq) ORDER BY e.tx_id, e.seq LIMIT 1": "the outbox gauge reads the first unpublished event of all organizations (events_tx, one row per partition)",
 	"FROM events WHERE (tx_id, seq) >": "the outbox relay reads every organization's new events in commit order (events_tx)",
+	// The outbox age gauge reads the first unpublished event: one row of
+	// events_tx per partition.
+	"FROM events e WHERE (e.tx_id, e.seq) > (st.cursor_tx, st.cursor_seq)": "the outbox age gauge reads the first unpublished event in commit order (events_tx, one row per partition)",
 	// A token read its organization does not reflect yet also polls the
 	// stream-wide fallback: is every committed event published? That is
 	// an index range scan per partition over the in-flight transaction
