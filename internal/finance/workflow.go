@@ -219,7 +219,7 @@ func (s *Service) GrantDailyApproval(ctx context.Context, actor domain.Actor, ma
 	if err := eventstore.Queue(b, ev, &pos); err != nil {
 		return DailyApproval{}, Written{}, err
 	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := postgres.SendBatch(ctx, s.pool, b); err != nil {
 		if postgres.IsUniqueViolation(err, "daily_approvals_pkey") {
 			return DailyApproval{}, Written{}, domain.Conflictf("a daily approval for this manager on %s already exists", date)
 		}
