@@ -120,12 +120,13 @@ func (s *server) idempotent(api huma.API) func(ctx huma.Context, next func(huma.
 
 // writeError answers err of a reservation the way handlers answer theirs.
 func (s *server) writeError(api huma.API, ctx huma.Context, err error) {
+	perr := s.help.Problem(ctx.Context(), err)
 	var se huma.StatusError
-	if !errors.As(s.help.Problem(ctx.Context(), err), &se) {
+	if !errors.As(perr, &se) {
 		se = huma.Error500InternalServerError("internal error")
 	}
 	var he huma.HeadersError
-	if errors.As(se, &he) {
+	if errors.As(perr, &he) {
 		for name, values := range he.GetHeaders() {
 			for _, v := range values {
 				ctx.AppendHeader(name, v)

@@ -240,6 +240,9 @@ func (r *Reservation) Finish(ctx context.Context, a Answer, remember bool) error
 			return nil
 		}
 	}
+	if a.Body == nil {
+		a.Body = []byte{}
+	}
 	headers, err := json.Marshal(a.Header)
 	if err != nil {
 		return fmt.Errorf("encode idempotent answer: %w", err)
