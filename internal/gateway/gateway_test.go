@@ -16,12 +16,22 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/idempotency"
+	"hmp/internal/postgres/pgtest"
 	"hmp/internal/rpc"
+	"hmp/internal/tenancy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+var cluster *pgtest.Cluster
+
+// TestMain starts the PostgreSQL cluster of the end-to-end retry tests
+// (pgtest.Main also checks for leaked goroutines).
+func TestMain(m *testing.M) {
+	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations())
+}
 
 var discard = slog.New(slog.DiscardHandler)
 
@@ -152,11 +162,13 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 	nc, connect := setup(t)
 	var deliveries atomic.Int64
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	serve(t, connect, rpc.Finance, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deliveries.Add(1)
 		<-release // never answers in time
 	}))
+	// Registered after serve, so run before its Stop, which waits for the
+	// calls in flight.
+	t.Cleanup(func() { close(release) })
 	g := New(nc, Config{CallTimeout: 100 * time.Millisecond, Retries: 2, RetryDelay: time.Millisecond, BreakerFailures: 1000}, discard, nil)
 	for _, c := range []struct {
 		name      string

@@ -105,11 +105,15 @@ func (s *server) idempotent(api huma.API) func(ctx huma.Context, next func(huma.
 			replay(w, ans)
 			return
 		}
+		finishCtx := context.WithoutCancel(ctx.Context())
+		// A handler that panics (recoverer answers 500) releases the key,
+		// or records the 500 if it had committed.
+		defer func() { _ = res.Finish(finishCtx, idempotency.Answer{Status: http.StatusInternalServerError}, false) }()
 		rec := &answerRecorder{header: http.Header{}}
 		rctx := postgres.WithBeforeCommit(ctx.Context(), res.Mark)
 		next(humago.NewContext(op, r.WithContext(rctx), rec))
 		a := rec.answer()
-		if err := res.Finish(context.WithoutCancel(ctx.Context()), a, a.Status < 400); err != nil {
+		if err := res.Finish(finishCtx, a, a.Status < 400); err != nil {
 			// The write (if any) stands and the client gets its answer; a
 			// retry finds the key committed without an answer (503).
 			s.Logger.Warn("idempotency_finish_failed", "error", err.Error(), "request_id", RequestID(ctx.Context()), "org_id", orgOf(ctx.Context()))
