@@ -12,29 +12,14 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
-	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/tenancy"
 )
 
-// Remember asks a create to record its outcome under an idempotency key,
-// in the create's own transaction.
-type Remember struct {
-	Key  idempotency.Key
-	Hash [32]byte
-	// Encode renders the response the key will replay.
-	Encode func(Transaction) (status int, body []byte, err error)
-}
-
-// ErrIdempotencyRace is returned by Create when a concurrent request with
-// the same idempotency key committed first; nothing was written. The
-// caller answers with that request's recorded outcome.
-var ErrIdempotencyRace = errors.New("a concurrent request with this idempotency key committed first")
-
 // Create records a revenue or an expense. An ADMIN's row is approved at
 // once; a MANAGER's is pending, and a MANAGER must first pass the daily
-// approval gate. remember may be nil.
-func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Kind, in CreateInput, remember *Remember) (Transaction, Written, error) {
+// approval gate.
+func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Kind, in CreateInput) (Transaction, Written, error) {
 	now := s.now().UTC()
 	prop, err := s.referencedProperty(ctx, actor, in.PropertyID)
 	if err != nil {
@@ -75,27 +60,18 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 		if err != nil {
 			return err
 		}
-		// One round trip after the stamp: the row, its event and the
-		// idempotency record commit together or not at all.
+		// One round trip after the stamp: the row and its event commit
+		// together or not at all (with the caller's BeforeCommit hook,
+		// such as an idempotency key, when ctx carries one: WithTx runs it).
 		b := &pgx.Batch{}
 		b.Queue(insertTx, insertArgs(&t)...)
 		if err := eventstore.Queue(b, ev, &pos); err != nil {
 			return err
 		}
-		if remember != nil {
-			status, body, err := remember.Encode(t)
-			if err != nil {
-				return fmt.Errorf("encode idempotent response: %w", err)
-			}
-			idempotency.Queue(b, idempotency.Record{Key: remember.Key, RequestHash: remember.Hash, Status: status, Response: body, CreatedAt: at})
-		}
 		queueVolume(b, &t) // last: it locks the organization's volume row until the commit
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		if idempotency.IsDuplicate(err) {
-			return Transaction{}, Written{}, ErrIdempotencyRace
-		}
 		if overVolume(err) {
 			return Transaction{}, Written{}, volumeError(t.AmountCents)
 		}

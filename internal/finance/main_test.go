@@ -161,7 +161,7 @@ func (f *fixture) create(t *testing.T, actor domain.Actor, kind domain.Kind, in 
 // tryCreate is the one call of Service.Create in these tests (no
 // idempotency record: that is the edge's).
 func (f *fixture) tryCreate(ctx context.Context, actor domain.Actor, kind domain.Kind, in finance.CreateInput) (finance.Transaction, finance.Written, error) {
-	return f.fin.Create(ctx, actor, kind, in, nil)
+	return f.fin.Create(ctx, actor, kind, in)
 }
 
 // get reads a row as the ADMIN.

@@ -38,8 +38,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Retries is how many more tries a call gets after a failure that is
 	// safe to retry: any call that no instance received (no responders),
-	// and a GET, HEAD or a request with an Idempotency-Key that got no
-	// answer. Default 2; negative: none.
+	// and a GET, HEAD, or a write that its route declares idempotent
+	// (httpapi.Retryable) sent with an Idempotency-Key, that got no answer.
+	// Default 2; negative: none.
 	Retries int
 	// RetryDelay is the first pause between tries, doubling (with jitter)
 	// up to 1 s. Default 50 ms.
@@ -147,8 +148,12 @@ var (
 // Forward sends r to the service owning its path and writes the answer.
 // actor is the authenticated caller (nil for anonymous routes); the
 // service authenticates the forwarded bearer token again itself, so the
-// actor travels only as an informative header.
-func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, w http.ResponseWriter, r *http.Request) {
+// actor travels only as an informative header. retryable says that the
+// route declares the write idempotent (the service honours its
+// Idempotency-Key): only such a write, sent with a key, is tried again
+// after a try that got no answer; a header on another route changes
+// nothing, since that service would write twice.
+func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, retryable bool, w http.ResponseWriter, r *http.Request) {
 	svc := Route(r.URL.Path)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -158,7 +163,7 @@ func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, w http.Respo
 	if actor != nil {
 		r.Header.Set("Hmp-Actor", actor.OrgID.String()+"/"+actor.UserID.String()+"/"+string(actor.Role))
 	}
-	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Header.Get("Idempotency-Key") != ""
+	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || (retryable && r.Header.Get("Idempotency-Key") != "")
 	cb := g.breakers[svc]
 	try := func() (*nats.Msg, error) {
 		reply, err := cb.Execute(func() (*nats.Msg, error) { return g.call(ctx, svc, r, body) })

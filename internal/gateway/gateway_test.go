@@ -16,12 +16,22 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/idempotency"
+	"hmp/internal/postgres/pgtest"
 	"hmp/internal/rpc"
+	"hmp/internal/tenancy"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+var cluster *pgtest.Cluster
+
+// TestMain starts the PostgreSQL cluster of the end-to-end retry tests
+// (pgtest.Main also checks for leaked goroutines).
+func TestMain(m *testing.M) {
+	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations())
+}
 
 var discard = slog.New(slog.DiscardHandler)
 
@@ -63,13 +73,23 @@ func serve(t *testing.T, connect func() *nats.Conn, service string, h http.Handl
 	return srv
 }
 
+// forward sends a request of a route that does not declare itself
+// idempotent; forwardRetryable one of a route that does.
 func forward(g *Gateway, method, target, body string, headers ...string) *httptest.ResponseRecorder {
+	return forwardAs(g, false, method, target, body, headers...)
+}
+
+func forwardRetryable(g *Gateway, method, target, body string, headers ...string) *httptest.ResponseRecorder {
+	return forwardAs(g, true, method, target, body, headers...)
+}
+
+func forwardAs(g *Gateway, retryable bool, method, target, body string, headers ...string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	for i := 0; i+1 < len(headers); i += 2 {
 		r.Header.Set(headers[i], headers[i+1])
 	}
 	w := httptest.NewRecorder()
-	g.Forward(r.Context(), nil, w, r)
+	g.Forward(r.Context(), nil, retryable, w, r)
 	return w
 }
 
@@ -131,32 +151,40 @@ func TestForwardCarriesTheRequest(t *testing.T) {
 }
 
 // TestRetriesOnlyIdempotentCalls: a call that got no answer is tried again
-// only when repeating it is safe (GET, or a write with an
-// Idempotency-Key); a plain POST is tried once and answers a 503 saying
-// its outcome is unknown. Every failure answers 503 with Retry-After.
+// only when repeating it is safe (GET, or a write whose route declares it
+// idempotent, sent with an Idempotency-Key); a plain POST, a POST of a
+// route that does not honour keys although it carries one, and a
+// retryable route's POST without a key are tried once and answer a 503
+// saying the outcome is unknown. Every failure answers 503 with
+// Retry-After.
 func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 	t.Parallel()
 	nc, connect := setup(t)
 	var deliveries atomic.Int64
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	serve(t, connect, rpc.Finance, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		deliveries.Add(1)
 		<-release // never answers in time
 	}))
+	// Registered after serve, so run before its Stop, which waits for the
+	// calls in flight.
+	t.Cleanup(func() { close(release) })
 	g := New(nc, Config{CallTimeout: 100 * time.Millisecond, Retries: 2, RetryDelay: time.Millisecond, BreakerFailures: 1000}, discard, nil)
 	for _, c := range []struct {
-		name    string
-		method  string
-		headers []string
-		tries   int64
+		name      string
+		method    string
+		retryable bool
+		headers   []string
+		tries     int64
 	}{
-		{"plain POST", "POST", nil, 1},
-		{"POST with an Idempotency-Key", "POST", []string{"Idempotency-Key", "k1"}, 3},
-		{"GET", "GET", nil, 3},
+		{"plain POST", "POST", false, nil, 1},
+		{"POST of a route that does not honour keys, with a key", "POST", false, []string{"Idempotency-Key", "k1"}, 1},
+		{"POST of a retryable route without a key", "POST", true, nil, 1},
+		{"POST of a retryable route with an Idempotency-Key", "POST", true, []string{"Idempotency-Key", "k1"}, 3},
+		{"GET", "GET", false, nil, 3},
 	} {
 		deliveries.Store(0)
-		w := forward(g, c.method, "/v1/finance/revenues", "", c.headers...)
+		w := forwardAs(g, c.retryable, c.method, "/v1/finance/revenues", "", c.headers...)
 		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 			t.Errorf("%s: answer %d %v", c.name, w.Code, w.Header())
 		}

@@ -13,7 +13,6 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
-	"hmp/internal/idempotency"
 )
 
 // transactionBody is a revenue or an expense as the API shows it.
@@ -75,8 +74,7 @@ type expenseCreate struct {
 }
 
 type createInput[B any] struct {
-	IdempotencyKey string `header:"Idempotency-Key" maxLength:"255" pattern:"^[ -~]*$" patternDescription:"printable ASCII" doc:"Retry-safe creates: the same key and body within 24 h return the original response"`
-	Body           B
+	Body B
 }
 
 type patchBody struct {
@@ -115,7 +113,6 @@ type reviewInput struct {
 
 type transactionOutput struct {
 	ConsistencyToken string `header:"X-Consistency-Token" doc:"send back on reads to see this write"`
-	Replayed         string `header:"Idempotency-Replayed"`
 	ETag             string `header:"ETag" doc:"the row's version; send it back in If-Match to change the row only if nobody changed it meanwhile"`
 	Body             transactionBody
 }
@@ -211,10 +208,10 @@ func (s *server) registerFinance(api huma.API) {
 	h := s.help
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
-		huma.Register(api, Secured(huma.Operation{
+		huma.Register(api, Retryable(Secured(huma.Operation{
 			OperationID: verb + "DeletionRequest", Method: http.MethodPost, Path: "/v1/finance/deletion-requests/{id}/" + verb,
 			Tags: []string{"finance"}, Summary: verb + " a manager's deletion request (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 422},
-		}), func(ctx context.Context, in *idInput) (*decisionOutput, error) {
+		})), func(ctx context.Context, in *idInput) (*decisionOutput, error) {
 			id, err := parseID("path.id", in.ID)
 			if err != nil {
 				return nil, h.Problem(ctx, err)
@@ -228,11 +225,11 @@ func (s *server) registerFinance(api huma.API) {
 			return out, nil
 		})
 	}
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "grantDailyApproval", Method: http.MethodPost, Path: "/v1/finance/daily-approvals", Tags: []string{"finance"},
 		Summary: "Let a manager add rows on a date although older rows of theirs are pending (ADMIN)", DefaultStatus: http.StatusCreated,
 		Errors: []int{400, 401, 403, 404, 409, 422},
-	}), func(ctx context.Context, in *dailyApprovalInput) (*dailyApprovalOutput, error) {
+	})), func(ctx context.Context, in *dailyApprovalInput) (*dailyApprovalOutput, error) {
 		mid, err := parseID("body.managerUserId", in.Body.ManagerUserID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -330,48 +327,18 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 	h := s.help
 	base := "/v1/finance/" + plural
 	tags := []string{"finance"}
-	route := "POST " + base
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "create" + string(kind), Method: http.MethodPost, Path: base, Tags: tags, DefaultStatus: http.StatusCreated,
 		Summary: "Record a " + string(kind) + " (approved when an ADMIN creates it, pending for a MANAGER)",
 		Errors:  []int{400, 401, 404, 409, 413, 422},
-	}), func(ctx context.Context, in *createInput[B]) (*transactionOutput, error) {
+	})), func(ctx context.Context, in *createInput[B]) (*transactionOutput, error) {
 		actor := h.Actor(ctx)
 		input, err := toInput(&in.Body)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		var remember *finance.Remember
-		var hash [32]byte
-		var key idempotency.Key
-		if in.IdempotencyKey != "" {
-			canonical, err := json.Marshal(in.Body)
-			if err != nil {
-				return nil, h.Problem(ctx, err)
-			}
-			hash = idempotency.Hash(canonical)
-			key = idempotency.Key{OrgID: actor.OrgID, UserID: actor.UserID, Route: route, Value: in.IdempotencyKey}
-			rec, err := s.Idempotency.Lookup(ctx, key)
-			if err == nil {
-				return replay(h, ctx, rec, hash)
-			}
-			if !errors.Is(err, idempotency.ErrMissing) {
-				return nil, h.Problem(ctx, err)
-			}
-			remember = &finance.Remember{Key: key, Hash: hash, Encode: func(t finance.Transaction) (int, []byte, error) {
-				b, err := json.Marshal(toTransactionBody(t))
-				return http.StatusCreated, b, err
-			}}
-		}
-		t, w, err := s.Finance.Create(ctx, actor, kind, input, remember)
-		if errors.Is(err, finance.ErrIdempotencyRace) {
-			rec, err := s.Idempotency.Lookup(ctx, key)
-			if err != nil {
-				return nil, h.Problem(ctx, domain.Conflictf("a concurrent request with this Idempotency-Key is in progress"))
-			}
-			return replay(h, ctx, rec, hash)
-		}
+		t, w, err := s.Finance.Create(ctx, actor, kind, input)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
@@ -425,10 +392,10 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		return &transactionOutput{ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "update" + string(kind), Method: http.MethodPatch, Path: base + "/{id}", Tags: tags,
 		Summary: "Change a " + string(kind) + " (a MANAGER's edit puts it back to pending)", Errors: []int{400, 401, 404, 409, 412, 413, 422},
-	}), func(ctx context.Context, in *patchInput) (*transactionOutput, error) {
+	})), func(ctx context.Context, in *patchInput) (*transactionOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -444,7 +411,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "delete" + string(kind), Method: http.MethodDelete, Path: base + "/{id}", Tags: tags,
 		Summary: "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
 		Errors:  []int{400, 401, 404, 409, 412, 422},
@@ -452,7 +419,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			"204": {Description: "Deleted"},
 			"202": {Description: "Deletion requested; an ADMIN decides"},
 		},
-	}), func(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
+	})), func(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -473,10 +440,10 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
-		huma.Register(api, Secured(huma.Operation{
+		huma.Register(api, Retryable(Secured(huma.Operation{
 			OperationID: verb + string(kind), Method: http.MethodPost, Path: base + "/{id}/" + verb, Tags: tags,
 			Summary: verb + " a pending " + string(kind) + " (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 412, 422},
-		}), func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
+		})), func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
 			actor := h.Actor(ctx)
 			if !actor.IsAdmin() {
 				return nil, h.Problem(ctx, domain.ErrForbidden)
@@ -496,18 +463,6 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 		})
 	}
-}
-
-func replay(h *Helpers, ctx context.Context, rec idempotency.Record, hash [32]byte) (*transactionOutput, error) {
-	if !rec.Matches(hash) {
-		return nil, h.Problem(ctx, domain.Conflictf("this Idempotency-Key was used with a different request body"))
-	}
-	out := &transactionOutput{Replayed: "true", ConsistencyToken: domain.Token{TxID: rec.TxID}.String()}
-	if err := json.Unmarshal(rec.Response, &out.Body); err != nil {
-		return nil, h.Problem(ctx, err)
-	}
-	out.ETag = finance.ETag(out.Body.Version)
-	return out, nil
 }
 
 func toPatch(kind domain.Kind, b patchBody) (finance.PatchInput, error) {

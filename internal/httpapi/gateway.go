@@ -14,8 +14,11 @@ import (
 
 // Forwarder hands an admitted, authenticated API request to the service
 // that owns it and writes that service's answer (internal/gateway).
+// retryable is the route's declared idempotency (Retryable): whether the
+// service honours the request's Idempotency-Key, so that a try that got no
+// answer may be repeated.
 type Forwarder interface {
-	Forward(ctx context.Context, actor *domain.Actor, w http.ResponseWriter, r *http.Request)
+	Forward(ctx context.Context, actor *domain.Actor, retryable bool, w http.ResponseWriter, r *http.Request)
 }
 
 // PropertyChecker answers whether the actor may see a property (a
@@ -48,5 +51,5 @@ func (s *server) forward(ctx huma.Context, next func(huma.Context)) {
 	// The forwarder logs its own failures and the service its server
 	// errors, with the same request id: not a third time here.
 	quietly(r)
-	s.Forward.Forward(ctx.Context(), actor, w, r)
+	s.Forward.Forward(ctx.Context(), actor, IsRetryable(ctx.Operation()), w, r)
 }

@@ -17,13 +17,16 @@ import (
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/reconcile"
+	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
 
 var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations())
+	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations(),
+		reports.Migrations(), reconcile.Migrations())
 }
 
 // api is the whole HTTP edge over real services on a database of its own.

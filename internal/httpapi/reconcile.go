@@ -70,13 +70,13 @@ func (s *server) registerReconciliation(api huma.API) {
 	}
 	h := s.help
 	tags := []string{"reports"}
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "reconcile", Method: http.MethodPost, Path: "/v1/reports/reconciliation", Tags: tags,
 		DefaultStatus: http.StatusAccepted,
 		Summary:       "Start recomputing the cash book from the transactions in the background (ADMIN); poll the job",
 		Description:   "One reconciliation runs at a time per organization: while one runs, this answers that job.",
 		Errors:        []int{400, 401, 403, 404, 422, 503},
-	}), func(ctx context.Context, in *reconcileInput) (*reconcileJobOutput, error) {
+	})), func(ctx context.Context, in *reconcileInput) (*reconcileJobOutput, error) {
 		actor := h.Actor(ctx)
 		if !actor.IsAdmin() {
 			return nil, h.Problem(ctx, domain.ErrForbidden)

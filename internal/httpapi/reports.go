@@ -305,11 +305,11 @@ func (s *server) registerReports(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "recordCashCount", Method: http.MethodPost, Path: "/v1/reports/cash-counts", Tags: tags,
 		Summary:       "Record the physically counted cash at a day's end (a later count for the day replaces it)",
 		DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 404, 413, 422},
-	}), func(ctx context.Context, in *cashCountInput) (*cashCountOutput, error) {
+	})), func(ctx context.Context, in *cashCountInput) (*cashCountOutput, error) {
 		pid, err := parseID("body.propertyId", in.Body.PropertyID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)

@@ -134,6 +134,7 @@ func New(d Deps) http.Handler {
 	api := humago.New(mux, cfg)
 	api.UseMiddleware(s.authenticate(api))
 	api.UseMiddleware(checkFieldNames(api))
+	api.UseMiddleware(s.idempotent(api))
 	if d.Forward != nil {
 		api.UseMiddleware(s.forward)
 	}

@@ -148,11 +148,11 @@ func (s *server) registerTenancy(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "createUser", Method: http.MethodPost, Path: "/v1/users", Tags: []string{"users"},
 		Summary: "Add a user to the caller's organization (ADMIN)", DefaultStatus: http.StatusCreated,
 		Errors: []int{400, 401, 403, 404, 409, 422},
-	}), func(ctx context.Context, in *createUserInput) (*userOutput, error) {
+	})), func(ctx context.Context, in *createUserInput) (*userOutput, error) {
 		ids, err := parseIDs("body.propertyIds", in.Body.PropertyIDs)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -165,10 +165,10 @@ func (s *server) registerTenancy(api huma.API) {
 		return &userOutput{Body: toUserBody(u)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "setUserProperties", Method: http.MethodPut, Path: "/v1/users/{id}/properties", Tags: []string{"users"},
 		Summary: "Replace the properties a MANAGER is assigned to (ADMIN)", Errors: []int{400, 401, 403, 404, 422},
-	}), func(ctx context.Context, in *setPropertiesInput) (*setPropertiesOutput, error) {
+	})), func(ctx context.Context, in *setPropertiesInput) (*setPropertiesOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)
@@ -186,10 +186,10 @@ func (s *server) registerTenancy(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "createProperty", Method: http.MethodPost, Path: "/v1/properties", Tags: []string{"properties"},
 		Summary: "Add a property (ADMIN)", DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 422},
-	}), func(ctx context.Context, in *createPropertyInput) (*propertyOutput, error) {
+	})), func(ctx context.Context, in *createPropertyInput) (*propertyOutput, error) {
 		p, err := s.Tenancy.CreateProperty(ctx, h.Actor(ctx), tenancy.PropertyInput{Name: in.Body.Name, Type: in.Body.Type,
 			Timezone: in.Body.Timezone, Currency: in.Body.Currency})
 		if err != nil {

@@ -24,13 +24,13 @@ type patchUserInput struct {
 // (2 s) on every other.
 func (s *server) registerSessions(api huma.API) {
 	h := s.help
-	huma.Register(api, Secured(huma.Operation{
+	huma.Register(api, Retryable(Secured(huma.Operation{
 		OperationID: "patchUser", Method: http.MethodPatch, Path: "/v1/users/{id}", Tags: []string{"users"},
 		Summary: "Change a user's role or disable them (ADMIN)",
 		Description: "A disabled user cannot log in and their tokens stop working, and a role change takes effect, " +
 			"within 5 s on every instance.",
 		Errors: []int{400, 401, 403, 404, 409, 422},
-	}), func(ctx context.Context, in *patchUserInput) (*userOutput, error) {
+	})), func(ctx context.Context, in *patchUserInput) (*userOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
 			return nil, h.Problem(ctx, err)

@@ -1,19 +1,25 @@
-// Package idempotency remembers the outcome of creates sent with an
+// Package idempotency remembers the outcome of writes sent with an
 // Idempotency-Key for 24 hours, so that a retried request returns the
 // original response instead of writing twice.
+//
+// A key goes through three states, one row of idempotency_keys:
+// reserved (Reserve, before the request runs), committed (Mark, inside
+// the write's own transaction just before it commits, so that "written"
+// and "key used" are one fact) and done (Finish, with the answer). A
+// request that failed without committing releases its key, which can be
+// used again. A request finding its key reserved by another waits for the
+// answer; if the holder is gone (its lease expired before it committed) it
+// takes the key over.
 package idempotency
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3"
 
@@ -44,79 +50,59 @@ type Key struct {
 	Value string
 }
 
-// Record is the remembered outcome of a request.
-type Record struct {
-	Key
-	// RequestHash identifies the request body (see Hash).
-	RequestHash [32]byte
-	// Status and Response are what the original request answered.
-	Status   int
-	Response []byte
-	// TxID is the writing transaction, from which the original consistency
-	// token is rebuilt.
-	TxID      uint64
-	CreatedAt time.Time
-}
-
 // Hash returns the hash of a canonical request body.
 func Hash(canonical []byte) [32]byte { return sha256.Sum256(canonical) }
 
-// Matches reports whether r was recorded for the same request body.
-func (r Record) Matches(hash [32]byte) bool { return bytes.Equal(r.RequestHash[:], hash[:]) }
+// Config tunes the reservations of keys. The zero value of each field
+// means its default.
+type Config struct {
+	// Lease is how long a reservation outlives the last sign of life of the
+	// request holding it: the holder renews it every Lease/3 while it runs,
+	// and a retry takes over a reservation older than that which has not
+	// committed (its holder died). Default 3 s.
+	Lease time.Duration
+	// Wait bounds how long a request waits for a concurrent one holding its
+	// key to answer before it gives up with 409 (ErrInProgress). Default
+	// 5 s: past a lease, so that a retry can take over from a dead holder
+	// within one wait, short of the 10 s request deadline.
+	Wait time.Duration
+	// Poll is the pause between two looks at a key in progress. Default
+	// 25 ms.
+	Poll time.Duration
+}
 
-// Store reads and prunes remembered keys.
+// WithDefaults returns a copy of c with zero fields at their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Lease <= 0 {
+		c.Lease = 3 * time.Second
+	}
+	if c.Wait <= 0 {
+		c.Wait = 5 * time.Second
+	}
+	if c.Poll <= 0 {
+		c.Poll = 25 * time.Millisecond
+	}
+	return c
+}
+
+// Store reserves, marks, answers and prunes keys.
 type Store struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+	cfg  Config
 }
 
-// NewStore returns a Store on pool; now is the clock.
+// NewStore returns a Store on pool with the default Config; now is the
+// clock of the 24 h expiry (leases use the database's clock, shared by
+// every instance).
 func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
-	return &Store{pool: pool, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	return NewStoreWith(pool, now, Config{})
 }
 
-// ErrMissing is returned by Lookup when no live record exists.
-var ErrMissing = errors.New("no idempotency record")
-
-// Lookup returns the live record of k, or ErrMissing. An expired record of
-// k is removed so that the key can be used again.
-func (s *Store) Lookup(ctx context.Context, k Key) (Record, error) {
-	r := Record{Key: k}
-	var hash []byte
-	err := s.pool.QueryRow(ctx, `
-		SELECT request_hash, status, response, tx_id::text::bigint, created_at FROM idempotency_keys
-		WHERE org_id = $1 AND user_id = $2 AND route = $3 AND key = $4`, k.OrgID, k.UserID, k.Route, k.Value).
-		Scan(&hash, &r.Status, &r.Response, &r.TxID, &r.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Record{}, ErrMissing
-	}
-	if err != nil {
-		return Record{}, fmt.Errorf("look up idempotency key: %w", postgres.Translate(err))
-	}
-	if s.now().Sub(r.CreatedAt) >= TTL {
-		if _, err := s.pool.Exec(ctx, `
-			DELETE FROM idempotency_keys WHERE org_id = $1 AND user_id = $2 AND route = $3 AND key = $4 AND created_at = $5`,
-			k.OrgID, k.UserID, k.Route, k.Value, r.CreatedAt); err != nil {
-			return Record{}, fmt.Errorf("drop expired idempotency key: %w", postgres.Translate(err))
-		}
-		return Record{}, ErrMissing
-	}
-	copy(r.RequestHash[:], hash)
-	return r, nil
+// NewStoreWith is NewStore with cfg.
+func NewStoreWith(pool *pgxpool.Pool, now func() time.Time, cfg Config) *Store {
+	return &Store{pool: pool, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }, cfg: cfg.WithDefaults()}
 }
-
-// Queue adds the insert of r to b, so that it commits with the write it
-// describes. If a concurrent request recorded the same key first, the
-// batch fails; IsDuplicate tells that case.
-func Queue(b *pgx.Batch, r Record) {
-	b.Queue(`
-		INSERT INTO idempotency_keys (org_id, user_id, route, key, request_hash, status, response, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.OrgID, r.UserID, r.Route, r.Value, r.RequestHash[:], r.Status, r.Response, r.CreatedAt)
-}
-
-// IsDuplicate reports whether err is the loss of a race to record a key.
-func IsDuplicate(err error) bool { return postgres.IsUniqueViolation(err, "idempotency_keys_pkey") }
 
 // Prune deletes records older than the TTL and returns how many.
 func (s *Store) Prune(ctx context.Context) (int64, error) {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -36,11 +35,11 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)}
 	store := idempotency.NewStore(pool, clk.now)
 	org, user := domain.NewID(clk.now()), domain.NewID(clk.now())
+	hash := idempotency.Hash([]byte(`{}`))
 	record := func(key string, at time.Time) {
-		b := &pgx.Batch{}
-		idempotency.Queue(b, idempotency.Record{Key: idempotency.Key{OrgID: org, UserID: user, Route: "POST /v1/finance/revenues", Value: key},
-			Status: 201, Response: []byte(`{}`), CreatedAt: at})
-		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+		if _, err := pool.Exec(ctx, `
+			INSERT INTO idempotency_keys (org_id, user_id, route, key, request_hash, status, response, created_at)
+			VALUES ($1, $2, 'POST /v1/finance/revenues', $3, $4, 201, '{}', $5)`, org, user, key, hash[:], at); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,8 +66,8 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	if n != 1 {
 		t.Errorf("keys after prune = %d, want 1 (the live one)", n)
 	}
-	if _, err := store.Lookup(ctx, idempotency.Key{OrgID: org, UserID: user, Route: "POST /v1/finance/revenues", Value: "live"}); err != nil {
-		t.Errorf("live key: %v", err)
+	if _, ans, err := store.Reserve(ctx, idempotency.Key{OrgID: org, UserID: user, Route: "POST /v1/finance/revenues", Value: "live"}, hash); err != nil || ans == nil {
+		t.Errorf("live key: answer %v, %v; want its recorded answer", ans, err)
 	}
 	if got := testutil.ToFloat64(p.KeysGauge()); got != 1 {
 		t.Errorf("hmp_idempotency_keys = %v, want 1", got)

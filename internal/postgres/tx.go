@@ -77,8 +77,47 @@ func runTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) (err error) 
 	if err = fn(tx); err != nil {
 		return err
 	}
+	if _, nested := db.(pgx.Tx); !nested {
+		if hook, ok := ctx.Value(beforeCommitKey{}).(BeforeCommit); ok {
+			if err = hook(ctx, tx); err != nil {
+				return err
+			}
+		}
+	}
 	if err = tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", Translate(err))
 	}
 	return nil
+}
+
+// BeforeCommit runs inside a transaction just before its commit; its error
+// rolls the transaction back instead.
+type BeforeCommit func(ctx context.Context, tx pgx.Tx) error
+
+type beforeCommitKey struct{}
+
+// WithBeforeCommit returns a copy of ctx under which every outermost
+// transaction of WithTx and SendBatch runs hook just before it commits (a
+// savepoint does not), so that what hook writes commits with the write or
+// not at all (the idempotency key of a request is marked used this way).
+// hook may run more than once: on each retried run and in each
+// transaction of ctx.
+func WithBeforeCommit(ctx context.Context, hook BeforeCommit) context.Context {
+	return context.WithValue(ctx, beforeCommitKey{}, hook)
+}
+
+// BatchBeginner sends batches and starts transactions (*pgxpool.Pool).
+type BatchBeginner interface {
+	Beginner
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// SendBatch sends b as one implicit transaction (one round trip), or, when
+// ctx carries a BeforeCommit hook, in a transaction of WithTx that runs it.
+// Errors are returned untranslated, as pgx gives them.
+func SendBatch(ctx context.Context, db BatchBeginner, b *pgx.Batch) error {
+	if _, ok := ctx.Value(beforeCommitKey{}).(BeforeCommit); !ok {
+		return db.SendBatch(ctx, b).Close()
+	}
+	return WithTx(ctx, db, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
 }

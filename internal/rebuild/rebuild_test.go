@@ -431,7 +431,7 @@ func TestRebuildLeavesUnappliedEvents(t *testing.T) {
 
 // createRow is the one call of finance's Create in these tests.
 func createRow(ctx context.Context, fin *finance.Service, actor domain.Actor, kind domain.Kind, in finance.CreateInput) (finance.Transaction, finance.Written, error) {
-	return fin.Create(ctx, actor, kind, in, nil)
+	return fin.Create(ctx, actor, kind, in)
 }
 
 func ptr[T any](v T) *T { return &v }

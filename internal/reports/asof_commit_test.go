@@ -198,7 +198,7 @@ func TestAsOfLockDelayedEdit(t *testing.T) {
 	p := newPIT(t)
 	fin := p.finance(0)
 	row, _, err := fin.Create(ctx, p.admin, domain.Revenue, finance.CreateInput{PropertyID: p.prop, Source: "room",
-		AmountCents: 1000, PaymentMode: domain.Cash, OccurredAt: p.at(1)}, nil)
+		AmountCents: 1000, PaymentMode: domain.Cash, OccurredAt: p.at(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestAsOfConcurrentEdits(t *testing.T) {
 	ctx := context.Background()
 	p := newPIT(t)
 	row, _, err := p.finance(0).Create(ctx, p.admin, domain.Revenue, finance.CreateInput{PropertyID: p.prop, Source: "room",
-		AmountCents: 1000, PaymentMode: domain.Cash, OccurredAt: p.at(1)}, nil)
+		AmountCents: 1000, PaymentMode: domain.Cash, OccurredAt: p.at(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestAsOfRandomizedConcurrent(t *testing.T) {
 						actor = p.mgr
 					}
 					var t finance.Transaction
-					if t, _, err = fin.Create(ctx, actor, k, in, nil); err == nil {
+					if t, _, err = fin.Create(ctx, actor, k, in); err == nil {
 						mu.Lock()
 						rows, kind[t.ID] = append(rows, t.ID), k
 						mu.Unlock()

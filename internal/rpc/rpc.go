@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,6 +67,8 @@ type Server struct {
 	name   string
 	slots  chan struct{}
 	logger *slog.Logger
+	// calls counts the calls being handled, which Stop waits for.
+	calls sync.WaitGroup
 }
 
 // NewServer registers the micro service hmp-<service>. maxInFlight bounds
@@ -86,11 +89,15 @@ func NewServer(nc *nats.Conn, service, version string, maxInFlight int, logger *
 }
 
 // Stop unsubscribes every endpoint, so that calls go to the other
-// instances. Safe to call twice.
+// instances, and waits for the calls being handled (each is bounded by its
+// caller's deadline): what closes after the server (the database pool)
+// is still there for a call that committed a write and records its
+// idempotent answer. Safe to call twice.
 func (s *Server) Stop() {
 	if !s.svc.Stopped() {
 		_ = s.svc.Stop()
 	}
+	s.calls.Wait()
 }
 
 // add registers an endpoint whose calls run concurrently: a micro
@@ -101,7 +108,9 @@ func (s *Server) Stop() {
 func (s *Server) add(endpoint string, fn func(micro.Request)) error {
 	h := micro.HandlerFunc(func(req micro.Request) {
 		s.slots <- struct{}{}
+		s.calls.Add(1)
 		go func() {
+			defer s.calls.Done()
 			defer func() { <-s.slots }()
 			fn(req)
 		}()

@@ -319,10 +319,13 @@ func (s *Service) CreateProperty(ctx context.Context, actor domain.Actor, in Pro
 	now := s.now().UTC()
 	p := Property{OrgID: actor.OrgID, ID: domain.NewID(now), Name: strings.TrimSpace(in.Name), Type: in.Type,
 		Timezone: in.Timezone, Currency: in.Currency, CreatedAt: now, Location: loc}
-	_, err = s.pool.Exec(ctx, `
+	// A batch: one round trip, or a transaction with the caller's
+	// BeforeCommit hook (an idempotency key) when ctx carries one.
+	b := &pgx.Batch{}
+	b.Queue(`
 		INSERT INTO properties (org_id, id, name, type, timezone, currency, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.OrgID, p.ID, p.Name, p.Type, p.Timezone, p.Currency, now)
-	if err != nil {
+	if err := postgres.SendBatch(ctx, s.pool, b); err != nil {
 		return Property{}, fmt.Errorf("insert property: %w", postgres.Translate(err))
 	}
 	s.props.Set(propKey{p.OrgID, p.ID}, p)

@@ -1,0 +1,434 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/bcrypt"
+
+	"hmp/internal/auth"
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/httpapi"
+	"hmp/internal/idempotency"
+	"hmp/internal/reconcile"
+	"hmp/internal/reports"
+	"hmp/internal/tenancy"
+)
+
+// keyedAPI is the whole HTTP edge, cash counts and reconciliation jobs
+// included, over real services on a database of its own.
+type keyedAPI struct {
+	*api
+	pool *pgxpool.Pool
+}
+
+func keyedSetup(t *testing.T) *keyedAPI {
+	t.Helper()
+	pool := cluster.NewPool(t)
+	ten, err := tenancy.New(pool, time.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ten.Close)
+	tokens, err := auth.New([]byte(strings.Repeat("s", 32)), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.UseUsers(ten, 0); err != nil {
+		t.Fatal(err)
+	}
+	fin := finance.New(pool, ten, time.Now)
+	jobs := reconcile.NewJobs(pool, reconcile.NewReconciler(pool, fin), reconcile.Config{}, slog.New(slog.DiscardHandler), time.Now)
+	t.Cleanup(jobs.Stop)
+	h := httpapi.New(httpapi.Deps{
+		Tenancy: ten, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(pool),
+		Idempotency: idempotency.NewStore(pool, time.Now), Reports: reports.NewService(pool, ten, nil, time.Now),
+		Reconciliation: jobs,
+	})
+	return &keyedAPI{api: &api{t: t, handler: h}, pool: pool}
+}
+
+// keyed sends body (JSON; nil: none) with an Idempotency-Key.
+func (a *keyedAPI) keyed(method, path, token, key string, body any) answer {
+	a.t.Helper()
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+// orgState is what an organization holds: row counts per table (events
+// included: every finance and report write appends one) and a digest of
+// the rows that change in place.
+type orgState struct {
+	Counts  map[string]int64
+	Digests map[string]string
+}
+
+func (a *keyedAPI) state(orgToken string) orgState {
+	a.t.Helper()
+	org := a.orgID(orgToken)
+	s := orgState{Counts: map[string]int64{}, Digests: map[string]string{}}
+	for _, table := range []string{"events", "properties", "users", "manager_properties", "transactions",
+		"deletion_requests", "daily_approvals", "cash_counts", "reconcile_jobs"} {
+		var n int64
+		if err := a.pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table+` WHERE org_id = $1`, org).Scan(&n); err != nil {
+			a.t.Fatalf("count %s: %v", table, err)
+		}
+		s.Counts[table] = n
+	}
+	for _, table := range []string{"properties", "users", "manager_properties", "transactions", "deletion_requests",
+		"daily_approvals", "cash_counts"} {
+		var d string
+		if err := a.pool.QueryRow(context.Background(),
+			`SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '') FROM `+table+` t WHERE org_id = $1`, org).Scan(&d); err != nil {
+			a.t.Fatalf("digest %s: %v", table, err)
+		}
+		s.Digests[table] = d
+	}
+	return s
+}
+
+func (a *keyedAPI) orgID(token string) string {
+	a.t.Helper()
+	var org string
+	// The organization of the token's user, read from the database.
+	var props struct{ Items []struct{ ID string } }
+	a.must(200, "GET", "/v1/properties", token, nil, &props)
+	if len(props.Items) == 0 {
+		a.t.Fatal("an organization without a property")
+	}
+	if err := a.pool.QueryRow(context.Background(), `SELECT org_id::text FROM properties WHERE id = $1`, props.Items[0].ID).Scan(&org); err != nil {
+		a.t.Fatal(err)
+	}
+	return org
+}
+
+func equalState(a, b orgState) bool {
+	for k, v := range a.Counts {
+		if b.Counts[k] != v {
+			return false
+		}
+	}
+	for k, v := range a.Digests {
+		if b.Digests[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func countDiff(before, after orgState) map[string]int64 {
+	d := map[string]int64{}
+	for k, v := range after.Counts {
+		if n := v - before.Counts[k]; n != 0 {
+			d[k] = n
+		}
+	}
+	return d
+}
+
+// keyedRequest is one retryable write of a route family.
+type keyedRequest struct {
+	method, path, token string
+	body                any
+	// other is another body for the same route (nil: none).
+	other any
+	// refused is a body the route refuses with refusedStatus (nil: none);
+	// fixed is then accepted with the same key.
+	refused       any
+	refusedStatus int
+	fixed         any
+}
+
+type keyedFamily struct {
+	name string
+	// prep makes what the request needs in o's organization.
+	prep func(a *keyedAPI, o org) keyedRequest
+}
+
+var today = time.Now().UTC()
+
+func day(offset int) string { return today.AddDate(0, 0, offset).Format(time.DateOnly) }
+
+func keyedFamilies() []keyedFamily {
+	txnBody := func(prop string, amount int64) map[string]any {
+		b := revenue(prop)
+		b["amountCents"] = amount
+		return b
+	}
+	expense := func(prop string, amount int64) map[string]any {
+		return map[string]any{"propertyId": prop, "category": "supplies", "amountCents": amount, "paymentMode": "bank",
+			"occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}
+	}
+	var created struct{ ID string }
+	pending := func(a *keyedAPI, o org) (mgrToken, id string) {
+		mgrToken = a.login(o.managerEmail, managerPassword)
+		a.must(201, "POST", "/v1/finance/revenues", mgrToken, txnBody(o.propertyID, 777), &created)
+		return mgrToken, created.ID
+	}
+	return []keyedFamily{
+		{"property create", func(a *keyedAPI, o org) keyedRequest {
+			return keyedRequest{method: "POST", path: "/v1/properties", token: o.adminToken,
+				body: map[string]any{"name": "South", "type": "hostel"}, other: map[string]any{"name": "West", "type": "hostel"},
+				refused: map[string]any{"name": "", "type": "hostel"}, refusedStatus: 422, fixed: map[string]any{"name": "East", "type": "resort"}}
+		}},
+		{"user create", func(a *keyedAPI, o org) keyedRequest {
+			u := func(email string) map[string]any {
+				return map[string]any{"email": email, "password": "long enough", "displayName": "New", "role": "MANAGER"}
+			}
+			bad := u("bad." + o.managerEmail)
+			bad["password"] = "short"
+			return keyedRequest{method: "POST", path: "/v1/users", token: o.adminToken, body: u("new." + o.managerEmail),
+				other: u("other." + o.managerEmail), refused: bad, refusedStatus: 422, fixed: u("fixed." + o.managerEmail)}
+		}},
+		{"assignment", func(a *keyedAPI, o org) keyedRequest {
+			var p struct{ ID string }
+			a.must(201, "POST", "/v1/properties", o.adminToken, map[string]any{"name": "Second", "type": "hotel"}, &p)
+			return keyedRequest{method: "PUT", path: "/v1/users/" + o.managerID + "/properties", token: o.adminToken,
+				body: map[string]any{"propertyIds": []string{o.propertyID, p.ID}}, other: map[string]any{"propertyIds": []string{p.ID}},
+				refused: map[string]any{"propertyIds": []string{"not-an-id"}}, refusedStatus: 422,
+				fixed: map[string]any{"propertyIds": []string{o.propertyID}}}
+		}},
+		{"user change", func(a *keyedAPI, o org) keyedRequest {
+			return keyedRequest{method: "PATCH", path: "/v1/users/" + o.managerID, token: o.adminToken,
+				body: map[string]any{"role": "ADMIN"}, other: map[string]any{"disabled": true},
+				refused: map[string]any{"role": "OWNER"}, refusedStatus: 422, fixed: map[string]any{"role": "MANAGER"}}
+		}},
+		{"cash count", func(a *keyedAPI, o org) keyedRequest {
+			c := func(date string, cents int64) map[string]any {
+				return map[string]any{"propertyId": o.propertyID, "date": date, "countedClosingCents": cents}
+			}
+			return keyedRequest{method: "POST", path: "/v1/reports/cash-counts", token: o.adminToken, body: c(day(-1), 100),
+				other: c(day(-1), 200), refused: c(day(-1), -1), refusedStatus: 422, fixed: c(day(-2), 300)}
+		}},
+		{"daily approval", func(a *keyedAPI, o org) keyedRequest {
+			g := func(date string) map[string]any { return map[string]any{"managerUserId": o.managerID, "date": date} }
+			return keyedRequest{method: "POST", path: "/v1/finance/daily-approvals", token: o.adminToken, body: g(day(0)),
+				other: g(day(-1)), refused: g("not a date"), refusedStatus: 422, fixed: g(day(-2))}
+		}},
+		{"revenue create", func(a *keyedAPI, o org) keyedRequest {
+			return keyedRequest{method: "POST", path: "/v1/finance/revenues", token: o.adminToken, body: txnBody(o.propertyID, 100),
+				other: txnBody(o.propertyID, 101), refused: txnBody(o.propertyID, 0), refusedStatus: 422, fixed: txnBody(o.propertyID, 102)}
+		}},
+		{"expense create", func(a *keyedAPI, o org) keyedRequest {
+			return keyedRequest{method: "POST", path: "/v1/finance/expenses", token: o.adminToken, body: expense(o.propertyID, 100),
+				other: expense(o.propertyID, 101), refused: expense(o.propertyID, 0), refusedStatus: 422, fixed: expense(o.propertyID, 102)}
+		}},
+		{"review", func(a *keyedAPI, o org) keyedRequest {
+			_, id := pending(a, o)
+			return keyedRequest{method: "POST", path: "/v1/finance/revenues/" + id + "/approve", token: o.adminToken,
+				body: map[string]any{"notes": "checked"}, other: map[string]any{"notes": "checked twice"},
+				refused: map[string]any{"notes": strings.Repeat("n", 1001)}, refusedStatus: 422}
+		}},
+		{"deletion request", func(a *keyedAPI, o org) keyedRequest {
+			mgr, id := pending(a, o)
+			return keyedRequest{method: "DELETE", path: "/v1/finance/revenues/" + id, token: mgr}
+		}},
+		{"decision", func(a *keyedAPI, o org) keyedRequest {
+			mgr, id := pending(a, o)
+			var req struct{ DeletionRequestID string }
+			a.must(202, "DELETE", "/v1/finance/revenues/"+id, mgr, nil, &req)
+			return keyedRequest{method: "POST", path: "/v1/finance/deletion-requests/" + req.DeletionRequestID + "/approve", token: o.adminToken}
+		}},
+		{"reconciliation job", func(a *keyedAPI, o org) keyedRequest {
+			return keyedRequest{method: "POST", path: "/v1/reports/reconciliation", token: o.adminToken,
+				body: map[string]any{}, other: map[string]any{"propertyId": o.propertyID},
+				refused: map[string]any{"propertyId": "nope"}, refusedStatus: 422}
+		}},
+	}
+}
+
+// TestIdempotencyKeyEveryRetryableWrite: every create and state change a
+// client may retry honours Idempotency-Key at the HTTP edge: a bad key is
+// 422 at header.Idempotency-Key and writes nothing; the same key and body
+// replay the recorded answer (status, body, Location, ETag, consistency
+// token, Idempotency-Replayed: true) and write nothing more; another body
+// is 409; a refused request is not remembered; concurrent requests with
+// one key write once.
+func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
+	t.Parallel()
+	a := keyedSetup(t)
+	for i, fam := range keyedFamilies() {
+		t.Run(fam.name, func(t *testing.T) {
+			a := &keyedAPI{api: &api{t: t, handler: a.handler}, pool: a.pool}
+			o := a.org("Keyed " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
+			req := fam.prep(a, o)
+
+			before := a.state(o.adminToken)
+			bad := a.keyed(req.method, req.path, req.token, "bad\x01key", req.body)
+			if bad.Status != 422 {
+				t.Fatalf("bad key: %d %s, want 422", bad.Status, bad.Body)
+			}
+			if p := bad.problem(t); len(p.Errors) != 1 || p.Errors[0].Location != "header.Idempotency-Key" {
+				t.Fatalf("bad key: problem %+v, want one error at header.Idempotency-Key", p)
+			}
+			if !equalState(before, a.state(o.adminToken)) {
+				t.Fatal("a bad key wrote")
+			}
+
+			first := a.keyed(req.method, req.path, req.token, "k-1", req.body)
+			if first.Status >= 300 || first.Header.Get("Idempotency-Replayed") != "" {
+				t.Fatalf("first: %d replayed=%q %s", first.Status, first.Header.Get("Idempotency-Replayed"), first.Body)
+			}
+			written := a.state(o.adminToken)
+			if equalState(before, written) {
+				t.Fatal("the first request wrote nothing: the test cannot tell a replay")
+			}
+			single := countDiff(before, written)
+			for range 2 {
+				again := a.keyed(req.method, req.path, req.token, "k-1", req.body)
+				if again.Status != first.Status || !bytes.Equal(again.Body, first.Body) || again.Header.Get("Idempotency-Replayed") != "true" {
+					t.Fatalf("replay: %d replayed=%q %s, want %d %s", again.Status, again.Header.Get("Idempotency-Replayed"), again.Body, first.Status, first.Body)
+				}
+				for _, h := range []string{"Location", "ETag", "X-Consistency-Token", "Content-Type"} {
+					if again.Header.Get(h) != first.Header.Get(h) {
+						t.Fatalf("replayed %s %q, original %q", h, again.Header.Get(h), first.Header.Get(h))
+					}
+				}
+			}
+			if !equalState(written, a.state(o.adminToken)) {
+				t.Fatal("a replay wrote")
+			}
+			if req.other != nil {
+				if r := a.keyed(req.method, req.path, req.token, "k-1", req.other); r.Status != 409 {
+					t.Fatalf("another body: %d %s, want 409", r.Status, r.Body)
+				}
+				if !equalState(written, a.state(o.adminToken)) {
+					t.Fatal("another body with a used key wrote")
+				}
+			}
+			if req.refused != nil {
+				if r := a.keyed(req.method, req.path, req.token, "k-2", req.refused); r.Status != req.refusedStatus {
+					t.Fatalf("refused body: %d %s, want %d", r.Status, r.Body, req.refusedStatus)
+				}
+				if req.fixed != nil {
+					r := a.keyed(req.method, req.path, req.token, "k-2", req.fixed)
+					if r.Status >= 300 || r.Header.Get("Idempotency-Replayed") != "" {
+						t.Fatalf("fixed body after a refusal: %d replayed=%q %s, want a fresh answer", r.Status, r.Header.Get("Idempotency-Replayed"), r.Body)
+					}
+				}
+			}
+
+			// Concurrent requests with one key, in an organization of
+			// their own: one writes what a single request writes.
+			o2 := a.org("Keyed Burst " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
+			req2 := fam.prep(a, o2)
+			before2 := a.state(o2.adminToken)
+			const n = 6
+			answers := make([]answer, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for j := range n {
+				wg.Go(func() {
+					<-start
+					answers[j] = a.keyedQuiet(req2.method, req2.path, req2.token, "burst", req2.body)
+				})
+			}
+			close(start)
+			wg.Wait()
+			for j, r := range answers {
+				if r.Status != answers[0].Status || (r.Status < 300 && !bytes.Equal(r.Body, answers[0].Body)) {
+					t.Fatalf("concurrent answer %d: %d %s; answer 0: %d %s", j, r.Status, r.Body, answers[0].Status, answers[0].Body)
+				}
+			}
+			if answers[0].Status >= 300 {
+				t.Fatalf("concurrent answers: %d %s", answers[0].Status, answers[0].Body)
+			}
+			if got := countDiff(before2, a.state(o2.adminToken)); !equalCounts(got, single) {
+				t.Fatalf("%d concurrent requests with one key added %v, one request adds %v", n, got, single)
+			}
+		})
+	}
+}
+
+// keyedQuiet is keyed without t.Helper's failure path (safe in a
+// goroutine: a marshalling failure cannot happen for these bodies).
+func (a *keyedAPI) keyedQuiet(method, path, token, key string, body any) answer {
+	var raw []byte
+	if body != nil {
+		raw, _ = json.Marshal(body)
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
+	if raw != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestIdempotencyKeyOnlyOnRetryableRoutes: the route table declares which
+// operations honour the key (and so which the gateway may retry): the
+// writes do, reads and logout do not.
+func TestIdempotencyKeyOnlyOnRetryableRoutes(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	res := a.do("GET", "/openapi.json", "", nil)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name, In string }
+		}
+	}
+	if err := json.Unmarshal(res.Body, &doc); err != nil {
+		t.Fatalf("openapi: %v", err)
+	}
+	takesKey := func(path, method string) bool {
+		for _, p := range doc.Paths[path][method].Parameters {
+			if p.Name == "Idempotency-Key" && p.In == "header" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, op := range [][2]string{
+		{"/v1/properties", "post"}, {"/v1/users", "post"}, {"/v1/users/{id}/properties", "put"}, {"/v1/users/{id}", "patch"},
+		{"/v1/finance/revenues", "post"}, {"/v1/finance/expenses", "post"}, {"/v1/finance/revenues/{id}", "patch"},
+		{"/v1/finance/revenues/{id}", "delete"}, {"/v1/finance/revenues/{id}/approve", "post"}, {"/v1/finance/expenses/{id}/reject", "post"},
+		{"/v1/finance/daily-approvals", "post"}, {"/v1/finance/deletion-requests/{id}/approve", "post"},
+	} {
+		if !takesKey(op[0], op[1]) {
+			t.Errorf("%s %s does not declare Idempotency-Key", op[1], op[0])
+		}
+	}
+	for _, op := range [][2]string{{"/v1/properties", "get"}, {"/v1/finance/revenues", "get"}, {"/v1/auth/logout", "post"}, {"/v1/auth/signup", "post"}} {
+		if takesKey(op[0], op[1]) {
+			t.Errorf("%s %s declares Idempotency-Key", op[1], op[0])
+		}
+	}
+}
