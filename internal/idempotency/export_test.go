@@ -1,0 +1,4 @@
+package idempotency
+
+// CountSQL is the gauge's statement, for the test of its plan.
+const CountSQL = countSQL
