@@ -144,7 +144,7 @@ func TestShedding(t *testing.T) {
 // reaches the database call.
 func TestRequestDeadline(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) { c.RequestTimeout = 300 * time.Millisecond })
+	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) { c.RequestTimeout = 2 * time.Second })
 	org := env.Signup("Slow Lane")
 	row := env.Revenue(org.AdminToken, apptest.Txn{PropertyID: env.Property(org.AdminToken, "S1", ""), AmountCents: 100, PaymentMode: "cash", OccurredAt: time.Now().UTC().Format(time.RFC3339)})
 	lock := lockRow(t, env.App.DatabaseURL, row.ID)

@@ -36,7 +36,7 @@ var spanning = map[string]string{
 	"SELECT 1 FROM events e WHERE e.tx_id >= st.horizon": "the consistency wait's stream-wide fallback asks whether the transactions in flight wrote events (events_tx, in-flight window only)",
 	// Pruners delete what expired, whoever it belongs to.
 	"DELETE FROM idempotency_keys WHERE created_at <": "the idempotency pruner deletes expired keys of every organization",
-	"SELECT count(*) FROM idempotency_keys":           "the idempotency pruner's gauge of all keys",
+	"SELECT 1 FROM idempotency_keys LIMIT $1":         "the idempotency pruner's gauge counts at most 10,001 keys of all organizations, then takes the planner's estimate",
 	"DELETE FROM projector_applied a":                 "the projector's pruner deletes applied records past retention, every organization",
 	// Drift detection and repair work on keys of many organizations.
 	"FROM projector_applied a JOIN events e ON e.org_id = a.org_id AND e.seq = a.event_seq WHERE a.applied_at >=":     "the drift sweep lists every organization's properties the projector changed since the last sweep",
