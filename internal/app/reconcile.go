@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -38,13 +39,22 @@ func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, proper
 		return ReconcileResult{}, err
 	}
 	defer ten.Close()
-	rec := reconcile.NewReconciler(pool, finance.New(pool, ten, cfg.Clock))
+	fin := finance.New(pool, ten, cfg.Clock)
+	rec := reconcile.NewReconciler(pool, fin)
 	if !fix {
 		res, err := rec.Reconcile(ctx, org, property)
 		if err != nil {
 			return ReconcileResult{}, fmt.Errorf("reconcile: %w", err)
 		}
 		return ReconcileResult{Reconciliation: res}, nil
+	}
+	// The events are the record; the transactions table and the cash book
+	// are both derived from them. --fix moves the cash book to the table,
+	// so it first makes sure the table is the fold of the events: a row
+	// changed behind the events' back would otherwise be written into the
+	// reports, and `hmp rebuild` would move them back.
+	if err := checkTableIsTheFold(ctx, fin, org); err != nil {
+		return ReconcileResult{}, err
 	}
 	rcfg := cfg.Reconcile
 	rcfg.Window = max(rcfg.Window, cfg.Projector.Retention)
@@ -69,4 +79,25 @@ func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, proper
 		return ReconcileResult{}, fmt.Errorf("reconcile after fix: %w", err)
 	}
 	return ReconcileResult{Reconciliation: found, Fixed: &after}, nil
+}
+
+// ErrTableNotTheFold refuses a repair from a transactions table that is
+// not the fold of its events.
+var ErrTableNotTheFold = errors.New("transactions rows are not the fold of their events")
+
+func checkTableIsTheFold(ctx context.Context, fin *finance.Service, org *domain.ID) error {
+	var scope domain.ID
+	if org != nil {
+		scope = *org
+	}
+	_, bad, err := fin.CheckFolds(ctx, scope)
+	if err != nil {
+		return fmt.Errorf("reconcile --fix: check the table against the events: %w", err)
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	m := bad[0].Mismatches[0]
+	return fmt.Errorf("reconcile --fix refused: %w (%d organizations; first: org %s %s %s: %s); the events are the record: see `hmp verify --fold`, and repair the reports from the events with `hmp rebuild`",
+		ErrTableNotTheFold, len(bad), bad[0].OrgID, m.Kind, m.ID, m.Detail)
 }

@@ -529,3 +529,43 @@ func TestJobPastItsDeadlineFails(t *testing.T) {
 		}
 	}
 }
+
+// The events are the record: a transactions row changed behind their back
+// is not a truth to repair the reports to. --fix refuses, names the row,
+// and leaves the cash book as it was; `hmp rebuild` is the repair.
+func TestFixRefusesATableThatIsNotTheFold(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	ctx := context.Background()
+	var id string
+	if err := w.pool.QueryRow(ctx, `
+		UPDATE transactions SET amount_cents = amount_cents + 500
+		WHERE (org_id, id) = (SELECT org_id, id FROM transactions WHERE org_id = $1 AND status = 'approved' LIMIT 1)
+		RETURNING id`, w.orgs[0].ID).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	before := w.mismatches()
+	if before == 0 {
+		t.Fatal("the changed row made no mismatch between the table and the cash book")
+	}
+	_, err := app.Reconcile(ctx, app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, true)
+	if !errors.Is(err, app.ErrTableNotTheFold) || !strings.Contains(err.Error(), id) {
+		t.Fatalf("--fix over a changed row: %v; want ErrTableNotTheFold naming %s", err, id)
+	}
+	if after := w.mismatches(); after != before {
+		t.Errorf("the refused --fix changed the cash book: %d mismatches, were %d", after, before)
+	}
+	// Another organization's --fix is not held up by it.
+	if _, err := app.Reconcile(ctx, app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), mustID(t, w.orgs[1].ID), nil, true); err != nil {
+		t.Errorf("--fix of the other organization: %v", err)
+	}
+}
+
+func mustID(t *testing.T, s string) *domain.ID {
+	t.Helper()
+	id, err := domain.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &id
+}
