@@ -1,0 +1,131 @@
+package finance_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"hmp/internal/domain"
+	"hmp/internal/finance"
+)
+
+// TestConcurrentCreatesOfOneOrganization: creates of one organization that
+// arrive together (and may share a transaction, see group.go) are each
+// committed exactly once before they are answered, their events form one
+// unbroken chain whose times follow chain order even when the clock steps
+// back, and a create refused inside a shared transaction fails alone: the
+// others commit.
+func TestConcurrentCreatesOfOneOrganization(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := t.Context()
+	f.create(t, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 1)) // the volume slots exist
+	// Leave room for 10^6 cents more: the maximal creates below are refused
+	// whichever group it lands in, the small ones fit.
+	const slotCap = domain.MaxOrgVolumeCents / 16
+	if _, err := f.pool.Exec(ctx, `UPDATE org_volume_slots SET gross_cents = CASE WHEN slot = 0 THEN $2::bigint ELSE $3::bigint END
+		WHERE org_id = $1`, f.org, slotCap-1_000_000, slotCap); err != nil {
+		t.Fatal(err)
+	}
+	before := orgEvents(t, f.pool, f.org)
+
+	const n = 48
+	big := func(i int) bool { return i%8 == 7 } // refused: past the cap
+	answers := make([]finance.Transaction, n)
+	var mu sync.Mutex
+	errs := parallel(n, func(i int) error {
+		// The clock jumps back and forth: event times must still follow
+		// the chain.
+		f.clock.Set(baseTime.Add(time.Duration((i*7919)%1000) * time.Millisecond))
+		amount := int64(100 + i)
+		if big(i) {
+			amount = domain.MaxAmountCents
+		}
+		actor := f.admin
+		if i%3 == 0 {
+			actor = f.mgr
+		}
+		r, w, err := f.tryCreate(ctx, actor, domain.Revenue, input(domain.Revenue, f.prop, amount))
+		if err != nil {
+			return err
+		}
+		// Answered after its commit: another connection sees the row.
+		got, err := f.fin.Get(ctx, f.admin, domain.Revenue, r.ID)
+		if err != nil {
+			return err
+		}
+		if !same(got, r) || w.Token.TxID == 0 {
+			t.Errorf("create %d answered %+v (token %v), the table holds %+v", i, r, w.Token, got)
+		}
+		mu.Lock()
+		answers[i] = r
+		mu.Unlock()
+		return nil
+	})
+	for i, err := range errs {
+		switch {
+		case big(i):
+			mustFields(t, err, "amountCents")
+		case err != nil:
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+
+	// Exactly one event per answered create, in one chain, times in chain
+	// order.
+	if got := orgEvents(t, f.pool, f.org) - before; got != n-n/8 {
+		t.Fatalf("%d events for %d answered creates", got, n-n/8)
+	}
+	rows, err := f.pool.Query(ctx, `SELECT chain_pos, occurred_at, entity_id, tx_id::text FROM events WHERE org_id = $1 ORDER BY chain_pos`, f.org)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := map[domain.ID]time.Time{}
+	txs := map[string]int{}
+	var pos int64
+	var last time.Time
+	for rows.Next() {
+		var p int64
+		var at time.Time
+		var id domain.ID
+		var tx string
+		if err := rows.Scan(&p, &at, &id, &tx); err != nil {
+			t.Fatal(err)
+		}
+		if p != pos+1 {
+			t.Fatalf("chain position %d after %d", p, pos)
+		}
+		if at.Before(last) {
+			t.Fatalf("event at chain position %d is stamped %s, before the previous one (%s)", p, at, last)
+		}
+		if _, dup := seen[id]; dup {
+			t.Fatalf("row %s has two add events", id)
+		}
+		pos, last, seen[id] = p, at, at
+		txs[tx]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range answers {
+		if big(i) {
+			continue
+		}
+		at, ok := seen[r.ID]
+		if !ok {
+			t.Fatalf("create %d answered row %s, which has no event", i, r.ID)
+		}
+		if !at.Equal(r.CreatedAt) {
+			t.Fatalf("create %d answered createdAt %s, its event is stamped %s", i, r.CreatedAt, at)
+		}
+	}
+	var refused int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE org_id = $1 AND amount_cents = $2`, f.org, domain.MaxAmountCents).Scan(&refused); err != nil {
+		t.Fatal(err)
+	}
+	if refused != 0 {
+		t.Fatalf("%d refused creates left their rows", refused)
+	}
+	t.Logf("%d creates committed in %d transactions", n-n/8, len(txs)-1)
+}
