@@ -1,8 +1,10 @@
 package finance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,18 +16,24 @@ import (
 	"hmp/internal/postgres"
 )
 
-// Group commit. The creates of one organization queue on its chain head
-// anyway (eventstore.Stamp holds it from the append to the commit), so at
-// most one commit per organization can be in flight and one organization's
-// writes are capped at about one per commit (WAL flush) time. Instead of
-// waiting on the row lock, a create that finds its organization's
-// transaction in flight waits here; when that transaction ends, every
-// create that queued meanwhile commits in the next one: one stamp, one
-// batch, one volume update and one commit for all of them. A lone create
-// runs at once, as before. Each create is answered only after the commit
-// that holds it. If the shared transaction fails, each of its creates runs
-// again alone, so a failing request fails alone with its own error and the
-// others commit.
+// Group commit. Each commit costs PostgreSQL a transaction, several round
+// trips and a WAL flush, and the creates of one organization queue on its
+// chain head anyway (eventstore.Stamp holds it from the append to the
+// commit), which caps an organization at about one write per flush.
+// Instead, at most createLanes create transactions are in flight; a create
+// that finds them all busy waits here, and when a transaction ends, every
+// create that queued meanwhile (of any organization) commits in the next
+// one: one stamp round trip for all their organizations, one batch, one
+// volume update per organization, one commit. A create that finds a lane
+// free runs at once, as before. Each create is answered only after the
+// commit that holds it. If the shared transaction fails, each of its
+// creates runs again alone, so a failing request fails alone with its own
+// error and the others commit.
+
+// createLanes is how many create transactions run at once: enough to keep
+// the disk's flushes overlapped with the next group's statements, few
+// enough that creates arriving together share a commit.
+const createLanes = 4
 
 // maxGroup bounds the creates one transaction holds: a bigger group only
 // makes its first member wait longer for its answer.
@@ -44,57 +52,52 @@ type pendingCreate struct {
 	done chan []*pendingCreate
 }
 
-// createGroups holds the organizations with a create transaction in
-// flight and the creates queued behind it.
+// createGroups counts the create transactions in flight and holds the
+// creates queued behind them.
 type createGroups struct {
-	mu      sync.Mutex
-	waiting map[domain.ID][]*pendingCreate // key present: a transaction in flight
+	mu       sync.Mutex
+	inFlight int
+	waiting  []*pendingCreate
 }
 
-// commitCreate commits p, alone or with the organization's other creates
-// queued at the same time, and returns once its transaction has ended.
+// commitCreate commits p, alone or with the other creates queued at the
+// same time, and returns once its transaction has ended.
 func (s *Service) commitCreate(p *pendingCreate) error {
-	org := p.actor.OrgID
 	g := &s.groups
 	g.mu.Lock()
-	if g.waiting == nil {
-		g.waiting = make(map[domain.ID][]*pendingCreate)
-	}
-	q, busy := g.waiting[org]
-	if busy {
-		g.waiting[org] = append(q, p)
+	if g.inFlight >= createLanes {
+		g.waiting = append(g.waiting, p)
 		g.mu.Unlock()
 		group := <-p.done
 		if group == nil {
 			return p.err
 		}
-		s.lead(org, group)
+		s.lead(group)
 		return p.err
 	}
-	g.waiting[org] = nil
+	g.inFlight++
 	g.mu.Unlock()
-	s.lead(org, []*pendingCreate{p})
+	s.lead([]*pendingCreate{p})
 	return p.err
 }
 
-// lead commits group, then hands the organization's queue to the next
-// group's first create (or marks the organization idle) and answers the
-// group's other creates.
-func (s *Service) lead(org domain.ID, group []*pendingCreate) {
+// lead commits group, then hands its lane to the next group's first
+// create (or frees it) and answers the group's other creates.
+func (s *Service) lead(group []*pendingCreate) {
 	s.runGroup(group)
 	g := &s.groups
 	g.mu.Lock()
 	var next []*pendingCreate
-	if q := g.waiting[org]; len(q) > 0 {
+	if q := g.waiting; len(q) > 0 {
 		n := min(len(q), maxGroup)
 		next = q[:n:n]
 		if n == len(q) {
-			g.waiting[org] = nil
+			g.waiting = nil
 		} else {
-			g.waiting[org] = append([]*pendingCreate(nil), q[n:]...)
+			g.waiting = append([]*pendingCreate(nil), q[n:]...)
 		}
 	} else {
-		delete(g.waiting, org)
+		g.inFlight--
 	}
 	g.mu.Unlock()
 	if next != nil {
@@ -133,34 +136,51 @@ func (s *Service) runGroup(group []*pendingCreate) {
 	}
 }
 
-// commitGroup writes the rows and events of ms (of one organization) and
-// their volume in one transaction. The time of every change is taken once
-// under the chain head (eventstore.Stamp), so all of ms share it and the
-// chain order of their events is the batch order.
+// commitGroup writes the rows and events of ms and their volume in one
+// transaction. The time of every change is taken under its organization's
+// chain head (eventstore.StampEach), once per organization, so the creates
+// of one organization share it and the chain order of their events is
+// their order in ms.
 func (s *Service) commitGroup(ctx context.Context, ms []*pendingCreate) error {
-	org := ms[0].actor.OrgID
+	// Sorted by organization: every group locks chain heads and volume
+	// slots in one order, so two groups never wait for each other.
+	ms = slices.Clone(ms)
+	slices.SortStableFunc(ms, func(a, b *pendingCreate) int { return bytes.Compare(a.actor.OrgID[:], b.actor.OrgID[:]) })
+	var orgs []domain.ID
+	var volume []int64
+	for _, m := range ms {
+		if len(orgs) == 0 || orgs[len(orgs)-1] != m.actor.OrgID {
+			orgs, volume = append(orgs, m.actor.OrgID), append(volume, 0)
+		}
+		if counts(m.t.Status) {
+			volume[len(volume)-1] += m.t.AmountCents
+		}
+	}
 	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		at, err := eventstore.Stamp(ctx, tx, org, s.now)
+		times, err := eventstore.StampEach(ctx, tx, orgs, s.now)
 		if err != nil {
 			return err
 		}
-		// One round trip after the stamp: the rows, their events, the
-		// idempotency records and the volume commit together or not at all.
+		// One round trip after the stamps: the rows, their events, the
+		// idempotency records and the volumes commit together or not at
+		// all.
 		b := &pgx.Batch{}
-		var volume int64
+		o := 0
 		for _, m := range ms {
-			if err := queueCreate(b, m, at); err != nil {
+			if m.actor.OrgID != orgs[o] {
+				o++
+			}
+			if err := queueCreate(b, m, times[o]); err != nil {
 				return err
 			}
-			if counts(m.t.Status) {
-				volume += m.t.AmountCents
-			}
 		}
-		// Last: it locks one of the organization's volume slots until the
-		// commit. The group's sum fits a slot only if each amount would; a
-		// group refused here runs again member by member.
-		if volume > 0 {
-			b.Queue(addVolume, org, volume)
+		// Last: each locks one of its organization's volume slots until
+		// the commit. A sum fits a slot only if each of its amounts would;
+		// a group refused here runs again member by member.
+		for i, org := range orgs {
+			if volume[i] > 0 {
+				b.Queue(addVolume, org, volume[i])
+			}
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})

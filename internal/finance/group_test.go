@@ -7,18 +7,28 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/finance"
+	"hmp/internal/tenancy"
 )
 
-// TestConcurrentCreatesOfOneOrganization: creates of one organization that
-// arrive together (and may share a transaction, see group.go) are each
-// committed exactly once before they are answered, their events form one
-// unbroken chain whose times follow chain order even when the clock steps
-// back, and a create refused inside a shared transaction fails alone: the
-// others commit.
-func TestConcurrentCreatesOfOneOrganization(t *testing.T) {
+// TestConcurrentCreates: creates that arrive together (and may share a
+// transaction, see group.go), of one organization and of two, are each
+// committed exactly once before they are answered, each organization's
+// events form one unbroken chain whose times follow chain order even when
+// the clock steps back, and a create refused inside a shared transaction
+// fails alone: the others commit.
+func TestConcurrentCreates(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	ctx := t.Context()
+	other, otherAdmin, err := f.ten.Signup(ctx, tenancy.SignupInput{OrgName: "Hill Top Inns", Email: "admin@hilltop.test", Password: "correct horse", DisplayName: "Admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherActor := domain.Actor{OrgID: other.ID, UserID: otherAdmin.ID, Role: domain.Admin}
+	otherProp, err := f.ten.CreateProperty(ctx, otherActor, tenancy.PropertyInput{Name: "Hill View", Type: "hotel"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.create(t, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 1)) // the volume slots exist
 	// Leave room for 10^6 cents more: the maximal creates below are refused
 	// whichever group it lands in, the small ones fit.
@@ -41,16 +51,23 @@ func TestConcurrentCreatesOfOneOrganization(t *testing.T) {
 		if big(i) {
 			amount = domain.MaxAmountCents
 		}
-		actor := f.admin
-		if i%3 == 0 {
+		actor, prop := f.admin, f.prop
+		switch {
+		case i%3 == 0:
 			actor = f.mgr
+		case i%4 == 1:
+			actor, prop = otherActor, otherProp.ID
 		}
-		r, w, err := f.tryCreate(ctx, actor, domain.Revenue, input(domain.Revenue, f.prop, amount))
+		r, w, err := f.tryCreate(ctx, actor, domain.Revenue, input(domain.Revenue, prop, amount))
 		if err != nil {
 			return err
 		}
 		// Answered after its commit: another connection sees the row.
-		got, err := f.fin.Get(ctx, f.admin, domain.Revenue, r.ID)
+		reader := f.admin
+		if actor.OrgID == other.ID {
+			reader = otherActor
+		}
+		got, err := f.fin.Get(ctx, reader, domain.Revenue, r.ID)
 		if err != nil {
 			return err
 		}
@@ -71,42 +88,44 @@ func TestConcurrentCreatesOfOneOrganization(t *testing.T) {
 		}
 	}
 
-	// Exactly one event per answered create, in one chain, times in chain
-	// order.
-	if got := orgEvents(t, f.pool, f.org) - before; got != n-n/8 {
+	// Exactly one event per answered create, in one chain per
+	// organization, times in chain order.
+	if got := orgEvents(t, f.pool, f.org) + orgEvents(t, f.pool, other.ID) - before; got != n-n/8 {
 		t.Fatalf("%d events for %d answered creates", got, n-n/8)
 	}
-	rows, err := f.pool.Query(ctx, `SELECT chain_pos, occurred_at, entity_id, tx_id::text FROM events WHERE org_id = $1 ORDER BY chain_pos`, f.org)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
 	seen := map[domain.ID]time.Time{}
 	txs := map[string]int{}
-	var pos int64
-	var last time.Time
-	for rows.Next() {
-		var p int64
-		var at time.Time
-		var id domain.ID
-		var tx string
-		if err := rows.Scan(&p, &at, &id, &tx); err != nil {
+	for _, org := range []domain.ID{f.org, other.ID} {
+		rows, err := f.pool.Query(ctx, `SELECT chain_pos, occurred_at, entity_id, tx_id::text FROM events WHERE org_id = $1 ORDER BY chain_pos`, org)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if p != pos+1 {
-			t.Fatalf("chain position %d after %d", p, pos)
+		var pos int64
+		var last time.Time
+		for rows.Next() {
+			var p int64
+			var at time.Time
+			var id domain.ID
+			var tx string
+			if err := rows.Scan(&p, &at, &id, &tx); err != nil {
+				t.Fatal(err)
+			}
+			if p != pos+1 {
+				t.Fatalf("organization %s: chain position %d after %d", org, p, pos)
+			}
+			if at.Before(last) {
+				t.Fatalf("organization %s: event at chain position %d is stamped %s, before the previous one (%s)", org, p, at, last)
+			}
+			if _, dup := seen[id]; dup {
+				t.Fatalf("row %s has two add events", id)
+			}
+			pos, last, seen[id] = p, at, at
+			txs[tx]++
 		}
-		if at.Before(last) {
-			t.Fatalf("event at chain position %d is stamped %s, before the previous one (%s)", p, at, last)
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
 		}
-		if _, dup := seen[id]; dup {
-			t.Fatalf("row %s has two add events", id)
-		}
-		pos, last, seen[id] = p, at, at
-		txs[tx]++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
 	}
 	for i, r := range answers {
 		if big(i) {
@@ -121,7 +140,7 @@ func TestConcurrentCreatesOfOneOrganization(t *testing.T) {
 		}
 	}
 	var refused int
-	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE org_id = $1 AND amount_cents = $2`, f.org, domain.MaxAmountCents).Scan(&refused); err != nil {
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE org_id IN ($1, $3) AND amount_cents = $2`, f.org, domain.MaxAmountCents, other.ID).Scan(&refused); err != nil {
 		t.Fatal(err)
 	}
 	if refused != 0 {
