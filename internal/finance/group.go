@@ -30,10 +30,10 @@ import (
 // creates runs again alone, so a failing request fails alone with its own
 // error and the others commit.
 
-// createLanes is how many create transactions run at once: enough to keep
-// the disk's flushes overlapped with the next group's statements, few
-// enough that creates arriving together share a commit.
-const createLanes = 4
+// createLanes is how many create transactions run at once: two, so that
+// one transaction's flush overlaps the next group's statements; more made
+// smaller groups and cost more CPU per create (docs/measuring.md).
+const createLanes = 2
 
 // maxGroup bounds the creates one transaction holds: a bigger group only
 // makes its first member wait longer for its answer.
