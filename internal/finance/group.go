@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,7 +69,22 @@ func (s *Service) commitCreate(p *pendingCreate) error {
 	if g.inFlight >= createLanes {
 		g.waiting = append(g.waiting, p)
 		g.mu.Unlock()
-		group := <-p.done
+		var group []*pendingCreate
+		select {
+		case group = <-p.done:
+		case <-p.ctx.Done():
+			// Its client left: out of the queue, nothing written. Once
+			// taken into a group it waits for the group's end (bounded:
+			// a group stops when every member's client has left).
+			g.mu.Lock()
+			if i := slices.Index(g.waiting, p); i >= 0 {
+				g.waiting = slices.Delete(g.waiting, i, i+1)
+				g.mu.Unlock()
+				return p.ctx.Err()
+			}
+			g.mu.Unlock()
+			group = <-p.done
+		}
 		if group == nil {
 			return p.err
 		}
@@ -126,9 +142,21 @@ func (s *Service) runGroup(group []*pendingCreate) {
 		live[0].err = s.commitGroup(live[0].ctx, live)
 		return
 	}
-	// The shared transaction serves every member, so it does not end when
-	// the leader's client leaves.
-	if err := s.commitGroup(context.WithoutCancel(live[0].ctx), live); err == nil {
+	// The shared transaction serves every member, so it ends early only
+	// when every member's client has left.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(live[0].ctx))
+	defer cancel()
+	var waiting atomic.Int32
+	waiting.Store(int32(len(live)))
+	for _, m := range live {
+		stop := context.AfterFunc(m.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	if err := s.commitGroup(ctx, live); err == nil {
 		return
 	}
 	for _, m := range live {

@@ -1,6 +1,8 @@
 package finance_test
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +149,70 @@ func TestConcurrentCreates(t *testing.T) {
 		t.Fatalf("%d refused creates left their rows", refused)
 	}
 	t.Logf("%d creates committed in %d transactions", n-n/8, len(txs)-1)
+}
+
+// TestQueuedCreateLeavesWithItsClient: a create queued behind busy
+// create transactions whose client gives up returns the context's error
+// and writes nothing; the creates in flight still commit.
+func TestQueuedCreateLeavesWithItsClient(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := t.Context()
+	f.create(t, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 1)) // the chain head exists
+	before := orgEvents(t, f.pool, f.org)
+	// Hold the chain head: the next creates take every lane and wait.
+	hold, err := f.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(context.Background())
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM event_chain_heads WHERE org_id = $1 FOR UPDATE`, f.org); err != nil {
+		t.Fatal(err)
+	}
+	inFlight := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, _, err := f.tryCreate(ctx, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 2))
+			inFlight <- err
+		}()
+	}
+	// Wait until some creates wait on the lock (their lanes are busy).
+	for {
+		var n int
+		if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the other creates queue
+	leaving, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := f.tryCreate(leaving, f.admin, domain.Revenue, input(domain.Revenue, f.prop, 3))
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // queued behind the held lanes
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a create whose client left while queued: %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second): // a liveness bound, not a speed check
+		t.Fatal("a create whose client left while queued is still waiting")
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		if err := <-inFlight; err != nil {
+			t.Fatalf("a create in flight: %v", err)
+		}
+	}
+	if got := orgEvents(t, f.pool, f.org) - before; got != 8 {
+		t.Fatalf("%d events, want the 8 creates in flight and not the one that left", got)
+	}
 }
