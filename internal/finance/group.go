@@ -3,6 +3,7 @@ package finance
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
@@ -29,7 +31,9 @@ import (
 // free runs at once, as before. Each create is answered only after the
 // commit that holds it. If the shared transaction fails, each of its
 // creates runs again alone, so a failing request fails alone with its own
-// error and the others commit.
+// error and the others commit; unless the failure leaves the commit's
+// outcome unknown (a broken connection), where a second run could write
+// a create twice: then every member gets the error.
 
 // createLanes is how many create transactions run at once: two, so that
 // one transaction's flush overlaps the next group's statements; more made
@@ -156,12 +160,45 @@ func (s *Service) runGroup(group []*pendingCreate) {
 		})
 		defer stop()
 	}
-	if err := s.commitGroup(ctx, live); err == nil {
+	err := s.commitGroup(ctx, live)
+	if err == nil {
+		return
+	}
+	if !rolledBack(err) {
+		// The commit's outcome is unknown (the connection broke): running
+		// the members again could write them twice, so each is answered
+		// with the error, as a lone create would be.
+		for _, m := range live {
+			m.err = fmt.Errorf("create %s: %w", m.t.Kind, postgres.Translate(err))
+		}
 		return
 	}
 	for _, m := range live {
 		m.err = s.commitGroup(m.ctx, []*pendingCreate{m})
 	}
+}
+
+// errNotSent marks a group's failure before anything reached the database.
+var errNotSent = errors.New("not sent")
+
+// rolledBack reports whether a group's transaction certainly did not
+// commit: PostgreSQL refused a statement or the commit with an ERROR (the
+// session lives on, the transaction is aborted), or the group failed
+// before sending anything. A FATAL (the backend was terminated) may come
+// after a commit that went through.
+func rolledBack(err error) bool {
+	if errors.Is(err, errNotSent) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	severity := pgErr.SeverityUnlocalized
+	if severity == "" {
+		severity = pgErr.Severity
+	}
+	return severity == "ERROR"
 }
 
 // commitGroup writes the rows and events of ms and their volume in one
@@ -199,7 +236,7 @@ func (s *Service) commitGroup(ctx context.Context, ms []*pendingCreate) error {
 				o++
 			}
 			if err := queueCreate(b, m, times[o]); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", errNotSent, err)
 			}
 		}
 		// Last: each locks one of its organization's volume slots until
