@@ -102,9 +102,26 @@ func (s *Service) commitCreate(p *pendingCreate) error {
 }
 
 // lead commits group, then hands its lane to the next group's first
-// create (or frees it) and answers the group's other creates.
+// create (or frees it) and answers the group's other creates, also when
+// the commit panics: the queue behind it must not hang.
 func (s *Service) lead(group []*pendingCreate) {
+	defer func() {
+		if r := recover(); r != nil {
+			for _, m := range group {
+				if m.err == nil {
+					m.err = fmt.Errorf("create %s: panic: %v", m.t.Kind, r)
+				}
+			}
+			s.handOver(group)
+			panic(r)
+		}
+	}()
 	s.runGroup(group)
+	s.handOver(group)
+}
+
+// handOver passes group's lane on and answers group's other creates.
+func (s *Service) handOver(group []*pendingCreate) {
 	g := &s.groups
 	g.mu.Lock()
 	var next []*pendingCreate
