@@ -59,6 +59,45 @@ func Stamp(ctx context.Context, tx pgx.Tx, org domain.ID, clock func() time.Time
 	return stampAfter(clock(), last, sealed), nil
 }
 
+// StampEach is Stamp for the events tx will append for several
+// organizations: it locks their chain heads in the order of orgs (callers
+// give every transaction the same order, sorted, so that two of them
+// never wait for each other), in one round trip, then reads clock once
+// under all the locks. times[i] is the time for orgs[i].
+func StampEach(ctx context.Context, tx pgx.Tx, orgs []domain.ID, clock func() time.Time) ([]time.Time, error) {
+	last := make([]*time.Time, len(orgs))
+	sealed := make([]*time.Time, len(orgs))
+	missing := make([]bool, len(orgs))
+	b := &pgx.Batch{}
+	for i, org := range orgs {
+		b.Queue(lockHead, org).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&last[i], &sealed[i])
+			if errors.Is(err, pgx.ErrNoRows) {
+				missing[i] = true
+				return nil
+			}
+			return err
+		})
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("stamp event times: %w", postgres.Translate(err))
+	}
+	for i, org := range orgs {
+		if !missing[i] {
+			continue
+		}
+		if err := tx.QueryRow(ctx, createHead, org).Scan(&last[i], &sealed[i]); err != nil {
+			return nil, fmt.Errorf("stamp event time: %w", postgres.Translate(err))
+		}
+	}
+	now := clock()
+	times := make([]time.Time, len(orgs))
+	for i := range orgs {
+		times[i] = stampAfter(now, last[i], sealed[i])
+	}
+	return times, nil
+}
+
 // stampAfter is the rule of Stamp.
 func stampAfter(now time.Time, last, sealed *time.Time) time.Time {
 	at := now.UTC().Truncate(time.Microsecond)

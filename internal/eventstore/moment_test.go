@@ -87,6 +87,53 @@ func TestStampFollowsChain(t *testing.T) {
 	}
 }
 
+// StampEach stamps the events of several organizations in one
+// transaction by each one's rules: one organization's chain ahead of the
+// clock, another's sealed moment ahead of it, a third with no head yet.
+func TestStampEach(t *testing.T) {
+	t.Parallel()
+	pool := cluster.NewPool(t)
+	ctx := context.Background()
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	ahead, sealed, fresh := domain.NewID(base), domain.NewID(base), domain.NewID(base)
+	stampAndAppend(t, pool, ahead, fixed(base.Add(time.Minute)))
+	if err := Seal(ctx, pool, sealed, base.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	orgs := []domain.ID{ahead, sealed, fresh}
+	want := []time.Time{base.Add(time.Minute), base.Add(time.Second + time.Microsecond), base}
+	err := postgres.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		times, err := StampEach(ctx, tx, orgs, fixed(base))
+		if err != nil {
+			return err
+		}
+		for i, org := range orgs {
+			if !times[i].Equal(want[i]) {
+				t.Errorf("organization %d stamped %s, want %s", i, times[i], want[i])
+			}
+			// Two events of one organization may share the time.
+			for range 2 {
+				if _, err := AppendTx(ctx, tx, momentEvent(org, times[i])); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, org := range orgs {
+		evs, err := ChainAfter(ctx, pool, org, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(evs); n == 0 || !evs[n-1].Timestamp.Equal(want[i]) {
+			t.Fatalf("organization %d: chain %+v, want it to end at %s", i, evs, want[i])
+		}
+	}
+}
+
 // A seal at x waits for an append in flight that was stamped at or before
 // x, and every event stamped afterwards is later than x, also on an
 // organization that had no events when the moment was sealed.

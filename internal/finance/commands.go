@@ -44,40 +44,14 @@ func (s *Service) Create(ctx context.Context, actor domain.Actor, kind domain.Ki
 	} else {
 		t.ReviewedBy = &actor.UserID
 	}
-	var pos eventstore.Position
-	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
-		// The change's time is taken under the chain head, where its
-		// place in the event order is (eventstore.Stamp).
-		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
-		if err != nil {
-			return err
-		}
-		t.CreatedAt, t.UpdatedAt = at, at
-		if t.ReviewedBy != nil {
-			t.ReviewedAt = &at
-		}
-		ev, err := transactionEvent(actor, domain.ActionAdded, t, nil, at, "")
-		if err != nil {
-			return err
-		}
-		// One round trip after the stamp: the row and its event commit
-		// together or not at all (with the caller's BeforeCommit hook,
-		// such as an idempotency key, when ctx carries one: WithTx runs it).
-		b := &pgx.Batch{}
-		b.Queue(insertTx, insertArgs(&t)...)
-		if err := eventstore.Queue(b, ev, &pos); err != nil {
-			return err
-		}
-		queueVolume(b, &t) // last: it locks the organization's volume row until the commit
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
-		if overVolume(err) {
-			return Transaction{}, Written{}, volumeError(t.AmountCents)
-		}
-		return Transaction{}, Written{}, fmt.Errorf("create %s: %w", kind, postgres.Translate(err))
+	// The change's time is taken under the chain head, where its place in
+	// the event order is (eventstore.Stamp); concurrent creates of the
+	// organization share the transaction (group.go).
+	p := &pendingCreate{ctx: ctx, actor: actor, t: t, done: make(chan []*pendingCreate, 1)}
+	if err := s.commitCreate(p); err != nil {
+		return Transaction{}, Written{}, err
 	}
-	return t, Written{Token: domain.Token{TxID: pos.TxID}}, nil
+	return p.t, Written{Token: domain.Token{TxID: p.pos.TxID}}, nil
 }
 
 // Get returns one row the actor may see.

@@ -81,6 +81,9 @@ type Service struct {
 	pool  *pgxpool.Pool
 	props Properties
 	now   func() time.Time
+	// groups gathers concurrent creates of one organization into one
+	// transaction (group.go).
+	groups createGroups
 }
 
 // New returns a Service. now is the clock; one request uses one reading.

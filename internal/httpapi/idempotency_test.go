@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -429,6 +430,70 @@ func TestIdempotencyKeyOnlyOnRetryableRoutes(t *testing.T) {
 	for _, op := range [][2]string{{"/v1/properties", "get"}, {"/v1/finance/revenues", "get"}, {"/v1/auth/logout", "post"}, {"/v1/auth/signup", "post"}} {
 		if takesKey(op[0], op[1]) {
 			t.Errorf("%s %s declares Idempotency-Key", op[1], op[0])
+		}
+	}
+}
+
+// TestGroupedCreatesMarkEachKey: concurrent creates share a transaction
+// (finance's group commit), and each one's Idempotency-Key is marked with
+// its own write: after the burst every key replays its own answer and a
+// replay writes nothing.
+func TestGroupedCreatesMarkEachKey(t *testing.T) {
+	t.Parallel()
+	a := keyedSetup(t)
+	orgs := []org{a.org("Grouped Keys One"), a.org("Grouped Keys Two")}
+	const perOrg = 16
+	type sent struct {
+		o    org
+		key  string
+		body map[string]any
+		ans  answer
+	}
+	var reqs []*sent
+	for _, o := range orgs {
+		for i := range perOrg {
+			b := revenue(o.propertyID)
+			b["amountCents"] = 100 + i
+			reqs = append(reqs, &sent{o: o, key: fmt.Sprintf("grouped-%d", i), body: b})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, r := range reqs {
+		wg.Go(func() { r.ans = a.keyedQuiet("POST", "/v1/finance/revenues", r.o.adminToken, r.key, r.body) })
+	}
+	wg.Wait()
+	before := map[string]orgState{}
+	for _, o := range orgs {
+		before[o.adminToken] = a.state(o.adminToken)
+		if n := before[o.adminToken].Counts["transactions"]; n != perOrg {
+			t.Fatalf("%d rows after %d creates", n, perOrg)
+		}
+	}
+	// Each key was marked inside the transaction that wrote its row: the
+	// mark records that transaction, which its row's event carries too.
+	var unmarked int
+	if err := a.pool.QueryRow(context.Background(), `
+		SELECT count(*) FROM idempotency_keys k
+		WHERE k.key LIKE 'grouped-%' AND (k.state <> 'done' OR k.tx_id IS NULL OR NOT EXISTS (
+			SELECT 1 FROM events e WHERE e.org_id = k.org_id AND e.tx_id = k.tx_id AND e.entity_id::text = convert_from(k.response, 'UTF8')::jsonb->>'id'))`).Scan(&unmarked); err != nil {
+		t.Fatal(err)
+	}
+	if unmarked != 0 {
+		t.Errorf("%d of %d keys not marked in the transaction of their own write", unmarked, len(reqs))
+	}
+	for _, r := range reqs {
+		if r.ans.Status != 201 {
+			t.Fatalf("create %s: %d %s", r.key, r.ans.Status, r.ans.Body)
+		}
+		again := a.keyed("POST", "/v1/finance/revenues", r.o.adminToken, r.key, r.body)
+		if again.Status != 201 || again.Header.Get("Idempotency-Replayed") != "true" || !bytes.Equal(again.Body, r.ans.Body) {
+			t.Fatalf("replay of %s: %d replayed=%q %s; want its own answer %s", r.key, again.Status,
+				again.Header.Get("Idempotency-Replayed"), again.Body, r.ans.Body)
+		}
+	}
+	for _, o := range orgs {
+		if !equalState(before[o.adminToken], a.state(o.adminToken)) {
+			t.Errorf("the replays wrote")
 		}
 	}
 }

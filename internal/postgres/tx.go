@@ -106,6 +106,20 @@ func WithBeforeCommit(ctx context.Context, hook BeforeCommit) context.Context {
 	return context.WithValue(ctx, beforeCommitKey{}, hook)
 }
 
+// BeforeCommitOf returns the BeforeCommit hook ctx carries, for a caller
+// that runs several requests' writes in one transaction and must run each
+// one's hook itself (see WithoutBeforeCommit).
+func BeforeCommitOf(ctx context.Context) (BeforeCommit, bool) {
+	hook, ok := ctx.Value(beforeCommitKey{}).(BeforeCommit)
+	return hook, ok
+}
+
+// WithoutBeforeCommit returns a copy of ctx that carries no BeforeCommit
+// hook: a transaction shared by several requests runs their hooks itself.
+func WithoutBeforeCommit(ctx context.Context) context.Context {
+	return context.WithValue(ctx, beforeCommitKey{}, nil)
+}
+
 // BatchBeginner sends batches and starts transactions (*pgxpool.Pool).
 type BatchBeginner interface {
 	Beginner
