@@ -117,6 +117,22 @@ type FreshnessConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c FreshnessConfig) Validate() error {
+	var errs []error
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	positive(&errs, "rate", c.Rate)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "probe-rate", c.ProbeRate)
+	positive(&errs, "probe-properties", c.ProbeProperties)
+	if c.ExpenseShare > 1 {
+		errs = append(errs, fmt.Errorf("expense-share must be at most 1, got %g", c.ExpenseShare))
+	}
+	return errors.Join(errs...)
+}
+
 func (c FreshnessConfig) withDefaults() FreshnessConfig {
 	if c.Orgs <= 0 {
 		c.Orgs = 50

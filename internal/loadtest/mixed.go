@@ -393,12 +393,10 @@ func (c MixedConfig) withDefaults() MixedConfig {
 	return c
 }
 
-// Validate reports every problem of c (defaults applied).
+// Validate reports every problem of a resolved c (see validate.go); the
+// client and tenants are Mixed's to check.
 func (c MixedConfig) Validate() error {
 	var errs []error
-	if c.Client == nil || c.Tenants == nil || c.Tenants.Len() == 0 {
-		errs = append(errs, errors.New("a client and at least one tenant are required"))
-	}
 	ok := false
 	for _, s := range Scenarios() {
 		ok = ok || s == c.Scenario
@@ -415,9 +413,10 @@ func (c MixedConfig) Validate() error {
 	if c.Duration <= 0 || c.Warmup < 0 {
 		errs = append(errs, errors.New("duration must be positive and warmup not negative"))
 	}
-	if c.ReadShare > 1 {
-		errs = append(errs, fmt.Errorf("read share must be between 0 and 1, got %g", c.ReadShare))
+	if c.ReadShare < 0 || c.ReadShare > 1 {
+		errs = append(errs, fmt.Errorf("read-share must be between 0 and 1, got %g", c.ReadShare))
 	}
+	positive(&errs, "days", c.Days)
 	if c.ZipfS <= 1 {
 		errs = append(errs, fmt.Errorf("zipf skew must be above 1, got %g", c.ZipfS))
 	}

@@ -43,6 +43,8 @@ type DataSet struct {
 	RowsPerSecond float64 `json:"rowsPerSecond"`
 	DatabaseBytes int64   `json:"databaseBytes"`
 	Reused        bool    `json:"reused"`
+	// Password is the seeded users' password.
+	Password string `json:"-"`
 }
 
 // CompareRow is one operation (or reads, writes, all, freshness) across

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -152,6 +153,9 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Client == nil || cfg.Tenants == nil || cfg.Tenants.Len() == 0 {
+		return nil, errors.New("a client and at least one tenant are required")
 	}
 	m := &mixed{cfg: cfg, backDay: cfg.Scenario == ScenarioBackDated, hot: cfg.Scenario == ScenarioHotTenant}
 	start := time.Now()

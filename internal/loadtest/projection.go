@@ -63,6 +63,21 @@ type ProjectionConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c ProjectionConfig) Validate() error {
+	var errs []error
+	positive(&errs, "events", c.Events)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "days", c.Days)
+	positive(&errs, "rounds", c.Rounds)
+	positive(&errs, "max-duration", c.MaxDuration)
+	if c.Orgs > c.Properties {
+		errs = append(errs, errors.New("orgs must not exceed properties: every organization needs a property"))
+	}
+	return errors.Join(errs...)
+}
+
 func (c ProjectionConfig) withDefaults() ProjectionConfig {
 	def := func(v *int, d int) {
 		if *v <= 0 {

@@ -194,6 +194,18 @@ type WritesConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c WritesConfig) Validate() error {
+	var errs []error
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	positive(&errs, "clients", c.Clients)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "rounds", c.Rounds)
+	return errors.Join(errs...)
+}
+
 func (c WritesConfig) withDefaults() WritesConfig {
 	if c.Orgs <= 0 {
 		c.Orgs = 10
