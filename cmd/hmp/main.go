@@ -64,25 +64,30 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "hmp:", err)
-		}
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		if errors.As(err, new(usageError)) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "hmp:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is 0 for success and --help, 2 for a command line the command
+// cannot run (usageError), 1 for any other failure.
+func exitCode(err error) int {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		return 2
+	}
+	return 1
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
-			return errors.New("a command is required")
+			return usageError{errors.New("a command is required")}
 		}
 		return nil
 	}
@@ -117,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return rebuildCmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{fmt.Errorf("unknown command %q", args[0])}
 }
 
 // common are the flags every command that touches the database shares.
@@ -152,7 +157,7 @@ func (c *common) register(fs *flag.FlagSet) {
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("log level: %w", err)
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch c.logFormat {
@@ -161,7 +166,7 @@ func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("log format must be json or text, got %q", c.logFormat)
+	return nil, usageError{fmt.Errorf("--log-format must be json or text, got %q", c.logFormat)}
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -205,6 +210,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c.cfg.Pool = postgres.PoolConfig{MaxConns: int32(*maxConns), MinConns: int32(*minConns), MaxConnIdleTime: *idle, MaxConnLifetime: *life}
 	c.cfg.Cache.Entries = cacheEntries(*entries)
+	if err := c.cfg.WithDefaults().Validate(); err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
 	logger, err := c.logger(stdout)
 	if err != nil {
 		return err
@@ -249,17 +257,17 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *org != "" {
 		id, err := domain.ParseID(*org)
 		if err != nil {
-			return fmt.Errorf("--org: %w", err)
+			return usageError{fmt.Errorf("--org: %w", err)}
 		}
 		orgID = &id
 	}
 	if *property != "" {
 		if orgID == nil {
-			return errors.New("--property needs --org")
+			return usageError{errors.New("--property needs --org")}
 		}
 		id, err := domain.ParseID(*property)
 		if err != nil {
-			return fmt.Errorf("--property: %w", err)
+			return usageError{fmt.Errorf("--property: %w", err)}
 		}
 		propID = &id
 	}
@@ -322,7 +330,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // parse applies the HMP_* environment variable named at the end of each
 // flag's help, then the command line, so flags win over the environment.
-// A malformed value is an error, not a silent default.
+// A malformed value is an error, not a silent default; every problem of
+// the command line is a usageError.
 func parse(fs *flag.FlagSet, args []string) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -337,7 +346,22 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return usageError{err}
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	return nil
 }
+
+// usageError is a command line the command cannot run: hmp exits 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

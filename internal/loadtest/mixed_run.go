@@ -211,6 +211,23 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	// its last answers took; a ramp that broke early ends sooner.
 	window := min(measuredEnd.Sub(measureFrom), cfg.Duration)
 	res.DurationMs = ms(window)
+	ok := m.tally(res, window)
+	res.CPU = cpuBetween(cpuFrom, cpuTo, ok)
+	res.RSSBytes, res.PeakRSSBytes = processRSS()
+	if after, err := cfg.Client.Metrics(ctx); err == nil && cacheBefore != nil {
+		res.CacheHitRate = cacheHitRate(cacheBefore, after)
+	}
+	if probe != nil {
+		m.freshness(ctx, res, probe)
+	}
+	res.Timeline = m.rec.points(start, m, ramp)
+	res.ColdRedirects = m.cold.Load()
+	return res, nil
+}
+
+// tally puts every operation's figures in res, and those of the reads,
+// the writes and all; it returns the answers that succeeded.
+func (m *mixed) tally(res *MixedResult, window time.Duration) uint64 {
 	var reads, writes, all opTally
 	names := make([]string, 0, len(m.rec.ops))
 	for n := range m.rec.ops {
@@ -225,53 +242,60 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 			into = &writes
 		}
 		for _, dst := range []*opTally{into, &all} {
-			dst.hist.Merge(&t.hist)
-			dst.ok += t.ok
-			dst.fail += t.fail
-			if dst.statuses == nil {
-				dst.statuses = map[int]uint64{}
-			}
-			for k, v := range t.statuses {
-				dst.statuses[k] += v
-			}
-			if dst.firstErr == "" {
-				dst.firstErr = t.firstErr
-			}
+			dst.add(t)
 		}
 	}
 	res.Reads, res.Writes, res.All = statsOf("reads", false, &reads, window), statsOf("writes", true, &writes, window), statsOf("all", false, &all, window)
-	ok := all.ok
-	res.CPU = cpuBetween(cpuFrom, cpuTo, ok)
-	res.RSSBytes, res.PeakRSSBytes = processRSS()
-	if after, err := cfg.Client.Metrics(ctx); err == nil && cacheBefore != nil {
-		hits, misses := sumSeries(after, "hmp_cache_hits_total")-sumSeries(cacheBefore, "hmp_cache_hits_total"),
-			sumSeries(after, "hmp_cache_misses_total")-sumSeries(cacheBefore, "hmp_cache_misses_total")
-		if hits+misses > 0 {
-			r := round2(hits / (hits + misses))
-			res.CacheHitRate = &r
-		}
+	return all.ok
+}
+
+// add merges t into dst.
+func (dst *opTally) add(t *opTally) {
+	dst.hist.Merge(&t.hist)
+	dst.ok += t.ok
+	dst.fail += t.fail
+	if dst.statuses == nil {
+		dst.statuses = map[int]uint64{}
 	}
-	if probe != nil {
-		r := probe.result()
-		s := OpStats{Name: "freshness", OK: r.OK, Failed: r.Failed, FirstError: r.FirstError,
-			P50Ms: ms(r.Latency.P50), P99Ms: ms(r.Latency.P99), MaxMs: ms(r.Latency.Max), MeanMs: ms(r.Latency.Mean)}
-		if r.hist != nil {
-			s.P95Ms = ms(r.hist.Quantile(0.95))
-		}
-		res.Freshness = &s
-		// The drain: a write made now, behind the whole backlog, shows.
-		p2 := newProber(FreshnessConfig{Client: cfg.Client, PollInterval: 5 * time.Millisecond, ProbeTimeout: cfg.DrainTimeout}.withDefaults(), *cfg.ProbeTenant)
-		p2.props = probe.props
-		if lat, _, err := p2.probe(ctx, p2.props[0]); err == nil {
-			res.DrainMs = ms(lat)
-		} else {
-			res.DrainMs = -1
-			cfg.Logger.Warn("mixed_drain_probe_failed", "error", err.Error())
-		}
+	for k, v := range t.statuses {
+		dst.statuses[k] += v
 	}
-	res.Timeline = m.rec.points(start, m, ramp)
-	res.ColdRedirects = m.cold.Load()
-	return res, nil
+	if dst.firstErr == "" {
+		dst.firstErr = t.firstErr
+	}
+}
+
+// cacheHitRate is the report cache's hit rate between two scrapes (nil
+// without lookups).
+func cacheHitRate(before, after measure.Metrics) *float64 {
+	hits, misses := sumSeries(after, "hmp_cache_hits_total")-sumSeries(before, "hmp_cache_hits_total"),
+		sumSeries(after, "hmp_cache_misses_total")-sumSeries(before, "hmp_cache_misses_total")
+	if hits+misses == 0 {
+		return nil
+	}
+	r := round2(hits / (hits + misses))
+	return &r
+}
+
+// freshness puts the probes' figures in res, and the drain: how long a
+// write made now, behind the whole backlog, takes to show.
+func (m *mixed) freshness(ctx context.Context, res *MixedResult, probe *prober) {
+	cfg := m.cfg
+	r := probe.result()
+	s := OpStats{Name: "freshness", OK: r.OK, Failed: r.Failed, FirstError: r.FirstError,
+		P50Ms: ms(r.Latency.P50), P99Ms: ms(r.Latency.P99), MaxMs: ms(r.Latency.Max), MeanMs: ms(r.Latency.Mean)}
+	if r.hist != nil {
+		s.P95Ms = ms(r.hist.Quantile(0.95))
+	}
+	res.Freshness = &s
+	p2 := newProber(FreshnessConfig{Client: cfg.Client, PollInterval: 5 * time.Millisecond, ProbeTimeout: cfg.DrainTimeout}.withDefaults(), *cfg.ProbeTenant)
+	p2.props = probe.props
+	if lat, _, err := p2.probe(ctx, p2.props[0]); err == nil {
+		res.DrainMs = ms(lat)
+	} else {
+		res.DrainMs = -1
+		cfg.Logger.Warn("mixed_drain_probe_failed", "error", err.Error())
+	}
 }
 
 // sumSeries sums the series of a metric name whose labels contain every

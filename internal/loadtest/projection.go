@@ -73,7 +73,7 @@ func (c ProjectionConfig) Validate() error {
 	positive(&errs, "rounds", c.Rounds)
 	positive(&errs, "max-duration", c.MaxDuration)
 	if c.Orgs > c.Properties {
-		errs = append(errs, errors.New("orgs must not exceed properties: every organization needs a property"))
+		errs = append(errs, errors.New("--orgs must not exceed --properties: every organization needs a property"))
 	}
 	return errors.Join(errs...)
 }

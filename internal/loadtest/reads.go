@@ -53,7 +53,7 @@ func (c ReadsConfig) Validate() error {
 	positive(&errs, "clients", c.Clients)
 	positive(&errs, "duration", c.Duration)
 	if c.ZipfS <= 1 {
-		errs = append(errs, fmt.Errorf("zipf must be above 1, got %g", c.ZipfS))
+		errs = append(errs, fmt.Errorf("--zipf must be above 1, got %g", c.ZipfS))
 	}
 	return errors.Join(errs...)
 }

@@ -17,13 +17,13 @@ type number interface {
 // positive adds a problem when v is not above zero.
 func positive[T number](errs *[]error, name string, v T) {
 	if v <= 0 {
-		*errs = append(*errs, fmt.Errorf("%s must be positive, got %v", name, v))
+		*errs = append(*errs, fmt.Errorf("--%s must be positive, got %v", name, v))
 	}
 }
 
 // notNegative adds a problem when v is below zero.
 func notNegative[T number](errs *[]error, name string, v T) {
 	if v < 0 {
-		*errs = append(*errs, fmt.Errorf("%s must not be negative, got %v", name, v))
+		*errs = append(*errs, fmt.Errorf("--%s must not be negative, got %v", name, v))
 	}
 }
