@@ -173,11 +173,6 @@ func (r *runFlags) register(fs *flag.FlagSet, logLevel, phase, phaseHelp string)
 	fs.StringVar(&r.profilePhase, "cpuprofile-phase", phase, phaseHelp+" (HMP_LOADTEST_CPUPROFILE_PHASE)")
 }
 
-// logger is the run's logger; a bad level is a usage error.
-func (r *runFlags) logger(w io.Writer) (*slog.Logger, error) {
-	return loadtestLogger(r.logLevel, w)
-}
-
 // profile starts the CPU profile hook of --cpuprofile (nil without it)
 // and returns its stop.
 func (r *runFlags) profile() (between func(string), stop func(), err error) {
@@ -266,13 +261,7 @@ func loadtestWrites(ctx context.Context, args []string, stdout, stderr io.Writer
 	var f writesFlags
 	fs := newFlagSet("hmp loadtest writes", writesUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.cfg.Validate(); err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	logger, err := f.run.parse(fs, args, stderr, func() error { return f.cfg.Validate() })
 	if err != nil {
 		return err
 	}
@@ -414,6 +403,36 @@ func loadtestLogger(level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 }
 
+// parse parses a scenario's command line, checks it (any problem is a
+// usage error) and returns the run's logger. check must read the flags
+// when called: a method value of a config would copy it before parsing.
+func (r *runFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer, check func() error) (*slog.Logger, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := check(); err != nil {
+		return nil, usageError{err}
+	}
+	return loadtestLogger(r.logLevel, stderr)
+}
+
+// lookupProfiles resolves the comma-separated profile names of the flag
+// name; an empty or unknown name is an error.
+func lookupProfiles(name, list string) ([]app.Profile, error) {
+	var ps []app.Profile
+	var errs []error
+	for _, n := range strings.Split(list, ",") {
+		n = strings.TrimSpace(n)
+		p, err := app.LookupProfile(n)
+		if err != nil || n == "" {
+			errs = append(errs, fmt.Errorf("%s: unknown profile %q", name, n))
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps, errors.Join(errs...)
+}
+
 // projectionFlags are the settings of `hmp loadtest projection`.
 type projectionFlags struct {
 	harness  harnessFlags
@@ -458,29 +477,18 @@ func (f *projectionFlags) register(fs *flag.FlagSet) {
 
 // check validates the flags and resolves --profiles.
 func (f *projectionFlags) check() error {
-	errs := []error{f.cfg.Validate()}
-	for _, name := range strings.Split(f.profiles, ",") {
-		p, err := app.LookupProfile(strings.TrimSpace(name))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--profiles: %w", err))
-			continue
-		}
+	ps, err := lookupProfiles("--profiles", f.profiles)
+	for _, p := range ps {
 		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.ProjectionProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector})
 	}
-	return errors.Join(errs...)
+	return errors.Join(f.cfg.Validate(), err)
 }
 
 func loadtestProjection(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f projectionFlags
 	fs := newFlagSet("hmp loadtest projection", projectionUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	logger, err := f.run.parse(fs, args, stderr, f.check)
 	if err != nil {
 		return err
 	}
@@ -559,13 +567,7 @@ func loadtestFreshness(ctx context.Context, args []string, stdout, stderr io.Wri
 	var f freshnessFlags
 	fs := newFlagSet("hmp loadtest freshness", freshnessUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.cfg.Validate(); err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	logger, err := f.run.parse(fs, args, stderr, func() error { return f.cfg.Validate() })
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"hmp/internal/app"
@@ -65,12 +64,9 @@ func (f *guideFlags) check() error {
 	if f.seed.Orgs < 1 {
 		errs = append(errs, fmt.Errorf("--orgs must be at least 1, got %d", f.seed.Orgs))
 	}
-	for _, name := range strings.Split(f.profiles, ",") {
-		p, err := app.LookupProfile(strings.TrimSpace(name))
-		if err != nil || strings.TrimSpace(name) == "" {
-			errs = append(errs, fmt.Errorf("--profiles: unknown profile %q", name))
-			continue
-		}
+	ps, err := lookupProfiles("--profiles", f.profiles)
+	errs = append(errs, err)
+	for _, p := range ps {
 		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.GuideProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector,
 			Corrections: p.Corrections, CacheEntries: p.Cache.Entries})
 	}
@@ -83,13 +79,7 @@ func loadtestGuide(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var f guideFlags
 	fs := newFlagSet("hmp loadtest guide", guideUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := f.check(); err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	logger, err := f.run.parse(fs, args, stderr, f.check)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"hmp/internal/app"
@@ -72,14 +71,11 @@ func loadtestMixed(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var f mixedFlags
 	fs := newFlagSet("hmp loadtest mixed", mixedUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
+	var profiles []string
+	logger, err := f.run.parse(fs, args, stderr, func() (err error) {
+		profiles, err = f.check()
 		return err
-	}
-	profiles, err := f.check()
-	if err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	})
 	if err != nil {
 		return err
 	}
@@ -240,15 +236,12 @@ func (f *mixedFlags) profiles() ([]string, error) {
 	if f.harness.profile != "" {
 		errs = append(errs, errors.New("give --profile or --compare, not both"))
 	}
+	ps, err := lookupProfiles("--compare", f.compare)
 	var profiles []string
-	for _, p := range strings.Split(f.compare, ",") {
-		p = strings.TrimSpace(p)
-		if _, err := app.LookupProfile(p); err != nil || p == "" {
-			errs = append(errs, fmt.Errorf("--compare: unknown profile %q", p))
-		}
-		profiles = append(profiles, p)
+	for _, p := range ps {
+		profiles = append(profiles, p.Name)
 	}
-	return profiles, errors.Join(errs...)
+	return profiles, errors.Join(append(errs, err)...)
 }
 
 func (f *mixedFlags) runOn(ctx context.Context, base, profile string, postmaster int, logger *slog.Logger) (*loadtest.MixedResult, error) {

@@ -54,13 +54,7 @@ func loadtestReads(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var f readsFlags
 	fs := newFlagSet("hmp loadtest reads", readsUsage, stderr)
 	f.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(f.cfg.Validate(), f.checkTenants()); err != nil {
-		return usageError{err}
-	}
-	logger, err := f.run.logger(stderr)
+	logger, err := f.run.parse(fs, args, stderr, func() error { return errors.Join(f.cfg.Validate(), f.checkTenants()) })
 	if err != nil {
 		return err
 	}

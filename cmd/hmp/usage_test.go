@@ -61,13 +61,17 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	for _, missing := range [][]string{{}, {"nope"}, {"loadtest"}, {"loadtest", "nope"}, {"dlq"}, {"alerts"}, {"rollback"}} {
 		cases = append(cases, bad{"missing " + strings.Join(missing, " "), missing, ""})
 	}
+	// A cancelled context: a command that got past its checks fails at
+	// once (exit 1) instead of running.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name == "env bad value" {
 				t.Setenv("HMP_LOADTEST_ORGS", "many")
 			}
 			var out, errs bytes.Buffer
-			err := run(context.Background(), c.args, &out, &errs)
+			err := run(ctx, c.args, &out, &errs)
 			if code := exitCode(err); code != 2 {
 				t.Fatalf("hmp %q: exit %d (%v), want 2\n%s", c.args, code, err, errs.String())
 			}

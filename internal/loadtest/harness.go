@@ -135,15 +135,13 @@ func (h *Harness) Seed(ctx context.Context, cfg seed.Config) (*DataSet, error) {
 		ds.Reused = true
 		return ds, nil
 	}
-	if err := app.Migrate(ctx, h.DatabaseURL, h.logger); err != nil {
-		return nil, err
-	}
-	pool, err := postgres.Open(ctx, h.DatabaseURL, postgres.PoolConfig{MaxConns: int32(cfg.WithDefaults().Workers + 2), MinConns: 1})
+	// Opened and migrated as hmp seed does.
+	db, err := app.OpenTool(ctx, app.Config{DatabaseURL: h.DatabaseURL}, h.logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return nil, err
 	}
-	defer pool.Close()
-	res, err := seed.Run(ctx, pool, cfg)
+	defer db.Close()
+	res, err := seed.Run(ctx, db.Pool, cfg)
 	if err != nil {
 		return nil, err
 	}

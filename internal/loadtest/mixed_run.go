@@ -348,26 +348,7 @@ func (m *mixed) openLoop(ctx context.Context, start, measureFrom, end time.Time)
 		steps = &rampTally{}
 	}
 	for i := range cfg.MaxInFlight {
-		w := NewWorker(i, cfg.Seed)
-		z := rand.NewZipf(w.Rand, cfg.ZipfS, 1, uint64(cfg.Tenants.Len()-1))
-		wg.Go(func() {
-			for j := range jobs {
-				sent := time.Now()
-				from := j.due
-				if sent.Before(from) { // sent within the millisecond before it was due
-					from = sent
-				}
-				name, status, want, err := m.op(ctx, w, z)
-				if ctx.Err() != nil {
-					continue
-				}
-				lat := time.Since(from)
-				m.rec.record(name, status, want, err, j.due, lat)
-				if steps != nil && !j.due.Before(measureFrom) {
-					steps.add(int(j.due.Sub(measureFrom)/cfg.RampStep), err == nil && status == want, lat)
-				}
-			}
-		})
+		wg.Go(func() { m.openWorker(ctx, i, jobs, steps, measureFrom) })
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -415,17 +396,47 @@ schedule:
 		if last.After(end) {
 			last = end
 		}
-		whole := int(last.Sub(measureFrom) / cfg.RampStep)
-		for k := len(ramp.Steps); ramp.Broke == "" && k < min(whole, steps.len()); k++ {
-			if !steps.judge(ramp, k, cfg) {
-				break
-			}
-		}
-		if ramp.Broke == "" && len(ramp.Steps) > 0 && !ramp.Steps[len(ramp.Steps)-1].Pass {
-			ramp.Broke = "last step over budget"
-		}
+		steps.judgeRest(ramp, cfg, last.Sub(measureFrom))
 	}
 	return ramp
+}
+
+// openWorker sends the jobs it takes, each timed from when it was due,
+// and counts them in the ramp's steps when there is a ramp.
+func (m *mixed) openWorker(ctx context.Context, i int, jobs <-chan job, steps *rampTally, measureFrom time.Time) {
+	cfg := m.cfg
+	w := NewWorker(i, cfg.Seed)
+	z := rand.NewZipf(w.Rand, cfg.ZipfS, 1, uint64(cfg.Tenants.Len()-1))
+	for j := range jobs {
+		sent := time.Now()
+		from := j.due
+		if sent.Before(from) { // sent within the millisecond before it was due
+			from = sent
+		}
+		name, status, want, err := m.op(ctx, w, z)
+		if ctx.Err() != nil {
+			continue
+		}
+		lat := time.Since(from)
+		m.rec.record(name, status, want, err, j.due, lat)
+		if steps != nil && !j.due.Before(measureFrom) {
+			steps.add(int(j.due.Sub(measureFrom)/cfg.RampStep), err == nil && status == want, lat)
+		}
+	}
+}
+
+// judgeRest judges the steps not judged yet that ran whole within ran
+// (the measured time scheduled).
+func (t *rampTally) judgeRest(ramp *RampResult, cfg MixedConfig, ran time.Duration) {
+	whole := int(ran / cfg.RampStep)
+	for k := len(ramp.Steps); ramp.Broke == "" && k < min(whole, t.len()); k++ {
+		if !t.judge(ramp, k, cfg) {
+			break
+		}
+	}
+	if ramp.Broke == "" && len(ramp.Steps) > 0 && !ramp.Steps[len(ramp.Steps)-1].Pass {
+		ramp.Broke = "last step over budget"
+	}
 }
 
 func (m *mixed) closedLoop(ctx context.Context, end time.Time) {
