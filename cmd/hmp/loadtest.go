@@ -40,29 +40,10 @@ Run 'hmp loadtest <scenario> --help' for its flags.
 `
 
 func loadtestCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, loadtestUsage)
-		if len(args) == 0 {
-			return usageError{errors.New("a scenario is required")}
-		}
-		return nil
-	}
-	switch args[0] {
-	case "writes":
-		return loadtestWrites(ctx, args[1:], stdout, stderr)
-	case "projection":
-		return loadtestProjection(ctx, args[1:], stdout, stderr)
-	case "freshness":
-		return loadtestFreshness(ctx, args[1:], stdout, stderr)
-	case "mixed":
-		return loadtestMixed(ctx, args[1:], stdout, stderr)
-	case "reads":
-		return loadtestReads(ctx, args[1:], stdout, stderr)
-	case "guide":
-		return loadtestGuide(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprint(stderr, loadtestUsage)
-	return usageError{fmt.Errorf("unknown load test scenario %q", args[0])}
+	return dispatch(ctx, args, stdout, stderr, "load test scenario", loadtestUsage, map[string]command{
+		"writes": loadtestWrites, "projection": loadtestProjection, "freshness": loadtestFreshness,
+		"mixed": loadtestMixed, "reads": loadtestReads, "guide": loadtestGuide,
+	})
 }
 
 // harnessFlags are the flags of the HMP a load test drives: one running

@@ -83,46 +83,36 @@ func exitCode(err error) int {
 	return 1
 }
 
+// command is one hmp command (or load test scenario) given the arguments
+// after its name.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+var commands = map[string]command{
+	"serve": serve, "migrate": migrate, "reconcile": reconcile, "loadtest": loadtestCmd, "chaos": chaosCmd,
+	"dlq": dlq, "seed": seedCmd, "alerts": alertsCmd, "partitions": partitionsCmd, "advise-indexes": adviseIndexes,
+	"rollback": rollbackCmd, "verify": verifyCmd, "rebuild": rebuildCmd,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return dispatch(ctx, args, stdout, stderr, "command", usage, commands)
+}
+
+// dispatch runs the command of cmds that args[0] names (what it is
+// called in the errors), or prints usage: to stdout when asked for help,
+// to stderr with a usage error when the name is missing or unknown.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, what, usage string, cmds map[string]command) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
-			return usageError{errors.New("a command is required")}
+			return usageError{fmt.Errorf("a %s is required", what)}
 		}
 		return nil
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], stdout, stderr)
-	case "reconcile":
-		return reconcile(ctx, args[1:], stdout, stderr)
-	case "loadtest":
-		return loadtestCmd(ctx, args[1:], stdout, stderr)
-	case "chaos":
-		return chaosCmd(ctx, args[1:], stdout, stderr)
-	case "dlq":
-		return dlq(ctx, args[1:], stdout, stderr)
-	case "seed":
-		return seedCmd(ctx, args[1:], stdout, stderr)
-	case "alerts":
-		return alertsCmd(ctx, args[1:], stdout, stderr)
-
-	case "partitions":
-		return partitionsCmd(ctx, args[1:], stdout, stderr)
-
-	case "advise-indexes":
-		return adviseIndexes(ctx, args[1:], stdout, stderr)
-	case "rollback":
-		return rollbackCmd(ctx, args[1:], stdout, stderr)
-	case "verify":
-		return verifyCmd(ctx, args[1:], stdout, stderr)
-	case "rebuild":
-		return rebuildCmd(ctx, args[1:], stdout, stderr)
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Errorf("unknown command %q", args[0])}
+	return usageError{fmt.Errorf("unknown %s %q", what, args[0])}
 }
 
 // common are the flags every command that touches the database shares.
