@@ -53,7 +53,7 @@ Flags:`)
 	case "external":
 		cfg.ExternalNATS = true
 	default:
-		return fmt.Errorf("--nats must be embedded or external, got %q", *natsMode)
+		return usageError{fmt.Errorf("--nats must be embedded or external, got %q", *natsMode)}
 	}
 	cfg.Faults = []string{}
 	for _, f := range strings.Split(*faults, ",") {

@@ -38,7 +38,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 			return flag.ErrHelp
 		}
-		return errors.New("hmp dlq: list or replay is required")
+		return usageError{errors.New("hmp dlq: list or replay is required")}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("hmp dlq "+sub, flag.ContinueOnError)
@@ -56,7 +56,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if sub == "replay" && (*id == 0) == !*all {
-		return errors.New("hmp dlq replay: give either --id SEQ or --all")
+		return usageError{errors.New("hmp dlq replay: give either --id SEQ or --all")}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := bus.Open(ctx, bus.Config{URL: *natsURL, StoreDir: filepath.Join(*dataDir, "nats"), Tool: *natsURL != ""}, logger)

@@ -64,60 +64,55 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "hmp:", err)
-		}
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		if errors.As(err, new(usageError)) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "hmp:", err)
 	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode is 0 for success and --help, 2 for a command line the command
+// cannot run (usageError), 1 for any other failure.
+func exitCode(err error) int {
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		return 2
+	}
+	return 1
+}
+
+// command is one hmp command (or load test scenario) given the arguments
+// after its name.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+var commands = map[string]command{
+	"serve": serve, "migrate": migrate, "reconcile": reconcile, "loadtest": loadtestCmd, "chaos": chaosCmd,
+	"dlq": dlq, "seed": seedCmd, "alerts": alertsCmd, "partitions": partitionsCmd, "advise-indexes": adviseIndexes,
+	"rollback": rollbackCmd, "verify": verifyCmd, "rebuild": rebuildCmd,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return dispatch(ctx, args, stdout, stderr, "command", usage, commands)
+}
+
+// dispatch runs the command of cmds that args[0] names (what it is
+// called in the errors), or prints usage: to stdout when asked for help,
+// to stderr with a usage error when the name is missing or unknown.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, what, usage string, cmds map[string]command) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		if len(args) == 0 {
-			return errors.New("a command is required")
+			return usageError{fmt.Errorf("a %s is required", what)}
 		}
 		return nil
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], stdout, stderr)
-	case "reconcile":
-		return reconcile(ctx, args[1:], stdout, stderr)
-	case "loadtest":
-		return loadtestCmd(ctx, args[1:], stdout, stderr)
-	case "chaos":
-		return chaosCmd(ctx, args[1:], stdout, stderr)
-	case "dlq":
-		return dlq(ctx, args[1:], stdout, stderr)
-	case "seed":
-		return seedCmd(ctx, args[1:], stdout, stderr)
-	case "alerts":
-		return alertsCmd(ctx, args[1:], stdout, stderr)
-
-	case "partitions":
-		return partitionsCmd(ctx, args[1:], stdout, stderr)
-
-	case "advise-indexes":
-		return adviseIndexes(ctx, args[1:], stdout, stderr)
-	case "rollback":
-		return rollbackCmd(ctx, args[1:], stdout, stderr)
-	case "verify":
-		return verifyCmd(ctx, args[1:], stdout, stderr)
-	case "rebuild":
-		return rebuildCmd(ctx, args[1:], stdout, stderr)
+	if cmd, ok := cmds[args[0]]; ok {
+		return cmd(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usageError{fmt.Errorf("unknown %s %q", what, args[0])}
 }
 
 // common are the flags every command that touches the database shares.
@@ -152,7 +147,7 @@ func (c *common) register(fs *flag.FlagSet) {
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("log level: %w", err)
+		return nil, usageError{fmt.Errorf("--log-level: %w", err)}
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch c.logFormat {
@@ -161,7 +156,7 @@ func (c *common) logger(w io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("log format must be json or text, got %q", c.logFormat)
+	return nil, usageError{fmt.Errorf("--log-format must be json or text, got %q", c.logFormat)}
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -205,6 +200,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	c.cfg.Pool = postgres.PoolConfig{MaxConns: int32(*maxConns), MinConns: int32(*minConns), MaxConnIdleTime: *idle, MaxConnLifetime: *life}
 	c.cfg.Cache.Entries = cacheEntries(*entries)
+	if err := c.cfg.WithDefaults().Validate(); err != nil {
+		return usageError{fmt.Errorf("config: %w", err)}
+	}
 	logger, err := c.logger(stdout)
 	if err != nil {
 		return err
@@ -249,17 +247,17 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *org != "" {
 		id, err := domain.ParseID(*org)
 		if err != nil {
-			return fmt.Errorf("--org: %w", err)
+			return usageError{fmt.Errorf("--org: %w", err)}
 		}
 		orgID = &id
 	}
 	if *property != "" {
 		if orgID == nil {
-			return errors.New("--property needs --org")
+			return usageError{errors.New("--property needs --org")}
 		}
 		id, err := domain.ParseID(*property)
 		if err != nil {
-			return fmt.Errorf("--property: %w", err)
+			return usageError{fmt.Errorf("--property: %w", err)}
 		}
 		propID = &id
 	}
@@ -322,7 +320,8 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // parse applies the HMP_* environment variable named at the end of each
 // flag's help, then the command line, so flags win over the environment.
-// A malformed value is an error, not a silent default.
+// A malformed value is an error, not a silent default; every problem of
+// the command line is a usageError.
 func parse(fs *flag.FlagSet, args []string) error {
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -337,7 +336,22 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return usageError{err}
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	return nil
 }
+
+// usageError is a command line the command cannot run: hmp exits 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }

@@ -42,7 +42,7 @@ moves them online.
 Flags:`)
 		fs.PrintDefaults()
 	}
-	if err := parseUsage(fs, args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *org != "" {
@@ -120,7 +120,7 @@ that changed, and switch the names. The partition count is --partitions
 Flags:`)
 		fs.PrintDefaults()
 	}
-	if err := parseUsage(fs, args); err != nil {
+	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if cfg.Batch < 1 {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"hmp/internal/loadtest"
 )
 
 // TestRebuildRunsAgain: a second `hmp rebuild` without --run is a new run
@@ -47,7 +49,7 @@ func TestRebuildRunsAgain(t *testing.T) {
 // history of two organizations, removed at cleanup.
 func seededDir(t *testing.T) string {
 	t.Helper()
-	dir, err := loadtestDir()
+	dir, err := loadtest.TempDir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, rollbackUsage)
 		fs.PrintDefaults()
 	}
-	if err := parseUsage(fs, args[1:]); err != nil {
+	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
 	if rb.Token == "" {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,53 +17,17 @@ import (
 	"hmp/internal/seed"
 )
 
-// usageError is a command line the command cannot run: hmp exits 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// parseUsage is parse with bad flags reported as a usageError.
-func parseUsage(fs *flag.FlagSet, args []string) error {
-	if err := parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
-	}
-	return nil
+// seedFlags are the settings of `hmp seed`.
+type seedFlags struct {
+	common
+	cfg      seed.Config
+	accounts string
+	json     bool
+	progress string
+	show     int // accounts to print
 }
 
-func seedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("hmp seed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		c        common
-		cfg      seed.Config
-		accounts string
-		jsonOut  bool
-		progress string
-	)
-	c.register(fs)
-	fs.IntVar(&cfg.Orgs, "orgs", 0, "organizations to create (required) (HMP_SEED_ORGS)")
-	fs.IntVar(&cfg.Days, "days", 30, "days of history ending today (HMP_SEED_DAYS)")
-	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed, sizes and day give the same data (HMP_SEED_SEED)")
-	fs.Float64Var(&cfg.Density, "density", 2, "mean revenues and expenses per property and day (HMP_SEED_DENSITY)")
-	fs.StringVar(&cfg.Password, "password", "seed-password", "password of every seeded user (HMP_SEED_PASSWORD)")
-	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", 4, "cost of the (one) password hash (HMP_SEED_BCRYPT_COST)")
-	fs.IntVar(&cfg.Workers, "workers", 0, "COPY connections; 0: twice the CPUs (HMP_SEED_WORKERS)")
-	fs.IntVar(&cfg.ChunkOrgs, "chunk", 250, "organizations per COPY transaction (HMP_SEED_CHUNK)")
-	fs.BoolVar(&cfg.KeepIndexes, "keep-indexes", false, "load with secondary indexes and foreign keys in place instead of rebuilding them after (HMP_SEED_KEEP_INDEXES)")
-	fs.BoolVar(&cfg.MeasureLimit, "measure-limit", false, "first measure this machine's COPY limit (the same rows into index-free copies of the tables) and report the share reached (HMP_SEED_MEASURE_LIMIT)")
-	fs.IntVar(&cfg.KeepAccounts, "show-accounts", 5, "accounts of the first organizations to print (HMP_SEED_SHOW_ACCOUNTS)")
-	fs.StringVar(&accounts, "accounts", "", "write the credentials (password, email pattern, first 1000 organizations) as JSON to this file (HMP_SEED_ACCOUNTS)")
-	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON instead of text (HMP_SEED_JSON)")
-	fs.StringVar(&progress, "progress", "auto", "progress display: auto (a bar on a terminal, lines otherwise), bar, lines, none (HMP_SEED_PROGRESS)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `Usage: hmp seed --orgs N [flags]
+const seedUsage = `Usage: hmp seed --orgs N [flags]
 
 Bulk-load N organizations (1-3 properties each in several time zones, an
 ADMIN and a MANAGER each) with --days of history ending today: revenues and
@@ -78,66 +41,94 @@ hold no organization yet. Afterwards 'hmp reconcile' finds nothing and
 Every user's password is --password; emails are admin-<i>@seed.hmp.test and
 manager-<i>@seed.hmp.test for i from 0.
 
-Flags:`)
-		fs.PrintDefaults()
-	}
-	if err := parseUsage(fs, args); err != nil {
-		return err
-	}
+Flags:`
+
+func (f *seedFlags) register(fs *flag.FlagSet) {
+	f.common.register(fs)
+	c := &f.cfg
+	fs.IntVar(&c.Orgs, "orgs", 0, "organizations to create (required) (HMP_SEED_ORGS)")
+	fs.IntVar(&c.Days, "days", 30, "days of history ending today (HMP_SEED_DAYS)")
+	fs.Uint64Var(&c.Seed, "seed", 1, "random seed: the same seed, sizes and day give the same data (HMP_SEED_SEED)")
+	fs.Float64Var(&c.Density, "density", 2, "mean revenues and expenses per property and day (HMP_SEED_DENSITY)")
+	fs.StringVar(&c.Password, "password", "seed-password", "password of every seeded user (HMP_SEED_PASSWORD)")
+	fs.IntVar(&c.BcryptCost, "bcrypt-cost", 4, "cost of the (one) password hash (HMP_SEED_BCRYPT_COST)")
+	fs.IntVar(&c.Workers, "workers", 0, "COPY connections; 0: twice the CPUs (HMP_SEED_WORKERS)")
+	fs.IntVar(&c.ChunkOrgs, "chunk", 250, "organizations per COPY transaction (HMP_SEED_CHUNK)")
+	fs.BoolVar(&c.KeepIndexes, "keep-indexes", false, "load with secondary indexes and foreign keys in place instead of rebuilding them after (HMP_SEED_KEEP_INDEXES)")
+	fs.BoolVar(&c.MeasureLimit, "measure-limit", false, "first measure this machine's COPY limit (the same rows into index-free copies of the tables) and report the share reached (HMP_SEED_MEASURE_LIMIT)")
+	fs.IntVar(&c.KeepAccounts, "show-accounts", 5, "accounts of the first organizations to print (HMP_SEED_SHOW_ACCOUNTS)")
+	fs.StringVar(&f.accounts, "accounts", "", "write the credentials (password, email pattern, first 1000 organizations) as JSON to this file (HMP_SEED_ACCOUNTS)")
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON instead of text (HMP_SEED_JSON)")
+	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, lines otherwise), bar, lines, none (HMP_SEED_PROGRESS)")
+}
+
+// check validates the flags; zero days would mean the default in
+// seed.Config: on the command line it is a mistake.
+func (f *seedFlags) check() error {
+	cfg := &f.cfg
 	if cfg.Orgs < 1 {
-		return usageError{errors.New("--orgs must be at least 1")}
+		return errors.New("--orgs must be at least 1")
 	}
 	if cfg.Days < 1 || cfg.Density < 0 {
-		// Zero would mean the default in seed.Config: on the command line it
-		// is a mistake.
-		return usageError{fmt.Errorf("--days must be at least 1 (got %d) and --density not negative (got %g)", cfg.Days, cfg.Density)}
+		return fmt.Errorf("--days must be at least 1 (got %d) and --density not negative (got %g)", cfg.Days, cfg.Density)
 	}
-	show := cfg.KeepAccounts
-	if accounts != "" && cfg.KeepAccounts < 1000 {
+	f.show = cfg.KeepAccounts
+	if f.accounts != "" && cfg.KeepAccounts < 1000 {
 		cfg.KeepAccounts = max(cfg.KeepAccounts, min(cfg.Orgs, 1000))
 	}
-	switch progress {
+	switch f.progress {
 	case "auto", "bar", "lines", "none":
 	default:
-		return usageError{fmt.Errorf("--progress must be auto, bar, lines or none, got %q", progress)}
+		return fmt.Errorf("--progress must be auto, bar, lines or none, got %q", f.progress)
 	}
-	if err := cfg.WithDefaults().Validate(); err != nil {
+	return cfg.WithDefaults().Validate()
+}
+
+func seedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f seedFlags
+	fs := newFlagSet("hmp seed", seedUsage, stderr)
+	f.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := f.check(); err != nil {
 		return usageError{err}
 	}
-	logger, err := c.logger(stderr)
+	logger, err := f.logger(stderr)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
+	cfg := f.cfg
+	db, err := app.OpenTool(ctx, f.common.cfg, logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	cfg.Logger = logger
-	report, finish := seedProgress(progress, cfg.Orgs, stderr)
+	report, finish := seedProgress(f.progress, cfg.Orgs, stderr)
 	cfg.Progress = report
 	res, err := seed.Run(ctx, db.Pool, cfg)
 	finish()
 	if err != nil {
 		return err
 	}
-	if accounts != "" {
-		if err := writeAccounts(accounts, res); err != nil {
+	if f.accounts != "" {
+		if err := writeAccounts(f.accounts, res); err != nil {
 			return err
 		}
 	}
 	if db.Embedded {
 		// The load test reuses a seeded data folder (--data) by this record.
-		if err := writeSeedRecord(c.cfg.WithDefaults().DataDir, res); err != nil {
+		if err := seed.WriteRecord(f.common.cfg.WithDefaults().DataDir, res); err != nil {
 			return err
 		}
 	}
-	if jsonOut {
+	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	printSeed(stdout, res, show)
+	printSeed(stdout, res, f.show)
 	return nil
 }
 
@@ -228,36 +219,4 @@ func printSeed(w io.Writer, res seed.Result, show int) {
 		}
 		fmt.Fprintf(w, "  org %d %s: %s / %s, properties %v\n", a.Index, a.OrgID, a.AdminEmail, a.ManagerEmail, a.PropertyIDs)
 	}
-}
-
-// seedRecordName is the file in a data folder that says what was seeded
-// into its embedded database.
-const seedRecordName = "seed.json"
-
-func writeSeedRecord(dir string, res seed.Result) error {
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, seedRecordName), append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write seed record: %w", err)
-	}
-	return nil
-}
-
-// readSeedRecord returns what was seeded into the data folder dir (ok
-// false when nothing was).
-func readSeedRecord(dir string) (seed.Result, bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, seedRecordName))
-	if errors.Is(err, os.ErrNotExist) {
-		return seed.Result{}, false, nil
-	}
-	if err != nil {
-		return seed.Result{}, false, err
-	}
-	var res seed.Result
-	if err := json.Unmarshal(b, &res); err != nil {
-		return seed.Result{}, false, fmt.Errorf("read seed record: %w", err)
-	}
-	return res, true, nil
 }

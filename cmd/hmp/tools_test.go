@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"hmp/internal/loadtest"
 )
 
 // TestToolsKeepThePartitionCount: the operator command that creates the
@@ -60,7 +62,7 @@ func TestToolsKeepThePartitionCount(t *testing.T) {
 // move the cluster under /var/lib/hmp).
 func dataDir(t *testing.T) string {
 	t.Helper()
-	dir, err := loadtestDir()
+	dir, err := loadtest.TempDir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,12 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := enc.Encode(out); err != nil {
 		return err
 	}
+	return verifyFailures(v, out.Fold, stderr)
+}
+
+// verifyFailures names the broken chains and the first row that is not
+// the fold of its events on stderr, and fails when there is any.
+func verifyFailures(v eventstore.Verification, fold *foldResult, stderr io.Writer) error {
 	for _, b := range v.Breaks {
 		fmt.Fprintln(stderr, "broken:", b)
 	}
@@ -106,11 +112,11 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(v.Breaks) > 0 {
 		failed = append(failed, errors.New("hash chain broken"))
 	}
-	if out.Fold != nil && len(out.Fold.Orgs) > 0 {
-		first := out.Fold.Orgs[0]
+	if fold != nil && len(fold.Orgs) > 0 {
+		first := fold.Orgs[0]
 		m := first.Mismatches[0]
 		fmt.Fprintf(stderr, "not the fold of its events: org %s %s %s: %s\n", first.OrgID, m.Kind, m.ID, m.Detail)
-		failed = append(failed, fmt.Errorf("%d organizations have transactions rows that are not the fold of their events", len(out.Fold.Orgs)))
+		failed = append(failed, fmt.Errorf("%d organizations have transactions rows that are not the fold of their events", len(fold.Orgs)))
 	}
 	return errors.Join(failed...)
 }

@@ -117,6 +117,22 @@ type FreshnessConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c FreshnessConfig) Validate() error {
+	var errs []error
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	positive(&errs, "rate", c.Rate)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "probe-rate", c.ProbeRate)
+	positive(&errs, "probe-properties", c.ProbeProperties)
+	if c.ExpenseShare > 1 {
+		errs = append(errs, fmt.Errorf("--expense-share must be at most 1, got %g", c.ExpenseShare))
+	}
+	return errors.Join(errs...)
+}
+
 func (c FreshnessConfig) withDefaults() FreshnessConfig {
 	if c.Orgs <= 0 {
 		c.Orgs = 50
@@ -222,13 +238,7 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 	cfg.Logger.Info("loadtest_seeded", "orgs", cfg.Orgs+1, "properties", cfg.Orgs*cfg.Properties+cfg.ProbeProperties,
 		"took", time.Since(start).String())
 	op := (&Creates{Client: cfg.Client, Tenants: tenants, ExpenseShare: cfg.ExpenseShare}).Op()
-	settle := func(next string) {
-		waited := Settle(ctx, postmaster, cfg.MaxSettle)
-		cfg.Logger.Info("loadtest_settled", "before", next, "waited", waited.Round(time.Millisecond).String())
-		cfg.Between(next)
-	}
-
-	settle("warmup")
+	settleBefore(ctx, postmaster, cfg.MaxSettle, cfg.Logger, cfg.Between, "warmup")
 	if cfg.Warmup > 0 {
 		warm := OpenLoop{Rate: cfg.Rate, Duration: cfg.Warmup, MaxInFlight: cfg.MaxInFlight, Want: http.StatusCreated,
 			Seed: cfg.Seed + 500, Postmaster: postmaster}
@@ -237,14 +247,28 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 		}
 	}
 	cfg.Between("measure")
-	before, err := cfg.Client.Metrics(ctx)
+	writes, server, e2e, err := measureFreshness(ctx, cfg, op, probeTenant[0], postmaster)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := before.Buckets(lagMetric); !ok {
-		return nil, fmt.Errorf("freshness: %s/metrics has no %s: is its projector running?", cfg.Client.BaseURL(), lagMetric)
+	rep.Results = []Result{writes, server, e2e}
+	cfg.Logger.Info("loadtest_phase", "phase", "freshness", "writes_per_s", int(writes.Throughput),
+		"server_p99", server.Latency.P99.String(), "e2e_p99", e2e.Latency.P99.String())
+	freshnessChecks(rep, cfg, writes, server, e2e)
+	return rep, nil
+}
+
+// measureFreshness runs the measured window: the write load with the
+// probes beside it, and the projector's lag histogram before and after.
+func measureFreshness(ctx context.Context, cfg FreshnessConfig, op Op, probeTenant Tenant, postmaster int) (writes, server, e2e Result, err error) {
+	before, err := cfg.Client.Metrics(ctx)
+	if err != nil {
+		return writes, server, e2e, err
 	}
-	sampler := newProber(cfg, probeTenant[0])
+	if _, ok := before.Buckets(lagMetric); !ok {
+		return writes, server, e2e, fmt.Errorf("freshness: %s/metrics has no %s: is its projector running?", cfg.Client.BaseURL(), lagMetric)
+	}
+	sampler := newProber(cfg, probeTenant)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
 	go func() {
@@ -253,30 +277,30 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 	}()
 	loop := OpenLoop{Rate: cfg.Rate, Duration: cfg.Duration, MaxInFlight: cfg.MaxInFlight, Want: http.StatusCreated,
 		Seed: cfg.Seed, Postmaster: postmaster}
-	writes, err := loop.Run(ctx, op)
+	writes, err = loop.Run(ctx, op)
 	stopSampling()
 	<-sampled
 	if err != nil {
-		return nil, err
+		return writes, server, e2e, err
 	}
 	writes.Name, writes.Round = "api open-loop creates", 1
 	after, err := drainMetrics(ctx, cfg.Client)
 	if err != nil {
-		return nil, err
+		return writes, server, e2e, err
 	}
-	server, err := serverFreshness(before, after)
-	if err != nil {
-		return nil, err
+	if server, err = serverFreshness(before, after); err != nil {
+		return writes, server, e2e, err
 	}
-	e2e := sampler.result()
+	e2e = sampler.result()
 	for _, r := range []*Result{&server, &e2e} {
 		r.Elapsed = writes.Elapsed
 		r.Throughput = float64(r.OK) / r.Elapsed.Seconds()
 	}
-	rep.Results = []Result{writes, server, e2e}
-	cfg.Logger.Info("loadtest_phase", "phase", "freshness", "writes_per_s", int(writes.Throughput),
-		"server_p99", server.Latency.P99.String(), "e2e_p99", e2e.Latency.P99.String())
+	return writes, server, e2e, nil
+}
 
+// freshnessChecks adds the run's checks and notes to rep.
+func freshnessChecks(rep *Report, cfg FreshnessConfig, writes, server, e2e Result) {
 	maxMs := float64(cfg.MaxP99) / 1e6
 	rep.Checks = []Check{
 		NewCheck("freshness p99 ms, server side (bucket bound)", float64(server.Latency.P99)/1e6, "<=", maxMs),
@@ -291,7 +315,6 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 	rep.Notes = append(rep.Notes,
 		"server side: quantiles are the upper bounds of the histogram buckets holding them (the true value is at most that); the mean is exact",
 		fmt.Sprintf("end to end: from the probe write's 201 to the answer of the first daily-report read showing it, reads every %s; the probes add %.0f writes/s to the load", cfg.PollInterval, cfg.ProbeRate))
-	return rep, nil
 }
 
 // drainMetrics waits, at most 5 s, for the projector to apply what the

@@ -137,12 +137,15 @@ func (c GuideConfig) withDefaults() GuideConfig {
 	return c
 }
 
-// Validate reports every problem of c (defaults applied).
+// Validate reports every problem of a resolved c's settings (see
+// validate.go); the database, the API starter and the data set are
+// Guide's to check.
 func (c GuideConfig) Validate() error {
 	var errs []error
-	if c.TemplateURL == "" || c.StartAPI == nil || c.Dir == "" {
-		errs = append(errs, errors.New("guide: a template database, an API starter and a scratch folder are required"))
-	}
+	positive(&errs, "days", c.Days)
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	positive(&errs, "rate", c.Rate)
 	if len(c.Profiles) == 0 {
 		errs = append(errs, errors.New("guide: at least one profile is required"))
 	}
@@ -155,6 +158,16 @@ func (c GuideConfig) Validate() error {
 		if p.Corrections != reconcile.ModeRow && p.Corrections != reconcile.ModeBatch {
 			errs = append(errs, fmt.Errorf("guide: profile %s: corrections mode %q", p.Name, p.Corrections))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// wired reports what c lacks to run: the template database, the API
+// starter, the scratch folder and the seeded data set.
+func (c GuideConfig) wired() error {
+	var errs []error
+	if c.TemplateURL == "" || c.StartAPI == nil || c.Dir == "" {
+		errs = append(errs, errors.New("guide: a template database, an API starter and a scratch folder are required"))
 	}
 	if c.Orgs < 1 || c.Password == "" || c.AdminEmail == nil || c.ManagerEmail == nil {
 		errs = append(errs, errors.New("guide: the seeded data set (orgs, password, emails) is required"))
@@ -275,7 +288,7 @@ var guideClaims = []struct {
 // Guide runs the guide scenario and returns its report.
 func Guide(ctx context.Context, cfg GuideConfig) (*GuideReport, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := errors.Join(cfg.Validate(), cfg.wired()); err != nil {
 		return nil, err
 	}
 	rep := &GuideReport{Schema: GuideSchema, StartedAt: time.Now().UTC(), Host: ThisHost(), Profiles: map[string]*GuideProfileFigures{}}

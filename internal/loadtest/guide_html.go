@@ -42,13 +42,32 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.met{color:#
 	}
 	fmt.Fprintf(&b, `<p class="note">%s</p>`, strings.Join(ps, " "))
 
+	r.htmlClaims(&b)
+	b.WriteString(`<h2>The machine's limits (same run)</h2><table><tr><th>limit</th><th>per second</th><th>p99 ms</th></tr>`)
+	fmt.Fprintf(&b, `<tr><td>pgbench, two-insert commit</td><td>%.0f</td><td>%.2f</td></tr><tr><td>bare net/http JSON endpoint</td><td>%.0f</td><td>%.2f</td></tr></table>`,
+		r.Limits.PgbenchTps, r.Limits.PgbenchP99Ms, r.Limits.BareHTTPRps, r.Limits.BareHTTPP99Ms)
+
+	r.htmlProfiles(&b)
+	r.htmlOperations(&b)
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, `<p class="note">%s</p>`, esc(n))
+	}
+	b.WriteString(`</body></html>`)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// htmlClaims writes the guide's claims beside the measured figures, with
+// their charts.
+func (r *GuideReport) htmlClaims(b *strings.Builder) {
+	esc := template.HTMLEscapeString
 	b.WriteString(`<h2>The guide's claims beside the measured figures</h2><table><tr><th>claim</th><th>profile</th><th>the guide says</th><th>measured</th><th></th></tr>`)
 	for _, c := range r.Claims {
 		cls, verdict := "met", "met"
 		if !c.Met {
 			cls, verdict = "missed", "not met"
 		}
-		fmt.Fprintf(&b, `<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="%s">%s</td></tr>`, esc(c.Name), esc(c.Profile),
+		fmt.Fprintf(b, `<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="%s">%s</td></tr>`, esc(c.Name), esc(c.Profile),
 			esc(claimValue(c.Claim, c.Unit)), esc(claimValue(c.Measured, c.Unit)), cls, verdict)
 	}
 	b.WriteString(`</table>`)
@@ -70,16 +89,17 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.met{color:#
 		}
 	}
 
-	b.WriteString(`<h2>The machine's limits (same run)</h2><table><tr><th>limit</th><th>per second</th><th>p99 ms</th></tr>`)
-	fmt.Fprintf(&b, `<tr><td>pgbench, two-insert commit</td><td>%.0f</td><td>%.2f</td></tr><tr><td>bare net/http JSON endpoint</td><td>%.0f</td><td>%.2f</td></tr></table>`,
-		r.Limits.PgbenchTps, r.Limits.PgbenchP99Ms, r.Limits.BareHTTPRps, r.Limits.BareHTTPP99Ms)
+}
 
+// htmlProfiles writes every profile's figures and their charts.
+func (r *GuideReport) htmlProfiles(b *strings.Builder) {
+	esc := template.HTMLEscapeString
 	b.WriteString(`<h2>Per profile</h2><table><tr><th>profile</th><th>events/s</th><th>× ref</th><th>corrections/s</th><th>mode</th><th>× ref</th>` +
 		`<th>cache entries</th><th>hit rate</th><th>reads/s</th><th>p50 ms</th><th>p99 ms</th><th>writes/s</th><th>÷ pgbench</th><th>freshness p99 ms</th></tr>`)
 	var events, corrections, writes, p99 []float64
 	for _, name := range r.Order {
 		p := r.Profiles[name]
-		fmt.Fprintf(&b, `<tr><td>%s</td><td>%.0f</td><td>%.2f</td><td>%.0f</td><td>%s</td><td>%.2f</td><td>%d</td><td>%.2f</td><td>%.1f</td><td>%.2f</td><td>%.2f</td><td>%.0f</td><td>%.2f</td><td>%.1f</td></tr>`,
+		fmt.Fprintf(b, `<tr><td>%s</td><td>%.0f</td><td>%.2f</td><td>%.0f</td><td>%s</td><td>%.2f</td><td>%d</td><td>%.2f</td><td>%.1f</td><td>%.2f</td><td>%.2f</td><td>%.0f</td><td>%.2f</td><td>%.1f</td></tr>`,
 			esc(name), p.EventsPerSecond, r.Ratios.EventCapacity[name], p.CorrectionsPerSecond, esc(p.CorrectionMode), r.Ratios.CorrectionsByProfile[name],
 			p.CacheEntries, p.CacheHitRate, p.ReadsPerSecond, p.P50Ms["all"], p.P99Ms["all"], p.WritesPerSecond, r.Ratios.WritesToPgbench[name], p.FreshnessP99Ms)
 		events, corrections = append(events, p.EventsPerSecond), append(corrections, p.CorrectionsPerSecond)
@@ -90,27 +110,26 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.met{color:#
 	b.WriteString(bars("corrections/s", "corrections/s", r.Order, corrections))
 	b.WriteString(bars("writes/s (closed loop), pgbench beside", "per second", append(append([]string{}, r.Order...), "pgbench"), append(writes, r.Limits.PgbenchTps)))
 	b.WriteString(bars(fmt.Sprintf("p99 ms of all requests at %s/s offered", paramValue(r.Params, "rate")), "ms", r.Order, p99))
+}
+
+// htmlOperations writes each operation's p99 per profile.
+func (r *GuideReport) htmlOperations(b *strings.Builder) {
+	esc := template.HTMLEscapeString
 	if len(r.Order) > 0 {
 		b.WriteString(`<h2>p99 ms per operation</h2><table><tr><th>operation</th>`)
 		for _, name := range r.Order {
-			fmt.Fprintf(&b, `<th>%s</th>`, esc(name))
+			fmt.Fprintf(b, `<th>%s</th>`, esc(name))
 		}
 		b.WriteString(`</tr>`)
 		for _, op := range guideOps(r) {
-			fmt.Fprintf(&b, `<tr><td>%s</td>`, esc(op))
+			fmt.Fprintf(b, `<tr><td>%s</td>`, esc(op))
 			for _, name := range r.Order {
-				fmt.Fprintf(&b, `<td>%.2f</td>`, r.Profiles[name].P99Ms[op])
+				fmt.Fprintf(b, `<td>%.2f</td>`, r.Profiles[name].P99Ms[op])
 			}
 			b.WriteString(`</tr>`)
 		}
 		b.WriteString(`</table>`)
 	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, `<p class="note">%s</p>`, esc(n))
-	}
-	b.WriteString(`</body></html>`)
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func first(s []string) string {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -393,40 +394,36 @@ func (c MixedConfig) withDefaults() MixedConfig {
 	return c
 }
 
-// Validate reports every problem of c (defaults applied).
+// Validate reports every problem of a resolved c (see validate.go); the
+// client and tenants are Mixed's to check.
 func (c MixedConfig) Validate() error {
 	var errs []error
-	if c.Client == nil || c.Tenants == nil || c.Tenants.Len() == 0 {
-		errs = append(errs, errors.New("a client and at least one tenant are required"))
+	if !slices.Contains(Scenarios(), c.Scenario) {
+		errs = append(errs, fmt.Errorf("--scenario must be one of %s, got %q", strings.Join(Scenarios(), ", "), c.Scenario))
 	}
-	ok := false
-	for _, s := range Scenarios() {
-		ok = ok || s == c.Scenario
+	if c.Rate > 0 && c.Clients > 0 {
+		errs = append(errs, errors.New("give --rate (open loop) or --clients (closed loop), not both"))
 	}
-	if !ok {
-		errs = append(errs, fmt.Errorf("scenario must be one of %s, got %q", strings.Join(Scenarios(), ", "), c.Scenario))
-	}
-	if c.Rate < 0 || c.Clients < 0 || (c.Rate > 0 && c.Clients > 0) {
-		errs = append(errs, errors.New("give either a positive rate (open loop) or a number of clients (closed loop)"))
-	}
+	notNegative(&errs, "rate", c.Rate)
+	notNegative(&errs, "clients", c.Clients)
 	if c.Clients > 0 && c.Scenario == ScenarioRamp {
-		errs = append(errs, errors.New("the ramp scenario raises a rate: it needs the open loop (--rate)"))
+		errs = append(errs, errors.New("--scenario ramp raises a rate: use --rate, not --clients"))
 	}
-	if c.Duration <= 0 || c.Warmup < 0 {
-		errs = append(errs, errors.New("duration must be positive and warmup not negative"))
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	if c.ReadShare < 0 || c.ReadShare > 1 {
+		errs = append(errs, fmt.Errorf("--read-share must be between 0 and 1, got %g", c.ReadShare))
 	}
-	if c.ReadShare > 1 {
-		errs = append(errs, fmt.Errorf("read share must be between 0 and 1, got %g", c.ReadShare))
-	}
+	positive(&errs, "days", c.Days)
 	if c.ZipfS <= 1 {
-		errs = append(errs, fmt.Errorf("zipf skew must be above 1, got %g", c.ZipfS))
+		errs = append(errs, fmt.Errorf("--zipf must be above 1, got %g", c.ZipfS))
 	}
-	if c.RampFactor <= 1 || c.RampStep <= 0 || c.RampBudget <= 0 {
-		errs = append(errs, errors.New("ramp factor must be above 1, ramp step and budget positive"))
+	if c.RampFactor <= 1 {
+		errs = append(errs, fmt.Errorf("--ramp-factor must be above 1, got %g", c.RampFactor))
 	}
-	if c.MaxInFlight < 1 {
-		errs = append(errs, errors.New("max in flight must be positive"))
-	}
+	positive(&errs, "ramp-step", c.RampStep)
+	positive(&errs, "ramp-budget", c.RampBudget)
+	positive(&errs, "max-in-flight", c.MaxInFlight)
 	return errors.Join(errs...)
 }
 

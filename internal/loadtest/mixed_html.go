@@ -262,32 +262,40 @@ func (r *MixedReport) RenderHTML(w io.Writer) error {
 		data.Compare = true
 		data.CompareP99 = barChart("p99 latency per operation and profile", "ms", labels, names, p99)
 		data.CompareTput = barChart("Throughput per operation and profile", "ok per second", labels, names, tp)
-		for _, op := range r.Profiles[0].Ops {
-			// One chart per operation: its histogram for each profile.
-			var buckets []string
-			vals := make([][]float64, len(r.Profiles))
-			for _, b := range op.Histogram {
-				buckets = append(buckets, "≤"+short(b.LeMs))
-			}
-			for i, p := range r.Profiles {
-				for _, o := range p.Ops {
-					if o.Name != op.Name {
-						continue
-					}
-					for j := range buckets {
-						if j < len(o.Histogram) {
-							vals[i] = append(vals[i], float64(o.Histogram[j].Count))
-						} else {
-							vals[i] = append(vals[i], 0)
-						}
-					}
-				}
-				for len(vals[i]) < len(buckets) {
-					vals[i] = append(vals[i], 0)
-				}
-			}
-			data.Histograms = append(data.Histograms, barChart(op.Name+" latency (ms)", "requests", buckets, names, vals))
-		}
+		data.Histograms = r.histogramCharts(names)
 	}
 	return pageTmpl.Execute(w, data)
+}
+
+// histogramCharts are one chart per operation: its latency histogram for
+// each profile.
+func (r *MixedReport) histogramCharts(names []string) []template.HTML {
+	var charts []template.HTML
+	for _, op := range r.Profiles[0].Ops {
+		// One chart per operation: its histogram for each profile.
+		var buckets []string
+		vals := make([][]float64, len(r.Profiles))
+		for _, b := range op.Histogram {
+			buckets = append(buckets, "≤"+short(b.LeMs))
+		}
+		for i, p := range r.Profiles {
+			for _, o := range p.Ops {
+				if o.Name != op.Name {
+					continue
+				}
+				for j := range buckets {
+					if j < len(o.Histogram) {
+						vals[i] = append(vals[i], float64(o.Histogram[j].Count))
+					} else {
+						vals[i] = append(vals[i], 0)
+					}
+				}
+			}
+			for len(vals[i]) < len(buckets) {
+				vals[i] = append(vals[i], 0)
+			}
+		}
+		charts = append(charts, barChart(op.Name+" latency (ms)", "requests", buckets, names, vals))
+	}
+	return charts
 }

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -153,6 +154,9 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Client == nil || cfg.Tenants == nil || cfg.Tenants.Len() == 0 {
+		return nil, errors.New("a client and at least one tenant are required")
+	}
 	m := &mixed{cfg: cfg, backDay: cfg.Scenario == ScenarioBackDated, hot: cfg.Scenario == ScenarioHotTenant}
 	start := time.Now()
 	m.rec = newRecorder(start)
@@ -207,6 +211,23 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 	// its last answers took; a ramp that broke early ends sooner.
 	window := min(measuredEnd.Sub(measureFrom), cfg.Duration)
 	res.DurationMs = ms(window)
+	ok := m.tally(res, window)
+	res.CPU = cpuBetween(cpuFrom, cpuTo, ok)
+	res.RSSBytes, res.PeakRSSBytes = processRSS()
+	if after, err := cfg.Client.Metrics(ctx); err == nil && cacheBefore != nil {
+		res.CacheHitRate = cacheHitRate(cacheBefore, after)
+	}
+	if probe != nil {
+		m.freshness(ctx, res, probe)
+	}
+	res.Timeline = m.rec.points(start, m, ramp)
+	res.ColdRedirects = m.cold.Load()
+	return res, nil
+}
+
+// tally puts every operation's figures in res, and those of the reads,
+// the writes and all; it returns the answers that succeeded.
+func (m *mixed) tally(res *MixedResult, window time.Duration) uint64 {
 	var reads, writes, all opTally
 	names := make([]string, 0, len(m.rec.ops))
 	for n := range m.rec.ops {
@@ -221,53 +242,60 @@ func Mixed(ctx context.Context, cfg MixedConfig) (*MixedResult, error) {
 			into = &writes
 		}
 		for _, dst := range []*opTally{into, &all} {
-			dst.hist.Merge(&t.hist)
-			dst.ok += t.ok
-			dst.fail += t.fail
-			if dst.statuses == nil {
-				dst.statuses = map[int]uint64{}
-			}
-			for k, v := range t.statuses {
-				dst.statuses[k] += v
-			}
-			if dst.firstErr == "" {
-				dst.firstErr = t.firstErr
-			}
+			dst.add(t)
 		}
 	}
 	res.Reads, res.Writes, res.All = statsOf("reads", false, &reads, window), statsOf("writes", true, &writes, window), statsOf("all", false, &all, window)
-	ok := all.ok
-	res.CPU = cpuBetween(cpuFrom, cpuTo, ok)
-	res.RSSBytes, res.PeakRSSBytes = processRSS()
-	if after, err := cfg.Client.Metrics(ctx); err == nil && cacheBefore != nil {
-		hits, misses := sumSeries(after, "hmp_cache_hits_total")-sumSeries(cacheBefore, "hmp_cache_hits_total"),
-			sumSeries(after, "hmp_cache_misses_total")-sumSeries(cacheBefore, "hmp_cache_misses_total")
-		if hits+misses > 0 {
-			r := round2(hits / (hits + misses))
-			res.CacheHitRate = &r
-		}
+	return all.ok
+}
+
+// add merges t into dst.
+func (dst *opTally) add(t *opTally) {
+	dst.hist.Merge(&t.hist)
+	dst.ok += t.ok
+	dst.fail += t.fail
+	if dst.statuses == nil {
+		dst.statuses = map[int]uint64{}
 	}
-	if probe != nil {
-		r := probe.result()
-		s := OpStats{Name: "freshness", OK: r.OK, Failed: r.Failed, FirstError: r.FirstError,
-			P50Ms: ms(r.Latency.P50), P99Ms: ms(r.Latency.P99), MaxMs: ms(r.Latency.Max), MeanMs: ms(r.Latency.Mean)}
-		if r.hist != nil {
-			s.P95Ms = ms(r.hist.Quantile(0.95))
-		}
-		res.Freshness = &s
-		// The drain: a write made now, behind the whole backlog, shows.
-		p2 := newProber(FreshnessConfig{Client: cfg.Client, PollInterval: 5 * time.Millisecond, ProbeTimeout: cfg.DrainTimeout}.withDefaults(), *cfg.ProbeTenant)
-		p2.props = probe.props
-		if lat, _, err := p2.probe(ctx, p2.props[0]); err == nil {
-			res.DrainMs = ms(lat)
-		} else {
-			res.DrainMs = -1
-			cfg.Logger.Warn("mixed_drain_probe_failed", "error", err.Error())
-		}
+	for k, v := range t.statuses {
+		dst.statuses[k] += v
 	}
-	res.Timeline = m.rec.points(start, m, ramp)
-	res.ColdRedirects = m.cold.Load()
-	return res, nil
+	if dst.firstErr == "" {
+		dst.firstErr = t.firstErr
+	}
+}
+
+// cacheHitRate is the report cache's hit rate between two scrapes (nil
+// without lookups).
+func cacheHitRate(before, after measure.Metrics) *float64 {
+	hits, misses := sumSeries(after, "hmp_cache_hits_total")-sumSeries(before, "hmp_cache_hits_total"),
+		sumSeries(after, "hmp_cache_misses_total")-sumSeries(before, "hmp_cache_misses_total")
+	if hits+misses == 0 {
+		return nil
+	}
+	r := round2(hits / (hits + misses))
+	return &r
+}
+
+// freshness puts the probes' figures in res, and the drain: how long a
+// write made now, behind the whole backlog, takes to show.
+func (m *mixed) freshness(ctx context.Context, res *MixedResult, probe *prober) {
+	cfg := m.cfg
+	r := probe.result()
+	s := OpStats{Name: "freshness", OK: r.OK, Failed: r.Failed, FirstError: r.FirstError,
+		P50Ms: ms(r.Latency.P50), P99Ms: ms(r.Latency.P99), MaxMs: ms(r.Latency.Max), MeanMs: ms(r.Latency.Mean)}
+	if r.hist != nil {
+		s.P95Ms = ms(r.hist.Quantile(0.95))
+	}
+	res.Freshness = &s
+	p2 := newProber(FreshnessConfig{Client: cfg.Client, PollInterval: 5 * time.Millisecond, ProbeTimeout: cfg.DrainTimeout}.withDefaults(), *cfg.ProbeTenant)
+	p2.props = probe.props
+	if lat, _, err := p2.probe(ctx, p2.props[0]); err == nil {
+		res.DrainMs = ms(lat)
+	} else {
+		res.DrainMs = -1
+		cfg.Logger.Warn("mixed_drain_probe_failed", "error", err.Error())
+	}
 }
 
 // sumSeries sums the series of a metric name whose labels contain every
@@ -320,26 +348,7 @@ func (m *mixed) openLoop(ctx context.Context, start, measureFrom, end time.Time)
 		steps = &rampTally{}
 	}
 	for i := range cfg.MaxInFlight {
-		w := NewWorker(i, cfg.Seed)
-		z := rand.NewZipf(w.Rand, cfg.ZipfS, 1, uint64(cfg.Tenants.Len()-1))
-		wg.Go(func() {
-			for j := range jobs {
-				sent := time.Now()
-				from := j.due
-				if sent.Before(from) { // sent within the millisecond before it was due
-					from = sent
-				}
-				name, status, want, err := m.op(ctx, w, z)
-				if ctx.Err() != nil {
-					continue
-				}
-				lat := time.Since(from)
-				m.rec.record(name, status, want, err, j.due, lat)
-				if steps != nil && !j.due.Before(measureFrom) {
-					steps.add(int(j.due.Sub(measureFrom)/cfg.RampStep), err == nil && status == want, lat)
-				}
-			}
-		})
+		wg.Go(func() { m.openWorker(ctx, i, jobs, steps, measureFrom) })
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -387,17 +396,47 @@ schedule:
 		if last.After(end) {
 			last = end
 		}
-		whole := int(last.Sub(measureFrom) / cfg.RampStep)
-		for k := len(ramp.Steps); ramp.Broke == "" && k < min(whole, steps.len()); k++ {
-			if !steps.judge(ramp, k, cfg) {
-				break
-			}
-		}
-		if ramp.Broke == "" && len(ramp.Steps) > 0 && !ramp.Steps[len(ramp.Steps)-1].Pass {
-			ramp.Broke = "last step over budget"
-		}
+		steps.judgeRest(ramp, cfg, last.Sub(measureFrom))
 	}
 	return ramp
+}
+
+// openWorker sends the jobs it takes, each timed from when it was due,
+// and counts them in the ramp's steps when there is a ramp.
+func (m *mixed) openWorker(ctx context.Context, i int, jobs <-chan job, steps *rampTally, measureFrom time.Time) {
+	cfg := m.cfg
+	w := NewWorker(i, cfg.Seed)
+	z := rand.NewZipf(w.Rand, cfg.ZipfS, 1, uint64(cfg.Tenants.Len()-1))
+	for j := range jobs {
+		sent := time.Now()
+		from := j.due
+		if sent.Before(from) { // sent within the millisecond before it was due
+			from = sent
+		}
+		name, status, want, err := m.op(ctx, w, z)
+		if ctx.Err() != nil {
+			continue
+		}
+		lat := time.Since(from)
+		m.rec.record(name, status, want, err, j.due, lat)
+		if steps != nil && !j.due.Before(measureFrom) {
+			steps.add(int(j.due.Sub(measureFrom)/cfg.RampStep), err == nil && status == want, lat)
+		}
+	}
+}
+
+// judgeRest judges the steps not judged yet that ran whole within ran
+// (the measured time scheduled).
+func (t *rampTally) judgeRest(ramp *RampResult, cfg MixedConfig, ran time.Duration) {
+	whole := int(ran / cfg.RampStep)
+	for k := len(ramp.Steps); ramp.Broke == "" && k < min(whole, t.len()); k++ {
+		if !t.judge(ramp, k, cfg) {
+			break
+		}
+	}
+	if ramp.Broke == "" && len(ramp.Steps) > 0 && !ramp.Steps[len(ramp.Steps)-1].Pass {
+		ramp.Broke = "last step over budget"
+	}
 }
 
 func (m *mixed) closedLoop(ctx context.Context, end time.Time) {

@@ -63,6 +63,21 @@ type ProjectionConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c ProjectionConfig) Validate() error {
+	var errs []error
+	positive(&errs, "events", c.Events)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "days", c.Days)
+	positive(&errs, "rounds", c.Rounds)
+	positive(&errs, "max-duration", c.MaxDuration)
+	if c.Orgs > c.Properties {
+		errs = append(errs, errors.New("--orgs must not exceed --properties: every organization needs a property"))
+	}
+	return errors.Join(errs...)
+}
+
 func (c ProjectionConfig) withDefaults() ProjectionConfig {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -155,26 +170,52 @@ func Projection(ctx context.Context, cfg ProjectionConfig) (*Report, error) {
 	}
 	rep.Results = append(rep.Results, pub)
 
-	var inexact []string
+	inexact, err := run.rounds(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	rep.Totals = totals(rep.Results)
+	batchFigures(rep)
+	rep.Checks = append(projectionChecks(rep.Totals, cfg), rep.Checks...)
+	if !rep.Durable {
+		rep.Notes = append(rep.Notes, "the server does not make commits durable: these figures are not the durable ones")
+	}
+	rep.Notes = append(rep.Notes, "the projector, the embedded JetStream server and the generator share this process (cores: proc)",
+		fmt.Sprintf("each profile starts from empty projection tables and a new durable consumer at the stream's first event; the clock runs from the projector's start until the consumer's ack floor reaches the last event (polled every %s)", floorPoll))
+	rep.Notes = append(rep.Notes, run.notes...)
+	if len(inexact) > 0 {
+		return rep, fmt.Errorf("%w: %s", ErrInexact, strings.Join(inexact, "; "))
+	}
+	return rep, nil
+}
+
+// rounds measures every profile in every round; it returns the names of
+// the checks a projection failed.
+func (r *projectionRun) rounds(ctx context.Context, rep *Report) (inexact []string, _ error) {
+	cfg := r.cfg
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, p := range cfg.Profiles {
-			r, check, err := run.measure(ctx, p, round)
+			res, check, err := r.measure(ctx, p, round)
 			if err != nil {
 				return nil, err
 			}
-			rep.Results = append(rep.Results, r)
-			if check != nil {
-				rep.Checks = append(rep.Checks, *check)
-				if !check.Pass {
-					inexact = append(inexact, check.Name)
-				}
-			} else {
+			rep.Results = append(rep.Results, res)
+			if check == nil {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s round %d hit --max-duration %s after %d of %d events: its rate is over what was done, and its projection was not checked",
-					p.Name, round, cfg.MaxDuration, r.OK, cfg.Events))
+					p.Name, round, cfg.MaxDuration, res.OK, cfg.Events))
+				continue
+			}
+			rep.Checks = append(rep.Checks, *check)
+			if !check.Pass {
+				inexact = append(inexact, check.Name)
 			}
 		}
 	}
-	rep.Totals = totals(rep.Results)
+	return inexact, nil
+}
+
+// batchFigures gives each profile's totals its average batch.
+func batchFigures(rep *Report) {
 	for i := range rep.Totals {
 		t := &rep.Totals[i]
 		var events, batches float64
@@ -190,17 +231,6 @@ func Projection(ctx context.Context, cfg ProjectionConfig) (*Report, error) {
 			t.Figures = []Figure{{Name: "avg batch", Value: round2(events / batches), Unit: "events"}, {Name: "batches", Value: batches}}
 		}
 	}
-	rep.Checks = append(projectionChecks(rep.Totals, cfg), rep.Checks...)
-	if !rep.Durable {
-		rep.Notes = append(rep.Notes, "the server does not make commits durable: these figures are not the durable ones")
-	}
-	rep.Notes = append(rep.Notes, "the projector, the embedded JetStream server and the generator share this process (cores: proc)",
-		fmt.Sprintf("each profile starts from empty projection tables and a new durable consumer at the stream's first event; the clock runs from the projector's start until the consumer's ack floor reaches the last event (polled every %s)", floorPoll))
-	rep.Notes = append(rep.Notes, run.notes...)
-	if len(inexact) > 0 {
-		return rep, fmt.Errorf("%w: %s", ErrInexact, strings.Join(inexact, "; "))
-	}
-	return rep, nil
 }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
@@ -246,9 +276,7 @@ type projectionRun struct {
 }
 
 func (r *projectionRun) settle(next string) {
-	waited := Settle(context.Background(), r.postmaster, r.cfg.MaxSettle)
-	r.cfg.Logger.Info("loadtest_settled", "before", next, "waited", waited.Round(time.Millisecond).String())
-	r.cfg.Between(next)
+	settleBefore(context.Background(), r.postmaster, r.cfg.MaxSettle, r.cfg.Logger, r.cfg.Between, next)
 }
 
 // publish generates the backlog, then publishes it in chunks, measuring
@@ -341,28 +369,9 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 	if err := proj.Start(ctx); err != nil {
 		return Result{}, nil, err
 	}
-	var floor uint64
-	tick := time.NewTicker(floorPoll)
-	defer tick.Stop()
-	nextLog := start.Add(5 * time.Second)
-	timedOut := false
-	for floor < r.last {
-		select {
-		case <-ctx.Done():
-			return Result{}, nil, ctx.Err()
-		case <-tick.C:
-		}
-		if floor, err = cfg.Bus.AckFloor(ctx, bus.EventsStream, pc.Durable); err != nil {
-			return Result{}, nil, fmt.Errorf("projection: %w", err)
-		}
-		if now := time.Now(); now.After(nextLog) {
-			cfg.Logger.Info("loadtest_progress", "profile", prof.Name, "events", done(floor, r.first), "elapsed", now.Sub(start).Round(time.Second).String())
-			nextLog = now.Add(5 * time.Second)
-		}
-		if floor < r.last && time.Since(start) >= cfg.MaxDuration {
-			timedOut = true
-			break
-		}
+	floor, timedOut, err := r.waitFloor(ctx, pc.Durable, prof.Name, start)
+	if err != nil {
+		return Result{}, nil, err
 	}
 	elapsed := time.Since(start)
 	cpuTo := sampleCPU(r.postmaster)
@@ -374,21 +383,8 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 	if elapsed > 0 {
 		res.Throughput = float64(n) / elapsed.Seconds()
 	}
-	m, err := measure.Gather(reg)
-	if err != nil {
+	if err := projectorFigures(reg, &res); err != nil {
 		return Result{}, nil, err
-	}
-	res.Failed = uint64(m[`hmp_projector_events_total{result="dead_lettered"}`])
-	batches := m["hmp_projector_batch_size_count"]
-	if batches > 0 {
-		res.Figures = append(res.Figures, Figure{Name: "avg batch", Value: round2(m["hmp_projector_batch_size_sum"] / batches), Unit: "events"})
-	}
-	res.Figures = append(res.Figures, Figure{Name: "batches", Value: batches},
-		Figure{Name: "retried", Value: m[`hmp_projector_events_total{result="retried"}`]},
-		Figure{Name: "duplicates", Value: m[`hmp_projector_events_total{result="duplicate"}`]},
-		Figure{Name: "failed batches", Value: m["hmp_projector_failures_total"]})
-	if res.Failed > 0 {
-		res.FirstError = fmt.Sprintf("%d events dead-lettered", res.Failed)
 	}
 	cfg.Logger.Info("loadtest_phase", "phase", prof.Name, "round", round, "events_per_s", int(res.Throughput), "timed_out", timedOut)
 	if timedOut {
@@ -403,6 +399,55 @@ func (r *projectionRun) measure(ctx context.Context, prof ProjectionProfile, rou
 		r.notes = append(r.notes, fmt.Sprintf("%s round %d: %s", prof.Name, round, mm))
 	}
 	return res, &check, nil
+}
+
+// waitFloor polls the consumer's ack floor until it reaches the end of
+// the backlog or MaxDuration passes (timedOut).
+func (r *projectionRun) waitFloor(ctx context.Context, durable, profile string, start time.Time) (floor uint64, timedOut bool, err error) {
+	cfg := r.cfg
+	tick := time.NewTicker(floorPoll)
+	defer tick.Stop()
+	nextLog := start.Add(5 * time.Second)
+	for floor < r.last {
+		select {
+		case <-ctx.Done():
+			return 0, false, ctx.Err()
+		case <-tick.C:
+		}
+		if floor, err = cfg.Bus.AckFloor(ctx, bus.EventsStream, durable); err != nil {
+			return 0, false, fmt.Errorf("projection: %w", err)
+		}
+		if now := time.Now(); now.After(nextLog) {
+			cfg.Logger.Info("loadtest_progress", "profile", profile, "events", done(floor, r.first), "elapsed", now.Sub(start).Round(time.Second).String())
+			nextLog = now.Add(5 * time.Second)
+		}
+		if floor < r.last && time.Since(start) >= cfg.MaxDuration {
+			return floor, true, nil
+		}
+	}
+	return floor, false, nil
+}
+
+// projectorFigures reads the projector's metrics into res: dead letters,
+// the average batch, retries, duplicates and failed batches.
+func projectorFigures(reg *prometheus.Registry, res *Result) error {
+	m, err := measure.Gather(reg)
+	if err != nil {
+		return err
+	}
+	res.Failed = uint64(m[`hmp_projector_events_total{result="dead_lettered"}`])
+	batches := m["hmp_projector_batch_size_count"]
+	if batches > 0 {
+		res.Figures = append(res.Figures, Figure{Name: "avg batch", Value: round2(m["hmp_projector_batch_size_sum"] / batches), Unit: "events"})
+	}
+	res.Figures = append(res.Figures, Figure{Name: "batches", Value: batches},
+		Figure{Name: "retried", Value: m[`hmp_projector_events_total{result="retried"}`]},
+		Figure{Name: "duplicates", Value: m[`hmp_projector_events_total{result="duplicate"}`]},
+		Figure{Name: "failed batches", Value: m["hmp_projector_failures_total"]})
+	if res.Failed > 0 {
+		res.FirstError = fmt.Sprintf("%d events dead-lettered", res.Failed)
+	}
+	return nil
 }
 
 func done(floor, first uint64) uint64 {

@@ -46,6 +46,18 @@ type ReadsConfig struct {
 	Now func() time.Time
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c ReadsConfig) Validate() error {
+	var errs []error
+	positive(&errs, "days", c.Days)
+	positive(&errs, "clients", c.Clients)
+	positive(&errs, "duration", c.Duration)
+	if c.ZipfS <= 1 {
+		errs = append(errs, fmt.Errorf("--zipf must be above 1, got %g", c.ZipfS))
+	}
+	return errors.Join(errs...)
+}
+
 func (c ReadsConfig) withDefaults() ReadsConfig {
 	if c.Name == "" {
 		c.Name = "reads"

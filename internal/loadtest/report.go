@@ -111,19 +111,41 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // Print writes r as a human-readable table.
 func (r *Report) Print(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "hmp loadtest %s   %s\n", r.Scenario, r.StartedAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "host:     %d CPUs, GOMAXPROCS %d, %s %s/%s\n", r.Host.CPUs, r.Host.GOMAXPROCS, r.Host.GoVersion, r.Host.OS, r.Host.Arch)
+	r.printHeader(&b)
+	if err := r.printResults(&b); err != nil {
+		return err
+	}
+	r.printFigures(&b)
+	for _, res := range append(append([]Result{}, r.Results...), r.Totals...) {
+		if res.FirstError != "" {
+			fmt.Fprintf(&b, "\n%s round %d: %d failed, e.g. %s", res.Name, res.Round, res.Failed, res.FirstError)
+		}
+	}
+	if err := r.printChecks(&b); err != nil {
+		return err
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// printHeader prints the run, host, target, database and parameters.
+func (r *Report) printHeader(b *strings.Builder) {
+	fmt.Fprintf(b, "hmp loadtest %s   %s\n", r.Scenario, r.StartedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(b, "host:     %d CPUs, GOMAXPROCS %d, %s %s/%s\n", r.Host.CPUs, r.Host.GOMAXPROCS, r.Host.GoVersion, r.Host.OS, r.Host.Arch)
 	where := "external server"
 	if r.Embedded {
 		where = "started by this run, in this process"
 	}
-	fmt.Fprintf(&b, "target:   %s (%s)\n", r.Target, where)
+	fmt.Fprintf(b, "target:   %s (%s)\n", r.Target, where)
 	if len(r.Server) > 0 {
 		durable := "NOT durable: commits do not wait for disk"
 		if r.Durable {
 			durable = "durable: every commit waits for its WAL on disk"
 		}
-		fmt.Fprintf(&b, "postgres: %s fsync=%s synchronous_commit=%s wal_sync_method=%s full_page_writes=%s (%s)\n",
+		fmt.Fprintf(b, "postgres: %s fsync=%s synchronous_commit=%s wal_sync_method=%s full_page_writes=%s (%s)\n",
 			r.Server["server_version"], r.Server["fsync"], r.Server["synchronous_commit"], r.Server["wal_sync_method"],
 			r.Server["full_page_writes"], durable)
 	}
@@ -131,9 +153,12 @@ func (r *Report) Print(w io.Writer) error {
 	for i, p := range r.Params {
 		ps[i] = p.Name + "=" + p.Value
 	}
-	fmt.Fprintf(&b, "params:   %s\n\n", strings.Join(ps, " "))
+	fmt.Fprintf(b, "params:   %s\n\n", strings.Join(ps, " "))
+}
 
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+// printResults prints the table of phases (and their totals).
+func (r *Report) printResults(b *strings.Builder) error {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tround\tclients\trate/s\tok\tfailed\tthroughput/s\tp50\tp90\tp99\tp99.9\tmax\tcores: proc\tpg\tother\tsteal\tµs/op: proc\tpg\tother\t")
 	row := func(res Result, round string) {
 		rate := "-"
@@ -162,6 +187,11 @@ func (r *Report) Print(w io.Writer) error {
 	}
 	b.WriteString("(cores: CPU used during the measured window by this process, by the PostgreSQL cluster, by everything else, and\n" +
 		" stolen by the hypervisor; µs/op: the same per successful request or transaction)\n")
+	return nil
+}
+
+// printFigures prints each result's scenario figures.
+func (r *Report) printFigures(b *strings.Builder) {
 	withTotals := r.Results
 	if len(r.Totals) > 0 && len(r.Results) > len(r.Totals) {
 		withTotals = append(append([]Result{}, r.Results...), r.Totals...)
@@ -185,32 +215,25 @@ func (r *Report) Print(w io.Writer) error {
 				fs[i] += " " + f.Unit
 			}
 		}
-		fmt.Fprintf(&b, "%s round %s: %s\n", res.Name, round, strings.Join(fs, ", "))
+		fmt.Fprintf(b, "%s round %s: %s\n", res.Name, round, strings.Join(fs, ", "))
 	}
-	for _, res := range append(append([]Result{}, r.Results...), r.Totals...) {
-		if res.FirstError != "" {
-			fmt.Fprintf(&b, "\n%s round %d: %d failed, e.g. %s", res.Name, res.Round, res.Failed, res.FirstError)
+}
+
+// printChecks prints the checks and their verdicts.
+func (r *Report) printChecks(b *strings.Builder) error {
+	if len(r.Checks) == 0 {
+		return nil
+	}
+	b.WriteString("\nchecks:\n")
+	ct := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	for _, c := range r.Checks {
+		verdict := "PASS"
+		if !c.Pass {
+			verdict = "FAIL"
 		}
+		fmt.Fprintf(ct, "  %s\t%s\t%s %s\t%s\n", c.Name, fmtValue(c.Value), c.Op, fmtValue(c.Target), verdict)
 	}
-	if len(r.Checks) > 0 {
-		b.WriteString("\nchecks:\n")
-		ct := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, c := range r.Checks {
-			verdict := "PASS"
-			if !c.Pass {
-				verdict = "FAIL"
-			}
-			fmt.Fprintf(ct, "  %s\t%s\t%s %s\t%s\n", c.Name, fmtValue(c.Value), c.Op, fmtValue(c.Target), verdict)
-		}
-		if err := ct.Flush(); err != nil {
-			return err
-		}
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "note: %s\n", n)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return ct.Flush()
 }
 
 // fmtValue writes v with three significant digits, or as a whole number

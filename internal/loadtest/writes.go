@@ -194,6 +194,18 @@ type WritesConfig struct {
 	Logger  *slog.Logger
 }
 
+// Validate reports every problem of a resolved c (see validate.go).
+func (c WritesConfig) Validate() error {
+	var errs []error
+	positive(&errs, "duration", c.Duration)
+	notNegative(&errs, "warmup", c.Warmup)
+	positive(&errs, "clients", c.Clients)
+	positive(&errs, "orgs", c.Orgs)
+	positive(&errs, "properties", c.Properties)
+	positive(&errs, "rounds", c.Rounds)
+	return errors.Join(errs...)
+}
+
 func (c WritesConfig) withDefaults() WritesConfig {
 	if c.Orgs <= 0 {
 		c.Orgs = 10
@@ -245,109 +257,145 @@ func Writes(ctx context.Context, cfg WritesConfig) (*Report, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("writes: a client is required")
 	}
-	rep := &Report{Scenario: "writes", StartedAt: time.Now(), Host: ThisHost(), Target: cfg.Client.BaseURL()}
-	rep.Params = []Param{
+	w := &writesRun{cfg: cfg, rep: &Report{Scenario: "writes", StartedAt: time.Now(), Host: ThisHost(), Target: cfg.Client.BaseURL()}}
+	w.rep.Params = []Param{
 		{"orgs", strconv.Itoa(cfg.Orgs)}, {"properties", strconv.Itoa(cfg.Properties)},
 		{"clients", strconv.Itoa(cfg.Clients)}, {"warmup", cfg.Warmup.String()}, {"duration", cfg.Duration.String()},
 		{"rounds", strconv.Itoa(cfg.Rounds)}, {"idempotency-keys", strconv.FormatBool(cfg.IdempotencyKeys)},
 	}
-	var postmaster int
-	if cfg.DatabaseURL != "" {
-		settings, err := ServerSettings(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return nil, err
-		}
-		rep.Server, rep.Durable = settings, Durable(settings)
-		postmaster = PostmasterPID(ctx, cfg.DatabaseURL)
+	cleanup, err := w.prepare(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Pgbench != nil {
-		if cfg.Pgbench.DatabaseURL == "" {
-			cfg.Pgbench.DatabaseURL = cfg.DatabaseURL
-		}
-		if cfg.Pgbench.Postmaster == 0 {
-			cfg.Pgbench.Postmaster = postmaster
-		}
-		if cfg.Pgbench.Orgs == 0 {
-			cfg.Pgbench.Orgs = cfg.Orgs
-		}
-		if cfg.Pgbench.Properties == 0 {
-			cfg.Pgbench.Properties = cfg.Properties
-		}
-		pb := cfg.Pgbench.withDefaults()
-		rep.Params = append(rep.Params, Param{"pgbench-clients", strconv.Itoa(pb.Clients)}, Param{"pgbench-mode", pb.Mode})
-		if err := pb.Prepare(ctx); err != nil {
-			return nil, err
-		}
-		defer func() { _ = pb.Cleanup(context.WithoutCancel(ctx)) }()
-	}
-
+	defer cleanup()
 	start := time.Now()
 	tenants, err := Seed(ctx, cfg.Client, RunID(), cfg.Orgs, cfg.Properties, 8)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Logger.Info("loadtest_seeded", "orgs", cfg.Orgs, "properties", cfg.Orgs*cfg.Properties, "took", time.Since(start).String())
-	gen := &RevenueCreates{Client: cfg.Client, Tenants: tenants, IdempotencyKeys: cfg.IdempotencyKeys}
-
-	settle := func(next string) {
-		waited := Settle(ctx, postmaster, cfg.MaxSettle)
-		cfg.Logger.Info("loadtest_settled", "before", next, "waited", waited.Round(time.Millisecond).String())
-		cfg.Between(next)
-	}
+	w.gen = &RevenueCreates{Client: cfg.Client, Tenants: tenants, IdempotencyKeys: cfg.IdempotencyKeys}
 	for round := 1; round <= cfg.Rounds; round++ {
-		var pgTPS float64
-		if cfg.Pgbench != nil {
-			settle("pgbench")
-			r, err := cfg.Pgbench.Run(ctx, cfg.Warmup, cfg.Duration)
-			if err != nil {
-				return nil, err
-			}
-			r.Round = round
-			pgTPS = r.Throughput
-			rep.Results = append(rep.Results, r)
-			cfg.Logger.Info("loadtest_phase", "phase", "pgbench", "round", round, "tps", int(r.Throughput))
-		}
-		settle("closed")
-		closed := ClosedLoop{Clients: cfg.Clients, Warmup: cfg.Warmup, Duration: cfg.Duration, MaxRequests: cfg.MaxRequests,
-			Want: http.StatusCreated, Seed: cfg.Seed + uint64(round), Postmaster: postmaster}
-		r, err := closed.Run(ctx, gen.Op())
-		if err != nil {
+		if err := w.round(ctx, round); err != nil {
 			return nil, err
 		}
-		r.Name, r.Round = "api closed-loop", round
-		rep.Results = append(rep.Results, r)
-		cfg.Logger.Info("loadtest_phase", "phase", "closed", "round", round, "rps", int(r.Throughput), "p99", r.Latency.P99.String())
-		if cfg.Rate < 0 {
-			continue
-		}
-		rate := cfg.Rate
-		if rate == 0 {
-			rate = r.Throughput / 2
-			if pgTPS > 0 {
-				rate = pgTPS / 2
-			}
-		}
-		if rate < 1 {
-			continue
-		}
-		settle("open")
-		open := OpenLoop{Rate: rate, Warmup: cfg.Warmup, Duration: cfg.Duration, MaxInFlight: cfg.MaxInFlight,
-			Want: http.StatusCreated, Seed: cfg.Seed + 1000 + uint64(round), Postmaster: postmaster}
-		o, err := open.Run(ctx, gen.Op())
-		if err != nil {
-			return nil, err
-		}
-		o.Name, o.Round = "api open-loop", round
-		rep.Results = append(rep.Results, o)
-		cfg.Logger.Info("loadtest_phase", "phase", "open", "round", round, "rate", int(rate), "p99", o.Latency.P99.String())
 	}
 	cfg.Between("")
+	rep := w.rep
 	rep.Totals = totals(rep.Results)
 	rep.Checks = writesChecks(rep.Totals, cfg)
 	if !rep.Durable && rep.Server != nil {
 		rep.Notes = append(rep.Notes, "the server does not make commits durable: these figures are not the durable-write ones")
 	}
 	return rep, nil
+}
+
+// writesRun is one run of the writes scenario.
+type writesRun struct {
+	cfg        WritesConfig
+	rep        *Report
+	postmaster int
+	gen        *RevenueCreates
+}
+
+// prepare reads the database's settings and prepares pgbench's tables;
+// the cleanup drops them.
+func (w *writesRun) prepare(ctx context.Context) (cleanup func(), err error) {
+	cfg := &w.cfg
+	if cfg.DatabaseURL != "" {
+		settings, err := ServerSettings(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		w.rep.Server, w.rep.Durable = settings, Durable(settings)
+		w.postmaster = PostmasterPID(ctx, cfg.DatabaseURL)
+	}
+	if cfg.Pgbench == nil {
+		return func() {}, nil
+	}
+	if cfg.Pgbench.DatabaseURL == "" {
+		cfg.Pgbench.DatabaseURL = cfg.DatabaseURL
+	}
+	if cfg.Pgbench.Postmaster == 0 {
+		cfg.Pgbench.Postmaster = w.postmaster
+	}
+	if cfg.Pgbench.Orgs == 0 {
+		cfg.Pgbench.Orgs = cfg.Orgs
+	}
+	if cfg.Pgbench.Properties == 0 {
+		cfg.Pgbench.Properties = cfg.Properties
+	}
+	pb := cfg.Pgbench.withDefaults()
+	w.rep.Params = append(w.rep.Params, Param{"pgbench-clients", strconv.Itoa(pb.Clients)}, Param{"pgbench-mode", pb.Mode})
+	if err := pb.Prepare(ctx); err != nil {
+		return nil, err
+	}
+	return func() { _ = pb.Cleanup(context.WithoutCancel(ctx)) }, nil
+}
+
+// settle waits for the machine to go quiet before the phase next.
+func (w *writesRun) settle(ctx context.Context, next string) {
+	settleBefore(ctx, w.postmaster, w.cfg.MaxSettle, w.cfg.Logger, w.cfg.Between, next)
+}
+
+// settleBefore waits (at most max) for this process and the PostgreSQL
+// at postmaster to go quiet, logs the wait, and runs the phase hook
+// before the phase next.
+func settleBefore(ctx context.Context, postmaster int, max time.Duration, logger *slog.Logger, between func(string), next string) {
+	waited := Settle(ctx, postmaster, max)
+	logger.Info("loadtest_settled", "before", next, "waited", waited.Round(time.Millisecond).String())
+	between(next)
+}
+
+// round runs pgbench (when set), the closed loop and the open loop once.
+func (w *writesRun) round(ctx context.Context, round int) error {
+	cfg := w.cfg
+	var pgTPS float64
+	if cfg.Pgbench != nil {
+		w.settle(ctx, "pgbench")
+		r, err := cfg.Pgbench.Run(ctx, cfg.Warmup, cfg.Duration)
+		if err != nil {
+			return err
+		}
+		r.Round = round
+		pgTPS = r.Throughput
+		w.rep.Results = append(w.rep.Results, r)
+		cfg.Logger.Info("loadtest_phase", "phase", "pgbench", "round", round, "tps", int(r.Throughput))
+	}
+	w.settle(ctx, "closed")
+	closed := ClosedLoop{Clients: cfg.Clients, Warmup: cfg.Warmup, Duration: cfg.Duration, MaxRequests: cfg.MaxRequests,
+		Want: http.StatusCreated, Seed: cfg.Seed + uint64(round), Postmaster: w.postmaster}
+	r, err := closed.Run(ctx, w.gen.Op())
+	if err != nil {
+		return err
+	}
+	r.Name, r.Round = "api closed-loop", round
+	w.rep.Results = append(w.rep.Results, r)
+	cfg.Logger.Info("loadtest_phase", "phase", "closed", "round", round, "rps", int(r.Throughput), "p99", r.Latency.P99.String())
+	if cfg.Rate < 0 {
+		return nil
+	}
+	rate := cfg.Rate
+	if rate == 0 {
+		rate = r.Throughput / 2
+		if pgTPS > 0 {
+			rate = pgTPS / 2
+		}
+	}
+	if rate < 1 {
+		return nil
+	}
+	w.settle(ctx, "open")
+	open := OpenLoop{Rate: rate, Warmup: cfg.Warmup, Duration: cfg.Duration, MaxInFlight: cfg.MaxInFlight,
+		Want: http.StatusCreated, Seed: cfg.Seed + 1000 + uint64(round), Postmaster: w.postmaster}
+	o, err := open.Run(ctx, w.gen.Op())
+	if err != nil {
+		return err
+	}
+	o.Name, o.Round = "api open-loop", round
+	w.rep.Results = append(w.rep.Results, o)
+	cfg.Logger.Info("loadtest_phase", "phase", "open", "round", round, "rate", int(rate), "p99", o.Latency.P99.String())
+	return nil
 }
 
 // totals merges the results of each mode over the rounds.

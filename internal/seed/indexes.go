@@ -156,37 +156,77 @@ const limitPrefix = "seed_limit_"
 // first cfg.LimitOrgs organizations generated and copied exactly as the
 // seed does (limit).
 func measureLimit(ctx context.Context, pool *pgxpool.Pool, g *generator, cfg Config) (copyOnly, limit float64, err error) {
-	drop := func(ctx context.Context) {
-		for _, t := range tables {
-			_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{limitPrefix + t.name}.Sanitize())
-		}
-	}
-	create := func() error {
-		drop(ctx)
-		for _, t := range tables {
-			_, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY)`,
-				pgx.Identifier{limitPrefix + t.name}.Sanitize(), pgx.Identifier{t.name}.Sanitize()))
-			if err != nil {
-				return fmt.Errorf("seed: limit table %s: %w", t.name, postgres.Translate(err))
-			}
-		}
-		return nil
-	}
-	defer drop(context.WithoutCancel(ctx))
-	if err := create(); err != nil {
+	defer dropLimitTables(context.WithoutCancel(ctx), pool)
+	if err := createLimitTables(ctx, pool); err != nil {
 		return 0, 0, err
 	}
+	batches, err := pregenerate(g, cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	total, err := copyBatches(ctx, pool, batches, cfg.Workers)
+	if err != nil {
+		return 0, 0, fmt.Errorf("seed: measure the copy limit: %w", err)
+	}
+	copyOnly = float64(total) / time.Since(start).Seconds()
+	batches = nil
+	if err := createLimitTables(ctx, pool); err != nil {
+		return 0, 0, err
+	}
+	sample := cfg
+	sample.Orgs = cfg.LimitOrgs
+	start = time.Now()
+	counts, _, err := load(ctx, pool, g, sample, limitPrefix, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("seed: measure the copy limit: %w", err)
+	}
+	total = 0
+	for _, v := range counts {
+		total += v
+	}
+	return copyOnly, float64(total) / time.Since(start).Seconds(), nil
+}
+
+func dropLimitTables(ctx context.Context, pool *pgxpool.Pool) {
+	for _, t := range tables {
+		_, _ = pool.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{limitPrefix + t.name}.Sanitize())
+	}
+}
+
+// createLimitTables makes empty index- and key-free copies of the tables.
+func createLimitTables(ctx context.Context, pool *pgxpool.Pool) error {
+	dropLimitTables(ctx, pool)
+	for _, t := range tables {
+		_, err := pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY)`,
+			pgx.Identifier{limitPrefix + t.name}.Sanitize(), pgx.Identifier{t.name}.Sanitize()))
+		if err != nil {
+			return fmt.Errorf("seed: limit table %s: %w", t.name, postgres.Translate(err))
+		}
+	}
+	return nil
+}
+
+// pregenerate generates the first organizations of the sample (at most
+// 500) into batches before any copy, so copying alone can be timed.
+func pregenerate(g *generator, cfg Config) ([]*batch, error) {
 	var batches []*batch
 	for first := 0; first < min(cfg.LimitOrgs, 500); first += cfg.ChunkOrgs {
 		b := &batch{firstOrg: first}
 		for i := first; i < min(first+cfg.ChunkOrgs, cfg.LimitOrgs, 500); i++ {
 			if err := g.gen(b, i); err != nil {
-				return 0, 0, err
+				return nil, err
 			}
 		}
 		g.finish(b)
 		batches = append(batches, b)
 	}
+	return batches, nil
+}
+
+// copyBatches copies batches into the limit tables over workers
+// connections and returns the rows copied.
+func copyBatches(ctx context.Context, pool *pgxpool.Pool, batches []*batch, workers int) (int64, error) {
 	work := make(chan *batch, len(batches))
 	for _, b := range batches {
 		work <- b
@@ -198,8 +238,7 @@ func measureLimit(ctx context.Context, pool *pgxpool.Pool, g *generator, cfg Con
 		total int64
 		first error
 	)
-	start := time.Now()
-	for range cfg.Workers {
+	for range workers {
 		wg.Go(func() {
 			conn, err := pool.Acquire(ctx)
 			if err != nil {
@@ -224,24 +263,5 @@ func measureLimit(ctx context.Context, pool *pgxpool.Pool, g *generator, cfg Con
 		})
 	}
 	wg.Wait()
-	if first != nil {
-		return 0, 0, fmt.Errorf("seed: measure the copy limit: %w", first)
-	}
-	copyOnly = float64(total) / time.Since(start).Seconds()
-	batches = nil
-	if err := create(); err != nil {
-		return 0, 0, err
-	}
-	sample := cfg
-	sample.Orgs = cfg.LimitOrgs
-	start = time.Now()
-	counts, _, err := load(ctx, pool, g, sample, limitPrefix, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("seed: measure the copy limit: %w", err)
-	}
-	total = 0
-	for _, v := range counts {
-		total += v
-	}
-	return copyOnly, float64(total) / time.Since(start).Seconds(), nil
+	return total, first
 }
