@@ -162,7 +162,7 @@ func New(d Deps) http.Handler {
 	if shedding.MaxInFlight == 0 {
 		shedding.MaxInFlight = d.MaxInFlight
 	}
-	return chain(noteRoute(mux),
+	return chain(s.fastReads(noteRoute(mux)),
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),
