@@ -76,6 +76,9 @@ type App struct {
 	Config Config
 	// Tracer labels and times every statement of Pool (advice.go).
 	Tracer *postgres.Tracer
+	// Handler is what the API listener serves, for benchmarks that drive
+	// the whole handler stack without a network in between.
+	Handler http.Handler
 
 	logger *slog.Logger
 	cfg    Config

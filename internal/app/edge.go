@@ -118,7 +118,7 @@ func (a *App) listen(handler http.Handler, op *operatorSurface) error {
 		a.opSrv = a.newServer(httpapi.OperatorOnly(handler), op)
 		go func() { a.served <- a.opSrv.Serve(oln) }()
 	}
-	a.srv = a.newServer(public, op)
+	a.srv, a.Handler = a.newServer(public, op), public
 	go func() { a.served <- a.srv.Serve(ln) }()
 	a.logOperator(op)
 	return nil

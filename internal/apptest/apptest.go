@@ -123,6 +123,13 @@ func Deadline(t testing.TB, d time.Duration) {
 // configuration before start. The test gets SystemTestDeadline.
 func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *Env {
 	t.Helper()
+	return StartLogging(t, cluster, slog.LevelDebug, opts...)
+}
+
+// StartLogging is Start logging at level: a benchmark of the request path
+// logs as `hmp serve` does by default (info), without the debug access log.
+func StartLogging(t testing.TB, cluster *pgtest.Cluster, level slog.Leveler, opts ...func(*app.Config)) *Env {
+	t.Helper()
 	Deadline(t, SystemTestDeadline)
 	cfg := app.Config{
 		HTTPAddr:    "127.0.0.1:0",
@@ -142,7 +149,7 @@ func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *En
 	if os.Getenv("HMP_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 	a, err := app.Start(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatalf("start hmp: %v", err)

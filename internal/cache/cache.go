@@ -55,6 +55,9 @@ type entry struct {
 	at       time.Time // when its computation started (before the query)
 	deadline time.Time // when it expires
 	val      any
+	// encoded is val as FetchEncoded's encode renders it, made on the
+	// entry's first encoded read and kept: a hit writes these bytes.
+	encoded atomic.Pointer[[]byte]
 }
 
 // wire is an entry as stored in Redis.
@@ -186,33 +189,75 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 	if c == nil {
 		return load(ctx)
 	}
+	e, err := fetch(ctx, c, k, fresh, load)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return e.val.(T), nil
+}
+
+// FetchEncoded is Fetch answering the report as encode renders it (its
+// JSON body, say). The rendering is made once per cached entry and kept
+// with it, so a hit encodes nothing: it returns the same bytes, which the
+// caller must not modify. Every caller of one key's kind must pass the
+// same encoding.
+func FetchEncoded[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ctx context.Context) (T, error), encode func(T) ([]byte, error)) ([]byte, error) {
+	if c == nil {
+		v, err := load(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return encode(v)
+	}
+	e, err := fetch(ctx, c, k, fresh, load)
+	if err != nil {
+		return nil, err
+	}
+	if b := e.encoded.Load(); b != nil {
+		return *b, nil
+	}
+	// Readers racing on a new entry may each encode it once: the same
+	// bytes, the last kept.
+	b, err := encode(e.val.(T))
+	if err != nil {
+		return nil, err
+	}
+	e.encoded.Store(&b)
+	return b, nil
+}
+
+// fetch returns k's entry (see Fetch).
+func fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ctx context.Context) (T, error)) (*entry, error) {
 	if fresh {
 		c.m.fresh.Inc()
 		at := time.Now()
 		lctx, h := withAsOf(ctx)
 		v, err := load(lctx)
-		at = h.adjust(at)
-		if err == nil {
-			e := &entry{at: at, deadline: at.Add(c.ttl(k)), val: v}
-			c.mem.Set(k.ID, e)
-			storeRedis(ctx, c, k, e, v)
+		if err != nil {
+			return nil, err
 		}
-		return v, err
+		at = h.adjust(at)
+		e := &entry{at: at, deadline: at.Add(c.ttl(k)), val: v}
+		c.mem.Set(k.ID, e)
+		storeRedis(ctx, c, k, e, v)
+		return e, nil
 	}
-	class := c.class(k)
+	active := c.active(k)
 	if e, ok := c.mem.GetIfPresent(k.ID); ok {
 		if c.valid(k, e.at) {
-			c.m.hits.WithLabelValues(tierMemory, class).Inc()
-			return e.val.(T), nil
+			c.m.memHits.of(active).Inc()
+			return e, nil
 		}
 		c.mem.Invalidate(k.ID)
 	}
-	c.m.misses.WithLabelValues(tierMemory, class).Inc()
+	c.m.memMisses.of(active).Inc()
+	class := c.class(k)
 	// The load serves every reader of the key waiting on it: one reader
 	// leaving must not fail the others, so it runs detached, bounded.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	defer cancel()
-	e, err := c.mem.Get(lctx, k.ID, otter.LoaderFunc[string, *entry](func(ctx context.Context, _ string) (*entry, error) {
+	return c.mem.Get(lctx, k.ID, otter.LoaderFunc[string, *entry](func(ctx context.Context, _ string) (*entry, error) {
 		if c.redis != nil {
 			if b, ok := c.redis.get(ctx, k.ID); ok {
 				var w wire[T]
@@ -235,11 +280,6 @@ func Fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ct
 		storeRedis(ctx, c, k, e, v)
 		return e, nil
 	}))
-	if err != nil {
-		var zero T
-		return zero, err
-	}
-	return e.val.(T), nil
 }
 
 func storeRedis[T any](ctx context.Context, c *Cache, k Key, e *entry, v T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,6 +145,39 @@ func TestTierConformance(t *testing.T) {
 				}
 				if hits := hits(t, tr); hits != 1 {
 					t.Fatalf("%s hits = %v, want 1", tr.name, hits)
+				}
+			})
+			t.Run("an encoded read encodes once per entry, and again once a change made it stale", func(t *testing.T) {
+				tr := mk(t)
+				l := &loader{cents: 7}
+				var encodes atomic.Int64
+				encode := func(r report) ([]byte, error) {
+					encodes.Add(1)
+					return []byte(strconv.FormatInt(r.Cents, 10)), nil
+				}
+				k := key("enc", today, propP)
+				read := func(c *cache.Cache) string {
+					t.Helper()
+					b, err := cache.FetchEncoded(context.Background(), c, k, false, l.load(k.End), encode)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return string(b)
+				}
+				read(tr.writer)
+				first := encodes.Load()
+				for range 3 {
+					if got := read(tr.reader); got != "7" {
+						t.Fatalf("read %q, want 7", got)
+					}
+				}
+				if n := encodes.Load(); n-first > 1 {
+					t.Fatalf("%d encodings for one entry read 3 times, want at most 1 (a hit writes the kept bytes)", n-first)
+				}
+				l.cents = 9
+				tr.apply(cache.Change{OrgID: org, PropertyID: propP, From: today, At: time.Now()})
+				if got := read(tr.reader); got != "9" {
+					t.Fatalf("after a change: read %q, want 9 (the stale rendering must go with its entry)", got)
 				}
 			})
 			t.Run("a change makes stale exactly the reports reaching its date", func(t *testing.T) {

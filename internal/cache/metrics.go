@@ -19,14 +19,31 @@ const (
 
 type metrics struct {
 	hits, misses, evictions *prometheus.CounterVec
-	fresh                   prometheus.Counter
-	invalidations           prometheus.Counter
-	lag                     prometheus.Histogram
-	entries                 prometheus.Collector
+	// memHits and memMisses are hits' and misses' memory-tier series,
+	// looked up once (a hit then pays no label hashing).
+	memHits, memMisses byClass
+	fresh              prometheus.Counter
+	invalidations      prometheus.Counter
+	lag                prometheus.Histogram
+	entries            prometheus.Collector
+}
+
+// byClass holds one counter per TTL class.
+type byClass struct{ active, historical prometheus.Counter }
+
+func (b byClass) of(active bool) prometheus.Counter {
+	if active {
+		return b.active
+	}
+	return b.historical
+}
+
+func newByClass(v *prometheus.CounterVec, tier string) byClass {
+	return byClass{active: v.WithLabelValues(tier, classActive), historical: v.WithLabelValues(tier, classHistorical)}
 }
 
 func newMetrics(c *Cache) metrics {
-	return metrics{
+	m := metrics{
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_hits_total",
 			Help: "Report reads answered by a cache tier (memory, redis), by TTL class (active, historical)."}, []string{"tier", "class"}),
 		misses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_cache_misses_total",
@@ -43,6 +60,8 @@ func newMetrics(c *Cache) metrics {
 		entries: entriesCollector{c: c, desc: prometheus.NewDesc("hmp_cache_entries",
 			"Entries held by a cache tier (redis: keys of its database).", []string{"tier"}, nil)},
 	}
+	m.memHits, m.memMisses = newByClass(m.hits, tierMemory), newByClass(m.misses, tierMemory)
+	return m
 }
 
 // exportZeros exports every tier and class of hits and misses, and the

@@ -57,7 +57,18 @@ func (d Date) Time() time.Time { return time.Date(d.Year, d.Month, d.Day, 0, 0, 
 func (d Date) IsZero() bool { return d == Date{} }
 
 // String formats d as YYYY-MM-DD.
-func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
+func (d Date) String() string { return string(d.Append(make([]byte, 0, 10))) }
+
+// Append appends d formatted as String does to b (without fmt: report
+// keys and bodies format dates on every read).
+func (d Date) Append(b []byte) []byte {
+	if d.Year < 0 || d.Year > 9999 || d.Month < 0 || d.Month > 99 || d.Day < 0 || d.Day > 99 {
+		return fmt.Appendf(b, "%04d-%02d-%02d", d.Year, d.Month, d.Day)
+	}
+	y, m := d.Year, int(d.Month)
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d.Day/10), byte('0'+d.Day%10))
+}
 
 // AddDays returns d moved by n calendar days.
 func (d Date) AddDays(n int) Date { return DateOf(d.Time().AddDate(0, 0, n)) }

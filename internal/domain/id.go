@@ -45,16 +45,20 @@ func (id ID) IsZero() bool { return id == ID{} }
 // String returns the canonical lower-case form.
 func (id ID) String() string {
 	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return string(b[:])
+	return string(id.Append(b[:0]))
+}
+
+// Append appends the canonical form of id to b.
+func (id ID) Append(b []byte) []byte {
+	n := len(b)
+	b = append(b, "00000000-0000-0000-0000-000000000000"...)
+	t := b[n:]
+	hex.Encode(t[0:8], id[0:4])
+	hex.Encode(t[9:13], id[4:6])
+	hex.Encode(t[14:18], id[6:8])
+	hex.Encode(t[19:23], id[8:10])
+	hex.Encode(t[24:], id[10:])
+	return b
 }
 
 // MarshalText implements encoding.TextMarshaler.

@@ -21,7 +21,11 @@ func (s *server) dailyReportAsOf(ctx context.Context, pid domain.ID, d domain.Da
 	if err != nil {
 		return nil, h.Problem(ctx, err)
 	}
-	return &dailyReportOutput{Body: toDailyBody(&pid, r)}, nil
+	body, err := encodeDaily(pid)(r)
+	if err != nil {
+		return nil, h.Problem(ctx, err)
+	}
+	return s.rawJSON(body), nil
 }
 
 // dailyReportsRange answers the days of a daily-reports request: as of

@@ -12,13 +12,13 @@ import (
 	"hmp/internal/domain"
 )
 
-type actorKey struct{}
-
 // Actor returns the authenticated caller of a request handled by an
 // operation with bearer security.
 func (h *Helpers) Actor(ctx context.Context) domain.Actor {
-	a, _ := ctx.Value(actorKey{}).(domain.Actor)
-	return a
+	if st := stateOf(ctx); st != nil && st.authed {
+		return st.sess.Actor
+	}
+	return domain.Actor{}
 }
 
 // Secured marks an operation as requiring a bearer token.
@@ -46,7 +46,13 @@ func (s *server) authenticate(api huma.API) func(ctx huma.Context, next func(hum
 			}
 			return
 		}
-		sess, ok := preAuthenticated(ctx.Context())
+		st := stateOf(ctx.Context())
+		if st == nil {
+			// Outside requestLog (never in New's chain): a state of its own.
+			st = &reqState{}
+			ctx = huma.WithValue(ctx, stateKey{}, st)
+		}
+		sess, ok := st.sess, st.pre
 		if !ok {
 			h := ctx.Header("Authorization")
 			token, ok := strings.CutPrefix(h, "Bearer ")
@@ -69,18 +75,18 @@ func (s *server) authenticate(api huma.API) func(ctx huma.Context, next func(hum
 				return
 			}
 		}
-		noteOrg(ctx.Context(), sess.Actor.OrgID.String())
+		st.sess, st.authed = sess, true // the request log now names the org
 		if !s.limitWrite(api, ctx, sess.Actor) {
 			return
 		}
-		next(huma.WithValue(huma.WithValue(ctx, actorKey{}, sess.Actor), sessionKey{}, sess))
+		next(ctx)
 	}
 }
 
-type sessionKey struct{}
-
 // session returns the checked token of the request.
 func session(ctx context.Context) (auth.Session, bool) {
-	sess, ok := ctx.Value(sessionKey{}).(auth.Session)
-	return sess, ok
+	if st := stateOf(ctx); st != nil && st.authed {
+		return st.sess, true
+	}
+	return auth.Session{}, false
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,10 +97,42 @@ func recoverer(logger *slog.Logger) func(http.Handler) http.Handler {
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// The series of each route and code, looked up once: a request then
+	// pays neither the code's formatting nor the label hashing.
+	mu     sync.RWMutex
+	series map[routeCode]routeSeries
+}
+
+type routeCode struct {
+	route string
+	code  int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observe counts a request of route answered code after elapsed.
+func (m *httpMetrics) observe(route string, code int, elapsed time.Duration) {
+	k := routeCode{route, code}
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if !ok {
+		s = routeSeries{m.requests.WithLabelValues(route, strconv.Itoa(code)), m.duration.WithLabelValues(route)}
+		m.mu.Lock()
+		m.series[k] = s
+		m.mu.Unlock()
+	}
+	s.requests.Inc()
+	s.duration.Observe(elapsed.Seconds())
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
+		series: map[routeCode]routeSeries{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hmp_http_requests_total", Help: "HTTP requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -141,20 +174,21 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			id := r.Header.Get("X-Request-Id")
-			if id == "" || len(id) > 128 {
-				id = domain.NewID(start).String()
-				r.Header.Set("X-Request-Id", id)
+			st := &reqState{}
+			// One value slice serves the request's and the response's
+			// header (neither is modified in place: Set replaces it).
+			ids := r.Header["X-Request-Id"]
+			if len(ids) == 0 || ids[0] == "" || len(ids[0]) > 128 {
+				ids = []string{domain.NewID(start).String()}
+				r.Header["X-Request-Id"] = ids
 			}
-			w.Header().Set("X-Request-Id", id)
-			quiet, org, pattern := new(bool), new(string), new(string)
-			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-			ctx = context.WithValue(ctx, orgHolderKey{}, org)
-			ctx = context.WithValue(ctx, routeHolderKey{}, pattern)
-			r = r.WithContext(context.WithValue(ctx, quietKey{}, quiet))
-			sw := &statusWriter{ResponseWriter: w}
+			st.id = ids[0]
+			w.Header()["X-Request-Id"] = ids[:1:1]
+			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+			sw := &st.sw
+			sw.ResponseWriter = w
 			next.ServeHTTP(sw, r)
-			route := *pattern
+			route := st.pattern
 			if route == "" {
 				route = r.Pattern
 			}
@@ -162,19 +196,26 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 				route = "unmatched"
 			}
 			elapsed := time.Since(start)
-			m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-			m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
-			if sw.status >= 500 && !*quiet {
+			m.observe(route, sw.status, elapsed)
+			if sw.status >= 500 && !st.quiet {
 				logger.Error("http_server_error", "method", r.Method, "route", route, "status", sw.status,
-					"duration_ms", elapsed.Milliseconds(), "request_id", id, "org_id", *org)
+					"duration_ms", elapsed.Milliseconds(), "request_id", st.id, "org_id", st.org())
 			} else if logger.Enabled(r.Context(), slog.LevelDebug) {
 				// The access log, for aggregation at debug level: ids and
 				// figures only, never headers or bodies (tokens, passwords).
 				logger.Debug("http_request", "method", r.Method, "route", route, "status", sw.status,
-					"duration_ms", elapsed.Milliseconds(), "request_id", id, "org_id", *org)
+					"duration_ms", elapsed.Milliseconds(), "request_id", st.id, "org_id", st.org())
 			}
 		})
 	}
+}
+
+// org is the authenticated caller's organization id, or "".
+func (st *reqState) org() string {
+	if st == nil || !st.authed {
+		return ""
+	}
+	return st.sess.Actor.OrgID.String()
 }
 
 func metricsHandler(g prometheus.Gatherer) http.Handler {
@@ -187,47 +228,27 @@ func notFound() http.Handler {
 	})
 }
 
-type quietKey struct{}
-
-// routeHolderKey holds the pattern the mux matched: the mux sets it on
-// the request it receives, which middleware that adds to the context has
-// copied by then, so the route label would read "unmatched".
-type routeHolderKey struct{}
-
-// noteRoute wraps the mux to hand its matched pattern back to requestLog.
+// noteRoute wraps the mux to hand its matched pattern back to requestLog
+// (the mux sets it on the request it receives, which middleware that adds
+// to the context has copied by then, so the route label would read
+// "unmatched").
 func noteRoute(mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r)
-		if p, ok := r.Context().Value(routeHolderKey{}).(*string); ok {
-			*p = r.Pattern
+		if st := stateOf(r.Context()); st != nil {
+			st.pattern = r.Pattern
 		}
 	})
 }
 
-// orgHolderKey holds the request's organization id, filled in by the
-// authentication (which runs inside requestLog) for the request's log.
-type orgHolderKey struct{}
-
-// noteOrg records the caller's organization for the request log.
-func noteOrg(ctx context.Context, orgID string) {
-	if p, ok := ctx.Value(orgHolderKey{}).(*string); ok {
-		*p = orgID
-	}
-}
-
 // orgOf returns the authenticated caller's organization id, or "".
-func orgOf(ctx context.Context) string {
-	if a, ok := ctx.Value(actorKey{}).(domain.Actor); ok {
-		return a.OrgID.String()
-	}
-	return ""
-}
+func orgOf(ctx context.Context) string { return stateOf(ctx).org() }
 
 // quietly marks a request's 5xx answer as expected (a shed request,
 // counted by its own metric): requestLog does not log it, so that an
 // overload does not also flood the logs.
 func quietly(r *http.Request) {
-	if q, ok := r.Context().Value(quietKey{}).(*bool); ok {
-		*q = true
+	if st := stateOf(r.Context()); st != nil {
+		st.quiet = true
 	}
 }

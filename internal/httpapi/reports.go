@@ -1,11 +1,16 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"hmp/internal/domain"
 	"hmp/internal/reports"
@@ -51,8 +56,42 @@ type dailyReportInput struct {
 	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the report as it was known at that moment, before any later change (read from the event store, never cached)"`
 }
 
+// dailyReportOutput writes a daily report's JSON, encoded once per cached
+// report (see encodeDaily); its schema is dailyReportBody's, set on the
+// operation (dailyReportResponses).
 type dailyReportOutput struct {
-	Body dailyReportBody
+	Body func(huma.Context)
+}
+
+// dailyReportResponses documents the daily report's answer as the body
+// type it encodes, which huma cannot see through a writer function.
+func dailyReportResponses(api huma.API) map[string]*huma.Response {
+	schema := api.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[dailyReportBody](), true, "DailyReportBody")
+	return map[string]*huma.Response{"200": {Description: http.StatusText(http.StatusOK),
+		Content: map[string]*huma.MediaType{"application/json": {Schema: schema}}}}
+}
+
+// encodeDaily renders a daily report of property pid as huma renders a
+// body (jsonFormat: no HTML escaping, a final newline).
+func encodeDaily(pid domain.ID) func(reports.DailyReport) ([]byte, error) {
+	return func(d reports.DailyReport) ([]byte, error) {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(toDailyBody(&pid, d)); err != nil {
+			return nil, fmt.Errorf("encode daily report: %w", err)
+		}
+		return b.Bytes(), nil
+	}
+}
+
+// rawJSON answers body, already encoded, as application/json.
+func (s *server) rawJSON(body []byte) *dailyReportOutput {
+	return &dailyReportOutput{Body: func(ctx huma.Context) {
+		_, w := humago.Unwrap(ctx)
+		w.Header()["Content-Type"] = s.jsonType
+		_, _ = w.Write(body)
+	}}
 }
 
 type dailyReportsInput struct {
@@ -176,6 +215,7 @@ func (s *server) registerReports(api huma.API) {
 	huma.Register(api, Secured(huma.Operation{
 		OperationID: "dailyReport", Method: http.MethodGet, Path: "/v1/reports/daily-report", Tags: tags,
 		Summary: "A property's cash book for one day", Errors: []int{400, 401, 404, 422, 503},
+		Responses: dailyReportResponses(api),
 	}), func(ctx context.Context, in *dailyReportInput) (*dailyReportOutput, error) {
 		pid, err := parseID("query.propertyId", in.PropertyID)
 		if err != nil {
@@ -192,11 +232,11 @@ func (s *server) registerReports(api huma.API) {
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		r, err := s.Reports.DailyReport(ctx, h.Actor(ctx), pid, d, read)
+		body, err := s.Reports.DailyReportEncoded(ctx, h.Actor(ctx), pid, d, read, encodeDaily(pid))
 		if err != nil {
 			return nil, h.Problem(ctx, err)
 		}
-		return &dailyReportOutput{Body: toDailyBody(&pid, r)}, nil
+		return s.rawJSON(body), nil
 	})
 
 	huma.Register(api, Secured(huma.Operation{

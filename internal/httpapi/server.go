@@ -103,6 +103,9 @@ type Helpers struct {
 type server struct {
 	Deps
 	help *Helpers
+	// jsonType is the Content-Type value of pre-encoded JSON answers,
+	// shared by their header maps (never modified).
+	jsonType []string
 }
 
 // New returns the HTTP handler of the whole API.
@@ -110,7 +113,7 @@ func New(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &server{Deps: d, help: &Helpers{logger: d.Logger}}
+	s := &server{Deps: d, help: &Helpers{logger: d.Logger}, jsonType: []string{"application/json"}}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("HMP API", "1.0.0")
 	cfg.CreateHooks = nil // no $schema links in bodies: the contract is API.md
@@ -160,7 +163,7 @@ func New(d Deps) http.Handler {
 	if shedding.MaxInFlight == 0 {
 		shedding.MaxInFlight = d.MaxInFlight
 	}
-	return chain(noteRoute(mux),
+	return chain(s.fastReads(noteRoute(mux)),
 		recoverer(d.Logger),
 		requestLog(d.Logger, newHTTPMetrics(d.Metrics)),
 		limitAnonymous(d.Limiter),

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"hmp/internal/auth"
+	"hmp/internal/domain"
 )
 
 // Shedding bounds the work the API takes on. The zero value of each field
@@ -51,8 +51,15 @@ type slots struct {
 	perOrg int
 
 	mu   sync.Mutex
-	orgs map[string]*orgSlots
+	orgs map[domain.ID]*orgSlots
+	// free keeps a few semaphores of organizations that went idle, for
+	// the next: one organization's sequential requests would otherwise
+	// make a semaphore each.
+	free []*orgSlots
 }
+
+// freeSlots bounds slots.free.
+const freeSlots = 64
 
 type orgSlots struct {
 	ch   chan struct{}
@@ -61,35 +68,59 @@ type orgSlots struct {
 
 func newSlots(n int, share float64) *slots {
 	per := max(1, int(math.Ceil(float64(n)*share)))
-	return &slots{all: make(chan struct{}, n), perOrg: min(per, n), orgs: map[string]*orgSlots{}}
+	return &slots{all: make(chan struct{}, n), perOrg: min(per, n), orgs: map[domain.ID]*orgSlots{}}
 }
 
 // org returns the organization's semaphore, counting one more user of it.
-func (s *slots) org(key string) *orgSlots {
+func (s *slots) org(key domain.ID) *orgSlots {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.orgs[key]
 	if o == nil {
-		o = &orgSlots{ch: make(chan struct{}, s.perOrg)}
+		if n := len(s.free); n > 0 {
+			o, s.free = s.free[n-1], s.free[:n-1]
+		} else {
+			o = &orgSlots{ch: make(chan struct{}, s.perOrg)}
+		}
 		s.orgs[key] = o
 	}
 	o.refs++
 	return o
 }
 
-func (s *slots) release(key string, o *orgSlots) {
+func (s *slots) release(key domain.ID, o *orgSlots) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if o.refs--; o.refs == 0 {
 		delete(s.orgs, key)
+		// Unused now, so empty: every holder gave its slot back.
+		if len(s.free) < freeSlots {
+			s.free = append(s.free, o)
+		}
 	}
 }
 
 // acquire takes one of the organization's slots and one of all, waiting at
-// most until timer fires. It returns the release function, or the reason
-// it could not ("org_share", "queue_timeout", "client_gone").
-func (s *slots) acquire(ctx context.Context, key string, wait time.Duration) (func(), string) {
+// most wait. It returns the release function, or the reason it could not
+// ("org_share", "queue_timeout", "client_gone").
+func (s *slots) acquire(ctx context.Context, key domain.ID, wait time.Duration) (func(), string) {
 	o := s.org(key)
+	done := func() {
+		<-s.all
+		<-o.ch
+		s.release(key, o)
+	}
+	// Free slots are taken without a timer (the common case).
+	select {
+	case o.ch <- struct{}{}:
+		select {
+		case s.all <- struct{}{}:
+			return done, ""
+		default:
+			<-o.ch
+		}
+	default:
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
@@ -112,11 +143,7 @@ func (s *slots) acquire(ctx context.Context, key string, wait time.Duration) (fu
 		s.release(key, o)
 		return nil, "client_gone"
 	}
-	return func() {
-		<-s.all
-		<-o.ch
-		s.release(key, o)
-	}, ""
+	return done, ""
 }
 
 type shedMetrics struct {
@@ -140,8 +167,6 @@ func newShedMetrics(reg prometheus.Registerer) *shedMetrics {
 	}
 	return m
 }
-
-type preAuthKey struct{}
 
 // admit runs before a /v1 request's body is read: it authenticates the
 // bearer token (cheap: a cached signature check), gives the request its
@@ -169,7 +194,7 @@ func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Han
 				ctx, cancel = context.WithTimeout(ctx, cfg.RequestTimeout)
 				defer cancel()
 			}
-			key := ""
+			var key domain.ID // the zero id: anonymous work
 			if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.Tokens != nil {
 				sess, err := s.Tokens.Check(ctx, strings.TrimSpace(token))
 				if err != nil {
@@ -178,8 +203,10 @@ func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Han
 					next.ServeHTTP(w, r.WithContext(ctx))
 					return
 				}
-				ctx = context.WithValue(ctx, preAuthKey{}, sess)
-				key = sess.Actor.OrgID.String()
+				if st := stateOf(ctx); st != nil {
+					st.sess, st.pre = sess, true
+				}
+				key = sess.Actor.OrgID
 			}
 			if sl != nil {
 				done, reason := sl.acquire(ctx, key, cfg.MaxWait)
@@ -203,10 +230,4 @@ func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Han
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
-}
-
-// preAuthenticated returns the session admit checked for the request.
-func preAuthenticated(ctx context.Context) (auth.Session, bool) {
-	a, ok := ctx.Value(preAuthKey{}).(auth.Session)
-	return a, ok
 }

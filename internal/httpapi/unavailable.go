@@ -12,13 +12,13 @@ import (
 	"hmp/internal/postgres"
 )
 
-type requestIDKey struct{}
-
 // RequestID returns the id requestLog gave the request of ctx ("" outside
 // one).
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if st := stateOf(ctx); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // sqlStater is what the driver's server errors answer (pgconn.PgError),

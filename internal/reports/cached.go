@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
-	"strings"
 
 	"hmp/internal/cache"
 	"hmp/internal/domain"
@@ -26,16 +25,17 @@ func (s *Service) WithCache(c *cache.Cache) *Service {
 }
 
 // cacheKey names a report read: kind, organization, properties, dates and
-// whether pending rows count. end is the last date the report covers.
+// whether pending rows count. end is the last date the report covers. It
+// is built in one buffer: a cached read makes one key and little else.
 func cacheKey(kind string, org domain.ID, props []domain.ID, start, end, today domain.Date, includePending bool) cache.Key {
-	var b strings.Builder
-	b.WriteString(kind)
-	b.WriteByte('|')
-	b.WriteString(org.String())
-	b.WriteByte('|')
+	var buf [160]byte
+	b := append(buf[:0], kind...)
+	b = append(b, '|')
+	b = org.Append(b)
+	b = append(b, '|')
 	switch len(props) {
 	case 1:
-		b.WriteString(props[0].String())
+		b = props[0].Append(b)
 	default:
 		// The caller's property set, order-free and bounded in length.
 		sorted := slices.Clone(props)
@@ -44,17 +44,17 @@ func cacheKey(kind string, org domain.ID, props []domain.ID, start, end, today d
 		for _, p := range sorted {
 			h.Write(p[:])
 		}
-		b.WriteString("set:")
-		b.WriteString(strconv.Itoa(len(props)))
-		b.WriteByte(':')
-		b.WriteString(hex.EncodeToString(h.Sum(nil)[:16]))
+		b = append(b, "set:"...)
+		b = strconv.AppendInt(b, int64(len(props)), 10)
+		b = append(b, ':')
+		b = hex.AppendEncode(b, h.Sum(nil)[:16])
 	}
-	b.WriteByte('|')
-	b.WriteString(start.String())
-	b.WriteByte('|')
-	b.WriteString(end.String())
+	b = append(b, '|')
+	b = start.Append(b)
+	b = append(b, '|')
+	b = end.Append(b)
 	if includePending {
-		b.WriteString("|p")
+		b = append(b, "|p"...)
 	}
-	return cache.Key{ID: b.String(), Props: props, End: end, Today: today}
+	return cache.Key{ID: string(b), Props: props, End: end, Today: today}
 }

@@ -123,25 +123,51 @@ func (s *Service) days(ctx context.Context, tok *domain.Token, org domain.ID, pr
 
 // DailyReport returns one property's cash book for one day.
 func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read) (DailyReport, error) {
-	if err := domain.CheckReportDate(date, domain.DateOf(s.now())); err != nil {
-		return DailyReport{}, domain.Invalid("query.date", err.Error(), date.String())
-	}
-	props, today, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
+	k, err := s.dailyKey(ctx, actor, propertyID, date, r)
 	if err != nil {
 		return DailyReport{}, err
 	}
+	return cache.Fetch(ctx, s.cache, k, r.Token != nil, s.loadDay(actor.OrgID, k.Props, date, r))
+}
+
+// DailyReportEncoded is DailyReport rendered by encode (the HTTP body).
+// A cached report keeps its rendering, so a hit encodes nothing; the
+// bytes are shared and must not be modified. Every caller passes the same
+// encode.
+func (s *Service) DailyReportEncoded(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read, encode func(DailyReport) ([]byte, error)) ([]byte, error) {
+	k, err := s.dailyKey(ctx, actor, propertyID, date, r)
+	if err != nil {
+		return nil, err
+	}
+	return cache.FetchEncoded(ctx, s.cache, k, r.Token != nil, s.loadDay(actor.OrgID, k.Props, date, r), encode)
+}
+
+// dailyKey checks a daily-report read (date, access, the token's wait)
+// and names it.
+func (s *Service) dailyKey(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read) (cache.Key, error) {
+	if err := domain.CheckReportDate(date, domain.DateOf(s.now())); err != nil {
+		return cache.Key{}, domain.Invalid("query.date", err.Error(), date.String())
+	}
+	props, today, err := s.scope(ctx, actor, &propertyID, "query.propertyId")
+	if err != nil {
+		return cache.Key{}, err
+	}
 	if err := s.wait(ctx, actor.OrgID, r); err != nil {
-		return DailyReport{}, err
+		return cache.Key{}, err
 	}
 	s.sample(actor.OrgID, propertyID, date) // drift check, asynchronous (sample.go)
-	k := cacheKey("day", actor.OrgID, props, date, date, today, r.IncludePending)
-	return cache.Fetch(ctx, s.cache, k, r.Token != nil, func(ctx context.Context) (DailyReport, error) {
-		days, err := s.days(ctx, r.Token, actor.OrgID, props, date, date, r.IncludePending)
+	return cacheKey("day", actor.OrgID, props, date, date, today, r.IncludePending), nil
+}
+
+// loadDay reads one day of the cash book from PostgreSQL.
+func (s *Service) loadDay(org domain.ID, props []domain.ID, date domain.Date, r Read) func(ctx context.Context) (DailyReport, error) {
+	return func(ctx context.Context) (DailyReport, error) {
+		days, err := s.days(ctx, r.Token, org, props, date, date, r.IncludePending)
 		if err != nil {
 			return DailyReport{}, err
 		}
 		return days[0], nil
-	})
+	}
 }
 
 // MaxRangeDays bounds a daily-reports range, both ends included.
