@@ -63,6 +63,7 @@ var hopHeaders = map[string]bool{
 
 // Server is one role's micro service on a NATS connection.
 type Server struct {
+	nc     *nats.Conn
 	svc    micro.Service
 	name   string
 	slots  chan struct{}
@@ -85,7 +86,7 @@ func NewServer(nc *nats.Conn, service, version string, maxInFlight int, logger *
 	if err != nil {
 		return nil, fmt.Errorf("micro service hmp-%s: %w", service, err)
 	}
-	return &Server{svc: svc, name: service, slots: make(chan struct{}, maxInFlight), logger: logger}, nil
+	return &Server{nc: nc, svc: svc, name: service, slots: make(chan struct{}, maxInFlight), logger: logger}, nil
 }
 
 // Stop unsubscribes every endpoint, so that calls go to the other
@@ -117,6 +118,12 @@ func (s *Server) add(endpoint string, fn func(micro.Request)) error {
 	})
 	if err := s.svc.AddEndpoint(endpoint, h, micro.WithEndpointSubject(Subject(s.name, endpoint))); err != nil {
 		return fmt.Errorf("endpoint %s of hmp-%s: %w", endpoint, s.name, err)
+	}
+	// The subscription reaches the server asynchronously: flush, so that
+	// once an endpoint is added, callers find it ("no responders"
+	// otherwise, for a call sent right after a role starts).
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("endpoint %s of hmp-%s: flush its subscription: %w", endpoint, s.name, err)
 	}
 	return nil
 }
