@@ -34,7 +34,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		)
 	}
 	// A bad value of a typed flag, per command family.
-	for _, c := range []bad{
+	cases = append(cases, []bad{
 		{"serve bad int", []string{"serve", "--bcrypt-cost=many"}, "bcrypt-cost"},
 		{"serve bad config", []string{"serve", "--profile=nope"}, "nope"},
 		{"serve bad log level", []string{"serve", "--log-level=loud"}, "log-level"},
@@ -55,9 +55,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{"reads zero clients", []string{"loadtest", "reads", "--clients=0"}, "clients"},
 		{"guide zero rate", []string{"loadtest", "guide", "--rate=0"}, "rate"},
 		{"env bad value", []string{"loadtest", "reads"}, "HMP_LOADTEST_ORGS"},
-	} {
-		cases = append(cases, c)
-	}
+	}...)
 	for _, missing := range [][]string{{}, {"nope"}, {"loadtest"}, {"loadtest", "nope"}, {"dlq"}, {"alerts"}, {"rollback"}} {
 		cases = append(cases, bad{"missing " + strings.Join(missing, " "), missing, ""})
 	}

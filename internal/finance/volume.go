@@ -27,14 +27,6 @@ const volumeBound = "org_volume_bound"
 // approved or pending state moves money in the reports.
 func counts(s domain.Status) bool { return s == domain.Approved || s == domain.Pending }
 
-// queueVolume adds the row's amount to the volume in the batch b, if its
-// new state counts.
-func queueVolume(b *pgx.Batch, t *Transaction) {
-	if counts(t.Status) {
-		b.Queue(addVolume, t.OrgID, t.AmountCents)
-	}
-}
-
 // execVolume adds the row's amount to the volume in tx, if its new state
 // counts.
 func execVolume(ctx context.Context, tx pgx.Tx, t *Transaction) error {

@@ -74,13 +74,9 @@ func serve(t *testing.T, connect func() *nats.Conn, service string, h http.Handl
 }
 
 // forward sends a request of a route that does not declare itself
-// idempotent; forwardRetryable one of a route that does.
+// idempotent (forwardAs says which).
 func forward(g *Gateway, method, target, body string, headers ...string) *httptest.ResponseRecorder {
 	return forwardAs(g, false, method, target, body, headers...)
-}
-
-func forwardRetryable(g *Gateway, method, target, body string, headers ...string) *httptest.ResponseRecorder {
-	return forwardAs(g, true, method, target, body, headers...)
 }
 
 func forwardAs(g *Gateway, retryable bool, method, target, body string, headers ...string) *httptest.ResponseRecorder {
