@@ -203,21 +203,7 @@ func (l *Local) start(ctx context.Context, port int, cred *syscall.Credential) e
 		"-c", "checkpoint_timeout=15min",
 		"-c", "log_min_messages=warning",
 	}
-	if l.cfg.Ephemeral {
-		// Tests start many clusters side by side: keep each one small.
-		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB")
-	} else {
-		mem, err := MachineMemory()
-		if err != nil {
-			mem = 4 << 30
-		}
-		sizing := SizeFor(mem, localMaxConns)
-		for _, k := range []string{"shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem"} {
-			args = append(args, "-c", k+"="+sizing.Settings[k])
-		}
-		l.cfg.Logger.Info("local_postgres_sized", "memory_mb", mem>>20, "shared_buffers", sizing.Settings["shared_buffers"],
-			"effective_cache_size", sizing.Settings["effective_cache_size"], "work_mem", sizing.Settings["work_mem"])
-	}
+	args = append(args, l.memoryArgs()...)
 	// The configured settings come last: the last -c of a name wins.
 	settings := l.statStatements()
 	keys := make([]string, 0, len(settings))
@@ -297,6 +283,27 @@ func (l *Local) ensureDatabase(ctx context.Context) error {
 		return l.adviceExtensions(ctx)
 	}
 	return nil
+}
+
+// memoryArgs are the memory settings of the server: small for a test's
+// ephemeral cluster (tests start many side by side), sized from the
+// machine's memory for a durable one.
+func (l *Local) memoryArgs() []string {
+	if l.cfg.Ephemeral {
+		return []string{"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=128MB"}
+	}
+	mem, err := MachineMemory()
+	if err != nil {
+		mem = 4 << 30
+	}
+	sizing := SizeFor(mem, localMaxConns)
+	var args []string
+	for _, k := range []string{"shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem"} {
+		args = append(args, "-c", k+"="+sizing.Settings[k])
+	}
+	l.cfg.Logger.Info("local_postgres_sized", "memory_mb", mem>>20, "shared_buffers", sizing.Settings["shared_buffers"],
+		"effective_cache_size", sizing.Settings["effective_cache_size"], "work_mem", sizing.Settings["work_mem"])
+	return args
 }
 
 // statStatements returns the server settings with pg_stat_statements
