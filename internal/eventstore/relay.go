@@ -431,18 +431,13 @@ const (
 	persistPublished = 20 * time.Millisecond
 )
 
-// cycle publishes the next batch and records the progress; it returns the
-// number of events published.
-func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (int, error) {
+// readOutbox reads the next batch after cur in commit order, with the
+// snapshot's xmin and the transaction of the batch's last event.
+func (r *Relay) readOutbox(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (xmin, lastTx int64, events []domain.Event, err error) {
 	rows, err := conn.Query(ctx, relayRead, cur.tx, cur.seq, r.cfg.BatchSize)
 	if err != nil {
-		return 0, fmt.Errorf("read outbox: %w", postgres.Translate(err))
+		return 0, 0, nil, fmt.Errorf("read outbox: %w", postgres.Translate(err))
 	}
-	var (
-		xmin   int64
-		lastTx int64
-		events []domain.Event
-	)
 	for rows.Next() {
 		var (
 			txID *int64
@@ -457,7 +452,7 @@ func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (in
 		var id, org, user, entityID *domain.ID
 		if err := rows.Scan(&xmin, &txID, &seq, &id, &et, &org, &e.PropertyID, &user, &entity, &entityID, &agg, &occurred, &meta); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("scan outbox: %w", err)
+			return 0, 0, nil, fmt.Errorf("scan outbox: %w", err)
 		}
 		if seq == nil {
 			continue // no event: the LEFT JOIN's empty row
@@ -469,7 +464,17 @@ func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (in
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("read outbox: %w", postgres.Translate(err))
+		return 0, 0, nil, fmt.Errorf("read outbox: %w", postgres.Translate(err))
+	}
+	return xmin, lastTx, events, nil
+}
+
+// cycle publishes the next batch and records the progress; it returns the
+// number of events published.
+func (r *Relay) cycle(ctx context.Context, conn *pgx.Conn, cur *relayCursor) (int, error) {
+	xmin, lastTx, events, err := r.readOutbox(ctx, conn, cur)
+	if err != nil {
+		return 0, err
 	}
 	var streamSeq uint64
 	if len(events) > 0 {

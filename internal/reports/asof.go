@@ -198,14 +198,10 @@ func (s *Service) MonthlyReportAsOf(ctx context.Context, actor domain.Actor, pro
 	return m, nil
 }
 
-// daysAsOf folds the property's per-day flows from the newest snapshot
-// at or before asOf through the organization's later events written at
-// or before asOf, storing a new snapshot when it folded a whole interval.
-func (s *Service) daysAsOf(ctx context.Context, org, prop domain.ID, asOf time.Time) (map[domain.Date]*dayFlows, error) {
-	every := s.snapshotEvery
-	if every <= 0 {
-		every = DefaultSnapshotEvery
-	}
+// snapshotAsOf loads the property's newest balance snapshot taken at or
+// before asOf: its chain position, its newest event time and its days
+// (none: position 0 and no days).
+func (s *Service) snapshotAsOf(ctx context.Context, org, prop domain.ID, asOf time.Time) (int64, time.Time, map[domain.Date]*dayFlows, error) {
 	days := map[domain.Date]*dayFlows{}
 	var (
 		base  int64
@@ -217,16 +213,31 @@ func (s *Service) daysAsOf(ctx context.Context, org, prop domain.ID, asOf time.T
 		WHERE org_id = $1 AND property_id = $2 AND max_event_at <= $3
 		ORDER BY chain_pos DESC LIMIT 1`, org, prop, asOf).Scan(&base, &maxAt, &raw)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("load balance snapshot: %w", postgres.Translate(err))
+		return 0, time.Time{}, nil, fmt.Errorf("load balance snapshot: %w", postgres.Translate(err))
 	}
 	if raw != nil {
 		var stored map[domain.Date]dayFlows
 		if err := json.Unmarshal(raw, &stored); err != nil {
-			return nil, fmt.Errorf("decode balance snapshot: %w", err)
+			return 0, time.Time{}, nil, fmt.Errorf("decode balance snapshot: %w", err)
 		}
 		for d, f := range stored {
 			days[d] = &f
 		}
+	}
+	return base, maxAt, days, nil
+}
+
+// daysAsOf folds the property's per-day flows from the newest snapshot
+// at or before asOf through the organization's later events written at
+// or before asOf, storing a new snapshot when it folded a whole interval.
+func (s *Service) daysAsOf(ctx context.Context, org, prop domain.ID, asOf time.Time) (map[domain.Date]*dayFlows, error) {
+	every := s.snapshotEvery
+	if every <= 0 {
+		every = DefaultSnapshotEvery
+	}
+	base, maxAt, days, err := s.snapshotAsOf(ctx, org, prop, asOf)
+	if err != nil {
+		return nil, err
 	}
 	// complete: every event up to pos was written at or before asOf, so
 	// the fold up to pos is a snapshot valid for any later asOf.

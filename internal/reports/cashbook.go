@@ -110,19 +110,10 @@ WITH x AS (
 )
 SELECT (SELECT count(*) FROM daily) + (SELECT count(*) FROM monthly)`
 
-// ApplyDeltas adds deltas to the cash book in one statement, stamping the
-// rows updated at now, and returns the number of rows written. Each row
-// may be named once per call (a month by any date of it): it answers an
-// error naming the row otherwise, and writes nothing. The additions are
-// checked: a figure that would leave int64 fails the statement (SQLSTATE
-// 22003) and nothing is written. Callers correcting the projection compute
-// their deltas from one snapshot of the truth and of the rows (see package
-// reconcile): because the upsert adds, a projector batch that commits in
-// between keeps its own change.
-func ApplyDeltas(ctx context.Context, q eventstore.Querier, now time.Time, deltas []Delta) (int, error) {
-	if len(deltas) == 0 {
-		return 0, nil
-	}
+// sortedDeltas returns deltas with month deltas on their month's first
+// day, in key order (every statement locks rows in one order), refusing a
+// row named twice.
+func sortedDeltas(deltas []Delta) ([]Delta, error) {
 	type rowKey struct {
 		org, prop domain.ID
 		date      domain.Date
@@ -136,7 +127,7 @@ func ApplyDeltas(ctx context.Context, q eventstore.Querier, now time.Time, delta
 		}
 		k := rowKey{d.OrgID, d.PropertyID, sorted[i].Date, d.Month}
 		if seen[k] {
-			return 0, fmt.Errorf("apply deltas: row %s %s %s named twice", d.OrgID, d.PropertyID, sorted[i].Date)
+			return nil, fmt.Errorf("apply deltas: row %s %s %s named twice", d.OrgID, d.PropertyID, sorted[i].Date)
 		}
 		seen[k] = true
 	}
@@ -149,6 +140,26 @@ func ApplyDeltas(ctx context.Context, q eventstore.Querier, now time.Time, delta
 		}
 		return a.Date.Compare(b.Date)
 	})
+	return sorted, nil
+}
+
+// ApplyDeltas adds deltas to the cash book in one statement, stamping the
+// rows updated at now, and returns the number of rows written. Each row
+// may be named once per call (a month by any date of it): it answers an
+// error naming the row otherwise, and writes nothing. The additions are
+// checked: a figure that would leave int64 fails the statement (SQLSTATE
+// 22003) and nothing is written. Callers correcting the projection compute
+// their deltas from one snapshot of the truth and of the rows (see package
+// reconcile): because the upsert adds, a projector batch that commits in
+// between keeps its own change.
+func ApplyDeltas(ctx context.Context, q eventstore.Querier, now time.Time, deltas []Delta) (int, error) {
+	if len(deltas) == 0 {
+		return 0, nil
+	}
+	sorted, err := sortedDeltas(deltas)
+	if err != nil {
+		return 0, err
+	}
 	n := len(sorted)
 	var (
 		months     = make([]bool, n)
