@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/cenkalti/backoff/v5"
 	"net/http"
 	"sync"
 	"time"
@@ -61,23 +62,26 @@ type Reservation struct {
 // Config.Wait; one whose holder's lease expired before it committed is
 // taken over.
 func (s *Store) Reserve(ctx context.Context, k Key, hash [32]byte) (*Reservation, *Answer, error) {
-	deadline := time.Now().Add(s.cfg.Wait)
-	poll := time.NewTicker(s.cfg.Poll)
-	defer poll.Stop()
-	for {
-		res, ans, err := s.try(ctx, k, hash)
-		if res != nil || ans != nil || (err != nil && !errors.Is(err, errBusy)) {
-			return res, ans, err
-		}
-		if !time.Now().Before(deadline) {
-			return nil, nil, ErrInProgress
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, fmt.Errorf("wait for idempotency key: %w", ctx.Err())
-		case <-poll.C:
-		}
+	type reserved struct {
+		res *Reservation
+		ans *Answer
 	}
+	// Only errBusy (another live request holds the key) is worth another
+	// look, every Poll until Wait.
+	got, err := backoff.Retry(ctx, func() (reserved, error) {
+		res, ans, err := s.try(ctx, k, hash)
+		if err != nil && !errors.Is(err, errBusy) {
+			return reserved{}, backoff.Permanent(err)
+		}
+		return reserved{res, ans}, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(s.cfg.Poll)), backoff.WithMaxElapsedTime(s.cfg.Wait))
+	switch {
+	case errors.Is(err, errBusy):
+		return nil, nil, ErrInProgress
+	case err != nil && ctx.Err() != nil:
+		return nil, nil, fmt.Errorf("wait for idempotency key: %w", err)
+	}
+	return got.res, got.ans, err
 }
 
 // errBusy: another live request holds the key; look again.
