@@ -15,6 +15,7 @@ import (
 	"hmp/internal/app"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
+	"hmp/internal/reports"
 )
 
 const loadtestUsage = `Usage: hmp loadtest <scenario> [flags]
@@ -460,7 +461,7 @@ func (f *projectionFlags) register(fs *flag.FlagSet) {
 func (f *projectionFlags) check() error {
 	ps, err := lookupProfiles("--profiles", f.profiles)
 	for _, p := range ps {
-		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.ProjectionProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector})
+		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.ProjectionProfile{Name: p.Name, Pool: p.Pool, Projector: reports.ProjectorConfig{Projector: p.Projector}})
 	}
 	return errors.Join(f.cfg.Validate(), err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/loadtest"
+	"hmp/internal/reports"
 	"hmp/internal/seed"
 )
 
@@ -67,7 +68,7 @@ func (f *guideFlags) check() error {
 	ps, err := lookupProfiles("--profiles", f.profiles)
 	errs = append(errs, err)
 	for _, p := range ps {
-		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.GuideProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector,
+		f.cfg.Profiles = append(f.cfg.Profiles, loadtest.GuideProfile{Name: p.Name, Pool: p.Pool, Projector: reports.ProjectorConfig{Projector: p.Projector},
 			Corrections: p.Corrections, CacheEntries: p.Cache.Entries})
 	}
 	return errors.Join(append(errs, f.cfg.Validate())...)

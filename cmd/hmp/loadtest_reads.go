@@ -24,7 +24,7 @@ const readsUsage = `Usage: hmp loadtest reads [flags]
 
 Daily-report reads over Zipf-chosen tenants, properties and dates, with a
 trickle of revenue creates beside them, against an API started in this
-process with its report cache, then against one with HMP_CACHE_ENTRIES=0,
+process with its report cache, then against one with HMP_CACHE_ENTRIES=-1,
 on the same data. Prints reads/s of each and their ratio, p50/p99, the hit
 rate overall and by TTL class (active, historical) and the invalidation
 lag p99 (projector commit to applied on the instance).
@@ -48,7 +48,7 @@ func (f *readsFlags) register(fs *flag.FlagSet) {
 }
 
 // loadtestReads runs `hmp loadtest reads`: the same daily-report read load
-// against an API with its report cache and one with HMP_CACHE_ENTRIES=0,
+// against an API with its report cache and one with HMP_CACHE_ENTRIES=-1,
 // one after the other on the same data, and prints them side by side.
 func loadtestReads(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f readsFlags

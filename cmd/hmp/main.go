@@ -23,6 +23,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/domain"
+	"hmp/internal/knobs"
 	"hmp/internal/postgres"
 	recon "hmp/internal/reconcile"
 )
@@ -171,13 +172,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	minConns := fs.Int("pool-min-conns", 0, "connections kept open while idle; 0: the profile's (phase1: 10) (HMP_POOL_MIN_CONNS)")
 	idle := fs.Duration("pool-max-idle", 0, "close connections idle this long; 0: the profile's (phase1: 10m) (HMP_POOL_MAX_IDLE)")
 	life := fs.Duration("pool-max-lifetime", 0, "close connections older than this; 0: the profile's (phase1: 1h) (HMP_POOL_MAX_LIFETIME)")
-	fs.IntVar(&c.cfg.Projector.MaxConcurrency, "projector-concurrency", 0, "events in flight in the reports projector; 0: the profile's (baseline 20, phase1 500) (HMP_PROJECTOR_CONCURRENCY)")
-	fs.IntVar(&c.cfg.Projector.BatchSize, "projector-batch", 0, "most events per projector transaction; 0: the profile's (baseline 1, phase1 500) (HMP_PROJECTOR_BATCH)")
-	fs.IntVar(&c.cfg.Projector.Workers, "projector-workers", 0, "concurrent projector transactions; 0: the profile's (baseline 20, phase1 4) (HMP_PROJECTOR_WORKERS)")
-	entries := fs.Int("cache-entries", -1, "reports kept in the in-process cache; 0 turns the cache off; -1: the profile's (baseline 1000, phase1 10000) (HMP_CACHE_ENTRIES)")
+	var k knobs.Knobs
+	knobs.Register(fs, &k, app.ProfileKnobs())
 	fs.DurationVar(&c.cfg.Cache.ActiveTTL, "cache-active-ttl", 0, "cache lifetime of a report touching an active date (today-3 days or later, in the property's zone); 0: the profile's (15s) (HMP_CACHE_ACTIVE_TTL)")
 	fs.DurationVar(&c.cfg.Cache.HistoricalTTL, "cache-historical-ttl", 0, "cache lifetime of any other report; 0: the profile's (2m) (HMP_CACHE_HISTORICAL_TTL)")
-	fs.StringVar(&c.cfg.Cache.Invalidation, "cache-invalidation", "", "sync (before the projector acks) or async (over the bus); empty: the profile's (baseline sync, phase1 async) (HMP_CACHE_INVALIDATION)")
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")
 	fs.StringVar(&c.cfg.AdminToken, "admin-token", "", "operator token of /v1/admin and the dashboard, >= 32 random-looking bytes (openssl rand -hex 32); empty: generated into the data dir as admin.token (role all; split roles: closed) (HMP_ADMIN_TOKEN)")
 	fs.DurationVar(&c.cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (HMP_TOKEN_TTL)")
@@ -199,7 +197,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c.cfg.Pool = postgres.PoolConfig{MaxConns: int32(*maxConns), MinConns: int32(*minConns), MaxConnIdleTime: *idle, MaxConnLifetime: *life}
-	c.cfg.Cache.Entries = cacheEntries(*entries)
+	c.cfg.Projector.Projector = k.Projector
+	c.cfg.Cache.Entries, c.cfg.Cache.Invalidation = k.Cache.Entries, k.Cache.Invalidation
 	if err := c.cfg.WithDefaults().Validate(); err != nil {
 		return usageError{fmt.Errorf("config: %w", err)}
 	}
@@ -214,18 +213,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer a.Close()
 	printOperator(stderr, a)
 	return a.Wait(ctx)
-}
-
-// cacheEntries maps the flag (0 off, negative the profile's) to the
-// config (negative off, 0 the profile's).
-func cacheEntries(flag int) int {
-	switch {
-	case flag == 0:
-		return -1
-	case flag < 0:
-		return 0
-	}
-	return flag
 }
 
 func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) error {

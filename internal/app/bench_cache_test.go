@@ -21,7 +21,7 @@ import (
 )
 
 // BenchmarkDailyReportCache reads daily reports over HTTP, the cache on
-// (phase1: 10,000 entries) and off (HMP_CACHE_ENTRIES=0), side by side in
+// (phase1: 10,000 entries) and off (HMP_CACHE_ENTRIES=-1), side by side in
 // one run, on Zipf-distributed (s = 1.1) tenants, properties and dates: 50
 // organizations of 4 properties, the last 30 days. Each case runs a closed
 // loop for HMP_BENCH_SECONDS (default 5) with 16 clients per CPU and

@@ -40,23 +40,6 @@ func invalidateAfterCommit(c *cache.Cache, b *bus.Bus) func(context.Context, []r
 	}
 }
 
-// overlayCache fills the zero fields of c from p.
-func overlayCache(c, p cache.Config) cache.Config {
-	if c.Entries == 0 {
-		c.Entries = p.Entries
-	}
-	if c.ActiveTTL == 0 {
-		c.ActiveTTL = p.ActiveTTL
-	}
-	if c.HistoricalTTL == 0 {
-		c.HistoricalTTL = p.HistoricalTTL
-	}
-	if c.Invalidation == "" {
-		c.Invalidation = p.Invalidation
-	}
-	return c
-}
-
 // bothAfterCommit runs a configured AfterCommit hook and then the cache's
 // invalidation; either may be nil.
 func bothAfterCommit(first, second func(context.Context, []reports.Touched)) func(context.Context, []reports.Touched) {

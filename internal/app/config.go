@@ -12,6 +12,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/gateway"
 	"hmp/internal/idempotency"
+	"hmp/internal/knobs"
 	"hmp/internal/operator"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
@@ -209,11 +210,7 @@ func (c Config) WithDefaults() Config {
 	}
 	if p, err := LookupProfile(c.Profile); err == nil {
 		c.Pool = overlayPool(c.Pool, p.Pool)
-		c.Projector = overlayProjector(c.Projector, p.Projector)
-		if c.Reconcile.Mode == "" {
-			c.Reconcile.Mode = p.Corrections
-		}
-		c.Cache = overlayCache(c.Cache, p.Cache)
+		c = c.withKnobs(c.knobs().Over(p.Knobs))
 	}
 	c.Reconcile = c.Reconcile.WithDefaults()
 	if c.Cache.RedisURL == "" {
@@ -282,8 +279,8 @@ func (c Config) Validate() error {
 	if _, err := LookupProfile(c.Profile); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Projector.MaxConcurrency < 1 || c.Projector.BatchSize < 1 || c.Projector.Workers < 1 {
-		errs = append(errs, fmt.Errorf("projector concurrency, batch size and workers must be positive"))
+	if err := c.Projector.Projector.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http addr %q: %w", c.HTTPAddr, err))
@@ -358,20 +355,19 @@ func overlayPool(c, p postgres.PoolConfig) postgres.PoolConfig {
 	return c
 }
 
-// overlayProjector fills the zero fields of c from p.
-func overlayProjector(c, p reports.ProjectorConfig) reports.ProjectorConfig {
-	if c.MaxConcurrency == 0 {
-		c.MaxConcurrency = p.MaxConcurrency
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = p.BatchSize
-	}
-	if c.Workers == 0 {
-		c.Workers = p.Workers
-	}
-	if c.Linger == 0 {
-		c.Linger = p.Linger
-	}
+// knobs returns the scaling knobs c sets (zero: the profile's). The write
+// budgets and replica reads are not among them: their Config forms
+// (ratelimit.Limit, "on"/"off") say "none" in their own way, and
+// withDefaults and WithDefaults lay them over the profile's.
+func (c Config) knobs() knobs.Knobs {
+	return knobs.Knobs{Projector: c.Projector.Projector, Corrections: c.Reconcile.Mode,
+		Cache: knobs.Cache{Entries: c.Cache.Entries, Invalidation: c.Cache.Invalidation}}
+}
+
+// withKnobs returns c with the knobs of k set (those knobs returns).
+func (c Config) withKnobs(k knobs.Knobs) Config {
+	c.Projector.Projector, c.Reconcile.Mode = k.Projector, k.Corrections
+	c.Cache.Entries, c.Cache.Invalidation = k.Cache.Entries, k.Cache.Invalidation
 	return c
 }
 
@@ -421,9 +417,17 @@ func (r RateLimits) withDefaults(profile string) RateLimits {
 	def(&r.LoginPerAddr, ratelimit.Limit{Count: 60, Period: time.Minute})
 	def(&r.SignupPerAddr, ratelimit.Limit{Count: 100, Period: 10 * time.Minute})
 	def(&r.OperatorPerAddr, ratelimit.Limit{Count: 10, Period: 10 * time.Minute})
-	def(&r.WritesPerUser, p.WritesPerUser)
-	def(&r.WritesPerOrg, p.WritesPerOrg)
+	def(&r.WritesPerUser, configLimit(p.RateLimits.WritesPerUser))
+	def(&r.WritesPerOrg, configLimit(p.RateLimits.WritesPerOrg))
 	return r
+}
+
+// configLimit returns a profile's write budget as the limiter's.
+func configLimit(l knobs.Limit) ratelimit.Limit {
+	if l.Unlimited() {
+		return ratelimit.Limit{}
+	}
+	return ratelimit.Limit{Count: l.Count, Period: l.Period()}
 }
 
 // limits returns r by the names the limiter knows.

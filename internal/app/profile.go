@@ -6,39 +6,28 @@ import (
 	"time"
 
 	"hmp/internal/cache"
+	"hmp/internal/knobs"
 	"hmp/internal/postgres"
-	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
-	"hmp/internal/reports"
 )
 
 // Profile is one named set of scaling knobs: the scaling guide's "before"
 // (baseline) and each stage after it. Benchmarks run two profiles side by
-// side; selecting an earlier profile is the rollback of a stage.
+// side; selecting an earlier profile is the rollback of a stage. A zero
+// knob is its built-in default (knobs.Knobs).
 type Profile struct {
 	Name string
 	// Pool sizes the database pool.
 	Pool postgres.PoolConfig
-	// Projector is how the reports projector consumes events.
-	Projector reports.ProjectorConfig
-	// WritesPerUser and WritesPerOrg are the write budgets (zero:
-	// unlimited).
-	WritesPerUser, WritesPerOrg ratelimit.Limit
-	// Corrections is how drift corrections are written: "row" (one
-	// statement each, the guide's "before") or "batch".
-	Corrections string
-	// Cache sizes the report cache and picks its invalidation mode.
-	Cache cache.Config
+	// Knobs are what the live settings turn: the projector's consumption,
+	// the corrections mode, the cache, replica reads (configured replicas
+	// are read unless HMP_REPLICA_READS=off; none configured: the primary
+	// serves all) and the write budgets.
+	knobs.Knobs
 	// Partitions is the hash partition count by org_id of a schema the
 	// profile creates (0: postgres.DefaultPartitions, 16); fixed at
 	// creation, so it documents the stage rather than switching it live.
 	Partitions int
-
-	// ReplicaReads serves report reads from the configured read replicas
-	// (HMP_REPLICA_URLS; none configured: the primary serves all). On in
-	// every profile but baseline: configured replicas are used unless
-	// HMP_REPLICA_READS=off.
-	ReplicaReads bool
 }
 
 // Profiles returns the known profiles by name.
@@ -47,11 +36,13 @@ func Profiles() map[string]Profile {
 		// The guide's "before": 20 concurrent consumers, one commit per
 		// event, a small pool.
 		"baseline": {
-			Name:        "baseline",
-			Pool:        postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
-			Projector:   reports.ProjectorConfig{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
-			Corrections: reconcile.ModeRow,
-			Cache:       cache.Config{Entries: 1_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeSync},
+			Name: "baseline",
+			Pool: postgres.PoolConfig{MaxConns: 25, MinConns: 1, MaxConnIdleTime: 30 * time.Minute, MaxConnLifetime: time.Hour},
+			Knobs: knobs.Knobs{
+				Projector:   knobs.Projector{MaxConcurrency: 20, BatchSize: 1, Workers: 20},
+				Corrections: reconcile.ModeRow,
+				Cache:       knobs.Cache{Entries: 1_000, Invalidation: cache.ModeSync},
+			},
 		},
 		// Emergency scaling: 500 in flight, micro-batched multi-row
 		// upserts (two transactions of up to 250 events at a time, so one
@@ -67,14 +58,16 @@ func Profiles() map[string]Profile {
 
 func phase1() Profile {
 	return Profile{
-		Name:        "phase1",
-		Pool:        postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
-		Projector:   reports.ProjectorConfig{MaxConcurrency: 500, BatchSize: 250, Workers: 2, Linger: 10 * time.Millisecond},
-		Corrections: reconcile.ModeBatch,
-		Cache:       cache.Config{Entries: 10_000, ActiveTTL: 15 * time.Second, HistoricalTTL: 2 * time.Minute, Invalidation: cache.ModeAsync},
-		// Replicas someone configured are meant to be read: off only in
-		// the baseline (the guide's "before") or by HMP_REPLICA_READS=off.
-		ReplicaReads: true,
+		Name: "phase1",
+		Pool: postgres.PoolConfig{MaxConns: 100, MinConns: 10, MaxConnIdleTime: 10 * time.Minute, MaxConnLifetime: time.Hour},
+		Knobs: knobs.Knobs{
+			Projector:   knobs.Projector{MaxConcurrency: 500, BatchSize: 250, Workers: 2, LingerMs: 10},
+			Corrections: reconcile.ModeBatch,
+			Cache:       knobs.Cache{Entries: 10_000, Invalidation: cache.ModeAsync},
+			// Replicas someone configured are meant to be read: off only in
+			// the baseline (the guide's "before") or by HMP_REPLICA_READS=off.
+			ReplicaReads: true,
+		},
 	}
 }
 
@@ -88,9 +81,21 @@ func phase2() Profile {
 func phase3() Profile {
 	p := phase2()
 	p.Name = "phase3"
-	p.WritesPerUser = ratelimit.Limit{Count: 100, Period: 60 * time.Second}
-	p.WritesPerOrg = ratelimit.Limit{Count: 1000, Period: 60 * time.Second}
+	p.RateLimits = knobs.RateLimits{
+		WritesPerUser: knobs.Limit{Count: 100, PeriodSeconds: 60},
+		WritesPerOrg:  knobs.Limit{Count: 1000, PeriodSeconds: 60},
+	}
 	return p
+}
+
+// ProfileKnobs returns the knobs of every profile by name (the help of
+// their flags lists them).
+func ProfileKnobs() map[string]knobs.Knobs {
+	out := map[string]knobs.Knobs{}
+	for n, p := range Profiles() {
+		out[n] = p.Knobs
+	}
+	return out
 }
 
 // DefaultProfile is the profile used when none is named.

@@ -8,6 +8,7 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/cache"
+	"hmp/internal/knobs"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -59,12 +60,7 @@ type tunables struct {
 func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 	var errs []error
 	if t.projector != nil {
-		tuning := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
-			Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
-		if cur := t.projector.Tuning(); int(cur.Linger/time.Millisecond) == s.Projector.LingerMs {
-			tuning.Linger = cur.Linger // the settings count whole ms: keep a finer configured linger
-		}
-		if err := t.projector.Tune(ctx, tuning); err != nil {
+		if err := t.projector.Tune(ctx, s.Projector); err != nil {
 			errs = append(errs, fmt.Errorf("projector: %w", err))
 		}
 	}
@@ -85,7 +81,7 @@ func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 		// Only the limits that change: the settings count whole seconds,
 		// and a configured sub-second period must not be rounded away.
 		changes := map[string]ratelimit.Limit{}
-		for name, l := range map[string]settings.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
+		for name, l := range map[string]knobs.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
 			if liveLimit(limiter.Limit(name)) != l {
 				changes[name] = ratelimit.Limit{Count: l.Count, Period: l.Period()}
 			}
@@ -124,27 +120,24 @@ func configSettings(cfg Config) settings.Settings {
 }
 
 func rawSettings(cfg Config) settings.Settings {
-	s := settings.Settings{
-		Profile: cfg.Profile,
-		Projector: settings.Projector{MaxConcurrency: cfg.Projector.MaxConcurrency, BatchSize: cfg.Projector.BatchSize,
-			Workers: cfg.Projector.Workers, LingerMs: int(cfg.Projector.Linger / time.Millisecond)},
-		Corrections: cfg.Reconcile.Mode,
-		Cache:       settings.Cache{Entries: max(cfg.Cache.Entries, 1), Invalidation: cfg.Cache.Invalidation},
-		// The configured value (HMP_REPLICA_READS, else the profile's, as
-		// WithDefaults resolved it): the live knob starts where the router
-		// does, or applying the seed would switch the reads back off.
-		ReplicaReads: cfg.ReplicaReads == "on",
-		RateLimits: settings.RateLimits{
-			WritesPerUser: liveLimit(cfg.RateLimits.WritesPerUser),
-			WritesPerOrg:  liveLimit(cfg.RateLimits.WritesPerOrg),
-		},
+	k := cfg.knobs()
+	k.Cache.Entries = max(k.Cache.Entries, 1)
+	// The configured value (HMP_REPLICA_READS, else the profile's, as
+	// WithDefaults resolved it): the live knob starts where the router
+	// does, or applying the seed would switch the reads back off.
+	k.ReplicaReads = cfg.ReplicaReads == "on"
+	k.RateLimits = knobs.RateLimits{
+		WritesPerUser: liveLimit(cfg.RateLimits.WritesPerUser),
+		WritesPerOrg:  liveLimit(cfg.RateLimits.WritesPerOrg),
 	}
-	return s
+	return settings.Settings{Profile: cfg.Profile, Knobs: k}
 }
 
-func liveLimit(l ratelimit.Limit) settings.Limit {
+// liveLimit returns a limiter's budget as the live settings count it
+// (whole seconds).
+func liveLimit(l ratelimit.Limit) knobs.Limit {
 	if l.Unlimited() {
-		return settings.Limit{}
+		return knobs.Limit{}
 	}
-	return settings.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
+	return knobs.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
 }

@@ -11,7 +11,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
-	"hmp/internal/reports"
+	"hmp/internal/knobs"
 	"hmp/internal/settings"
 )
 
@@ -65,8 +65,7 @@ func awaitRevision(t testing.TB, env *apptest.Env, rev uint64) liveState {
 // mustTuned checks that the instance's projector runs with s's knobs.
 func mustTuned(t testing.TB, env *apptest.Env, s settings.Settings) {
 	t.Helper()
-	want := reports.Tuning{MaxConcurrency: s.Projector.MaxConcurrency, BatchSize: s.Projector.BatchSize,
-		Workers: s.Projector.Workers, Linger: s.Projector.Linger()}
+	want := s.Projector
 	if got := env.App.Projector.Tuning(); got != want {
 		t.Fatalf("%s projector runs %+v, settings say %+v", env.BaseURL, got, want)
 	}
@@ -304,7 +303,7 @@ func TestLiveKnobs(t *testing.T) {
 	}
 	st := putSettings(t, env, "tester", map[string]any{"rateLimits": map[string]any{"writesPerUser": map[string]any{"count": 2, "periodSeconds": 3600}},
 		"cache": map[string]any{"entries": 5, "invalidation": "sync"}})
-	if st.Settings.RateLimits.WritesPerUser != (settings.Limit{Count: 2, PeriodSeconds: 3600}) {
+	if st.Settings.RateLimits.WritesPerUser != (knobs.Limit{Count: 2, PeriodSeconds: 3600}) {
 		t.Fatalf("settings: %+v", st.Settings.RateLimits)
 	}
 	got := []int{write(), write(), write()}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"hmp/internal/httpapi"
+	"hmp/internal/knobs"
 	"hmp/internal/natstest"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -58,8 +59,8 @@ func setupOperator(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	initial := settings.Settings{Profile: "phase1", Projector: settings.Projector{MaxConcurrency: 1, BatchSize: 1, Workers: 1},
-		Corrections: "batch", Cache: settings.Cache{Entries: 1, Invalidation: "async"}, Modified: []string{}}
+	initial := settings.Settings{Profile: "phase1", Knobs: knobs.Knobs{Projector: knobs.Projector{MaxConcurrency: 1, BatchSize: 1, Workers: 1},
+		Corrections: "batch", Cache: knobs.Cache{Entries: 1, Invalidation: "async"}}, Modified: []string{}}
 	svc := settings.New(kv, settings.Config{Initial: initial, Own: true,
 		Profiles: func(string) (settings.Settings, error) { return initial, nil },
 		Apply:    func(context.Context, settings.Settings) error { return nil }}, nil)

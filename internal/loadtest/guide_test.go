@@ -14,6 +14,7 @@ import (
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
+	"hmp/internal/reports"
 	"hmp/internal/seed"
 )
 
@@ -41,7 +42,7 @@ func TestGuide(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		profiles = append(profiles, loadtest.GuideProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector,
+		profiles = append(profiles, loadtest.GuideProfile{Name: p.Name, Pool: p.Pool, Projector: reports.ProjectorConfig{Projector: p.Projector},
 			Corrections: p.Corrections, CacheEntries: p.Cache.Entries})
 	}
 	startAPI := func(ctx context.Context, profile, dbURL string) (string, func(), error) {

@@ -143,7 +143,7 @@ func Projection(ctx context.Context, cfg ProjectionConfig) (*Report, error) {
 	for i, p := range cfg.Profiles {
 		pc := p.Projector.WithDefaults()
 		profiles[i] = fmt.Sprintf("%s(concurrency %d, batch %d, workers %d, linger %s, pool %d)", p.Name,
-			pc.MaxConcurrency, pc.BatchSize, pc.Workers, pc.Linger, p.Pool.WithDefaults().MaxConns)
+			pc.MaxConcurrency, pc.BatchSize, pc.Workers, pc.Linger(), p.Pool.WithDefaults().MaxConns)
 	}
 	rep.Params = []Param{
 		{"events", strconv.Itoa(cfg.Events)}, {"properties", strconv.Itoa(cfg.Properties)}, {"orgs", strconv.Itoa(cfg.Orgs)},

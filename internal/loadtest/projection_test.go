@@ -14,6 +14,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
 	"hmp/internal/loadtest"
+	"hmp/internal/reports"
 )
 
 func profiles(t testing.TB, names ...string) []loadtest.ProjectionProfile {
@@ -24,7 +25,7 @@ func profiles(t testing.TB, names ...string) []loadtest.ProjectionProfile {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, loadtest.ProjectionProfile{Name: p.Name, Pool: p.Pool, Projector: p.Projector})
+		out = append(out, loadtest.ProjectionProfile{Name: p.Name, Pool: p.Pool, Projector: reports.ProjectorConfig{Projector: p.Projector}})
 	}
 	return out
 }

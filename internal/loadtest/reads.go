@@ -93,7 +93,7 @@ type ReadsResult struct {
 	Writes      uint64 `json:"writes"`
 	WriteErrors uint64 `json:"writeErrors"`
 	// Cache holds the server's cache figures over the window; nil when it
-	// has no cache (HMP_CACHE_ENTRIES=0).
+	// has no cache (HMP_CACHE_ENTRIES=-1).
 	Cache *CacheFigures `json:"cache,omitempty"`
 }
 

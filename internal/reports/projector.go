@@ -12,24 +12,16 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/domain"
+	"hmp/internal/knobs"
 	"hmp/internal/postgres"
 )
 
 // ProjectorConfig tunes the projector. The zero value of each field means
-// its default (the scaling guide's "after" values).
+// its default.
 type ProjectorConfig struct {
-	// MaxConcurrency is the most messages in flight (delivered, not yet
-	// acknowledged). Default 500; the guide's "before" is 20.
-	MaxConcurrency int
-	// BatchSize is the most events applied in one transaction. Default
-	// 500; 1 means one commit per event (the guide's "before").
-	BatchSize int
-	// Workers is the number of transactions applied concurrently. Default 2.
-	Workers int
-	// Linger is how long a worker holding fewer than BatchSize events waits
-	// for more before applying them. Default 0 (apply at once); phase1
-	// lingers 10 ms, well inside the freshness bound.
-	Linger time.Duration
+	// Projector is what of the consumption can change while it runs (the
+	// scaling knobs; zero fields: knobs.Projector's built-in defaults).
+	knobs.Projector
 	// MaxDeliver is how many deliveries a failing message gets before it
 	// is dead-lettered. Default 5.
 	MaxDeliver int
@@ -59,15 +51,7 @@ type ProjectorConfig struct {
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
 func (c ProjectorConfig) WithDefaults() ProjectorConfig {
-	if c.MaxConcurrency == 0 {
-		c.MaxConcurrency = 500
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = 500
-	}
-	if c.Workers == 0 {
-		c.Workers = 2
-	}
+	c.Projector = c.Projector.WithDefaults()
 	if c.MaxDeliver == 0 {
 		c.MaxDeliver = 5
 	}
@@ -146,7 +130,7 @@ func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *s
 	p.consumer = bus.NewConsumer(b, bus.ConsumerConfig{
 		Durable: p.cfg.Durable, Description: "reports projector: daily and monthly cash balances",
 		MaxAckPending: p.cfg.MaxConcurrency, AckWait: p.cfg.AckWait, BatchSize: p.cfg.BatchSize,
-		Workers: p.cfg.Workers, Linger: p.cfg.Linger, MaxDeliver: p.cfg.MaxDeliver,
+		Workers: p.cfg.Workers, Linger: p.cfg.Linger(), MaxDeliver: p.cfg.MaxDeliver,
 		RetryDelay: p.cfg.RetryDelay, MaxRetryDelay: p.cfg.MaxRetryDelay,
 		Settled: func(result string, n int) {
 			if result != "acked" { // applied and duplicates are counted at the commit

@@ -11,60 +11,22 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
+
+	"hmp/internal/knobs"
 )
 
-// Settings are the knobs that change without a restart.
+// Settings are the knobs in force, with the profile they derive from.
+// They are resolved: nothing lies beneath them, so a zero knob is its
+// built-in default (knobs.Knobs): lingerMs 0 is no linger, a limit's count 0
+// unlimited.
 type Settings struct {
 	// Profile is the profile the settings derive from (baseline, phase1,
 	// phase2, phase3).
 	Profile string `json:"profile"`
 	// Modified lists the knobs set apart from the profile's values.
 	Modified []string `json:"modified"`
-	// Projector is how the reports projector consumes events.
-	Projector Projector `json:"projector"`
-	// Corrections is how drift corrections are written: "row" or "batch".
-	Corrections string `json:"corrections" enum:"row,batch"`
-	// Cache sizes the report cache and picks its invalidation mode.
-	Cache Cache `json:"cache"`
-	// ReplicaReads sends report reads to the read replicas when there are
-	// some (without replicas it is recorded and changes nothing).
-	ReplicaReads bool `json:"replicaReads"`
-	// RateLimits are the write budgets.
-	RateLimits RateLimits `json:"rateLimits"`
+	knobs.Knobs
 }
-
-// Projector tunes the reports projector's consumer.
-type Projector struct {
-	MaxConcurrency int `json:"maxConcurrency" doc:"events in flight (the guide's consumer concurrency), 1..100000"`
-	BatchSize      int `json:"batchSize" doc:"events per transaction, 1..10000; 1: batching off"`
-	Workers        int `json:"workers" doc:"transactions applied at once, 1..512"`
-	LingerMs       int `json:"lingerMs" doc:"how long a worker waits to fill a batch, ms, 0..1000"`
-}
-
-// Cache tunes the report cache.
-type Cache struct {
-	Entries      int    `json:"entries" doc:"most reports in the in-process tier, 1..10000000"`
-	Invalidation string `json:"invalidation" enum:"sync,async"`
-}
-
-// Limit allows Count actions per PeriodSeconds; Count 0 is unlimited.
-type Limit struct {
-	Count         int `json:"count" doc:"0: unlimited"`
-	PeriodSeconds int `json:"periodSeconds" required:"false" doc:"required when count is set"`
-}
-
-// RateLimits are the write budgets of the HTTP edge.
-type RateLimits struct {
-	WritesPerUser Limit `json:"writesPerUser"`
-	WritesPerOrg  Limit `json:"writesPerOrg"`
-}
-
-// Linger returns the projector's linger as a duration.
-func (p Projector) Linger() time.Duration { return time.Duration(p.LingerMs) * time.Millisecond }
-
-// Period returns the limit's period as a duration.
-func (l Limit) Period() time.Duration { return time.Duration(l.PeriodSeconds) * time.Second }
 
 // Change is a request to change the settings: a whole profile, single
 // knobs, or a profile with some knobs set apart. Nil fields keep their
@@ -95,8 +57,8 @@ type CacheChange struct {
 
 // RateLimitsChange changes write budgets.
 type RateLimitsChange struct {
-	WritesPerUser *Limit `json:"writesPerUser,omitempty"`
-	WritesPerOrg  *Limit `json:"writesPerOrg,omitempty"`
+	WritesPerUser *knobs.Limit `json:"writesPerUser,omitempty"`
+	WritesPerOrg  *knobs.Limit `json:"writesPerOrg,omitempty"`
 }
 
 // FieldError says which field of a change is wrong and why. Field is the
@@ -168,7 +130,7 @@ func Resolve(cur Settings, c Change, profiles Profiles) (Settings, error) {
 		}
 		*dst = *v
 	}
-	limit := func(field string, dst *Limit, v *Limit) {
+	limit := func(field string, dst *knobs.Limit, v *knobs.Limit) {
 		if v == nil {
 			return
 		}
@@ -180,7 +142,7 @@ func Resolve(cur Settings, c Change, profiles Profiles) (Settings, error) {
 		default:
 			*dst = *v
 			if v.Count == 0 {
-				*dst = Limit{}
+				*dst = knobs.Limit{}
 			}
 		}
 	}

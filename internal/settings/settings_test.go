@@ -5,16 +5,18 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"hmp/internal/knobs"
 )
 
 func testProfiles(name string) (Settings, error) {
 	switch name {
 	case "baseline":
-		return Settings{Profile: name, Projector: Projector{MaxConcurrency: 20, BatchSize: 1, Workers: 20}, Corrections: "row",
-			Cache: Cache{Entries: 1000, Invalidation: "sync"}, Modified: []string{}}, nil
+		return Settings{Profile: name, Knobs: knobs.Knobs{Projector: knobs.Projector{MaxConcurrency: 20, BatchSize: 1, Workers: 20}, Corrections: "row",
+			Cache: knobs.Cache{Entries: 1000, Invalidation: "sync"}}, Modified: []string{}}, nil
 	case "phase1":
-		return Settings{Profile: name, Projector: Projector{MaxConcurrency: 500, BatchSize: 250, Workers: 2, LingerMs: 10}, Corrections: "batch",
-			Cache: Cache{Entries: 10000, Invalidation: "async"}, Modified: []string{}}, nil
+		return Settings{Profile: name, Knobs: knobs.Knobs{Projector: knobs.Projector{MaxConcurrency: 500, BatchSize: 250, Workers: 2, LingerMs: 10}, Corrections: "batch",
+			Cache: knobs.Cache{Entries: 10000, Invalidation: "async"}}, Modified: []string{}}, nil
 	}
 	return Settings{}, fmt.Errorf("%w %q", ErrUnknownProfile, name)
 }
@@ -39,7 +41,7 @@ func TestResolve(t *testing.T) {
 		{name: "every wrong field", change: Change{Profile: p("phase9"), Corrections: p("fast"),
 			Projector:  &ProjectorChange{BatchSize: n(0), LingerMs: n(5000)},
 			Cache:      &CacheChange{Entries: n(0)},
-			RateLimits: &RateLimitsChange{WritesPerOrg: &Limit{Count: -1}, WritesPerUser: &Limit{Count: 3}}},
+			RateLimits: &RateLimitsChange{WritesPerOrg: &knobs.Limit{Count: -1}, WritesPerUser: &knobs.Limit{Count: 3}}},
 			bad: []string{"cache.entries", "corrections", "profile", "projector.batchSize", "projector.lingerMs",
 				"rateLimits.writesPerOrg.count", "rateLimits.writesPerUser.periodSeconds"}},
 	} {
