@@ -30,7 +30,7 @@ func (in *instance) deps(b base) httpapi.Deps {
 		d.Replicas, d.WritePosition = replicaDeps(in.db.replicas, len(cfg.Replicas.URLs))
 	}
 	if w := in.write; w != nil {
-		d.Tenancy, d.Finance, d.Events, d.Idempotency, d.Reports = w.tenancy, w.finance, in.progress.events, w.idem, w.counts
+		d.Tenancy, d.Finance, d.Events, d.Idempotency = w.tenancy, w.finance, in.progress.events, w.idem
 	}
 	if r := in.read; r != nil {
 		d.Reports, d.Reconciliation, d.Reads = r.reports, r.jobs, in.db.replicas.Reads

@@ -165,10 +165,7 @@ type writeSide struct {
 	tenancy *tenancy.Service
 	finance *finance.Service
 	idem    *idempotency.Store
-	// counts records cash counts: a write whose event shares its commit,
-	// recorded where the relay runs (no report is read through it).
-	counts *reports.Service
-	relay  *eventstore.Relay
+	relay   *eventstore.Relay
 }
 
 func startWriteSide(ctx context.Context, b base, db *database, bs *bus.Bus, p *progress) (*writeSide, error) {
@@ -178,8 +175,7 @@ func startWriteSide(ctx context.Context, b base, db *database, bs *bus.Bus, p *p
 		return nil, err
 	}
 	b.stops.push(ten.Close)
-	w := &writeSide{tenancy: ten, finance: finance.New(db.pool, ten, cfg.Clock), idem: idempotency.NewStore(db.pool, cfg.Clock),
-		counts: reports.NewService(db.pool, ten, p.waiter, cfg.Clock)}
+	w := &writeSide{tenancy: ten, finance: finance.New(db.pool, ten, cfg.Clock), idem: idempotency.NewStore(db.pool, cfg.Clock)}
 	relayCfg := cfg.Relay
 	if relayCfg.Rewind == nil {
 		relayCfg.Rewind = p.applied.OldestUnapplied

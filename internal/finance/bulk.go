@@ -96,3 +96,30 @@ func RecountVolume(ctx context.Context, db *pgxpool.Pool) error {
 	}
 	return nil
 }
+
+// CashCountColumns are the columns of the cash_counts table, in the order
+// of CashCountRow's values.
+var CashCountColumns = []string{"org_id", "property_id", "date", "counted_closing_cents", "version", "counted_by", "counted_at"}
+
+// CashCountRow returns the cash_counts row of c in org.
+func CashCountRow(org domain.ID, c CashCount) []any {
+	return []any{uuid(org), uuid(c.PropertyID), c.Date.Time(), c.CountedClosingCents, int32(c.Version), uuid(c.CountedBy), c.CountedAt}
+}
+
+// CashCountEvent returns the cash_balance_updated event RecordCashCount
+// appends for c in org (eventID: the event's id; previous: the count c
+// replaced, nil for the day's first).
+func CashCountEvent(eventID, org domain.ID, c CashCount, previous *int64) (domain.Event, error) {
+	md := domain.CashCountMetadata{Date: c.Date, CountedClosingCents: c.CountedClosingCents, AffectedReportDates: []domain.Date{c.Date}}
+	if previous != nil {
+		md.Previous = &domain.CashCountPrevious{CountedClosingCents: *previous}
+	}
+	raw, err := json.Marshal(md)
+	if err != nil {
+		return domain.Event{}, fmt.Errorf("encode event metadata: %w", err)
+	}
+	pid := c.PropertyID
+	return domain.Event{ID: eventID, Version: domain.EventVersion, Type: domain.CashBalanceUpdated, OrgID: org,
+		PropertyID: &pid, UserID: c.CountedBy, EntityType: domain.EntityCashBalance,
+		EntityID: CashCountID(org, c.PropertyID, c.Date), AggregateVersion: c.Version, Timestamp: c.CountedAt, Metadata: raw}, nil
+}

@@ -19,6 +19,7 @@ import (
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
 
@@ -27,7 +28,9 @@ import (
 var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations())
+	// reports.Migrations: cash_counts, which finance writes, was created
+	// there, and its migration stays where it ran.
+	pgtest.Main(m, &cluster, tenancy.Migrations(), eventstore.Migrations(), finance.Migrations(), idempotency.Migrations(), reports.Migrations())
 }
 
 // baseTime is where every fixture's clock starts: 12:00 in Kolkata, the

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -186,26 +185,6 @@ type yearlyOutput struct {
 	}
 }
 
-type cashCountInput struct {
-	Body struct {
-		PropertyID          string `json:"propertyId" format:"uuid"`
-		Date                string `json:"date" format:"date"`
-		CountedClosingCents int64  `json:"countedClosingCents" minimum:"0" maximum:"1000000000000000"`
-	}
-}
-
-type cashCountOutput struct {
-	ConsistencyToken string `header:"X-Consistency-Token"`
-	Body             struct {
-		PropertyID          string    `json:"propertyId" format:"uuid"`
-		Date                string    `json:"date" format:"date"`
-		CountedClosingCents int64     `json:"countedClosingCents"`
-		Version             int       `json:"version"`
-		CountedBy           string    `json:"countedBy" format:"uuid"`
-		CountedAt           time.Time `json:"countedAt"`
-	}
-}
-
 func (s *server) registerReports(api huma.API) {
 	if s.Reports == nil && s.Forward == nil {
 		return
@@ -345,29 +324,6 @@ func (s *server) registerReports(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
-		OperationID: "recordCashCount", Method: http.MethodPost, Path: "/v1/reports/cash-counts", Tags: tags,
-		Summary:       "Record the physically counted cash at a day's end (a later count for the day replaces it)",
-		DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 404, 413, 422},
-	})), func(ctx context.Context, in *cashCountInput) (*cashCountOutput, error) {
-		pid, err := parseID("body.propertyId", in.Body.PropertyID)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		d, err := requiredDate("body.date", in.Body.Date)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		c, w, err := s.Reports.RecordCashCount(ctx, h.Actor(ctx), pid, d, in.Body.CountedClosingCents)
-		if err != nil {
-			return nil, h.Problem(ctx, err)
-		}
-		out := &cashCountOutput{ConsistencyToken: s.token(ctx, w.Token)}
-		b := &out.Body
-		b.PropertyID, b.Date, b.CountedClosingCents, b.Version = c.PropertyID.String(), c.Date.String(), c.CountedClosingCents, c.Version
-		b.CountedBy, b.CountedAt = c.CountedBy.String(), c.CountedAt
-		return out, nil
-	})
 }
 
 // readOptions parses the qualifiers of a report read; the service waits

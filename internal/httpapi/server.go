@@ -146,6 +146,7 @@ func New(d Deps) http.Handler {
 	s.registerSessions(api)
 	s.registerFinance(api)
 	s.registerReports(api)
+	s.registerCashCounts(api)
 	s.registerReconciliation(api)
 	s.registerAlerts(api)
 

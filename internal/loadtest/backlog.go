@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
-	"hmp/internal/reports"
+	"hmp/internal/finance"
 )
 
 // backlog generates the events the finance service and the cash counts
@@ -336,7 +336,7 @@ func (g *backlog) cashCount() (domain.Event, bool, error) {
 	}
 	return domain.Event{
 		ID: domain.NewID(now), Version: domain.EventVersion, Type: domain.CashBalanceUpdated, OrgID: org.id, PropertyID: &pid,
-		UserID: actor, EntityType: domain.EntityCashBalance, EntityID: reports.CashCountID(org.id, p.id, key.date),
+		UserID: actor, EntityType: domain.EntityCashBalance, EntityID: finance.CashCountID(org.id, p.id, key.date),
 		AggregateVersion: c.version + 1, Timestamp: now, Metadata: raw,
 	}, true, nil
 }

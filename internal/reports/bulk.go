@@ -1,8 +1,6 @@
 package reports
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
 
@@ -14,9 +12,8 @@ import (
 // Bulk loading (hmp seed) writes a history and its projection through
 // COPY. Fold computes the projection rows with the projector's own effect
 // rules (effects, contribution), so that a seeded cash book is exactly the
-// one the projector would have built from the same events, and the
-// helpers below give the cash_counts rows and events RecordCashCount
-// writes.
+// one the projector would have built from the same events (the cash
+// counts' rows and events are finance's: finance.CashCountRow).
 
 // Fold accumulates the effect of events on the daily rows and the monthly
 // rollups of one batch of organizations. The zero value is ready to use.
@@ -95,7 +92,6 @@ var (
 	MonthlyColumns = []string{"org_id", "property_id", "month", "cash_received", "bank_received", "cash_expenses",
 		"bank_expenses", "pending_cash_received", "pending_bank_received", "pending_cash_expenses", "pending_bank_expenses",
 		"approved_count", "pending_count", "updated_at"}
-	CashCountColumns = []string{"org_id", "property_id", "date", "counted_closing_cents", "version", "counted_by", "counted_at"}
 )
 
 // Rows returns the daily and monthly rows of everything folded, in key
@@ -131,29 +127,6 @@ func (f *Fold) Rows(now time.Time) (daily, monthly [][]any) {
 			fl.PendingBankExpenses, int32(fl.ApprovedCount), int32(fl.PendingCount), now})
 	}
 	return daily, monthly
-}
-
-// CashCountRow returns the cash_counts row of c in org.
-func CashCountRow(org domain.ID, c CashCount) []any {
-	return []any{uuid(org), uuid(c.PropertyID), c.Date.Time(), c.CountedClosingCents, int32(c.Version), uuid(c.CountedBy), c.CountedAt}
-}
-
-// CashCountEvent returns the cash_balance_updated event RecordCashCount
-// appends for c in org (eventID: the event's id; previous: the count c
-// replaced, nil for the day's first).
-func CashCountEvent(eventID, org domain.ID, c CashCount, previous *int64) (domain.Event, error) {
-	md := domain.CashCountMetadata{Date: c.Date, CountedClosingCents: c.CountedClosingCents, AffectedReportDates: []domain.Date{c.Date}}
-	if previous != nil {
-		md.Previous = &domain.CashCountPrevious{CountedClosingCents: *previous}
-	}
-	raw, err := json.Marshal(md)
-	if err != nil {
-		return domain.Event{}, fmt.Errorf("encode event metadata: %w", err)
-	}
-	pid := c.PropertyID
-	return domain.Event{ID: eventID, Version: domain.EventVersion, Type: domain.CashBalanceUpdated, OrgID: org,
-		PropertyID: &pid, UserID: c.CountedBy, EntityType: domain.EntityCashBalance,
-		EntityID: CashCountID(org, c.PropertyID, c.Date), AggregateVersion: c.Version, Timestamp: c.CountedAt, Metadata: raw}, nil
 }
 
 func uuid(id domain.ID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }

@@ -27,7 +27,10 @@ import (
 var migrationFiles embed.FS
 
 // Migrations returns the schema of the tables this package owns. It
-// references tenancy's properties, so it runs after tenancy's set.
+// references tenancy's properties, so it runs after tenancy's set. It
+// also created cash_counts (00001, partitioned by 00100), which finance
+// now writes: applied migrations stay where they ran, so the table's
+// history stays here while its SQL is finance's (finance.RecordCashCount).
 func Migrations() postgres.MigrationSet {
 	sub, _ := fs.Sub(migrationFiles, "migrations")
 	return postgres.MigrationSet{Name: "reports", FS: sub, Go: []*goose.Migration{partitionMigration()}}
@@ -39,7 +42,7 @@ type Properties interface {
 	Properties(ctx context.Context, actor domain.Actor) ([]tenancy.Property, error)
 }
 
-// Service answers report queries and records cash counts.
+// Service answers report queries.
 type Service struct {
 	pool   *pgxpool.Pool
 	props  Properties

@@ -343,8 +343,8 @@ func (o *orgGen) cashCount(prop tenancy.Property, d domain.Date, dayStart time.T
 	versions := 1 + rng.IntN(10)/9
 	var prev *int64
 	for v := 1; v <= versions; v++ {
-		c := reports.CashCount{PropertyID: prop.ID, Date: d, CountedClosingCents: counted, Version: v, CountedBy: o.admin.ID, CountedAt: at}
-		ev, err := reports.CashCountEvent(id(rng, at), o.orgID, c, prev)
+		c := finance.CashCount{PropertyID: prop.ID, Date: d, CountedClosingCents: counted, Version: v, CountedBy: o.admin.ID, CountedAt: at}
+		ev, err := finance.CashCountEvent(id(rng, at), o.orgID, c, prev)
 		if err != nil {
 			return err
 		}
@@ -353,7 +353,7 @@ func (o *orgGen) cashCount(prop tenancy.Property, d domain.Date, dayStart time.T
 		}
 		o.events = append(o.events, ev)
 		if v == versions {
-			o.b.counts = append(o.b.counts, reports.CashCountRow(o.orgID, c))
+			o.b.counts = append(o.b.counts, finance.CashCountRow(o.orgID, c))
 		}
 		p := counted
 		prev = &p

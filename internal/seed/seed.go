@@ -197,7 +197,7 @@ var tables = []table{
 	{"daily_approvals", finance.DailyApprovalColumns, func(b *batch) [][]any { return b.approvals }},
 	{"events", eventstore.BulkColumns, func(b *batch) [][]any { return b.events }},
 	{"event_chain_heads", eventstore.HeadColumns, func(b *batch) [][]any { return b.heads }},
-	{"cash_counts", reports.CashCountColumns, func(b *batch) [][]any { return b.counts }},
+	{"cash_counts", finance.CashCountColumns, func(b *batch) [][]any { return b.counts }},
 	{"daily_cash_balances", reports.DailyColumns, func(b *batch) [][]any { return b.daily }},
 	{"monthly_cash_balances", reports.MonthlyColumns, func(b *batch) [][]any { return b.monthly }},
 }

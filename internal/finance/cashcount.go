@@ -1,4 +1,4 @@
-package reports
+package finance
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 )
 
 // CashCount is the physically counted cash of a property at a day's end.
+// This package owns the cash_counts table and writes it; reports folds the
+// counts' events into the cash book, and reconcile reads the table.
 type CashCount struct {
 	PropertyID          domain.ID
 	Date                domain.Date
@@ -26,11 +28,6 @@ type CashCount struct {
 	CountedAt time.Time
 }
 
-// Written describes a committed write.
-type Written struct {
-	Token domain.Token
-}
-
 // CashCountID is the entity id of a property's count on a date: the same
 // for every version of it.
 func CashCountID(org, property domain.ID, date domain.Date) domain.ID {
@@ -39,7 +36,8 @@ func CashCountID(org, property domain.ID, date domain.Date) domain.ID {
 	return domain.NameID(ns, org.String()+"/"+property.String()+"/"+date.String())
 }
 
-// RecordCashCount records (or replaces) the counted closing cash of a day.
+// RecordCashCount records (or replaces) the counted closing cash of a day:
+// a write, with its cash_balance_updated event in the same commit.
 // An ADMIN, or a MANAGER of the property, may.
 func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, counted int64) (CashCount, Written, error) {
 	now := s.now()
@@ -53,7 +51,10 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 	if err := v.Err(); err != nil {
 		return CashCount{}, Written{}, err
 	}
-	if _, _, err := s.scope(ctx, actor, &propertyID, "body.propertyId"); err != nil {
+	if _, err := s.props.Property(ctx, actor, propertyID); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return CashCount{}, Written{}, &domain.NotFoundError{Field: "body.propertyId", Value: propertyID.String(), What: "property"}
+		}
 		return CashCount{}, Written{}, err
 	}
 	c := CashCount{PropertyID: propertyID, Date: date, CountedClosingCents: counted, CountedBy: actor.UserID}
