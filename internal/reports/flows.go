@@ -98,8 +98,11 @@ type wireEvent struct {
 // message that can never be applied is a poison error.
 func decode(data []byte) (domain.Event, []change, error) {
 	var w wireEvent
-	if err := json.Unmarshal(data, &w); err != nil {
-		return domain.Event{}, nil, poison("undecodable event: %v", err)
+	if !decodeFast(data, &w) {
+		w = wireEvent{}
+		if err := json.Unmarshal(data, &w); err != nil {
+			return domain.Event{}, nil, poison("undecodable event: %v", err)
+		}
 	}
 	ev := domain.Event{ID: w.ID, Version: domain.EventVersion, Type: w.Type, OrgID: w.OrgID, PropertyID: w.PropertyID,
 		EntityType: w.EntityType, AggregateVersion: w.AggregateVersion, Timestamp: w.Timestamp, Sequence: w.Sequence}
