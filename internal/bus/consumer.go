@@ -12,6 +12,8 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/startstop"
 )
 
 // How a Handler says what became of a message it could not apply. An
@@ -116,9 +118,7 @@ type Consumer struct {
 	logger *slog.Logger
 	m      *consumerMetrics
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	base startstop.Base
 }
 
 // consumerMetrics are shared by every consumer of a registry, labelled by
@@ -197,41 +197,30 @@ func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 
 // Start consumes in the background until Stop. Safe to call twice.
 func (c *Consumer) Start(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cancel != nil {
-		return nil
-	}
-	it, err := c.subscribe(ctx)
-	if err != nil {
-		return err
-	}
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.done = make(chan struct{})
-	msgs := make(chan jetstream.Msg, c.cfg.MaxAckPending)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(msgs)
-		c.fetch(ctx, it, msgs)
+	return c.base.StartWith(ctx, func(ctx context.Context) (func(context.Context), error) {
+		it, err := c.subscribe(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) {
+			msgs := make(chan jetstream.Msg, c.cfg.MaxAckPending)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				defer close(msgs)
+				c.fetch(ctx, it, msgs)
+			})
+			for range c.cfg.Workers {
+				wg.Go(func() { c.work(ctx, msgs) })
+			}
+			wg.Wait()
+		}, nil
 	})
-	for range c.cfg.Workers {
-		wg.Go(func() { c.work(ctx, msgs) })
-	}
-	go func() { wg.Wait(); close(c.done) }()
-	return nil
 }
 
 // Stop stops fetching, lets the batches in progress finish, and waits.
 // Safe to call twice.
 func (c *Consumer) Stop() {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.cancel = nil
-	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	c.base.Stop()
 }
 
 // subscribe ensures the consumer and starts pulling from it.

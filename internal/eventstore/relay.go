@@ -15,6 +15,7 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
+	"hmp/internal/startstop"
 )
 
 // Publisher stores events on the bus in the given order and returns the
@@ -115,8 +116,7 @@ type Relay struct {
 	giveUps   prometheus.Counter
 
 	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	base   startstop.Base
 	cycled chan struct{} // closed and replaced after every cycle (tests wait on it)
 }
 
@@ -143,30 +143,13 @@ func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, logger *slog.L
 
 // Start runs the relay in the background until Stop. Safe to call twice.
 func (r *Relay) Start(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cancel != nil {
-		return nil
-	}
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.done = make(chan struct{})
-	go func() {
-		defer close(r.done)
-		r.run(ctx)
-	}()
+	r.base.Start(ctx, r.run)
 	return nil
 }
 
 // Stop ends the relay and waits for it. Safe to call twice.
 func (r *Relay) Stop() {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel = nil
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	r.base.Stop()
 }
 
 // Cycled returns a channel closed after the next completed cycle.

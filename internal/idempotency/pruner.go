@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/postgres"
+	"hmp/internal/startstop"
 )
 
 // PrunerConfig tunes the background pruning of expired keys. The zero
@@ -40,8 +41,7 @@ type Pruner struct {
 	pruned prometheus.Counter
 
 	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	base   startstop.Base
 	cycled chan struct{}
 }
 
@@ -65,30 +65,13 @@ func NewPruner(store *Store, cfg PrunerConfig, logger *slog.Logger, reg promethe
 
 // Start prunes once at once, then every Interval, until Stop.
 func (p *Pruner) Start(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cancel != nil {
-		return nil
-	}
-	ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	p.done = make(chan struct{})
-	go func() {
-		defer close(p.done)
-		p.run(ctx)
-	}()
+	p.base.Start(ctx, p.run)
 	return nil
 }
 
 // Stop ends the pruner and waits for it. Safe to call twice.
 func (p *Pruner) Stop() {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.cancel = nil
-	p.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	p.base.Stop()
 }
 
 // Cycled returns a channel closed after the next completed prune (tests).

@@ -39,7 +39,7 @@ func bucketLatency(h measure.BucketHistogram) Latency {
 		}
 		return time.Duration(sec * 1e9)
 	}
-	l := Latency{Count: uint64(h.Count), P50: d(h.Quantile(0.50)), P90: d(h.Quantile(0.90)), P99: d(h.Quantile(0.99)), P999: d(h.Quantile(0.999))}
+	l := Latency{Count: uint64(h.Count), P50: d(h.Bound(0.50)), P90: d(h.Bound(0.90)), P99: d(h.Bound(0.99)), P999: d(h.Bound(0.999))}
 	if h.Count > 0 {
 		l.Mean = d(h.Sum / h.Count)
 	}

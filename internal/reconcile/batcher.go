@@ -18,6 +18,7 @@ import (
 	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
+	"hmp/internal/startstop"
 )
 
 // Invalidate is told, after a correction commits, which reports it made
@@ -45,8 +46,7 @@ type CorrectionBatcher struct {
 	queue   map[Key]time.Time // key -> when first queued
 	kick    chan struct{}     // a full batch is waiting
 	writing sync.Mutex        // one batch written at a time
-	cancel  context.CancelFunc
-	done    chan struct{}
+	base    startstop.Base
 	flushed chan struct{} // closed and replaced after each written batch
 
 	// live holds the mode switched at run time (live.go).
@@ -141,32 +141,16 @@ func (b *CorrectionBatcher) Flushed() <-chan struct{} {
 // Start writes queued corrections in the background until Stop. Safe to
 // call twice.
 func (b *CorrectionBatcher) Start(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cancel != nil {
-		return nil
-	}
-	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	b.done = make(chan struct{})
-	go func() {
-		defer close(b.done)
-		b.loop(ctx)
-	}()
+	b.base.Start(ctx, b.loop)
 	return nil
 }
 
 // Stop stops the background writer after a last bounded attempt to write
 // what is queued. Safe to call twice.
 func (b *CorrectionBatcher) Stop() {
-	b.mu.Lock()
-	cancel, done := b.cancel, b.done
-	b.cancel = nil
-	b.mu.Unlock()
-	if cancel == nil {
+	if !b.base.Stop() {
 		return
 	}
-	cancel()
-	<-done
 	ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	if err := b.Flush(ctx); err != nil && b.Pending() > 0 {

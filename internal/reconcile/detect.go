@@ -13,6 +13,7 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
+	"hmp/internal/startstop"
 )
 
 // Detector finds drift two of the three ways (the third is `hmp reconcile
@@ -33,10 +34,9 @@ type Detector struct {
 	samples chan Key
 	found   *prometheus.CounterVec
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
-	swept  chan struct{} // closed and replaced after each sweep and each sample check
+	mu    sync.Mutex
+	base  startstop.Base
+	swept chan struct{} // closed and replaced after each sweep and each sample check
 }
 
 // NewDetector returns a stopped detector feeding batcher. reg may be nil.
@@ -86,32 +86,20 @@ func (d *Detector) signal() {
 // Start runs the sample checks and the sweep until Stop. Safe to call
 // twice.
 func (d *Detector) Start(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cancel != nil {
-		return nil
-	}
-	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	d.done = make(chan struct{})
-	since := d.now().Add(-max(d.cfg.SweepEvery, 0))
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); d.checkSamples(ctx) }()
-	go func() { defer wg.Done(); d.sweepLoop(ctx, since) }()
-	go func() { wg.Wait(); close(d.done) }()
-	return nil
+	return d.base.StartWith(ctx, func(context.Context) (func(context.Context), error) {
+		since := d.now().Add(-max(d.cfg.SweepEvery, 0))
+		return func(ctx context.Context) {
+			var wg sync.WaitGroup
+			wg.Go(func() { d.checkSamples(ctx) })
+			wg.Go(func() { d.sweepLoop(ctx, since) })
+			wg.Wait()
+		}, nil
+	})
 }
 
 // Stop stops the detector and waits. Safe to call twice.
 func (d *Detector) Stop() {
-	d.mu.Lock()
-	cancel, done := d.cancel, d.done
-	d.cancel = nil
-	d.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	d.base.Stop()
 }
 
 // checkSamples checks the sampled keys, those waiting together in one

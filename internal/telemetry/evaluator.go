@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/startstop"
 )
 
 // Alert states.
@@ -77,9 +79,7 @@ type Evaluator struct {
 	subs    map[int]chan Change
 	nextSub int
 
-	run    sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	base startstop.Base
 }
 
 type evalMetrics struct {
@@ -118,15 +118,10 @@ func (e *Evaluator) Config() Config { return e.cfg }
 
 // Start evaluates every interval until Stop. Safe to call twice.
 func (e *Evaluator) Start(ctx context.Context) error {
-	e.run.Lock()
-	defer e.run.Unlock()
-	if e.cancel != nil || e.cfg.Interval < 0 {
+	if e.cfg.Interval < 0 {
 		return nil
 	}
-	ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	e.done = make(chan struct{})
-	go func() {
-		defer close(e.done)
+	e.base.Start(ctx, func(ctx context.Context) {
 		t := time.NewTicker(e.cfg.Interval)
 		defer t.Stop()
 		for {
@@ -139,20 +134,16 @@ func (e *Evaluator) Start(ctx context.Context) error {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	return nil
 }
 
 // Stop ends the evaluations and closes every subscription. Safe to call
 // twice.
 func (e *Evaluator) Stop() {
-	e.run.Lock()
-	defer e.run.Unlock()
-	if e.cancel == nil {
+	if !e.base.Stop() {
 		return
 	}
-	e.cancel()
-	<-e.done
 	e.mu.Lock()
 	for id, ch := range e.subs {
 		close(ch)

@@ -6,6 +6,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"regexp"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"hmp/internal/measure"
 )
 
 // An Expr is a small subset of PromQL that renders itself as PromQL (for
@@ -370,45 +373,15 @@ func (q Quantile) eval(c *evalContext) vector {
 	return out
 }
 
-// bucketQuantile is Prometheus's interpolation within cumulative buckets.
+// bucketQuantile is Prometheus's interpolation within cumulative buckets
+// (measure's, shared with the dashboard and the load tests).
 func bucketQuantile(q float64, buckets []bucket) float64 {
-	slices.SortFunc(buckets, func(a, b bucket) int {
-		switch {
-		case a.upper < b.upper:
-			return -1
-		case a.upper > b.upper:
-			return 1
-		}
-		return 0
-	})
-	if len(buckets) < 2 || !math.IsInf(buckets[len(buckets)-1].upper, 1) {
-		return math.NaN()
+	slices.SortFunc(buckets, func(a, b bucket) int { return cmp.Compare(a.upper, b.upper) })
+	h := measure.BucketHistogram{Bounds: make([]float64, len(buckets)), Cumulative: make([]float64, len(buckets))}
+	for i, b := range buckets {
+		h.Bounds[i], h.Cumulative[i] = b.upper, b.count
 	}
-	for i := 1; i < len(buckets); i++ { // rates of cumulative counts can wobble
-		buckets[i].count = math.Max(buckets[i].count, buckets[i-1].count)
-	}
-	total := buckets[len(buckets)-1].count
-	if total == 0 || math.IsNaN(total) {
-		return math.NaN()
-	}
-	rank := q * total
-	b := sort.Search(len(buckets)-1, func(i int) bool { return buckets[i].count >= rank })
-	if b == len(buckets)-1 {
-		return buckets[len(buckets)-2].upper
-	}
-	if b == 0 && buckets[0].upper <= 0 {
-		return buckets[0].upper
-	}
-	start, end, count := 0.0, buckets[b].upper, buckets[b].count
-	if b > 0 {
-		start = buckets[b-1].upper
-		count -= buckets[b-1].count
-		rank -= buckets[b-1].count
-	}
-	if count == 0 {
-		return end
-	}
-	return start + (end-start)*(rank/count)
+	return h.Quantile(q)
 }
 
 // PromDuration renders d as a Prometheus duration (1h30m, 15s, 250ms).

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/startstop"
 )
 
 // PoolCollector exports a pgxpool's statistics at every scrape, labelled
@@ -85,9 +87,7 @@ type Sampler struct {
 	mu     sync.Mutex
 	values []float64
 	read   []bool
-	cancel context.CancelFunc
-	done   chan struct{}
-	runMu  sync.Mutex
+	base   startstop.Base
 }
 
 // NewSampler returns a stopped sampler of probes every interval (default
@@ -156,15 +156,7 @@ func (s *Sampler) Sample(ctx context.Context) {
 
 // Start samples every interval until Stop. Safe to call twice.
 func (s *Sampler) Start(ctx context.Context) error {
-	s.runMu.Lock()
-	defer s.runMu.Unlock()
-	if s.cancel != nil {
-		return nil
-	}
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
+	s.base.Start(ctx, func(ctx context.Context) {
 		t := time.NewTicker(s.interval)
 		defer t.Stop()
 		for {
@@ -175,20 +167,13 @@ func (s *Sampler) Start(ctx context.Context) error {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	return nil
 }
 
 // Stop ends the sampling. Safe to call twice.
 func (s *Sampler) Stop() {
-	s.runMu.Lock()
-	defer s.runMu.Unlock()
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	<-s.done
-	s.cancel = nil
+	s.base.Stop()
 }
 
 // dbStats reads the current database's lock figures in one round trip.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"hmp/internal/measure"
 )
 
 // Sample is one point of every chart, and the alerts and settings then.
@@ -216,35 +218,23 @@ func addHistogram(h histogram, m *dto.Histogram) {
 }
 
 // quantile estimates quantile q of the observations between prev and cur
-// (interpolating within the bucket, as Prometheus' histogram_quantile
-// does); nil when there were none.
+// as Prometheus' histogram_quantile does (measure's); nil when there were
+// none.
 func quantile(cur, prev histogram, q float64) *float64 {
-	bounds := make([]float64, 0, len(cur))
+	if cur[math.Inf(1)]-prev[math.Inf(1)] <= 0 { // none, or a restart between the samples
+		return nil
+	}
+	var d measure.BucketHistogram
 	for b := range cur {
-		bounds = append(bounds, b)
+		d.Bounds = append(d.Bounds, b)
 	}
-	sort.Float64s(bounds)
-	if len(bounds) == 0 {
+	sort.Float64s(d.Bounds)
+	for _, b := range d.Bounds {
+		d.Cumulative = append(d.Cumulative, cur[b]-prev[b])
+	}
+	v := d.Quantile(q)
+	if math.IsNaN(v) {
 		return nil
 	}
-	total := cur[math.Inf(1)] - prev[math.Inf(1)]
-	if total <= 0 {
-		return nil
-	}
-	rank := q * total
-	lower, below := 0.0, 0.0
-	for _, b := range bounds {
-		n := cur[b] - prev[b]
-		if n >= rank {
-			if math.IsInf(b, 1) {
-				return ptr(lower) // past the last finite bound: its bound
-			}
-			if n == below {
-				return ptr(b)
-			}
-			return ptr(lower + (b-lower)*(rank-below)/(n-below))
-		}
-		lower, below = b, n
-	}
-	return ptr(lower)
+	return ptr(v)
 }
