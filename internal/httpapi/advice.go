@@ -24,7 +24,7 @@ func (s *server) registerAdvice(api huma.API) {
 	if s.IndexAdvice == nil {
 		return
 	}
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "index-advice", Method: http.MethodGet, Path: "/v1/admin/index-advice",
 		Summary:     "Indexes the slowest statements need, each proven by a hypothetical index",
 		Description: "Explains the top statements of pg_stat_statements and the slow statements the query tracer kept (with their arguments), derives candidate indexes from their filters and sorts, and lists those whose hypothetical index (hypopg) lowers the statement's estimated cost, best first. 503 when the database has no hypopg.",
@@ -32,10 +32,12 @@ func (s *server) registerAdvice(api huma.API) {
 	}), func(ctx context.Context, in *adviceInput) (*adviceOutput, error) {
 		rep, err := s.IndexAdvice(ctx, in.Top)
 		if errors.Is(err, advisor.ErrNoHypoPG) {
-			return nil, huma.Error503ServiceUnavailable(err.Error())
+			// The sentinel's own sentence (how to install hypopg), not the
+			// text of whatever wraps it.
+			return nil, huma.Error503ServiceUnavailable(advisor.ErrNoHypoPG.Error())
 		}
 		if err != nil {
-			return nil, s.help.Problem(ctx, err)
+			return nil, err
 		}
 		return &adviceOutput{Body: rep}, nil
 	})

@@ -39,7 +39,7 @@ func (s *server) registerAlerts(api huma.API) {
 	if s.Alerts == nil {
 		return
 	}
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "list-alerts", Method: http.MethodGet, Path: "/v1/admin/alerts",
 		Summary: "Alerts of the built-in evaluator: pending, firing and recently resolved (OPERATOR)",
 		Errors:  []int{401},
@@ -48,7 +48,7 @@ func (s *server) registerAlerts(api huma.API) {
 		out.Body.Alerts = s.Alerts.Alerts()
 		return out, nil
 	})
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "ack-alert", Method: http.MethodPost, Path: "/v1/admin/alerts/{id}/ack",
 		Summary: "Acknowledge an alert: an operator is on it (OPERATOR)",
 		Errors:  []int{400, 401, 404, 422},

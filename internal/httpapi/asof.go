@@ -15,15 +15,15 @@ func (s *server) dailyReportAsOf(ctx context.Context, pid domain.ID, d domain.Da
 	h := s.help
 	asOf, err := time.Parse(time.RFC3339Nano, in.AsOf)
 	if err != nil {
-		return nil, h.Problem(ctx, domain.Invalid("query.asOf", "must be an RFC 3339 timestamp", in.AsOf))
+		return nil, domain.Invalid("query.asOf", "must be an RFC 3339 timestamp", in.AsOf)
 	}
 	r, err := s.Reports.DailyReportAsOf(ctx, h.Actor(ctx), pid, d, asOf, in.IncludePending)
 	if err != nil {
-		return nil, h.Problem(ctx, err)
+		return nil, err
 	}
 	body, err := encodeDaily(pid)(r)
 	if err != nil {
-		return nil, h.Problem(ctx, err)
+		return nil, err
 	}
 	return s.rawJSON(body), nil
 }

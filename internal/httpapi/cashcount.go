@@ -36,22 +36,22 @@ func (s *server) registerCashCounts(api huma.API) {
 		return
 	}
 	h := s.help
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, h, Retryable(Secured(huma.Operation{
 		OperationID: "recordCashCount", Method: http.MethodPost, Path: "/v1/reports/cash-counts", Tags: []string{"reports"},
 		Summary:       "Record the physically counted cash at a day's end (a later count for the day replaces it)",
 		DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 404, 413, 422},
 	})), func(ctx context.Context, in *cashCountInput) (*cashCountOutput, error) {
 		pid, err := parseID("body.propertyId", in.Body.PropertyID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		d, err := requiredDate("body.date", in.Body.Date)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		c, w, err := s.Finance.RecordCashCount(ctx, h.Actor(ctx), pid, d, in.Body.CountedClosingCents)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &cashCountOutput{ConsistencyToken: s.token(ctx, w.Token)}
 		b := &out.Body

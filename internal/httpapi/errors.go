@@ -12,9 +12,16 @@ import (
 	"hmp/internal/domain"
 )
 
-// Problem maps an error of the domain model to its problem+json answer.
-// Server errors are logged with the request id; client errors are not.
+// Problem maps an error of the domain model to its problem+json answer;
+// register calls it for every handler, so handlers only return errors. An
+// error that is an answer already (a huma error) is returned as it is.
+// Server errors are logged with the request id; client errors are not. A
+// 500 never shows the error's text: its detail is a fixed sentence with
+// the request id, which finds the logged error.
 func (h *Helpers) Problem(ctx context.Context, err error) error {
+	if isStatusError(err) {
+		return err
+	}
 	var (
 		verr  *domain.ValidationError
 		nferr *domain.NotFoundError
@@ -52,7 +59,16 @@ func (h *Helpers) Problem(ctx context.Context, err error) error {
 		return huma.ErrorWithHeaders(huma.Error503ServiceUnavailable("request canceled"), http.Header{"Retry-After": {"1"}})
 	}
 	h.logger.Error("http_internal_error", "error", err.Error(), "request_id", RequestID(ctx), "org_id", orgOf(ctx))
-	return huma.Error500InternalServerError("internal error")
+	return huma.Error500InternalServerError(internalError(ctx))
+}
+
+// internalError is the detail of a 500: a fixed sentence and the request
+// id (also in the X-Request-Id header) under which the cause is logged.
+func internalError(ctx context.Context) string {
+	if id := RequestID(ctx); id != "" {
+		return "internal error (request id " + id + ")"
+	}
+	return "internal error"
 }
 
 // message returns the caller-facing text of a domain error: what follows

@@ -208,46 +208,46 @@ func (s *server) registerFinance(api huma.API) {
 	h := s.help
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
-		huma.Register(api, Retryable(Secured(huma.Operation{
+		register(api, s.help, Retryable(Secured(huma.Operation{
 			OperationID: verb + "DeletionRequest", Method: http.MethodPost, Path: "/v1/finance/deletion-requests/{id}/" + verb,
 			Tags: []string{"finance"}, Summary: verb + " a manager's deletion request (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 422},
 		})), func(ctx context.Context, in *idInput) (*decisionOutput, error) {
 			id, err := parseID("path.id", in.ID)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			r, w, err := s.Finance.DecideDeletion(ctx, h.Actor(ctx), id, approve)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			out := &decisionOutput{ConsistencyToken: s.token(ctx, w.Token)}
 			out.Body.ID, out.Body.Status = r.ID.String(), string(r.Status)
 			return out, nil
 		})
 	}
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "grantDailyApproval", Method: http.MethodPost, Path: "/v1/finance/daily-approvals", Tags: []string{"finance"},
 		Summary: "Let a manager add rows on a date although older rows of theirs are pending (ADMIN)", DefaultStatus: http.StatusCreated,
 		Errors: []int{400, 401, 403, 404, 409, 422},
 	})), func(ctx context.Context, in *dailyApprovalInput) (*dailyApprovalOutput, error) {
 		mid, err := parseID("body.managerUserId", in.Body.ManagerUserID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		d, err := domain.ParseDate(in.Body.Date)
 		if err != nil {
-			return nil, h.Problem(ctx, domain.Invalid("body.date", "must be a date YYYY-MM-DD", in.Body.Date))
+			return nil, domain.Invalid("body.date", "must be a date YYYY-MM-DD", in.Body.Date)
 		}
 		a, w, err := s.Finance.GrantDailyApproval(ctx, h.Actor(ctx), mid, d)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &dailyApprovalOutput{ConsistencyToken: s.token(ctx, w.Token)}
 		out.Body.ID, out.Body.ManagerUserID, out.Body.Date = a.ID.String(), a.ManagerUserID.String(), a.Date.String()
 		out.Body.GrantedBy, out.Body.GrantedAt = a.GrantedBy.String(), a.GrantedAt
 		return out, nil
 	})
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "listEvents", Method: http.MethodGet, Path: "/v1/finance/events", Tags: []string{"finance"},
 		Summary: "Event history (audit trail), oldest first", Errors: []int{400, 401, 404, 422},
 	}), func(ctx context.Context, in *eventsInput) (*eventsOutput, error) {
@@ -262,34 +262,34 @@ func (s *server) listEvents(ctx context.Context, in *eventsInput) (*eventsOutput
 	var err error
 	if in.EntityID != "" {
 		if q.EntityID, err = parseID("query.entityId", in.EntityID); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 	}
 	if in.Cursor != "" {
 		if q.After, err = strconv.ParseInt(in.Cursor, 10, 64); err != nil || q.After < 0 {
-			return nil, h.Problem(ctx, domain.Invalid("query.cursor", "is not a cursor this API returned", in.Cursor))
+			return nil, domain.Invalid("query.cursor", "is not a cursor this API returned", in.Cursor)
 		}
 	}
 	if in.PropertyID != "" {
 		if q.PropertyID, err = parseID("query.propertyId", in.PropertyID); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		if _, err := s.Tenancy.Property(ctx, actor, q.PropertyID); err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
 				err = &domain.NotFoundError{Field: "query.propertyId", Value: in.PropertyID, What: "property"}
 			}
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 	} else if !actor.IsAdmin() {
 		u, err := s.Tenancy.User(ctx, actor.OrgID, actor.UserID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		q.OnlyProperties = u.PropertyIDs
 	}
 	events, next, err := s.Events.List(ctx, q)
 	if err != nil {
-		return nil, h.Problem(ctx, err)
+		return nil, err
 	}
 	out := &eventsOutput{}
 	out.Body.Items = make([]eventBody, len(events))
@@ -328,7 +328,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 	base := "/v1/finance/" + plural
 	tags := []string{"finance"}
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "create" + string(kind), Method: http.MethodPost, Path: base, Tags: tags, DefaultStatus: http.StatusCreated,
 		Summary: "Record a " + string(kind) + " (approved when an ADMIN creates it, pending for a MANAGER)",
 		Errors:  []int{400, 401, 404, 409, 413, 422},
@@ -336,16 +336,16 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		actor := h.Actor(ctx)
 		input, err := toInput(&in.Body)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		t, w, err := s.Finance.Create(ctx, actor, kind, input)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "list" + string(kind), Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "List " + plural + ", newest business date first", Errors: []int{400, 401, 404, 422},
 	}), func(ctx context.Context, in *listInput) (*listOutput, error) {
@@ -353,18 +353,18 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		var err error
 		if in.PropertyID != "" {
 			if f.PropertyID, err = parseID("query.propertyId", in.PropertyID); err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 		}
 		if f.StartDate, err = optionalDate("query.startDate", in.StartDate); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		if f.EndDate, err = optionalDate("query.endDate", in.EndDate); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		items, next, err := s.Finance.List(ctx, h.Actor(ctx), kind, f)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &listOutput{}
 		out.Body.Items = make([]transactionBody, len(items))
@@ -377,41 +377,41 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "get" + string(kind), Method: http.MethodGet, Path: base + "/{id}", Tags: tags,
 		Summary: "Read one " + string(kind), Errors: []int{400, 401, 404, 422},
 	}), func(ctx context.Context, in *idInput) (*transactionOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		t, err := s.Finance.Get(ctx, h.Actor(ctx), kind, id)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &transactionOutput{ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "update" + string(kind), Method: http.MethodPatch, Path: base + "/{id}", Tags: tags,
 		Summary: "Change a " + string(kind) + " (a MANAGER's edit puts it back to pending)", Errors: []int{400, 401, 404, 409, 412, 413, 422},
 	})), func(ctx context.Context, in *patchInput) (*transactionOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		p, err := toPatch(kind, in.Body)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		t, w, err := s.Finance.UpdateIf(ctx, h.Actor(ctx), kind, id, p, finance.ParseIfMatch(in.IfMatch))
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "delete" + string(kind), Method: http.MethodDelete, Path: base + "/{id}", Tags: tags,
 		Summary: "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
 		Errors:  []int{400, 401, 404, 409, 412, 422},
@@ -422,11 +422,11 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 	})), func(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		deleted, reqID, w, err := s.Finance.DeleteIf(ctx, h.Actor(ctx), kind, id, finance.ParseIfMatch(in.IfMatch))
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &deleteOutput{Status: http.StatusNoContent, ConsistencyToken: s.token(ctx, w.Token)}
 		if !deleted {
@@ -440,17 +440,17 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
-		huma.Register(api, Retryable(Secured(huma.Operation{
+		register(api, s.help, Retryable(Secured(huma.Operation{
 			OperationID: verb + string(kind), Method: http.MethodPost, Path: base + "/{id}/" + verb, Tags: tags,
 			Summary: verb + " a pending " + string(kind) + " (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 412, 422},
 		})), func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
 			actor := h.Actor(ctx)
 			if !actor.IsAdmin() {
-				return nil, h.Problem(ctx, domain.ErrForbidden)
+				return nil, domain.ErrForbidden
 			}
 			id, err := parseID("path.id", in.ID)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			notes := ""
 			if in.Body != nil {
@@ -458,7 +458,7 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			}
 			t, w, err := s.Finance.ReviewIf(ctx, actor, kind, id, approve, notes, finance.ParseIfMatch(in.IfMatch))
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
 		})

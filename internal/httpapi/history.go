@@ -63,18 +63,18 @@ func toHistoryState(s *domain.TransactionState) *historyState {
 func (s *server) registerHistory(api huma.API) {
 	h := s.help
 	for kind, plural := range map[domain.Kind]string{domain.Revenue: "revenues", domain.Expense: "expenses"} {
-		huma.Register(api, Secured(huma.Operation{
+		register(api, s.help, Secured(huma.Operation{
 			OperationID: "history" + string(kind), Method: http.MethodGet, Path: "/v1/finance/" + plural + "/{id}/history",
 			Tags: []string{"finance"}, Summary: "Audit trail of one " + string(kind) + ": who changed what, before and after, oldest first",
 			Errors: []int{400, 401, 404, 422},
 		}), func(ctx context.Context, in *idInput) (*historyOutput, error) {
 			id, err := parseID("path.id", in.ID)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			changes, err := s.Finance.History(ctx, h.Actor(ctx), kind, id)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			out := &historyOutput{}
 			out.Body.Items = make([]historyEntry, len(changes))

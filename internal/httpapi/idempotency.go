@@ -127,7 +127,7 @@ func (s *server) writeError(api huma.API, ctx huma.Context, err error) {
 	perr := s.help.Problem(ctx.Context(), err)
 	var se huma.StatusError
 	if !errors.As(perr, &se) {
-		se = huma.Error500InternalServerError("internal error")
+		se = huma.Error500InternalServerError(internalError(ctx.Context()))
 	}
 	var he huma.HeadersError
 	if errors.As(perr, &he) {

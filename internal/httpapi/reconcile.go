@@ -70,7 +70,7 @@ func (s *server) registerReconciliation(api huma.API) {
 	}
 	h := s.help
 	tags := []string{"reports"}
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "reconcile", Method: http.MethodPost, Path: "/v1/reports/reconciliation", Tags: tags,
 		DefaultStatus: http.StatusAccepted,
 		Summary:       "Start recomputing the cash book from the transactions in the background (ADMIN); poll the job",
@@ -79,42 +79,42 @@ func (s *server) registerReconciliation(api huma.API) {
 	})), func(ctx context.Context, in *reconcileInput) (*reconcileJobOutput, error) {
 		actor := h.Actor(ctx)
 		if !actor.IsAdmin() {
-			return nil, h.Problem(ctx, domain.ErrForbidden)
+			return nil, domain.ErrForbidden
 		}
 		var pid *domain.ID
 		if in.Body != nil && in.Body.PropertyID != "" {
 			id, err := parseID("body.propertyId", in.Body.PropertyID)
 			if err != nil {
-				return nil, h.Problem(ctx, err)
+				return nil, err
 			}
 			if _, err := s.properties().Property(ctx, actor, id); err != nil {
-				return nil, h.Problem(ctx, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"})
+				return nil, &domain.NotFoundError{Field: "body.propertyId", Value: id.String(), What: "property"}
 			}
 			pid = &id
 		}
 		job, err := s.Reconciliation.Submit(ctx, actor.OrgID, pid)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &reconcileJobOutput{Location: "/v1/reports/reconciliation/" + job.ID.String(), Body: jobBody(job)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "reconciliationJob", Method: http.MethodGet, Path: "/v1/reports/reconciliation/{id}", Tags: tags,
 		Summary: "A reconciliation job: running, done with its mismatches, or failed (ADMIN)",
 		Errors:  []int{400, 401, 403, 404, 422},
 	}), func(ctx context.Context, in *reconcileJobInput) (*reconcileJobOutput, error) {
 		actor := h.Actor(ctx)
 		if !actor.IsAdmin() {
-			return nil, h.Problem(ctx, domain.ErrForbidden)
+			return nil, domain.ErrForbidden
 		}
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		job, err := s.Reconciliation.Get(ctx, actor.OrgID, id)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &reconcileJobOutput{Body: jobBody(job)}, nil
 	})

@@ -50,13 +50,13 @@ func (s *server) registerSettings(api huma.API) {
 	if s.Settings == nil {
 		return
 	}
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "getSettings", Method: http.MethodGet, Path: "/v1/admin/settings",
 		Summary: "The scaling settings in force on this instance, and their profile",
 	}), func(ctx context.Context, _ *struct{}) (*settingsOutput, error) {
 		return &settingsOutput{Body: s.Settings.Current()}, nil
 	})
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "putSettings", Method: http.MethodPut, Path: "/v1/admin/settings",
 		Summary: "Switch a profile or single knobs, live, on every instance",
 		Description: "Nil fields keep their value: the named profile's when profile is given, else the value in force. " +
@@ -78,18 +78,19 @@ func (s *server) registerSettings(api huma.API) {
 			return nil, huma.Error422UnprocessableEntity("invalid settings", details...)
 		case err != nil:
 			s.Logger.Error("settings_update_failed", "request_id", RequestID(ctx), "error", err.Error())
-			return nil, huma.Error503ServiceUnavailable("the settings could not be changed: " + err.Error())
+			return nil, huma.Error503ServiceUnavailable("the settings could not be changed; retry shortly (request id " + RequestID(ctx) + ")")
 		}
 		return &settingsOutput{Body: st}, nil
 	})
-	huma.Register(api, AdminSecured(huma.Operation{
+	register(api, s.help, AdminSecured(huma.Operation{
 		OperationID: "getSettingsHistory", Method: http.MethodGet, Path: "/v1/admin/settings/history",
 		Summary: "Who changed the settings, from where, when, before and after",
 		Errors:  []int{401, 503},
 	}), func(ctx context.Context, _ *struct{}) (*settingsHistoryOutput, error) {
 		h, err := s.Settings.History(ctx)
 		if err != nil {
-			return nil, huma.Error503ServiceUnavailable("the settings history could not be read: " + err.Error())
+			s.Logger.Error("settings_history_failed", "request_id", RequestID(ctx), "error", err.Error())
+			return nil, huma.Error503ServiceUnavailable("the settings history could not be read; retry shortly (request id " + RequestID(ctx) + ")")
 		}
 		out := &settingsHistoryOutput{}
 		out.Body.Changes = h

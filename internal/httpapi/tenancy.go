@@ -109,7 +109,7 @@ type propertiesOutput struct {
 
 func (s *server) registerTenancy(api huma.API) {
 	h := s.help
-	huma.Register(api, huma.Operation{
+	register(api, s.help, huma.Operation{
 		OperationID: "signup", Method: http.MethodPost, Path: "/v1/auth/signup", Tags: []string{"auth"},
 		Summary: "Create an organization and its first ADMIN", DefaultStatus: http.StatusCreated,
 		Errors: []int{400, 409, 422, 429},
@@ -117,18 +117,18 @@ func (s *server) registerTenancy(api huma.API) {
 		org, user, err := s.Tenancy.Signup(ctx, tenancy.SignupInput{OrgName: in.Body.OrgName, Email: in.Body.Email,
 			Password: in.Body.Password, DisplayName: in.Body.DisplayName})
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		token, exp, err := s.Tokens.Issue(domain.Actor{OrgID: org.ID, UserID: user.ID, Role: user.Role})
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &signupOutput{}
 		out.Body.OrgID, out.Body.UserID, out.Body.AccessToken, out.Body.ExpiresAt = org.ID.String(), user.ID.String(), token, exp
 		return out, nil
 	})
 
-	huma.Register(api, huma.Operation{
+	register(api, s.help, huma.Operation{
 		OperationID: "login", Method: http.MethodPost, Path: "/v1/auth/login", Tags: []string{"auth"},
 		Summary: "Exchange email and password for an access token", Errors: []int{400, 401, 422, 429},
 	}, func(ctx context.Context, in *loginInput) (*loginOutput, error) {
@@ -137,74 +137,74 @@ func (s *server) registerTenancy(api huma.API) {
 		}
 		user, err := s.Tenancy.Authenticate(ctx, in.Body.Email, in.Body.Password)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		token, exp, err := s.Tokens.Issue(domain.Actor{OrgID: user.OrgID, UserID: user.ID, Role: user.Role})
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &loginOutput{}
 		out.Body.AccessToken, out.Body.ExpiresAt = token, exp
 		return out, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "createUser", Method: http.MethodPost, Path: "/v1/users", Tags: []string{"users"},
 		Summary: "Add a user to the caller's organization (ADMIN)", DefaultStatus: http.StatusCreated,
 		Errors: []int{400, 401, 403, 404, 409, 422},
 	})), func(ctx context.Context, in *createUserInput) (*userOutput, error) {
 		ids, err := parseIDs("body.propertyIds", in.Body.PropertyIDs)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		u, err := s.Tenancy.CreateUser(ctx, h.Actor(ctx), tenancy.CreateUserInput{Email: in.Body.Email, Password: in.Body.Password,
 			DisplayName: in.Body.DisplayName, Role: domain.Role(in.Body.Role), PropertyIDs: ids})
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &userOutput{Body: toUserBody(u)}, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "setUserProperties", Method: http.MethodPut, Path: "/v1/users/{id}/properties", Tags: []string{"users"},
 		Summary: "Replace the properties a MANAGER is assigned to (ADMIN)", Errors: []int{400, 401, 403, 404, 422},
 	})), func(ctx context.Context, in *setPropertiesInput) (*setPropertiesOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		ids, err := parseIDs("body.propertyIds", in.Body.PropertyIDs)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		u, err := s.Tenancy.SetUserProperties(ctx, h.Actor(ctx), id, ids)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &setPropertiesOutput{}
 		out.Body.ID, out.Body.PropertyIDs = u.ID.String(), idStrings(u.PropertyIDs)
 		return out, nil
 	})
 
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "createProperty", Method: http.MethodPost, Path: "/v1/properties", Tags: []string{"properties"},
 		Summary: "Add a property (ADMIN)", DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 422},
 	})), func(ctx context.Context, in *createPropertyInput) (*propertyOutput, error) {
 		p, err := s.Tenancy.CreateProperty(ctx, h.Actor(ctx), tenancy.PropertyInput{Name: in.Body.Name, Type: in.Body.Type,
 			Timezone: in.Body.Timezone, Currency: in.Body.Currency})
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return &propertyOutput{Body: toPropertyBody(p)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "listProperties", Method: http.MethodGet, Path: "/v1/properties", Tags: []string{"properties"},
 		Summary: "Properties the caller may see (a MANAGER: the assigned ones)", Errors: []int{401},
 	}), func(ctx context.Context, _ *struct{}) (*propertiesOutput, error) {
 		props, err := s.Tenancy.Properties(ctx, h.Actor(ctx))
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &propertiesOutput{}
 		out.Body.Items = make([]propertyBody, len(props))

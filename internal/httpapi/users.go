@@ -24,7 +24,7 @@ type patchUserInput struct {
 // (2 s) on every other.
 func (s *server) registerSessions(api huma.API) {
 	h := s.help
-	huma.Register(api, Retryable(Secured(huma.Operation{
+	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "patchUser", Method: http.MethodPatch, Path: "/v1/users/{id}", Tags: []string{"users"},
 		Summary: "Change a user's role or disable them (ADMIN)",
 		Description: "A disabled user cannot log in and their tokens stop working, and a role change takes effect, " +
@@ -33,7 +33,7 @@ func (s *server) registerSessions(api huma.API) {
 	})), func(ctx context.Context, in *patchUserInput) (*userOutput, error) {
 		id, err := parseID("path.id", in.ID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		var p tenancy.UserPatch
 		if in.Body.Role != nil {
@@ -44,13 +44,13 @@ func (s *server) registerSessions(api huma.API) {
 		actor := h.Actor(ctx)
 		u, err := s.Tenancy.UpdateUser(ctx, actor, id, p)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		s.Tokens.Forget(actor.OrgID, id)
 		return &userOutput{Body: toUserBody(u)}, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "logout", Method: http.MethodPost, Path: "/v1/auth/logout", Tags: []string{"auth"},
 		Summary: "Revoke the token of this request", DefaultStatus: http.StatusNoContent,
 		Description: "The token stops working within 5 s on every instance (at once on this one).",
@@ -58,10 +58,10 @@ func (s *server) registerSessions(api huma.API) {
 	}), func(ctx context.Context, _ *struct{}) (*struct{}, error) {
 		sess, ok := session(ctx)
 		if !ok {
-			return nil, h.Problem(ctx, domain.ErrUnauthenticated)
+			return nil, domain.ErrUnauthenticated
 		}
 		if err := s.Tokens.Revoke(ctx, sess); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return nil, nil
 	})
