@@ -2,93 +2,20 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"os"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"hmp/internal/postgres"
+	"hmp/internal/postgres/pgtest"
 )
 
-// startOwn starts a cluster of the test's own (the shared one must not be
-// frozen), stopped and removed when the test ends.
-func startOwn(t *testing.T) *postgres.Local {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hmp-hosts-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l, err := postgres.StartLocal(context.Background(), postgres.LocalConfig{Dir: dir, Ephemeral: true, NoStatStatements: true})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = l.Stop()
-		_ = os.RemoveAll(dir)
-	})
-	return l
-}
-
-func run(t *testing.T, dbURL string, sql ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range sql {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
-// twoHosts starts a primary (a) and a second cluster (b) that is read-only
-// until promoted, with the same credentials, and returns a multi-host URL
-// naming a first.
-type twoHosts struct {
-	a, b *postgres.Local
-	url  string
-	bURL string // b alone, with a's password (b's since the start)
-}
-
-func startTwoHosts(t *testing.T) twoHosts {
-	t.Helper()
-	a, b := startOwn(t), startOwn(t)
-	au, err := url.Parse(a.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	password, _ := au.User.Password()
-	for _, l := range []*postgres.Local{a, b} {
-		run(t, l.URL(), `CREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())`)
-	}
-	run(t, b.URL(), fmt.Sprintf(`ALTER ROLE hmp PASSWORD '%s'`, password),
-		`ALTER SYSTEM SET default_transaction_read_only = on`, `SELECT pg_reload_conf()`)
-	u := fmt.Sprintf("postgres://%s@%s,%s%s?sslmode=disable&target_session_attrs=read-write",
-		au.User.String(), a.Addr(), b.Addr(), au.Path)
-	bu, err := url.Parse(b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bu.User = au.User
-	return twoHosts{a: a, b: b, url: u, bURL: bu.String()}
-}
-
-// promote makes b writable, as a promotion would.
-func (h twoHosts) promote(t *testing.T) {
-	run(t, h.bURL, `SET default_transaction_read_only = off`,
-		`ALTER SYSTEM SET default_transaction_read_only = off`, `SELECT pg_reload_conf()`)
-}
+// writesSet is the one table these tests write to.
+var writesSet = postgres.MigrationSet{Name: "hoststest", FS: fstest.MapFS{
+	"00001_writes.sql": {Data: []byte("-- +goose Up\nCREATE TABLE writes (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());\n")},
+}}
 
 // write inserts a row and returns the port of the server that took it.
 func write(ctx context.Context, db interface {
@@ -99,17 +26,6 @@ func write(ctx context.Context, db interface {
 	return port, err
 }
 
-func portOf(t *testing.T, l *postgres.Local) int {
-	t.Helper()
-	u, err := url.Parse(l.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p int
-	fmt.Sscan(u.Port(), &p)
-	return p
-}
-
 // A frozen primary (SIGSTOP: connections accepted, never answered) must
 // not stall writes: each attempt (a request's deadline) gives up on it
 // within the connect timeout, pooled connections to it are dropped once
@@ -118,13 +34,13 @@ func portOf(t *testing.T, l *postgres.Local) int {
 // first host and the test's deadline passes.
 func TestFrozenPrimaryDoesNotStallWrites(t *testing.T) {
 	t.Parallel()
-	h := startTwoHosts(t)
+	h := pgtest.StartTwoHosts(t, writesSet)
 	ctx := context.Background()
-	hosts, err := postgres.NewHosts(h.url, postgres.HostsConfig{Interval: 200 * time.Millisecond})
+	hosts, err := postgres.NewHosts(h.URL, postgres.HostsConfig{Interval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := postgres.Open(ctx, h.url, postgres.PoolConfig{MaxConns: 4, MinConns: 2, Hosts: hosts})
+	pool, err := postgres.Open(ctx, h.URL, postgres.PoolConfig{MaxConns: 4, MinConns: 2, Hosts: hosts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +49,11 @@ func TestFrozenPrimaryDoesNotStallWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(hosts.Stop)
-	if port, err := write(ctx, pool); err != nil || port != portOf(t, h.a) {
-		t.Fatalf("first write on port %d (%v), want the first host %d", port, err, portOf(t, h.a))
+	if port, err := write(ctx, pool); err != nil || port != pgtest.Port(t, h.A) {
+		t.Fatalf("first write on port %d (%v), want the first host %d", port, err, pgtest.Port(t, h.A))
 	}
-	h.a.Freeze()
-	t.Cleanup(h.a.Thaw) // before its Stop (cleanups run last first)
-	h.promote(t)
+	h.A.Freeze()
+	h.Promote(t)
 
 	// Writes retried as clients do, each with a request's deadline: one
 	// must land on b before the test's own deadline.
@@ -150,8 +65,8 @@ func TestFrozenPrimaryDoesNotStallWrites(t *testing.T) {
 		port, err := write(actx, pool)
 		acancel()
 		if err == nil {
-			if port != portOf(t, h.b) {
-				t.Fatalf("write landed on port %d, want the promoted host %d", port, portOf(t, h.b))
+			if port != pgtest.Port(t, h.B) {
+				t.Fatalf("write landed on port %d, want the promoted host %d", port, pgtest.Port(t, h.B))
 			}
 			break
 		}
@@ -180,14 +95,13 @@ func TestFrozenPrimaryDoesNotStallWrites(t *testing.T) {
 // tries the host that answered read-write first.
 func TestHostOrderLearnsFromConnects(t *testing.T) {
 	t.Parallel()
-	h := startTwoHosts(t)
-	h.a.Freeze()
-	t.Cleanup(h.a.Thaw)
-	h.promote(t)
+	h := pgtest.StartTwoHosts(t, writesSet)
+	h.A.Freeze()
+	h.Promote(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The URL's own connect timeout (5 s) is kept, not the default.
-	pool, err := postgres.OpenLazy(ctx, h.url+"&connect_timeout=5", postgres.PoolConfig{MaxConns: 4, MinConns: 1})
+	pool, err := postgres.OpenLazy(ctx, h.URL+"&connect_timeout=5", postgres.PoolConfig{MaxConns: 4, MinConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,18 +112,13 @@ func TestHostOrderLearnsFromConnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Release()
-	if port, err := write(ctx, first); err != nil || port != portOf(t, h.b) {
-		t.Fatalf("first write on port %d (%v), want %d", port, err, portOf(t, h.b))
+	if port, err := write(ctx, first); err != nil || port != pgtest.Port(t, h.B) {
+		t.Fatalf("first write on port %d (%v), want %d", port, err, pgtest.Port(t, h.B))
 	}
-	// Holding two (the pool keeps at most one more open by itself), the
-	// pool must make a new connection: it goes to b first, well within
+	first.Release()
+	// A new connection (the old ones closed) goes to b first, well within
 	// 4 s, where trying a first costs 5.
-	other, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Release()
+	pool.Reset()
 	sctx, scancel := context.WithTimeout(ctx, 4*time.Second)
 	defer scancel()
 	second, err := pool.Acquire(sctx)
@@ -217,7 +126,7 @@ func TestHostOrderLearnsFromConnects(t *testing.T) {
 		t.Fatalf("a second connection with b known read-write: %v", err)
 	}
 	defer second.Release()
-	if port, err := write(sctx, second); err != nil || port != portOf(t, h.b) {
-		t.Fatalf("second write on port %d (%v), want %d", port, err, portOf(t, h.b))
+	if port, err := write(sctx, second); err != nil || port != pgtest.Port(t, h.B) {
+		t.Fatalf("second write on port %d (%v), want %d", port, err, pgtest.Port(t, h.B))
 	}
 }
