@@ -143,6 +143,24 @@ func NewHosts(url string, cfg HostsConfig) (*Hosts, error) {
 	return h, nil
 }
 
+// MultiHost reports whether url names more than one host.
+func MultiHost(url string) (bool, error) {
+	pc, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return false, fmt.Errorf("parse database url: %w", errors.New("invalid connection string"))
+	}
+	return distinctHosts(pc) > 1, nil
+}
+
+// distinctHosts counts the hosts of cc (sslmode=prefer lists each twice).
+func distinctHosts(cc *pgconn.Config) int {
+	seen := map[string]bool{net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))): true}
+	for _, fb := range cc.Fallbacks {
+		seen[net.JoinHostPort(fb.Host, strconv.Itoa(int(fb.Port)))] = true
+	}
+	return len(seen)
+}
+
 // defaultConnectTimeout sets DefaultConnectTimeout when the URL sets none.
 func defaultConnectTimeout(pc *pgxpool.Config) {
 	if pc.ConnConfig.ConnectTimeout == 0 {

@@ -94,7 +94,7 @@ func OpenLazy(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	if cfg.Hosts == nil && len(pc.ConnConfig.Fallbacks) > 0 {
+	if cfg.Hosts == nil && distinctHosts(&pc.ConnConfig.Config) > 1 {
 		if cfg.Hosts, err = NewHosts(url, HostsConfig{}); err != nil {
 			return nil, err
 		}
