@@ -91,6 +91,9 @@ func openDatabase(ctx context.Context, b base, routeReads bool) (*database, erro
 	db.tracer = postgres.NewTracer(postgres.TracerConfig{SlowThreshold: b.cfg.SlowQuery, Logger: b.logger})
 	poolCfg := b.cfg.Pool
 	poolCfg.Tracer = postgres.Chain(poolCfg.Tracer, db.tracer)
+	if poolCfg.Hosts, err = startHosts(ctx, b, url); err != nil {
+		return nil, err
+	}
 	if db.pool, err = postgres.Open(ctx, url, poolCfg); err != nil {
 		return nil, err
 	}
@@ -100,8 +103,8 @@ func openDatabase(ctx context.Context, b base, routeReads bool) (*database, erro
 	}
 	b.reg.MustRegister(db.tracer)
 	startPartitionMetrics(b, db.pool)
-	if routeReads || len(b.cfg.Replicas.URLs) > 0 {
-		if db.replicas, err = startReplicas(ctx, b, db.pool); err != nil {
+	if routeReads || len(b.cfg.Replicas.URLs) > 0 || poolCfg.Hosts != nil {
+		if db.replicas, err = startReplicas(ctx, b, db.pool, poolCfg.Hosts); err != nil {
 			return nil, err
 		}
 	}

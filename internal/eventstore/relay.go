@@ -204,6 +204,49 @@ func (r *Relay) run(ctx context.Context) {
 	}
 }
 
+// acquireLock gets a connection and tries the relay lock on it, each
+// attempt bounded by LeaderRetry (a frozen primary must not hold the relay
+// in a connect or a query), retried with backoff for at most
+// StallTimeout. It returns nil without error when another instance holds
+// the lock.
+func (r *Relay) acquireLock(ctx context.Context) (*pgxpool.Conn, error) {
+	attempt := func() (*pgxpool.Conn, error) {
+		actx, cancel := context.WithTimeout(ctx, max(r.cfg.LeaderRetry, 2*time.Second))
+		defer cancel()
+		conn, err := r.pool.Acquire(actx)
+		if err != nil {
+			return nil, fmt.Errorf("acquire relay connection: %w", err)
+		}
+		var ok bool
+		if err := conn.QueryRow(actx, `SELECT pg_try_advisory_lock($1)`, int64(relayLockID)).Scan(&ok); err != nil {
+			// The connection may be what hangs: never back to the pool.
+			c := conn.Hijack()
+			closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(actx), time.Second)
+			_ = c.Close(closeCtx)
+			cancelClose()
+			return nil, fmt.Errorf("relay lock: %w", err)
+		}
+		if !ok {
+			conn.Release()
+			return nil, nil
+		}
+		return conn, nil
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, r.cfg.LeaderRetry
+	conn, err := backoff.Retry(ctx, func() (*pgxpool.Conn, error) {
+		conn, err := attempt()
+		if err != nil && ctx.Err() != nil {
+			return nil, backoff.Permanent(ctx.Err())
+		}
+		return conn, err
+	}, backoff.WithBackOff(bo), backoff.WithMaxElapsedTime(r.cfg.StallTimeout))
+	if err != nil && ctx.Err() != nil {
+		return nil, nil
+	}
+	return conn, err
+}
+
 // errStalled is returned by lead when the leader gave up.
 var errStalled = errors.New("no progress")
 
@@ -211,18 +254,9 @@ var errStalled = errors.New("no progress")
 // context ends or it cannot make progress for StallTimeout. It returns nil
 // when another instance holds the lock.
 func (r *Relay) lead(ctx context.Context) (err error) {
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire relay connection: %w", err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(relayLockID)).Scan(&ok); err != nil {
-		conn.Release()
-		return fmt.Errorf("relay lock: %w", err)
-	}
-	if !ok {
-		conn.Release()
-		return nil
+	conn, err := r.acquireLock(ctx)
+	if err != nil || conn == nil {
+		return err
 	}
 	r.leader.Set(1)
 	// The outbox read spans every partition of events (it orders by

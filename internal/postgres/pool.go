@@ -29,6 +29,11 @@ type PoolConfig struct {
 	// Tracer observes every query of the pool's connections (nil: none);
 	// several are combined with pgx's multitracer.
 	Tracer pgx.QueryTracer
+	// Hosts is the health of a multi-host URL's hosts, shared with its
+	// prober and the replica router's discovery (see Hosts); it must be
+	// made from the same URL. Nil: a multi-host URL gets one of its own,
+	// which learns only from the pool's connection attempts.
+	Hosts *Hosts
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -82,15 +87,28 @@ func Open(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error
 
 // OpenLazy is Open without the check: the server may be away now (a
 // replica being rebuilt) and connections are made when first needed.
+// A URL without connect_timeout gets DefaultConnectTimeout; a multi-host
+// URL tries its hosts health-first (see Hosts).
 func OpenLazy(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
+	if cfg.Hosts == nil && distinctHosts(&pc.ConnConfig.Config) > 1 {
+		if cfg.Hosts, err = NewHosts(url, HostsConfig{}); err != nil {
+			return nil, err
+		}
+	}
+	return openConfig(ctx, pc, cfg)
+}
+
+// openConfig opens a lazy pool on a parsed configuration.
+func openConfig(ctx context.Context, pc *pgxpool.Config, cfg PoolConfig) (*pgxpool.Pool, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	defaultConnectTimeout(pc)
 	pc.MaxConns = cfg.MaxConns
 	pc.MinConns = cfg.MinConns
 	pc.MaxConnIdleTime = cfg.MaxConnIdleTime
@@ -98,11 +116,17 @@ func OpenLazy(ctx context.Context, url string, cfg PoolConfig) (*pgxpool.Pool, e
 	// Jitter keeps a hundred connections born together from all being
 	// recycled in the same second.
 	pc.MaxConnLifetimeJitter = cfg.MaxConnLifetime / 10
+	// An idle connection's liveness ping (pgxpool's, after a second idle)
+	// must not wait on a frozen server for the caller's whole deadline.
+	pc.PingTimeout = pc.ConnConfig.ConnectTimeout
 	if cfg.StatementTimeout > 0 {
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
 	}
 	if cfg.Tracer != nil {
 		pc.ConnConfig.Tracer = cfg.Tracer
+	}
+	if cfg.Hosts != nil {
+		cfg.Hosts.install(pc)
 	}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerTypes(c.TypeMap())

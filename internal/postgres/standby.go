@@ -183,6 +183,25 @@ func (l *Local) Kill() {
 	l.stopOnce.Do(func() {})
 }
 
+// Freeze stops the server and every process it started with SIGSTOP, as
+// a hung machine or a partition would look: connections are accepted by
+// the kernel and never answered. Thaw resumes them. For tests.
+func (l *Local) Freeze() { l.signalAll(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (l *Local) Thaw() { l.signalAll(syscall.SIGCONT) }
+
+func (l *Local) signalAll(sig syscall.Signal) {
+	if l.attached || l.cmd == nil {
+		return
+	}
+	pid := l.cmd.Process.Pid
+	_ = syscall.Kill(pid, sig)
+	for _, c := range childrenOf(pid) {
+		_ = syscall.Kill(c, sig)
+	}
+}
+
 // childrenOf lists the processes whose parent is pid (from /proc).
 func childrenOf(pid int) []int {
 	entries, _ := os.ReadDir("/proc")

@@ -18,6 +18,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +61,18 @@ type Config struct {
 	// Disabled keeps every read on the primary (replicas are still
 	// checked): the rollback switch; see also Router.SetEnabled.
 	Disabled bool
+	// Hosts, when set, are the hosts of the primary's (multi-host) URL:
+	// those its prober last found in recovery are read from as replicas,
+	// beside URLs, and dropped once promoted or gone. It also gives the
+	// credentials for PatroniURL's members. The caller starts and stops
+	// it. Nil: no discovery.
+	Hosts *postgres.Hosts
+	// PatroniURL is the REST API of a Patroni member
+	// (HMP_PATRONI_URL, e.g. http://10.0.0.1:8008): each check asks its
+	// GET /cluster for the members, and those with role replica or
+	// sync_standby in state streaming (or running) are read from, with
+	// the primary URL's credentials (Hosts is required). Empty: none.
+	PatroniURL string
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -99,6 +114,14 @@ func (c Config) Validate() error {
 	if err := c.Pool.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("replica pool: %w", err))
 	}
+	if c.PatroniURL != "" {
+		if u, err := url.Parse(c.PatroniURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, errors.New("patroni url must be http(s)://host:port"))
+		}
+		if c.Hosts == nil {
+			errs = append(errs, errors.New("patroni url needs the primary's hosts (for the members' credentials)"))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -128,8 +151,10 @@ const (
 
 // Status is one replica's state for operators.
 type Status struct {
-	// Name is "replica-<n>" (1-based, in configuration order): it names no
-	// host, so it may be shown publicly.
+	// Name is "replica-<n>" (1-based, in configuration order) for
+	// HMP_REPLICA_URLS, "discovered-<n>" (in order of discovery) for a
+	// member found by discovery: it names no host, so it may be shown
+	// publicly.
 	Name  string
 	State State
 }
@@ -139,7 +164,11 @@ type Router struct {
 	primary *pgxpool.Pool
 	cfg     Config
 	logger  *slog.Logger
-	reps    []*replica
+	static  []*replica                 // from URLs, in configuration order
+	reps    atomic.Pointer[[]*replica] // static, then discovered: read per request, replaced by checks
+	dmu     sync.Mutex                 // one discovery at a time
+	found   int                        // discovered members so far (their names); under dmu
+	http    *http.Client
 	enabled atomic.Bool
 	m       metrics
 
@@ -165,6 +194,7 @@ const historyLen = 64
 type replica struct {
 	name  string // replica-<n>
 	label string // host:port, for metrics and logs (never credentials)
+	addr  string // host:port of a discovered member; empty for URLs
 	pool  *pgxpool.Pool
 
 	mu         sync.Mutex
@@ -187,7 +217,8 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, logger *slog.Lo
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Router{primary: primary, cfg: cfg, logger: logger, m: newMetrics(reg), done: make(chan struct{})}
+	r := &Router{primary: primary, cfg: cfg, logger: logger, m: newMetrics(reg), done: make(chan struct{}),
+		http: &http.Client{Timeout: cfg.CheckTimeout}}
 	r.enabled.Store(!cfg.Disabled)
 	for i, u := range cfg.URLs {
 		pool, err := postgres.OpenLazy(ctx, u, cfg.Pool)
@@ -196,9 +227,11 @@ func New(ctx context.Context, primary *pgxpool.Pool, cfg Config, logger *slog.Lo
 			return nil, fmt.Errorf("replica %d: open pool: %w", i+1, errors.New("invalid configuration"))
 		}
 		rep := &replica{name: "replica-" + strconv.Itoa(i+1), label: label(pool, i), pool: pool, state: Down}
-		r.reps = append(r.reps, rep)
+		r.static = append(r.static, rep)
 		r.m.healthy.WithLabelValues(rep.label).Set(0)
 	}
+	reps := slices.Clone(r.static)
+	r.reps.Store(&reps)
 	return r, nil
 }
 
@@ -215,7 +248,7 @@ func label(pool *pgxpool.Pool, i int) string {
 // background, until Stop. Safe to call twice.
 func (r *Router) Start(ctx context.Context) error {
 	r.startOnce.Do(func() {
-		if len(r.reps) == 0 {
+		if !r.configured() {
 			close(r.done) // nothing to check
 			return
 		}
@@ -253,9 +286,15 @@ func (r *Router) Stop() {
 }
 
 func (r *Router) closePools() {
-	for _, rep := range r.reps {
+	for _, rep := range *r.reps.Load() {
 		rep.pool.Close()
 	}
+}
+
+// configured reports whether any replica may be read from: URLs, or a
+// discovery source.
+func (r *Router) configured() bool {
+	return len(r.static) > 0 || r.cfg.Hosts != nil || r.cfg.PatroniURL != ""
 }
 
 // SetEnabled turns replica reads on or off at once (off: every read on
@@ -283,7 +322,7 @@ const (
 // replicas that receive no read are never a silent state.
 func (r *Router) Reads() string {
 	switch {
-	case len(r.reps) == 0:
+	case !r.configured():
 		return ReadsPrimaryNone
 	case !r.Enabled():
 		return ReadsPrimaryOff
@@ -294,8 +333,9 @@ func (r *Router) Reads() string {
 // Statuses returns every replica's last measured state, in configuration
 // order.
 func (r *Router) Statuses() []Status {
-	out := make([]Status, len(r.reps))
-	for i, rep := range r.reps {
+	reps := *r.reps.Load()
+	out := make([]Status, len(reps))
+	for i, rep := range reps {
 		rep.mu.Lock()
 		out[i] = Status{Name: rep.name, State: rep.state}
 		rep.mu.Unlock()
@@ -341,7 +381,8 @@ func (r *Router) Read(ctx context.Context, token *domain.Token, fn func(db *pgxp
 // pick returns the replica to read from (nil: the primary) and how old
 // its data may be (zero: as of now).
 func (r *Router) pick(ctx context.Context, token *domain.Token) (*replica, time.Time) {
-	if len(r.reps) == 0 || !r.enabled.Load() {
+	reps := *r.reps.Load()
+	if len(reps) == 0 || !r.enabled.Load() {
 		return nil, time.Time{}
 	}
 	now := time.Now()
@@ -351,8 +392,8 @@ func (r *Router) pick(ctx context.Context, token *domain.Token) (*replica, time.
 		bestAsOf time.Time
 		ties     int
 	)
-	fresh := make([]*replica, 0, len(r.reps))
-	for _, rep := range r.reps {
+	fresh := make([]*replica, 0, len(reps))
+	for _, rep := range reps {
 		rep.mu.Lock()
 		ok := rep.state == Healthy && rep.lagSeconds+now.Sub(rep.checked).Seconds() <= r.cfg.MaxLag.Seconds()
 		lag := rep.lagBytes
@@ -505,7 +546,12 @@ func (r *Router) awaitReplay(ctx context.Context, rep *replica, bar uint64) erro
 // Check measures every replica once: the primary's position first, then
 // each replica's replay position and replay time, all at once.
 func (r *Router) Check(ctx context.Context) {
-	if len(r.reps) == 0 {
+	if !r.configured() {
+		return
+	}
+	r.discover(ctx)
+	reps := *r.reps.Load()
+	if len(reps) == 0 {
 		return
 	}
 	at := time.Now()
@@ -525,7 +571,7 @@ func (r *Router) Check(ctx context.Context) {
 	}
 	r.hmu.Unlock()
 	var wg sync.WaitGroup
-	for _, rep := range r.reps {
+	for _, rep := range reps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
