@@ -46,6 +46,11 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 			return fmt.Errorf("restart hmp for the checks: %w", err)
 		}
 	}
+	if r.peer != nil && !r.peer.running() {
+		if err := r.startPeer(ctx); err != nil {
+			return fmt.Errorf("restart the second hmp for the checks: %w", err)
+		}
+	}
 	seen := map[string]int{} // key -> rows
 	for org, t := range r.tenants {
 		rows, err := r.listRows(ctx, t)
@@ -87,13 +92,16 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 			rep.Mismatches++
 			r.problem("org %d: %d rows but add events for %d entities", org, len(rows), len(events))
 		}
-		got, err := r.cashReceived(ctx, t, tokens[org])
-		if err != nil {
-			return err
-		}
-		if got != sum {
-			rep.Mismatches++
-			r.problem("org %d: daily report says %d cents received in cash, its rows sum to %d", org, got, sum)
+		// Each instance honours the last token, whichever issued it.
+		for i, a := range r.apis {
+			got, err := r.cashReceived(ctx, a, t, tokens[org])
+			if err != nil {
+				return err
+			}
+			if got != sum {
+				rep.Mismatches++
+				r.problem("org %d: instance %d's daily report says %d cents received in cash, its rows sum to %d", org, i, got, sum)
+			}
 		}
 	}
 	for key, a := range l.acked {
@@ -111,9 +119,24 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 	if n > 0 {
 		r.problem("hmp reconcile found %d mismatches", n)
 	}
+	if r.peer != nil {
+		// After the drain one relay leads, on one of the instances.
+		leaders := 0
+		for _, addr := range []string{r.addr, r.peerAddr} {
+			if v, err := r.metricAt(ctx, addr, "hmp_relay_leader", ""); err == nil && v == 1 {
+				leaders++
+			}
+		}
+		if leaders != 1 {
+			r.problem("%d instances lead the relay at the end, want 1", leaders)
+		}
+	}
 	// The embedded bus's storage can be read only once hmp has let go of it.
 	r.readMetrics(ctx)
 	rep.DeadLetteredMetric = r.dlqMetric
+	if r.peer != nil {
+		r.peer.stop(90 * time.Second)
+	}
 	r.hmp.stop(90 * time.Second)
 	dl, err := r.deadLetters(ctx)
 	if err != nil {
@@ -196,7 +219,7 @@ func (r *run) addEvents(ctx context.Context, t tenant) (map[string]int, error) {
 // cashReceived reads the day's cash receipts of a tenant's property with
 // the tenant's last consistency token: the drain. The read waits for the
 // projector (503 until then, retried for two minutes).
-func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, error) {
+func (r *run) cashReceived(ctx context.Context, a *api, t tenant, token string) (int64, error) {
 	q := url.Values{"propertyId": {t.property}, "date": {r.date}}
 	hdr := map[string]string{}
 	if token != "" {
@@ -205,7 +228,7 @@ func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, 
 	var rep struct {
 		CashReceivedCents int64 `json:"cashReceivedCents"`
 	}
-	if err := r.api.call(ctx, http.MethodGet, "/v1/reports/daily-report?"+q.Encode(), t.token, nil, hdr, http.StatusOK, &rep, 2*time.Minute); err != nil {
+	if err := a.call(ctx, http.MethodGet, "/v1/reports/daily-report?"+q.Encode(), t.token, nil, hdr, http.StatusOK, &rep, 2*time.Minute); err != nil {
 		return 0, fmt.Errorf("consistent daily report: %w", err)
 	}
 	return rep.CashReceivedCents, nil
@@ -216,7 +239,14 @@ func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, 
 func (r *run) reconcile(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.cfg.Binary, "reconcile", "--data-dir", r.hmpDir(), "--log-format", "text")
+	args := []string{"reconcile", "--data-dir", r.hmpDir(), "--log-format", "text"}
+	if r.dbURL != "" {
+		args = append(args, "--database-url", r.dbURL)
+	}
+	if r.natsURL != "" {
+		args = append(args, "--nats-url", r.natsURL)
+	}
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, args...)
 	out, err := cmd.Output()
 	var res struct {
 		Mismatches *int `json:"mismatches"`
@@ -281,7 +311,12 @@ func (r *run) deadLetters(ctx context.Context) (int, error) {
 // metric returns the sum of a counter's samples whose labels contain
 // match, from the server's /metrics.
 func (r *run) metric(ctx context.Context, name, match string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/metrics", nil)
+	return r.metricAt(ctx, r.addr, name, match)
+}
+
+// metricAt is metric from the instance at addr.
+func (r *run) metricAt(ctx context.Context, addr, name, match string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := r.api.http.Do(req)
 	if err != nil {
 		return 0, err
