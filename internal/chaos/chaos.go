@@ -232,6 +232,12 @@ type Report struct {
 	Mismatches int `json:"mismatches"`
 	// ReconcileMismatches is what `hmp reconcile` reported (in Mismatches too).
 	ReconcileMismatches int `json:"reconcileMismatches"`
+	// BusEvents are the outbox's events at the end (HA runs, where the
+	// database outlives hmp); BusSkipped those not in the event stream,
+	// BusDuplicated those in it more than once (both in Mismatches too).
+	BusEvents     int `json:"busEvents"`
+	BusSkipped    int `json:"busSkipped"`
+	BusDuplicated int `json:"busDuplicated"`
 	// DeadLetters in the HMP_DLQ stream at the end.
 	DeadLetters int `json:"deadLetters"`
 	// DeadLetteredMetric sums hmp_projector_events_total{result="dead_lettered"}
@@ -335,6 +341,9 @@ func (r *Report) Print(w io.Writer) {
 		if f.Error != "" {
 			fmt.Fprintf(w, "  %-28s error: %s\n", "", f.Error)
 		}
+	}
+	if r.BusEvents > 0 {
+		fmt.Fprintf(w, "  bus: %d outbox events, %d never published, %d published twice\n", r.BusEvents, r.BusSkipped, r.BusDuplicated)
 	}
 	fmt.Fprintf(w, "  rows %d, lost %d, duplicated %d, mismatches %d (reconcile %d), dead letters %d (metric %.0f)\n",
 		r.Rows, r.Lost, r.Duplicated, r.Mismatches, r.ReconcileMismatches, r.DeadLetters, r.DeadLetteredMetric)

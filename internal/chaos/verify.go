@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,7 +139,7 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 		r.peer.stop(90 * time.Second)
 	}
 	r.hmp.stop(90 * time.Second)
-	dl, err := r.deadLetters(ctx)
+	dl, err := r.deadLetters(ctx, rep)
 	if err != nil {
 		return err
 	}
@@ -243,9 +244,6 @@ func (r *run) reconcile(ctx context.Context) (int, error) {
 	if r.dbURL != "" {
 		args = append(args, "--database-url", r.dbURL)
 	}
-	if r.natsURL != "" {
-		args = append(args, "--nats-url", r.natsURL)
-	}
 	cmd := exec.CommandContext(ctx, r.cfg.Binary, args...)
 	out, err := cmd.Output()
 	var res struct {
@@ -265,7 +263,7 @@ func (r *run) reconcile(ctx context.Context) (int, error) {
 // deadLetters counts the messages of the dead-letter stream: on the
 // external server, or in the embedded server's storage, read with a
 // server of this process once hmp has stopped.
-func (r *run) deadLetters(ctx context.Context) (int, error) {
+func (r *run) deadLetters(ctx context.Context, rep *Report) (int, error) {
 	var opts []nats.Option
 	natsURL := r.natsURL
 	if natsURL == "" {
@@ -294,6 +292,11 @@ func (r *run) deadLetters(ctx context.Context) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if r.dbURL != "" {
+		if err := r.checkBus(ctx, js, rep); err != nil {
+			return 0, err
+		}
+	}
 	s, err := js.Stream(ctx, deadLetterStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
@@ -328,4 +331,72 @@ func (r *run) metricAt(ctx context.Context, addr, name, match string) (float64, 
 	}
 	sum, _ := m.Sum(name, match)
 	return sum, nil
+}
+
+// eventsStream is the bus's event stream (bus.EventsStream).
+const eventsStream = "HMP_EVENTS"
+
+// checkBus compares the event stream with the outbox (the events table,
+// read on the HA topology's primary): every event published once, none
+// skipped, across the failovers and the relay's moves.
+func (r *run) checkBus(ctx context.Context, js jetstream.JetStream, rep *Report) error {
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to the outbox: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT id::text FROM events`)
+	if err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	outbox, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	s, err := js.Stream(ctx, eventsStream)
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	published := map[string]int{}
+	if info.State.Msgs > 0 {
+		c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err != nil {
+			return fmt.Errorf("read the event stream: %w", err)
+		}
+		for n := uint64(0); n < info.State.Msgs; {
+			batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return fmt.Errorf("read the event stream: %w", err)
+			}
+			got := 0
+			for m := range batch.Messages() {
+				published[m.Headers().Get(jetstream.MsgIDHeader)]++
+				got++
+			}
+			if err := batch.Error(); err != nil {
+				return fmt.Errorf("read the event stream: %w", err)
+			}
+			if got == 0 {
+				return fmt.Errorf("read the event stream: %d of %d messages, then nothing", n, info.State.Msgs)
+			}
+			n += uint64(got)
+		}
+	}
+	rep.BusEvents = len(outbox)
+	for _, id := range outbox {
+		switch n := published[id]; {
+		case n == 0:
+			rep.BusSkipped++
+			r.problem("event %s is in the outbox but was never published", id)
+		case n > 1:
+			rep.BusDuplicated++
+			r.problem("event %s was published %d times", id, n)
+		}
+	}
+	rep.Mismatches += rep.BusSkipped + rep.BusDuplicated
+	return nil
 }
