@@ -78,7 +78,8 @@ type Config struct {
 	ExternalNATS bool
 	// NATSServer is the nats-server executable. Default: "nats-server" on $PATH.
 	NATSServer string
-	// RequestTimeout is each attempt's deadline at the client. Default 5s.
+	// RequestTimeout is each attempt's deadline at the client. Default 5s;
+	// 15s with HA.
 	RequestTimeout time.Duration
 	// Stall is how long the PostgreSQL stall lasts; longer than
 	// RequestTimeout. Default 12s.
@@ -111,7 +112,9 @@ type Config struct {
 	// watched. Default 1.
 	Instances int
 	// Freeze bounds how long primary-freeze keeps the old leader stopped
-	// when writes do not resume. Default 40s.
+	// when writes do not resume. Default: Patroni's ttl + loop_wait + 20 s
+	// (60 s with its defaults), so that the failover happens while it is
+	// frozen.
 	Freeze time.Duration
 	// CompareFor (HA runs), when positive, measures writes for this long
 	// with synchronous and then asynchronous replication before the
@@ -146,13 +149,21 @@ func (c Config) WithDefaults() Config {
 		c.ExternalNATS = true
 	}
 	if c.Freeze == 0 {
-		c.Freeze = 40 * time.Second
+		// Long enough for Patroni to fail over at its slowest: the
+		// leader key's TTL, one loop, and margin for the promotion.
+		p := c.Patroni.WithDefaults()
+		c.Freeze = time.Duration(p.TTL+p.LoopWait+20) * time.Second
 	}
 	if c.NATSServer == "" {
 		c.NATSServer = "nats-server"
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
+		if c.HA {
+			// Past hmp's own request deadline (10 s): through a
+			// failover the client hears hmp's 503, not its own timeout.
+			c.RequestTimeout = 15 * time.Second
+		}
 	}
 	if c.Stall == 0 {
 		c.Stall = 12 * time.Second
@@ -200,7 +211,7 @@ func (c Config) Validate() error {
 	if c.CompareFor > 0 && !c.HA {
 		errs = append(errs, errors.New("chaos: the replication comparison needs --ha"))
 	}
-	if c.Stall <= c.RequestTimeout {
+	if slices.Contains(c.Faults, FaultPostgresStall) && c.Stall <= c.RequestTimeout {
 		errs = append(errs, fmt.Errorf("chaos: the stall (%s) must outlast the request deadline (%s)", c.Stall, c.RequestTimeout))
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +45,22 @@ func TestKillLeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pm := postmaster(t, c, old)
 	if err := c.Kill(old); err != nil {
 		t.Fatal(err)
 	}
+	// Reaped, not left a zombie that looks alive (PID 1 here reaps no
+	// orphan).
+	if _, err := os.Stat("/proc/" + strconv.Itoa(pm)); err == nil {
+		t.Errorf("postmaster %d of the killed node is still in /proc", pm)
+	}
 	t0 := time.Now()
+	// Patroni offers no event to wait on: its REST API is polled.
 	leader, err := c.Leader(ctx)
 	for err != nil || leader == old {
+		if ctx.Err() != nil {
+			t.Fatalf("no new leader: %v\n%s", err, log.String())
+		}
 		time.Sleep(100 * time.Millisecond)
 		leader, err = c.Leader(ctx)
 	}
@@ -61,8 +72,26 @@ func TestKillLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("healthy again after %s", time.Since(t0))
+	dir := c.Dir()
 	c.Stop()
 	c.Stop()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("topology folder %s left behind: %v", dir, err)
+	}
+}
+
+// postmaster reads a node's server pid from its data folder.
+func postmaster(t *testing.T, c *ha.Cluster, n *ha.Node) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.Dir(), n.Name, "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
 
 // buildHMP compiles the hmp binary once into a temporary folder.
@@ -96,8 +125,8 @@ func TestFailoverUnderWrites(t *testing.T) {
 		Faults: []string{chaos.FaultPrimaryLoss},
 		// Longer than hmp's own request deadline (10 s): the client
 		// hears hmp's answer, not its own timeout.
-		RequestTimeout: 15 * time.Second, Stall: 16 * time.Second,
-		RetryFor: 2 * time.Minute, Log: &log, TempDir: cfg.TempDir,
+		RequestTimeout: 15 * time.Second,
+		RetryFor:       2 * time.Minute, Log: &log, TempDir: cfg.TempDir,
 	})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
