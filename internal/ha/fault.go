@@ -1,11 +1,15 @@
 package ha
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // processes returns a node's Patroni pid (0 when it is not running) and
@@ -116,5 +120,39 @@ func (c *Cluster) Thaw(n *Node) {
 	n.mu.Unlock()
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+}
+
+// reapPostmasters runs until ctx ends, reaping the nodes' postmasters
+// once they exit: Patroni starts its server detached, so the postmaster
+// is this subreaper's child from the start, and Patroni waits for a
+// stopped one to vanish, which a zombie never does (it would hang a
+// demotion or a stop). Only pids read from postmaster.pid whose parent
+// is this process are waited for.
+func (c *Cluster) reapPostmasters(ctx context.Context) {
+	known := map[int]bool{}
+	self := os.Getpid()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		for _, n := range c.nodes {
+			if pid := pidFile(filepath.Join(n.dir, "data")); pid != 0 && !known[pid] {
+				if _, ppid, ok := procStat(pid); ok && ppid == self {
+					known[pid] = true
+				}
+			}
+		}
+		for pid := range known {
+			var ws unix.WaitStatus
+			got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			if got == pid || (errors.Is(err, unix.ECHILD) && !exists(pid)) {
+				delete(known, pid)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

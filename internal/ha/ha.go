@@ -116,6 +116,8 @@ type Cluster struct {
 	nodes []*Node
 	// async is the replication mode in force (SetSynchronous changes it).
 	async atomic.Bool
+	// stopReaper ends the postmaster reaper (set once the nodes exist).
+	stopReaper func()
 
 	stopOnce sync.Once
 }
@@ -175,6 +177,13 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		}
 		c.nodes = append(c.nodes, n)
 	}
+	reapCtx, stopReaper := context.WithCancel(context.WithoutCancel(ctx))
+	reaped := make(chan struct{})
+	go func() {
+		defer close(reaped)
+		c.reapPostmasters(reapCtx)
+	}()
+	c.stopReaper = func() { stopReaper(); <-reaped }
 	// The first node bootstraps alone, so the second clones from it
 	// instead of racing it for the initialize key.
 	if err := c.startPatroni(c.nodes[0]); err != nil {
@@ -243,6 +252,9 @@ func (c *Cluster) Stop() {
 			wg.Go(func() { c.stopNode(n, 30*time.Second) })
 		}
 		wg.Wait()
+		if c.stopReaper != nil {
+			c.stopReaper()
+		}
 		if c.etcd != nil {
 			c.etcd.stop(10 * time.Second)
 		}

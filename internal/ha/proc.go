@@ -212,14 +212,25 @@ func exists(pid int) bool {
 	return err == nil
 }
 
-// postmasterPID reads the server's pid from its data folder; 0 when none.
+// postmasterPID reads the server's pid from its data folder; 0 when none
+// runs (a zombie does not).
 func postmasterPID(dataDir string) int {
+	pid := pidFile(dataDir)
+	if pid == 0 || !alive(pid) {
+		return 0
+	}
+	return pid
+}
+
+// pidFile is the pid in the data folder's postmaster.pid, whatever its
+// state; 0 when there is none.
+func pidFile(dataDir string) int {
 	b, err := os.ReadFile(dataDir + "/postmaster.pid")
 	if err != nil {
 		return 0
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if err != nil || pid <= 0 || !alive(pid) {
+	if err != nil || pid <= 0 {
 		return 0
 	}
 	return pid

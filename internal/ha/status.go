@@ -120,8 +120,10 @@ func (c *Cluster) exitedAtStart() error {
 }
 
 // WaitHealthy waits until a leader accepts writes and a standby streams
-// from it, synchronous unless the topology is asynchronous (as
-// pg_stat_replication on the leader says), and returns the leader.
+// from it, synchronous unless the topology is asynchronous, and has
+// replayed to within 1 MB (Patroni's maximum_lag_on_failover: a standby
+// further behind may not be promoted), as pg_stat_replication on the
+// leader says; it returns the leader.
 func (c *Cluster) WaitHealthy(ctx context.Context) (*Node, error) {
 	want := "sync"
 	if c.async.Load() {
@@ -132,7 +134,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context) (*Node, error) {
 		n, err := c.Leader(ctx)
 		if err == nil {
 			var streaming int
-			err = c.query(ctx, n, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = '"+want+"'", &streaming)
+			err = c.query(ctx, n, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = '"+want+"' AND pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) < 1048576", &streaming)
 			if err == nil && streaming > 0 {
 				return n, nil
 			}
