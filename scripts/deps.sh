@@ -42,7 +42,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # serves with --enable-v2.
 command -v patroni >/dev/null 2>&1 || missing+=(patroni)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-python3 -c 'import etcd' >/dev/null 2>&1 || missing+=(python3-etcd)
+dpkg-query -W -f='${Status}' python3-etcd 2>/dev/null | grep -q 'ok installed' || missing+=(python3-etcd)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
