@@ -130,16 +130,29 @@ func (c *Cluster) WaitHealthy(ctx context.Context) (*Node, error) {
 		want = "async"
 	}
 	var last error
+	var since time.Time // when the topology was first seen healthy
 	for {
 		n, err := c.Leader(ctx)
 		if err == nil {
 			var streaming int
 			err = c.query(ctx, n, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming' AND sync_state = '"+want+"' AND pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) < 1048576", &streaming)
 			if err == nil && streaming > 0 {
-				return n, nil
+				err = c.standbyReady(ctx, n)
+			} else if err == nil {
+				err = fmt.Errorf("ha: leader %s has no %s standby streaming", n.Name, want)
 			}
 			if err == nil {
-				err = fmt.Errorf("ha: leader %s has no %s standby streaming", n.Name, want)
+				// Patroni must also have finished its own start (a node
+				// "restarting after failure" streams already but is not
+				// yet eligible for promotion): its view held for a loop.
+				if since.IsZero() {
+					since = time.Now()
+				}
+				if time.Since(since) > time.Duration(c.cfg.LoopWait+1)*time.Second {
+					return n, nil
+				}
+			} else {
+				since = time.Time{}
 			}
 		}
 		last = err
@@ -212,4 +225,22 @@ func (c *Cluster) SetSynchronous(ctx context.Context, on bool) error {
 	defer cancel()
 	_, err = c.WaitHealthy(ctx)
 	return err
+}
+
+// standbyReady checks Patroni's view of the standby: a member other than
+// the leader, running, in the synchronous role when the mode is.
+func (c *Cluster) standbyReady(ctx context.Context, leader *Node) error {
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Name == leader.Name || (m.State != "running" && m.State != "streaming") {
+			continue
+		}
+		if m.Role == "sync_standby" || (c.async.Load() && m.Role == "replica") {
+			return nil
+		}
+	}
+	return fmt.Errorf("ha: Patroni names no ready standby: %+v", ms)
 }
