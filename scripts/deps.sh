@@ -3,7 +3,9 @@
 # Go (checked, not installed); with apt-get: the PostgreSQL server binaries
 # and hypopg (index advice), redis-server (the shared cache and rate-limit
 # tier in tests), chromium (browser tests of served pages) and prometheus
-# (promtool checks the exported alert rules). NATS JetStream runs embedded
+# (promtool checks the exported alert rules), patroni with etcd-server and
+# python3-etcd (the failover topology of internal/ha and 'hmp chaos --ha').
+# NATS JetStream runs embedded
 # in the hmp binary; nothing to install.
 set -euo pipefail
 
@@ -35,6 +37,12 @@ fi
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# Patroni is the HA manager of the failover tests (docs/operations.md says
+# why); Debian's python3-etcd speaks etcd's v2 API, which etcd-server 3.4
+# serves with --enable-v2.
+command -v patroni >/dev/null 2>&1 || missing+=(patroni)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+dpkg-query -W -f='${Status}' python3-etcd 2>/dev/null | grep -q 'ok installed' || missing+=(python3-etcd)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

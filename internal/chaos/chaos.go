@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"hmp/internal/ha"
 	"hmp/internal/postgres"
 )
 
@@ -32,10 +33,29 @@ const (
 	FaultPostgresImmediate = "postgres-immediate-restart"
 	FaultBusRestart        = "bus-restart"
 	FaultPostgresStall     = "postgres-stall"
+	// FaultPrimaryLoss (HA runs) kills the Patroni leader's Patroni and
+	// PostgreSQL (SIGKILL) and restarts the node once writes resumed.
+	FaultPrimaryLoss = "primary-loss"
+	// FaultPrimaryFreeze (HA runs) stops the leader's processes (SIGSTOP)
+	// until writes resumed on the new leader (or Config.Freeze passed),
+	// then resumes them.
+	FaultPrimaryFreeze = "primary-freeze"
 )
 
-// Faults are every fault, in the order a run injects them by default.
+// Faults are every fault of the embedded topology, in the order a run
+// injects them by default.
 var Faults = []string{FaultKill, FaultPostgresFast, FaultPostgresImmediate, FaultBusRestart, FaultPostgresStall}
+
+// HAFaults are the faults of the failover topology (Config.HA), in the
+// order a run injects them by default.
+var HAFaults = []string{FaultPrimaryLoss, FaultPrimaryFreeze}
+
+// haOnly are the faults that need the failover topology; embeddedOnly the
+// ones that drive the embedded cluster.
+var (
+	haOnly       = []string{FaultPrimaryLoss, FaultPrimaryFreeze}
+	embeddedOnly = []string{FaultPostgresFast, FaultPostgresImmediate, FaultPostgresStall}
+)
 
 // Config sets a run up. The zero value of each field means its default.
 type Config struct {
@@ -58,7 +78,8 @@ type Config struct {
 	ExternalNATS bool
 	// NATSServer is the nats-server executable. Default: "nats-server" on $PATH.
 	NATSServer string
-	// RequestTimeout is each attempt's deadline at the client. Default 5s.
+	// RequestTimeout is each attempt's deadline at the client. Default 5s;
+	// 15s with HA.
 	RequestTimeout time.Duration
 	// Stall is how long the PostgreSQL stall lasts; longer than
 	// RequestTimeout. Default 12s.
@@ -76,6 +97,29 @@ type Config struct {
 	TempDir string
 	// Log receives progress lines. Nil discards them.
 	Log io.Writer
+
+	// HA runs hmp on the failover topology (internal/ha: etcd, two
+	// Patroni nodes) through its multi-host URL instead of the embedded
+	// cluster; its faults are HAFaults.
+	HA bool
+	// Patroni sets the topology up (Async, TTL, LoopWait, RetryTimeout;
+	// zero: synchronous, Patroni's defaults). Its TempDir and Log are the
+	// run's.
+	Patroni ha.Config
+	// Instances of hmp serve on the one database (HA runs): 1 or 2.
+	// With 2 they share an external bus (ExternalNATS) and token secret,
+	// clients alternate between them, and the relay's leadership is
+	// watched. Default 1.
+	Instances int
+	// Freeze bounds how long primary-freeze keeps the old leader stopped
+	// when writes do not resume. Default: Patroni's ttl + loop_wait + 20 s
+	// (60 s with its defaults), so that the failover happens while it is
+	// frozen.
+	Freeze time.Duration
+	// CompareFor (HA runs), when positive, measures writes for this long
+	// with synchronous and then asynchronous replication before the
+	// faults (Report.Replication).
+	CompareFor time.Duration
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -94,12 +138,32 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Faults == nil {
 		c.Faults = Faults
+		if c.HA {
+			c.Faults = HAFaults
+		}
+	}
+	if c.Instances == 0 {
+		c.Instances = 1
+	}
+	if c.Instances > 1 {
+		c.ExternalNATS = true
+	}
+	if c.Freeze == 0 {
+		// Long enough for Patroni to fail over at its slowest: the
+		// leader key's TTL, one loop, and margin for the promotion.
+		p := c.Patroni.WithDefaults()
+		c.Freeze = time.Duration(p.TTL+p.LoopWait+20) * time.Second
 	}
 	if c.NATSServer == "" {
 		c.NATSServer = "nats-server"
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
+		if c.HA {
+			// Past hmp's own request deadline (10 s): through a
+			// failover the client hears hmp's 503, not its own timeout.
+			c.RequestTimeout = 15 * time.Second
+		}
 	}
 	if c.Stall == 0 {
 		c.Stall = 12 * time.Second
@@ -129,11 +193,25 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("chaos: orgs and writers must be at least 1"))
 	}
 	for _, f := range c.Faults {
-		if !slices.Contains(Faults, f) {
-			errs = append(errs, fmt.Errorf("chaos: unknown fault %q (known: %s)", f, strings.Join(Faults, ", ")))
+		switch {
+		case !slices.Contains(Faults, f) && !slices.Contains(HAFaults, f):
+			errs = append(errs, fmt.Errorf("chaos: unknown fault %q (known: %s; with --ha: %s)", f, strings.Join(Faults, ", "), strings.Join(HAFaults, ", ")))
+		case c.HA && slices.Contains(embeddedOnly, f):
+			errs = append(errs, fmt.Errorf("chaos: fault %q drives the embedded cluster; with --ha use %s", f, strings.Join(HAFaults, ", ")))
+		case !c.HA && slices.Contains(haOnly, f):
+			errs = append(errs, fmt.Errorf("chaos: fault %q needs --ha", f))
 		}
 	}
-	if c.Stall <= c.RequestTimeout {
+	if c.Instances < 1 || c.Instances > 2 {
+		errs = append(errs, fmt.Errorf("chaos: instances %d is not 1 or 2", c.Instances))
+	}
+	if c.Instances > 1 && !c.HA {
+		errs = append(errs, errors.New("chaos: two instances need --ha (they share its database)"))
+	}
+	if c.CompareFor > 0 && !c.HA {
+		errs = append(errs, errors.New("chaos: the replication comparison needs --ha"))
+	}
+	if slices.Contains(c.Faults, FaultPostgresStall) && c.Stall <= c.RequestTimeout {
 		errs = append(errs, fmt.Errorf("chaos: the stall (%s) must outlast the request deadline (%s)", c.Stall, c.RequestTimeout))
 	}
 	return errors.Join(errs...)
@@ -165,6 +243,12 @@ type Report struct {
 	Mismatches int `json:"mismatches"`
 	// ReconcileMismatches is what `hmp reconcile` reported (in Mismatches too).
 	ReconcileMismatches int `json:"reconcileMismatches"`
+	// BusEvents are the outbox's events at the end (HA runs, where the
+	// database outlives hmp); BusSkipped those not in the event stream,
+	// BusDuplicated those in it more than once (both in Mismatches too).
+	BusEvents     int `json:"busEvents"`
+	BusSkipped    int `json:"busSkipped"`
+	BusDuplicated int `json:"busDuplicated"`
 	// DeadLetters in the HMP_DLQ stream at the end.
 	DeadLetters int `json:"deadLetters"`
 	// DeadLetteredMetric sums hmp_projector_events_total{result="dead_lettered"}
@@ -174,6 +258,20 @@ type Report struct {
 	// ClientErrors before the first fault, by class.
 	BaselineErrors map[string]int `json:"baselineErrors"`
 	Faults         []FaultResult  `json:"faults"`
+	// Topology is what the database ran on: "embedded", or
+	// "patroni+etcd, 2 nodes, synchronous" (or asynchronous).
+	Topology string `json:"topology"`
+	// Instances of hmp serve that took writes.
+	Instances int `json:"instances"`
+	// RelayLeaders are the instances (0, 1) that held the relay's
+	// advisory lock, in the order they took it, as their
+	// hmp_relay_leader gauges said every 250 ms (two-instance runs);
+	// RelayOverlaps counts the samples where both said 1.
+	RelayLeaders  []int `json:"relayLeaders,omitempty"`
+	RelayOverlaps int   `json:"relayOverlaps"`
+	// Replication compares write throughput and latency with synchronous
+	// and asynchronous replication (HA runs with CompareFor).
+	Replication []ReplicationResult `json:"replication,omitempty"`
 	// Problems explains every failed check in words.
 	Problems []string `json:"problems"`
 }
@@ -182,7 +280,9 @@ type Report struct {
 type FaultResult struct {
 	Name string `json:"name"`
 	// RecoverySeconds runs from the moment the faulted component was let
-	// back (restart issued, SIGCONT sent) to the first acknowledged write.
+	// back (restart issued, SIGCONT sent) to the first acknowledged write;
+	// for the HA faults, from the fault itself (the old primary stays
+	// down or frozen while the new one takes over).
 	RecoverySeconds float64 `json:"recoverySeconds"`
 	// OutageSeconds runs from the injection to the first acknowledged write.
 	OutageSeconds float64 `json:"outageSeconds"`
@@ -206,6 +306,12 @@ type run struct {
 	hmp        *child
 	nats       *child
 	pg         *cluster
+	ha         *ha.Cluster
+	dbURL      string // the HA topology's multi-host URL
+	peer       *child // the second hmp serve (Instances 2)
+	peerAddr   string
+	apis       []*api // one per instance; api is apis[0]
+	secret     string
 	api        *api
 	tenants    []tenant
 	occurredAt string
@@ -231,6 +337,14 @@ func (r *run) readMetrics(ctx context.Context) {
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "chaos: %.0fs at %d writes/s: offered %d, skipped %d (every writer busy), acknowledged %d (%d replayed), unacknowledged %d\n",
 		r.DurationSeconds, r.Rate, r.Offered, r.Skipped, r.Acknowledged, r.Replayed, r.Unacknowledged)
+	fmt.Fprintf(w, "  topology: %s; %d instance(s) of hmp serve\n", r.Topology, r.Instances)
+	for _, m := range r.Replication {
+		fmt.Fprintf(w, "  replication %-12s %7.1f writes/s  p50 %7.1f ms  p99 %7.1f ms  (%d writers, %d writes in %.0fs)\n",
+			m.Mode, m.WritesPerSecond, m.P50Ms, m.P99Ms, m.Writers, m.Acknowledged, m.Seconds)
+	}
+	if r.Instances > 1 {
+		fmt.Fprintf(w, "  relay leaders in turn: %v (instances; %d samples with two)\n", r.RelayLeaders, r.RelayOverlaps)
+	}
 	fmt.Fprintf(w, "  %-28s %10s %10s  %s\n", "fault", "recovery", "outage", "client errors")
 	fmt.Fprintf(w, "  %-28s %10s %10s  %s\n", "(before faults)", "", "", errorsText(r.BaselineErrors))
 	for _, f := range r.Faults {
@@ -238,6 +352,9 @@ func (r *Report) Print(w io.Writer) {
 		if f.Error != "" {
 			fmt.Fprintf(w, "  %-28s error: %s\n", "", f.Error)
 		}
+	}
+	if r.BusEvents > 0 {
+		fmt.Fprintf(w, "  bus: %d outbox events, %d never published, %d published twice\n", r.BusEvents, r.BusSkipped, r.BusDuplicated)
 	}
 	fmt.Fprintf(w, "  rows %d, lost %d, duplicated %d, mismatches %d (reconcile %d), dead letters %d (metric %.0f)\n",
 		r.Rows, r.Lost, r.Duplicated, r.Mismatches, r.ReconcileMismatches, r.DeadLetters, r.DeadLetteredMetric)
@@ -309,15 +426,28 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 		_ = os.RemoveAll(dir)
 	}()
-	if r.pg, err = newCluster(filepath.Join(dir, "hmp"), binDir); err != nil {
+	topology := "embedded"
+	if cfg.HA {
+		if topology, err = r.startHA(ctx); err != nil {
+			return nil, err
+		}
+	} else if r.pg, err = newCluster(filepath.Join(dir, "hmp"), binDir); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	for i := range cfg.Instances {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if i == 0 {
+			r.addr = addr
+		} else {
+			r.peerAddr = addr
+		}
+		r.apis = append(r.apis, newAPI("http://"+addr, cfg.Writers+8, cfg.RequestTimeout))
 	}
-	r.addr = "127.0.0.1:" + strconv.Itoa(port)
-	r.api = newAPI("http://"+r.addr, cfg.Writers+8, cfg.RequestTimeout)
+	r.api = r.apis[0]
 	if cfg.ExternalNATS {
 		if err := r.startNATS(ctx); err != nil {
 			return nil, err
@@ -326,12 +456,24 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := r.startHMP(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.startPeer(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.seed(ctx); err != nil {
 		return nil, err
 	}
+	var replication []ReplicationResult
+	if cfg.CompareFor > 0 {
+		if replication, err = r.compare(ctx); err != nil {
+			return nil, err
+		}
+	}
+	stopWatch := r.watchRelay(ctx)
 	started := time.Now()
 	faults := r.load(ctx)
-	rep = &Report{DurationSeconds: time.Since(started).Seconds(), Rate: cfg.Rate, Faults: faults}
+	rep = &Report{DurationSeconds: time.Since(started).Seconds(), Rate: cfg.Rate, Faults: faults,
+		Topology: topology, Instances: cfg.Instances, Replication: replication}
+	rep.RelayLeaders, rep.RelayOverlaps = stopWatch()
 	if err := r.verify(ctx, rep); err != nil {
 		return rep, err
 	}
@@ -345,8 +487,19 @@ func (r *run) cleanup() {
 		// A stalled server must run again to stop.
 		_ = r.pg.signal(r.pg.processes(), sigCont)
 	}
+	if r.ha != nil {
+		for _, n := range r.ha.Nodes() {
+			r.ha.Thaw(n)
+		}
+	}
+	if r.peer != nil {
+		r.peer.stop(90 * time.Second)
+	}
 	if r.hmp != nil {
 		r.hmp.stop(90 * time.Second)
+	}
+	if r.ha != nil {
+		r.ha.Stop()
 	}
 	if r.pg != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -358,7 +511,7 @@ func (r *run) cleanup() {
 	if r.nats != nil {
 		r.nats.stop(30 * time.Second)
 	}
-	if r.api != nil {
-		r.api.http.CloseIdleConnections()
+	for _, a := range r.apis {
+		a.http.CloseIdleConnections()
 	}
 }

@@ -29,6 +29,7 @@ type write struct {
 	org    int
 	key    string // Idempotency-Key, also the row's description
 	amount int64
+	via    int // the instance of the first attempt (modulo the instances); retries go to the next
 }
 
 // outcome of a write: acknowledged with the row's id, or given up.
@@ -190,8 +191,11 @@ func (r *run) create(ctx context.Context, w write, pause time.Duration) bool {
 		"occurredAt": r.occurredAt, "description": w.key,
 	}
 	deadline := time.Now().Add(r.cfg.RetryFor)
-	for {
-		status, hdr, b, err := r.api.do(ctx, http.MethodPost, "/v1/finance/revenues", t.token, w.key, body, nil)
+	for attempt := w.via; ; attempt++ {
+		// With two instances a retry goes to the other one, as behind a
+		// load balancer: the key and the token must hold there too.
+		a := r.apis[attempt%len(r.apis)]
+		status, hdr, b, err := a.do(ctx, http.MethodPost, "/v1/finance/revenues", t.token, w.key, body, nil)
 		if err == nil && status == http.StatusCreated {
 			var out struct {
 				ID string `json:"id"`
@@ -211,6 +215,10 @@ func (r *run) create(ctx context.Context, w write, pause time.Duration) bool {
 			}
 		}
 		class := classify(status, err)
+		if err == nil && status == http.StatusServiceUnavailable && hdr.Get("Retry-After") == "" {
+			// A 503 must tell the client when to come back.
+			class = "http 503 without Retry-After"
+		}
 		if err == nil && status < 300 {
 			// Success without the created row: the client cannot know
 			// what happened (an empty 200 is what a handler that returns

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,13 +29,25 @@ func (r *run) startHMP(ctx context.Context) error {
 // spawnHMP starts `hmp serve` without waiting, as a supervisor restarting
 // it would.
 func (r *run) spawnHMP() error {
-	args := []string{r.cfg.Binary, "serve", "--data-dir", r.hmpDir(), "--http-addr", r.addr, "--log-format", "text"}
+	r.hmp = &child{name: "hmp serve", args: r.serveArgs(r.hmpDir(), r.addr), dir: r.dir, log: filepath.Join(r.dir, "hmp.log")}
+	r.restarts++
+	return r.hmp.start()
+}
+
+// serveArgs is the command line of an `hmp serve` with its data dir and
+// address, on the run's database and bus.
+func (r *run) serveArgs(dataDir, addr string) []string {
+	args := []string{r.cfg.Binary, "serve", "--data-dir", dataDir, "--http-addr", addr, "--log-format", "text"}
 	if r.natsURL != "" {
 		args = append(args, "--nats-url", r.natsURL)
 	}
-	r.hmp = &child{name: "hmp serve", args: args, dir: r.dir, log: filepath.Join(r.dir, "hmp.log")}
-	r.restarts++
-	return r.hmp.start()
+	if r.dbURL != "" {
+		args = append(args, "--database-url", r.dbURL)
+	}
+	if r.secret != "" {
+		args = append(args, "--token-secret", r.secret)
+	}
+	return args
 }
 
 // startNATS starts (or restarts, on the same port and storage) an
@@ -125,7 +138,7 @@ func (r *run) load(ctx context.Context) []FaultResult {
 			over = true
 		case <-ticker.C:
 			seq++
-			w := write{org: seq % len(r.tenants), key: fmt.Sprintf("chaos-%d", seq), amount: 1 + rand.Int64N(100_000)}
+			w := write{org: seq % len(r.tenants), via: seq, key: fmt.Sprintf("chaos-%d", seq), amount: 1 + rand.Int64N(100_000)}
 			r.ledger.mu.Lock()
 			r.ledger.offered++
 			r.ledger.mu.Unlock()
@@ -171,6 +184,9 @@ func (r *run) injectAll(ctx context.Context, start time.Time) []FaultResult {
 func (r *run) inject(ctx context.Context, name string) FaultResult {
 	res := FaultResult{Name: name}
 	began := time.Now()
+	if r.ha != nil && slices.Contains(haOnly, name) {
+		return r.injectHA(ctx, name)
+	}
 	var err error
 	switch name {
 	case FaultKill:
@@ -223,7 +239,7 @@ func (r *run) inject(ctx context.Context, name string) FaultResult {
 func (r *run) probe(ctx context.Context) error {
 	deadline := time.Now().Add(r.cfg.RetryFor)
 	for n := 0; ; n++ {
-		w := write{org: n % len(r.tenants), key: fmt.Sprintf("probe-%d-%d", r.ledger.phase.Load(), n), amount: 1 + rand.Int64N(100_000)}
+		w := write{org: n % len(r.tenants), via: n, key: fmt.Sprintf("probe-%d-%d", r.ledger.phase.Load(), n), amount: 1 + rand.Int64N(100_000)}
 		r.ledger.mu.Lock()
 		r.ledger.offered++
 		r.ledger.mu.Unlock()
@@ -232,6 +248,9 @@ func (r *run) probe(ctx context.Context) error {
 		}
 		if !r.hmp.running() {
 			return fmt.Errorf("hmp serve exited: %s", r.hmp.logTail())
+		}
+		if r.peer != nil && !r.peer.running() {
+			return fmt.Errorf("the second hmp serve exited: %s", r.peer.logTail())
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no write acknowledged within %s", r.cfg.RetryFor)

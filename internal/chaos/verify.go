@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +45,11 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 		// A fault left it down: bring it back for the checks.
 		if err := r.startHMP(ctx); err != nil {
 			return fmt.Errorf("restart hmp for the checks: %w", err)
+		}
+	}
+	if r.peer != nil && !r.peer.running() {
+		if err := r.startPeer(ctx); err != nil {
+			return fmt.Errorf("restart the second hmp for the checks: %w", err)
 		}
 	}
 	seen := map[string]int{} // key -> rows
@@ -87,13 +93,16 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 			rep.Mismatches++
 			r.problem("org %d: %d rows but add events for %d entities", org, len(rows), len(events))
 		}
-		got, err := r.cashReceived(ctx, t, tokens[org])
-		if err != nil {
-			return err
-		}
-		if got != sum {
-			rep.Mismatches++
-			r.problem("org %d: daily report says %d cents received in cash, its rows sum to %d", org, got, sum)
+		// Each instance honours the last token, whichever issued it.
+		for i, a := range r.apis {
+			got, err := r.cashReceived(ctx, a, t, tokens[org])
+			if err != nil {
+				return err
+			}
+			if got != sum {
+				rep.Mismatches++
+				r.problem("org %d: instance %d's daily report says %d cents received in cash, its rows sum to %d", org, i, got, sum)
+			}
 		}
 	}
 	for key, a := range l.acked {
@@ -111,11 +120,26 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 	if n > 0 {
 		r.problem("hmp reconcile found %d mismatches", n)
 	}
+	if r.peer != nil {
+		// After the drain one relay leads, on one of the instances.
+		leaders := 0
+		for _, addr := range []string{r.addr, r.peerAddr} {
+			if v, err := r.metricAt(ctx, addr, "hmp_relay_leader", ""); err == nil && v == 1 {
+				leaders++
+			}
+		}
+		if leaders != 1 {
+			r.problem("%d instances lead the relay at the end, want 1", leaders)
+		}
+	}
 	// The embedded bus's storage can be read only once hmp has let go of it.
 	r.readMetrics(ctx)
 	rep.DeadLetteredMetric = r.dlqMetric
+	if r.peer != nil {
+		r.peer.stop(90 * time.Second)
+	}
 	r.hmp.stop(90 * time.Second)
-	dl, err := r.deadLetters(ctx)
+	dl, err := r.deadLetters(ctx, rep)
 	if err != nil {
 		return err
 	}
@@ -196,7 +220,7 @@ func (r *run) addEvents(ctx context.Context, t tenant) (map[string]int, error) {
 // cashReceived reads the day's cash receipts of a tenant's property with
 // the tenant's last consistency token: the drain. The read waits for the
 // projector (503 until then, retried for two minutes).
-func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, error) {
+func (r *run) cashReceived(ctx context.Context, a *api, t tenant, token string) (int64, error) {
 	q := url.Values{"propertyId": {t.property}, "date": {r.date}}
 	hdr := map[string]string{}
 	if token != "" {
@@ -205,7 +229,7 @@ func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, 
 	var rep struct {
 		CashReceivedCents int64 `json:"cashReceivedCents"`
 	}
-	if err := r.api.call(ctx, http.MethodGet, "/v1/reports/daily-report?"+q.Encode(), t.token, nil, hdr, http.StatusOK, &rep, 2*time.Minute); err != nil {
+	if err := a.call(ctx, http.MethodGet, "/v1/reports/daily-report?"+q.Encode(), t.token, nil, hdr, http.StatusOK, &rep, 2*time.Minute); err != nil {
 		return 0, fmt.Errorf("consistent daily report: %w", err)
 	}
 	return rep.CashReceivedCents, nil
@@ -216,7 +240,11 @@ func (r *run) cashReceived(ctx context.Context, t tenant, token string) (int64, 
 func (r *run) reconcile(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, r.cfg.Binary, "reconcile", "--data-dir", r.hmpDir(), "--log-format", "text")
+	args := []string{"reconcile", "--data-dir", r.hmpDir(), "--log-format", "text"}
+	if r.dbURL != "" {
+		args = append(args, "--database-url", r.dbURL)
+	}
+	cmd := exec.CommandContext(ctx, r.cfg.Binary, args...)
 	out, err := cmd.Output()
 	var res struct {
 		Mismatches *int `json:"mismatches"`
@@ -235,7 +263,7 @@ func (r *run) reconcile(ctx context.Context) (int, error) {
 // deadLetters counts the messages of the dead-letter stream: on the
 // external server, or in the embedded server's storage, read with a
 // server of this process once hmp has stopped.
-func (r *run) deadLetters(ctx context.Context) (int, error) {
+func (r *run) deadLetters(ctx context.Context, rep *Report) (int, error) {
 	var opts []nats.Option
 	natsURL := r.natsURL
 	if natsURL == "" {
@@ -264,6 +292,11 @@ func (r *run) deadLetters(ctx context.Context) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if r.dbURL != "" {
+		if err := r.checkBus(ctx, js, rep); err != nil {
+			return 0, err
+		}
+	}
 	s, err := js.Stream(ctx, deadLetterStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, nil
@@ -281,7 +314,12 @@ func (r *run) deadLetters(ctx context.Context) (int, error) {
 // metric returns the sum of a counter's samples whose labels contain
 // match, from the server's /metrics.
 func (r *run) metric(ctx context.Context, name, match string) (float64, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.addr+"/metrics", nil)
+	return r.metricAt(ctx, r.addr, name, match)
+}
+
+// metricAt is metric from the instance at addr.
+func (r *run) metricAt(ctx context.Context, addr, name, match string) (float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	resp, err := r.api.http.Do(req)
 	if err != nil {
 		return 0, err
@@ -293,4 +331,72 @@ func (r *run) metric(ctx context.Context, name, match string) (float64, error) {
 	}
 	sum, _ := m.Sum(name, match)
 	return sum, nil
+}
+
+// eventsStream is the bus's event stream (bus.EventsStream).
+const eventsStream = "HMP_EVENTS"
+
+// checkBus compares the event stream with the outbox (the events table,
+// read on the HA topology's primary): every event published once, none
+// skipped, across the failovers and the relay's moves.
+func (r *run) checkBus(ctx context.Context, js jetstream.JetStream, rep *Report) error {
+	conn, err := pgx.Connect(ctx, r.dbURL)
+	if err != nil {
+		return fmt.Errorf("connect to the outbox: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT id::text FROM events`)
+	if err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	outbox, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the outbox: %w", err)
+	}
+	s, err := js.Stream(ctx, eventsStream)
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("event stream: %w", err)
+	}
+	published := map[string]int{}
+	if info.State.Msgs > 0 {
+		c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err != nil {
+			return fmt.Errorf("read the event stream: %w", err)
+		}
+		for n := uint64(0); n < info.State.Msgs; {
+			batch, err := c.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return fmt.Errorf("read the event stream: %w", err)
+			}
+			got := 0
+			for m := range batch.Messages() {
+				published[m.Headers().Get(jetstream.MsgIDHeader)]++
+				got++
+			}
+			if err := batch.Error(); err != nil {
+				return fmt.Errorf("read the event stream: %w", err)
+			}
+			if got == 0 {
+				return fmt.Errorf("read the event stream: %d of %d messages, then nothing", n, info.State.Msgs)
+			}
+			n += uint64(got)
+		}
+	}
+	rep.BusEvents = len(outbox)
+	for _, id := range outbox {
+		switch n := published[id]; {
+		case n == 0:
+			rep.BusSkipped++
+			r.problem("event %s is in the outbox but was never published", id)
+		case n > 1:
+			rep.BusDuplicated++
+			r.problem("event %s was published %d times", id, n)
+		}
+	}
+	rep.Mismatches += rep.BusSkipped + rep.BusDuplicated
+	return nil
 }
