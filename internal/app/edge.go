@@ -58,9 +58,21 @@ func (in *instance) ready(ctx context.Context) error {
 // listeners.
 func (a *App) serve(b base, in *instance, parts []part) error {
 	d := in.deps(b)
+	split := slices.Contains(parts, partGateway) || slices.Contains(parts, partService)
+	var key *rpc.Key
+	if split {
+		secret, err := tokenSecret(b.cfg)
+		if err != nil {
+			return err
+		}
+		if key, err = rpc.NewKey(secret); err != nil {
+			return err
+		}
+	}
 	switch {
 	case slices.Contains(parts, partGateway):
-		d.Forward = gateway.New(in.bus.Conn(), b.cfg.Gateway, b.logger, b.reg)
+		d.Forward = gateway.New(in.bus.Conn(), key, b.cfg.Gateway, b.logger, b.reg)
+		d.MaxInFlight = gatewayInFlight(b.cfg)
 	case slices.Contains(parts, partService):
 		handler := httpapi.New(d)
 		service, facts := rpc.Reports, rpc.TenancyBackend(nil)
@@ -69,7 +81,7 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 			// questions.
 			service, facts = rpc.Finance, in.write.tenancy
 		}
-		if err := serveRPC(b, in, service, handler, facts); err != nil {
+		if err := serveRPC(b, in, service, handler, key, facts); err != nil {
 			return err
 		}
 		return a.listen(gateway.OpsOnly(handler), in.operator)
@@ -77,16 +89,32 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 	return a.listen(httpapi.New(d), in.operator)
 }
 
+// gatewayInFlight is the gateway's admission bound: Gateway.MaxInFlight,
+// by default what the services behind it take, MaxInFlight each of
+// finance and reports (the gateway admits, the services do not shed
+// again); unbounded when they are.
+func gatewayInFlight(cfg Config) int {
+	switch {
+	case cfg.Gateway.MaxInFlight != 0:
+		return cfg.Gateway.MaxInFlight
+	case cfg.MaxInFlight < 0:
+		return -1
+	}
+	return 2 * cfg.MaxInFlight
+}
+
 // serveRPC registers the role's micro service, last of all (calls arrive
 // once everything is up) so that it is the first thing Close stops: the
 // gateway's calls move to the other instances before this one winds down.
-func serveRPC(b base, in *instance, service string, handler http.Handler, tenancyFacts rpc.TenancyBackend) error {
+// It does not shed what the gateway admitted: the gateway's admission
+// (gatewayInFlight) bounds the calls it sends.
+func serveRPC(b base, in *instance, service string, handler http.Handler, key *rpc.Key, tenancyFacts rpc.TenancyBackend) error {
 	srv, err := rpc.NewServer(in.bus.Conn(), service, serviceVersion, 0, b.logger)
 	if err != nil {
 		return err
 	}
 	b.stops.push(srv.Stop)
-	if err := srv.HandleHTTP(gateway.Owned(service, handler)); err != nil {
+	if err := srv.HandleHTTP(gateway.Owned(service, handler), key, httpapi.Vouched); err != nil {
 		return err
 	}
 	if tenancyFacts != nil {

@@ -5,6 +5,11 @@
 // per call, retries of the calls that are safe to repeat, and one circuit
 // breaker per service. When a service has no instance answering, the
 // client gets a 503 with Retry-After, never a 500.
+//
+// There is one pipeline: the gateway authenticates, limits and admits;
+// each call is a signed envelope (rpc.Key) carrying the checked session,
+// the request id and the deadline, which the service trusts instead of
+// authenticating and shedding again.
 package gateway
 
 import (
@@ -23,8 +28,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"hmp/internal/auth"
 	"hmp/internal/bus"
-	"hmp/internal/domain"
 	"hmp/internal/rpc"
 )
 
@@ -51,6 +56,12 @@ type Config struct {
 	// BreakerOpen is how long an open breaker answers 503 at once before
 	// it lets one call probe the service. Default 2 s.
 	BreakerOpen time.Duration
+	// MaxInFlight bounds the API requests the gateway admits at once
+	// (its shedding; the services do not shed what it admitted). Zero:
+	// what the services can take, the sum of their own bounds (the app
+	// sets it: MaxInFlight of finance plus that of reports); negative:
+	// unbounded.
+	MaxInFlight int
 }
 
 // WithDefaults returns a copy of c with zero fields at their defaults.
@@ -103,17 +114,27 @@ func Route(path string) string {
 // Gateway forwards requests to the services over NATS.
 type Gateway struct {
 	nc       *nats.Conn
+	key      *rpc.Key
 	cfg      Config
-	breakers map[string]*gobreaker.CircuitBreaker[*nats.Msg]
+	services map[string]*service
 	calls    *prometheus.CounterVec
 	logger   *slog.Logger
 }
 
-// New returns a Gateway on nc. Its breakers' states are
-// hmp_breaker_state{name="gateway_<service>"} on reg (may be nil).
-func New(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Gateway {
+// service is what the gateway keeps per service: its subject, breaker
+// and call counters (looked up once, not per call).
+type service struct {
+	subject                                                         string
+	breaker                                                         *gobreaker.CircuitBreaker[*nats.Msg]
+	answered, retried, noResponders, timeout, breakerOpen, failures prometheus.Counter
+}
+
+// New returns a Gateway on nc, signing its calls with key. Its breakers'
+// states are hmp_breaker_state{name="gateway_<service>"} on reg (may be
+// nil).
+func New(nc *nats.Conn, key *rpc.Key, cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Gateway {
 	cfg = cfg.WithDefaults()
-	g := &Gateway{nc: nc, cfg: cfg, logger: logger, breakers: map[string]*gobreaker.CircuitBreaker[*nats.Msg]{},
+	g := &Gateway{nc: nc, key: key, cfg: cfg, logger: logger, services: map[string]*service{},
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_gateway_calls_total",
 			Help: "Calls the gateway forwarded, by service and result (answered, retried, no_responders, timeout, breaker_open, failed)."},
 			[]string{"service", "result"})}
@@ -125,7 +146,11 @@ func New(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Register
 		name := "gateway_" + svc
 		state := states.WithLabelValues(name)
 		state.Set(float64(gobreaker.StateClosed))
-		g.breakers[svc] = gobreaker.NewCircuitBreaker[*nats.Msg](gobreaker.Settings{
+		c := func(result string) prometheus.Counter { return g.calls.WithLabelValues(svc, result) }
+		g.services[svc] = &service{subject: rpc.Subject(svc, rpc.HTTPEndpoint),
+			answered: c("answered"), retried: c("retried"), noResponders: c("no_responders"), timeout: c("timeout"),
+			breakerOpen: c("breaker_open"), failures: c("failed")}
+		g.services[svc].breaker = gobreaker.NewCircuitBreaker[*nats.Msg](gobreaker.Settings{
 			Name: name, MaxRequests: 1, Timeout: cfg.BreakerOpen,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
 			// A caller that gave up says nothing about the service.
@@ -146,48 +171,44 @@ var (
 )
 
 // Forward sends r to the service owning its path and writes the answer.
-// actor is the authenticated caller (nil for anonymous routes); the
-// service authenticates the forwarded bearer token again itself, so the
-// actor travels only as an informative header. retryable says that the
+// sess is the authenticated caller's session (nil for anonymous routes),
+// which the envelope carries for the service to trust. retryable says that the
 // route declares the write idempotent (the service honours its
 // Idempotency-Key): only such a write, sent with a key, is tried again
 // after a try that got no answer; a header on another route changes
 // nothing, since that service would write twice.
-func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, retryable bool, w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) Forward(ctx context.Context, sess *auth.Session, retryable bool, w http.ResponseWriter, r *http.Request) {
 	svc := Route(r.URL.Path)
+	s := g.services[svc]
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		unavailable(w, "could not read the request body", "1")
 		return
 	}
-	if actor != nil {
-		r.Header.Set("Hmp-Actor", actor.OrgID.String()+"/"+actor.UserID.String()+"/"+string(actor.Role))
-	}
 	idempotent := r.Method == http.MethodGet || r.Method == http.MethodHead || (retryable && r.Header.Get("Idempotency-Key") != "")
-	cb := g.breakers[svc]
 	try := func() (*nats.Msg, error) {
-		reply, err := cb.Execute(func() (*nats.Msg, error) { return g.call(ctx, svc, r, body) })
+		reply, err := s.breaker.Execute(func() (*nats.Msg, error) { return g.call(ctx, svc, s.subject, r, sess, body) })
 		switch {
 		case err == nil:
 			return reply, nil
 		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-			g.calls.WithLabelValues(svc, "breaker_open").Inc()
+			s.breakerOpen.Inc()
 			return nil, backoff.Permanent(err)
 		case errors.Is(err, errNoResponders):
-			g.calls.WithLabelValues(svc, "no_responders").Inc()
+			s.noResponders.Inc()
 			return nil, err // never delivered: safe to try again whatever the method
 		case errors.Is(err, errNoAnswer) && idempotent:
-			g.calls.WithLabelValues(svc, "timeout").Inc()
+			s.timeout.Inc()
 			return nil, err
 		}
-		g.calls.WithLabelValues(svc, "failed").Inc()
+		s.failures.Inc()
 		return nil, backoff.Permanent(err)
 	}
 	reply, err := backoff.Retry(ctx, try,
 		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: g.cfg.RetryDelay, RandomizationFactor: 0.3,
 			Multiplier: 2, MaxInterval: time.Second}),
 		backoff.WithMaxTries(uint(g.cfg.Retries)+1), backoff.WithMaxElapsedTime(0),
-		backoff.WithNotify(func(error, time.Duration) { g.calls.WithLabelValues(svc, "retried").Inc() }))
+		backoff.WithNotify(func(error, time.Duration) { s.retried.Inc() }))
 	if err != nil {
 		g.fail(w, r, svc, err)
 		return
@@ -197,16 +218,16 @@ func (g *Gateway) Forward(ctx context.Context, actor *domain.Actor, retryable bo
 		unavailable(w, "the "+svc+" service gave an unusable answer; retry shortly", "1")
 		return
 	}
-	g.calls.WithLabelValues(svc, "answered").Inc()
+	s.answered.Inc()
 }
 
 // call is one try: the request with the caller's deadline, bounded by the
 // per-call timeout.
-func (g *Gateway) call(ctx context.Context, svc string, r *http.Request, body []byte) (*nats.Msg, error) {
+func (g *Gateway) call(ctx context.Context, svc, subject string, r *http.Request, sess *auth.Session, body []byte) (*nats.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.CallTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
-	reply, err := g.nc.RequestMsgWithContext(ctx, rpc.NewHTTPMsg(svc, r, body, deadline))
+	reply, err := g.nc.RequestWithContext(ctx, subject, rpc.NewCall(g.key, r, sess, body, deadline))
 	switch {
 	case err == nil:
 	case errors.Is(err, nats.ErrNoResponders):

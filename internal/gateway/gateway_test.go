@@ -19,6 +19,7 @@ import (
 
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
+	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres/pgtest"
 	"hmp/internal/rpc"
@@ -34,6 +35,15 @@ func TestMain(m *testing.M) {
 }
 
 var discard = slog.New(slog.DiscardHandler)
+
+// newKey is the envelope key of a test's gateway and services.
+func newKey(t testing.TB) *rpc.Key {
+	k, err := rpc.NewKey([]byte(strings.Repeat("s", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
 
 // setup runs a NATS server on a free loopback port and returns a
 // connection to it and a function that connects another.
@@ -67,7 +77,7 @@ func serve(t *testing.T, connect func() *nats.Conn, service string, h http.Handl
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	if err := srv.HandleHTTP(h); err != nil {
+	if err := srv.HandleHTTP(h, newKey(t), httpapi.Vouched); err != nil {
 		t.Fatal(err)
 	}
 	return srv
@@ -124,7 +134,7 @@ func TestForwardCarriesTheRequest(t *testing.T) {
 			"body": string(body), "requestId": r.Header.Get("X-Request-Id"), "auth": r.Header.Get("Authorization"),
 			"hasDeadline": ok, "left": time.Until(deadline).Seconds()})
 	}))
-	g := New(nc, Config{CallTimeout: 3 * time.Second}, discard, nil)
+	g := New(nc, newKey(t), Config{CallTimeout: 3 * time.Second}, discard, nil)
 	w := forward(g, "POST", "/v1/reports/reconciliation?date=2026-03-02", `{"a":1}`, "X-Request-Id", "req-1", "Authorization", "Bearer t")
 	if w.Code != http.StatusAccepted || w.Header().Get("X-Seen") != "yes" {
 		t.Fatalf("answer %d %v %s", w.Code, w.Header(), w.Body)
@@ -165,7 +175,7 @@ func TestRetriesOnlyIdempotentCalls(t *testing.T) {
 	// Registered after serve, so run before its Stop, which waits for the
 	// calls in flight.
 	t.Cleanup(func() { close(release) })
-	g := New(nc, Config{CallTimeout: 100 * time.Millisecond, Retries: 2, RetryDelay: time.Millisecond, BreakerFailures: 1000}, discard, nil)
+	g := New(nc, newKey(t), Config{CallTimeout: 100 * time.Millisecond, Retries: 2, RetryDelay: time.Millisecond, BreakerFailures: 1000}, discard, nil)
 	for _, c := range []struct {
 		name      string
 		method    string
@@ -201,7 +211,7 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 	t.Parallel()
 	nc, connect := setup(t)
 	reg := prometheus.NewRegistry()
-	g := New(nc, Config{CallTimeout: time.Second, Retries: 1, RetryDelay: time.Millisecond, BreakerFailures: 4, BreakerOpen: 100 * time.Millisecond}, discard, reg)
+	g := New(nc, newKey(t), Config{CallTimeout: time.Second, Retries: 1, RetryDelay: time.Millisecond, BreakerFailures: 4, BreakerOpen: 100 * time.Millisecond}, discard, reg)
 	gauge := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil {

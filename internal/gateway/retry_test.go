@@ -82,7 +82,7 @@ func retrySetup(t *testing.T) *retryDeployment {
 	backend := &losesFirstAnswer{h: httpapi.New(httpapi.Deps{Tenancy: ten, Tokens: tokens(), Finance: finance.New(pool, ten, time.Now),
 		Events: eventstore.NewStore(pool), Idempotency: idempotency.NewStore(pool, time.Now)})}
 	serve(t, connect, rpc.Finance, backend)
-	g := New(nc, Config{CallTimeout: 500 * time.Millisecond, Retries: 2, RetryDelay: 10 * time.Millisecond, BreakerFailures: 100}, discard, nil)
+	g := New(nc, newKey(t), Config{CallTimeout: 500 * time.Millisecond, Retries: 2, RetryDelay: 10 * time.Millisecond, BreakerFailures: 100}, discard, nil)
 	d := &retryDeployment{t: t, gateway: httpapi.New(httpapi.Deps{Tokens: tokens(), Forward: g}), backend: backend, ten: ten}
 	var signup struct{ OrgID, AccessToken string }
 	d.json(d.send("POST", "/v1/auth/signup", "", map[string]any{"orgName": "Retry Books", "email": "retry@example.test",

@@ -4,10 +4,11 @@
 // discovers the instances, spreads the calls over them, and keeps the
 // per-endpoint stats (`nats micro stats hmp-finance`). It holds the two
 // kinds of call the roles make: an HTTP request forwarded whole (the
-// gateway's), and the small tenancy questions of the reports role.
+// gateway's, as a signed binary envelope: envelope.go), and the small
+// tenancy questions of the reports role.
 //
-// The caller's deadline and request id travel in headers
-// (Hmp-Deadline, X-Request-Id); the callee runs under that deadline.
+// The callee runs under the caller's deadline: in the envelope, or in the
+// Hmp-Deadline header of a tenancy question.
 package rpc
 
 import (
@@ -15,25 +16,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"hmp/internal/auth"
 )
 
-// Headers of a forwarded HTTP request and its answer. The request's own
-// HTTP headers travel beside them under their own names.
+// Headers of a tenancy question and its answer.
 const (
-	HeaderMethod   = "Hmp-Method"
-	HeaderPath     = "Hmp-Path"
-	HeaderQuery    = "Hmp-Query"
-	HeaderRemote   = "Hmp-Remote-Addr"
-	HeaderStatus   = "Hmp-Status"
 	HeaderDeadline = "Hmp-Deadline" // Unix nanoseconds
 	// HeaderErrorKind names the domain error of a failed tenancy call.
 	HeaderErrorKind = "Hmp-Error-Kind"
@@ -128,66 +126,71 @@ func (s *Server) add(endpoint string, fn func(micro.Request)) error {
 	return nil
 }
 
+// Vouch puts what a verified envelope vouches for into the context of
+// the request rebuilt from it (httpapi.Vouched): the caller's session
+// (nil: an anonymous route). A nil Vouch leaves the context as is.
+type Vouch func(ctx context.Context, sess *auth.Session) context.Context
+
 // HandleHTTP serves forwarded HTTP requests with h, under the caller's
-// deadline, and answers the status, headers and body h wrote.
-func (s *Server) HandleHTTP(h http.Handler) error {
+// deadline, and answers the status, headers and body h wrote. An envelope
+// whose signature does not verify under key is refused with a micro
+// error 403, one past its deadline 504, a malformed one 400: h never sees
+// them.
+func (s *Server) HandleHTTP(h http.Handler, key *Key, vouch Vouch) error {
 	return s.add(HTTPEndpoint, func(req micro.Request) {
-		r, cancel, err := decodeRequest(req)
+		e, err := key.Open(req.Data(), time.Now())
 		if err != nil {
-			_ = req.Error("400", err.Error(), nil)
+			code := "400"
+			switch {
+			case errors.Is(err, ErrBadSignature):
+				code = "403"
+			case errors.Is(err, ErrExpired):
+				code = "504"
+			}
+			s.logger.Warn("rpc_envelope_refused", "service", s.name, "code", code, "error", err.Error())
+			_ = req.Error(code, err.Error(), nil)
 			return
 		}
+		ctx, cancel := context.WithDeadline(context.Background(), e.Deadline)
 		defer cancel()
+		if vouch != nil {
+			ctx = vouch(ctx, e.Session)
+		}
+		r := e.request(ctx)
 		rec := &recorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
-		out := micro.Headers{}
-		for k, vs := range rec.header {
-			if !hopHeaders[k] {
-				out[k] = vs
-			}
-		}
 		status := rec.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		out[HeaderStatus] = []string{strconv.Itoa(status)}
-		if err := req.Respond(rec.body.Bytes(), micro.WithHeaders(out)); err != nil {
-			s.logger.Warn("rpc_respond_failed", "service", s.name, "error", err.Error(), "request_id", r.Header.Get("X-Request-Id"))
+		if err := req.Respond(encodeAnswer(status, rec.header, rec.body.Bytes())); err != nil {
+			s.logger.Warn("rpc_respond_failed", "service", s.name, "error", err.Error(), "request_id", e.RequestID)
 		}
 	})
 }
 
-// decodeRequest rebuilds the HTTP request a message carries, with a
-// context bound by the caller's deadline.
-func decodeRequest(req micro.Request) (*http.Request, context.CancelFunc, error) {
-	hdr := req.Headers()
-	method, path := hdr.Get(HeaderMethod), hdr.Get(HeaderPath)
-	if method == "" || !strings.HasPrefix(path, "/") {
-		return nil, nil, errors.New("not a forwarded HTTP request: method or path missing")
+// request rebuilds the HTTP request e carries, with context ctx.
+func (e *Envelope) request(ctx context.Context) *http.Request {
+	target := e.Path
+	if e.Query != "" {
+		target += "?" + e.Query
 	}
-	ctx, cancel, err := callerContext(hdr)
-	if err != nil {
-		return nil, nil, err
+	h := e.Header
+	if h == nil {
+		h = http.Header{}
 	}
-	target := path
-	if q := hdr.Get(HeaderQuery); q != "" {
-		target += "?" + q
+	if e.RequestID != "" {
+		h["X-Request-Id"] = []string{e.RequestID}
 	}
-	r, err := http.NewRequestWithContext(ctx, method, "http://hmp"+target, bytes.NewReader(req.Data()))
-	if err != nil {
-		cancel()
-		return nil, nil, fmt.Errorf("forwarded request: %w", err)
+	r := &http.Request{
+		Method: e.Method, URL: &url.URL{Path: e.Path, RawQuery: e.Query}, RequestURI: target,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: "hmp", Header: h,
+		Body: http.NoBody, RemoteAddr: e.RemoteAddr, ContentLength: int64(len(e.Body)),
 	}
-	r.RequestURI = target
-	r.RemoteAddr = hdr.Get(HeaderRemote)
-	for k, vs := range hdr {
-		if strings.HasPrefix(k, "Hmp-") || strings.HasPrefix(k, "Nats-") {
-			continue
-		}
-		r.Header[http.CanonicalHeaderKey(k)] = vs
+	if len(e.Body) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(e.Body))
 	}
-	r.ContentLength = int64(len(req.Data()))
-	return r, cancel, nil
+	return r.WithContext(ctx)
 }
 
 // callerContext is a context bound by the caller's deadline (none when
@@ -206,44 +209,39 @@ func callerContext(h micro.Headers) (context.Context, context.CancelFunc, error)
 	return ctx, cancel, nil
 }
 
-// NewHTTPMsg is the message that forwards r (whose body was read into
-// body) to service, to be answered before deadline.
-func NewHTTPMsg(service string, r *http.Request, body []byte, deadline time.Time) *nats.Msg {
-	m := nats.NewMsg(Subject(service, HTTPEndpoint))
-	for k, vs := range r.Header {
-		if !hopHeaders[k] && !strings.HasPrefix(k, "Hmp-") {
-			m.Header[k] = vs
-		}
+// NewCall is the envelope of r (whose body was read into body), vouched
+// for with the caller's session (nil: anonymous), to be answered before
+// deadline, signed with key: the data of a request to
+// Subject(service, HTTPEndpoint). The bearer token does not travel with
+// a session: the session stands for it.
+func NewCall(key *Key, r *http.Request, sess *auth.Session, body []byte, deadline time.Time) []byte {
+	h := r.Header
+	if sess != nil && len(h["Authorization"]) > 0 {
+		h = h.Clone()
+		delete(h, "Authorization")
 	}
-	m.Header.Set(HeaderMethod, r.Method)
-	m.Header.Set(HeaderPath, r.URL.Path)
-	if r.URL.RawQuery != "" {
-		m.Header.Set(HeaderQuery, r.URL.RawQuery)
-	}
-	if r.RemoteAddr != "" {
-		m.Header.Set(HeaderRemote, r.RemoteAddr)
-	}
-	if !deadline.IsZero() {
-		m.Header.Set(HeaderDeadline, strconv.FormatInt(deadline.UnixNano(), 10))
-	}
-	m.Data = body
-	return m
+	return key.Seal(&Envelope{Deadline: deadline, Session: sess, RequestID: r.Header.Get("X-Request-Id"),
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, RemoteAddr: r.RemoteAddr, Header: h, Body: body})
 }
 
 // WriteHTTP writes the answer a service sent for a forwarded request.
 func WriteHTTP(w http.ResponseWriter, reply *nats.Msg) error {
-	status, err := strconv.Atoi(reply.Header.Get(HeaderStatus))
-	if err != nil || status < 100 || status > 999 {
-		return fmt.Errorf("reply without a status (%q): %s", reply.Header.Get(HeaderStatus), ServiceError(reply))
+	if e := ServiceError(reply); e != "" {
+		return fmt.Errorf("service error %s", e)
 	}
-	for k, vs := range reply.Header {
-		if k == HeaderStatus || strings.HasPrefix(k, "Nats-") || hopHeaders[k] {
-			continue
-		}
-		w.Header()[http.CanonicalHeaderKey(k)] = vs
+	status, h, body, err := decodeAnswer(reply.Data)
+	if err != nil {
+		return err
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("answer with status %d", status)
+	}
+	dst := w.Header()
+	for k, vs := range h {
+		dst[k] = vs
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(reply.Data)
+	_, _ = w.Write(body)
 	return nil
 }
 

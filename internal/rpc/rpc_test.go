@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -9,12 +10,14 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
+	"hmp/internal/auth"
 	"hmp/internal/domain"
 	"hmp/internal/natstest"
 	"hmp/internal/postgres/pgtest"
@@ -31,17 +34,19 @@ func TestMain(m *testing.M) {
 }
 
 // fixture is an embedded NATS server with one connection for the
-// callee's micro service and one for the caller.
+// callee's micro service and one for the caller, and their shared
+// envelope key.
 type fixture struct {
 	url    string
 	server *rpc.Server
 	caller *nats.Conn
+	key    *rpc.Key
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	url := natstest.StartServer(t)
-	f := &fixture{url: url, caller: connect(t, url)}
+	f := &fixture{url: url, caller: connect(t, url), key: newKey(t, "s")}
 	f.server = newServer(t, connect(t, url))
 	return f
 }
@@ -56,6 +61,22 @@ func connect(t *testing.T, url string) *nats.Conn {
 	return nc
 }
 
+func newKey(t *testing.T, secret string) *rpc.Key {
+	t.Helper()
+	k, err := rpc.NewKey([]byte(strings.Repeat(secret, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sessionKey is where the test's Vouch puts the vouched session.
+type sessionKey struct{}
+
+func vouch(ctx context.Context, s *auth.Session) context.Context {
+	return context.WithValue(ctx, sessionKey{}, s)
+}
+
 func newServer(t *testing.T, nc *nats.Conn) *rpc.Server {
 	t.Helper()
 	s, err := rpc.NewServer(nc, rpc.Finance, "0.0.0-test", 4, slog.New(slog.DiscardHandler))
@@ -68,9 +89,14 @@ func newServer(t *testing.T, nc *nats.Conn) *rpc.Server {
 
 // forward sends r through the bus as the gateway does and writes the
 // answer into a recorder.
-func (f *fixture) forward(t *testing.T, r *http.Request, body string, deadline time.Time) (*httptest.ResponseRecorder, error) {
+func (f *fixture) forward(t *testing.T, r *http.Request, sess *auth.Session, body string, deadline time.Time) (*httptest.ResponseRecorder, error) {
 	t.Helper()
-	reply, err := f.caller.RequestMsg(rpc.NewHTTPMsg(rpc.Finance, r, []byte(body), deadline), 10*time.Second)
+	return f.send(t, rpc.NewCall(f.key, r, sess, []byte(body), deadline))
+}
+
+func (f *fixture) send(t *testing.T, data []byte) (*httptest.ResponseRecorder, error) {
+	t.Helper()
+	reply, err := f.caller.Request(rpc.Subject(rpc.Finance, rpc.HTTPEndpoint), data, 10*time.Second)
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
@@ -102,7 +128,7 @@ func TestForwardHTTP(t *testing.T) {
 		w.Header().Add("Vary", "B")
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, `{"ok":true}`)
-	}))
+	}), f.key, vouch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +139,7 @@ func TestForwardHTTP(t *testing.T) {
 	r.Header.Set("Connection", "keep-alive")
 	r.Header.Set("Hmp-Status", "999") // a client may not speak for the callee
 	deadline := time.Now().Add(time.Minute).Truncate(time.Nanosecond)
-	rec, err := f.forward(t, r, `{"amountCents":5}`, deadline)
+	rec, err := f.forward(t, r, nil, `{"amountCents":5}`, deadline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,45 +155,129 @@ func TestForwardHTTP(t *testing.T) {
 		t.Fatalf("the handler ran under deadline %s, want the caller's %s", s.deadline, deadline)
 	}
 	if rec.Code != http.StatusCreated || rec.Body.String() != `{"ok":true}` || rec.Header().Get("ETag") != `"3"` ||
-		!slices.Equal(rec.Header().Values("Vary"), []string{"A", "B"}) || rec.Header().Get("Connection") != "" || rec.Header().Get(rpc.HeaderStatus) != "" {
+		!slices.Equal(rec.Header().Values("Vary"), []string{"A", "B"}) || rec.Header().Get("Connection") != "" {
 		t.Fatalf("answer = %d %v %q", rec.Code, rec.Header(), rec.Body)
 	}
 
-	t.Run("a handler that writes only a body answers 200, without a deadline none is set", func(t *testing.T) {
+	t.Run("a handler that writes only a body answers 200", func(t *testing.T) {
 		f := setup(t)
-		var hadDeadline bool
 		if err := f.server.HandleHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, hadDeadline = r.Context().Deadline()
 			_, _ = io.WriteString(w, "plain")
-		})); err != nil {
+		}), f.key, vouch); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := f.forward(t, httptest.NewRequest("GET", "/healthz", nil), "", time.Time{})
-		if err != nil || rec.Code != 200 || rec.Body.String() != "plain" || hadDeadline {
-			t.Fatalf("answer %d %q (%v), deadline %v", rec.Code, rec.Body, err, hadDeadline)
+		rec, err := f.forward(t, httptest.NewRequest("GET", "/healthz", nil), nil, "", time.Now().Add(time.Minute))
+		if err != nil || rec.Code != 200 || rec.Body.String() != "plain" {
+			t.Fatalf("answer %d %q (%v)", rec.Code, rec.Body, err)
+		}
+	})
+
+	t.Run("the vouched session reaches the handler, the bearer token does not", func(t *testing.T) {
+		f := setup(t)
+		type seen struct {
+			sess *auth.Session
+			auth string
+			id   string
+		}
+		got := make(chan seen, 1)
+		if err := f.server.HandleHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s, _ := r.Context().Value(sessionKey{}).(*auth.Session)
+			got <- seen{s, r.Header.Get("Authorization"), r.Header.Get("X-Request-Id")}
+		}), f.key, vouch); err != nil {
+			t.Fatal(err)
+		}
+		sess := auth.Session{Actor: domain.Actor{OrgID: domain.NewID(time.Now()), UserID: domain.NewID(time.Now()), Role: domain.Manager},
+			ID: "token-7", ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Nanosecond)}
+		r := httptest.NewRequest("GET", "/v1/reports/daily-report", nil)
+		r.Header.Set("Authorization", "Bearer secret-token")
+		r.Header.Set("X-Request-Id", "req-9")
+		if _, err := f.forward(t, r, &sess, "", time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		s := <-got
+		if s.sess == nil || s.sess.Actor != sess.Actor || s.sess.ID != sess.ID || !s.sess.ExpiresAt.Equal(sess.ExpiresAt) {
+			t.Fatalf("the handler was vouched %+v, want %+v", s.sess, sess)
+		}
+		if s.auth != "" || s.id != "req-9" {
+			t.Fatalf("the handler saw Authorization %q, request id %q", s.auth, s.id)
+		}
+		if r.Header.Get("Authorization") == "" {
+			t.Fatal("NewCall removed the caller's own Authorization header")
 		}
 	})
 }
 
-// TestForwardErrors: a message that is not a forwarded request is a
-// micro error, which the caller's WriteHTTP reports instead of writing;
+// TestEnvelopeRefused: a service refuses, without running the handler, an
+// envelope signed with another key, one changed after it was signed (its
+// session or its body), one whose deadline has passed or that has none,
+// and garbage.
+func TestEnvelopeRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var ran atomic.Int64
+	if err := f.server.HandleHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran.Add(1) }), f.key, vouch); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/v1/finance/revenues", nil)
+	admin := &auth.Session{Actor: domain.Actor{OrgID: domain.NewID(time.Now()), UserID: domain.NewID(time.Now()), Role: domain.Manager}}
+	soon := time.Now().Add(time.Minute)
+	good := rpc.NewCall(f.key, r, admin, []byte(`{"amountCents":100}`), soon)
+	tampered := func(change func([]byte) []byte) []byte { return change(slices.Clone(good)) }
+	for _, c := range []struct {
+		name string
+		data []byte
+		code string
+	}{
+		{"signed with another secret", rpc.NewCall(newKey(t, "x"), r, admin, nil, soon), "403"},
+		{"a role raised after signing", tampered(func(b []byte) []byte {
+			i := bytes.Index(b, []byte("MANAGER")) // after its length, 7
+			return slices.Concat(b[:i-1], []byte{5}, []byte("ADMIN"), b[i+7:])
+		}), "403"},
+		{"a body changed after signing", tampered(func(b []byte) []byte { return bytes.Replace(b, []byte("100"), []byte("900"), 1) }), "403"},
+		{"a signature cut short", good[:10], "403"},
+		{"a deadline passed", rpc.NewCall(f.key, r, admin, nil, time.Now().Add(-time.Millisecond)), "504"},
+		{"no deadline", rpc.NewCall(f.key, r, admin, nil, time.Time{}), "400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reply, err := f.caller.Request(rpc.Subject(rpc.Finance, rpc.HTTPEndpoint), c.data, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rpc.ServiceError(reply); !strings.HasPrefix(got, c.code+" ") {
+				t.Fatalf("service error = %q, want %s", got, c.code)
+			}
+			rec := httptest.NewRecorder()
+			if err := rpc.WriteHTTP(rec, reply); err == nil || rec.Body.Len() != 0 {
+				t.Fatalf("WriteHTTP = %v, wrote %q; want the service error, nothing written", err, rec.Body)
+			}
+		})
+	}
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("the handler ran %d times for refused envelopes", n)
+	}
+	// The same envelope unchanged is served: the refusals above are the
+	// changes', not the fixture's.
+	if rec, err := f.send(t, good); err != nil || rec.Code != 200 || ran.Load() != 1 {
+		t.Fatalf("the good envelope: %v, %d, handler ran %d times", err, rec.Code, ran.Load())
+	}
+}
+
+// TestForwardErrors: a signed message that is not a forwarded request is
+// a micro error, which the caller's WriteHTTP reports instead of writing;
 // a stopped server answers no more.
 func TestForwardErrors(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	if err := f.server.HandleHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})); err != nil {
+	if err := f.server.HandleHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), f.key, vouch); err != nil {
 		t.Fatal(err)
 	}
-	for name, m := range map[string]*nats.Msg{
-		"no method or path": nats.NewMsg(rpc.Subject(rpc.Finance, rpc.HTTPEndpoint)),
-		"a bad deadline": func() *nats.Msg {
-			m := rpc.NewHTTPMsg(rpc.Finance, httptest.NewRequest("GET", "/x", nil), nil, time.Time{})
-			m.Header.Set(rpc.HeaderDeadline, "soon")
-			return m
-		}(),
+	soon := time.Now().Add(time.Minute)
+	for name, data := range map[string][]byte{
+		"no method":       f.key.Seal(&rpc.Envelope{Deadline: soon, Path: "/x"}),
+		"a relative path": f.key.Seal(&rpc.Envelope{Deadline: soon, Method: "GET", Path: "x"}),
 	} {
 		t.Run(name, func(t *testing.T) {
-			reply, err := f.caller.RequestMsg(m, 10*time.Second)
+			reply, err := f.caller.Request(rpc.Subject(rpc.Finance, rpc.HTTPEndpoint), data, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +301,7 @@ func TestForwardErrors(t *testing.T) {
 		// once the drain is through, soon after Stop returns.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			_, err := f.caller.RequestMsg(rpc.NewHTTPMsg(rpc.Finance, httptest.NewRequest("GET", "/x", nil), nil, time.Time{}), 5*time.Second)
+			_, err := f.caller.Request(rpc.Subject(rpc.Finance, rpc.HTTPEndpoint), rpc.NewCall(f.key, httptest.NewRequest("GET", "/x", nil), nil, nil, time.Now().Add(time.Minute)), 5*time.Second)
 			if errors.Is(err, nats.ErrNoResponders) {
 				return
 			}
