@@ -191,49 +191,49 @@ func (s *server) registerReports(api huma.API) {
 	}
 	h := s.help
 	tags := []string{"reports"}
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "dailyReport", Method: http.MethodGet, Path: "/v1/reports/daily-report", Tags: tags,
 		Summary: "A property's cash book for one day", Errors: []int{400, 401, 404, 422, 503},
 		Responses: dailyReportResponses(api),
 	}), func(ctx context.Context, in *dailyReportInput) (*dailyReportOutput, error) {
 		pid, err := parseID("query.propertyId", in.PropertyID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		d, err := requiredDate("query.date", in.Date)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		if in.AsOf != "" {
 			return s.dailyReportAsOf(ctx, pid, d, in)
 		}
 		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		body, err := s.Reports.DailyReportEncoded(ctx, h.Actor(ctx), pid, d, read, encodeDaily(pid))
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		return s.rawJSON(body), nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "dailyReports", Method: http.MethodGet, Path: "/v1/reports/daily-reports", Tags: tags,
 		Summary: "A property's cash book for every day of a range (at most 366 days)", Errors: []int{400, 401, 404, 422, 503},
 	}), func(ctx context.Context, in *dailyReportsInput) (*dailyReportsOutput, error) {
 		pid, err := parseID("query.propertyId", in.PropertyID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		start, err1 := requiredDate("query.startDate", in.StartDate)
 		end, err2 := requiredDate("query.endDate", in.EndDate)
 		if err := joinValidation(err1, err2); err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		days, err := s.dailyReportsRange(ctx, pid, start, end, in)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &dailyReportsOutput{}
 		out.Body.Reports = make([]dailyReportBody, len(days))
@@ -254,17 +254,17 @@ func (s *server) registerReports(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "monthlyReport", Method: http.MethodGet, Path: "/v1/reports/monthly-report", Tags: tags,
 		Summary: "A month of one property's cash book, or summed per day over the caller's properties", Errors: []int{400, 401, 404, 422, 503},
 	}), func(ctx context.Context, in *monthlyReportInput) (*monthlyReportOutput, error) {
 		pid, err := optionalID("query.propertyId", in.PropertyID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		m, err := s.monthlyReport(ctx, pid, in)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &monthlyReportOutput{}
 		b := &out.Body
@@ -285,21 +285,21 @@ func (s *server) registerReports(api huma.API) {
 		return out, nil
 	})
 
-	huma.Register(api, Secured(huma.Operation{
+	register(api, s.help, Secured(huma.Operation{
 		OperationID: "yearlySummary", Method: http.MethodGet, Path: "/v1/reports/yearly-summary", Tags: tags,
 		Summary: "The twelve months of a year", Errors: []int{400, 401, 404, 422, 503},
 	}), func(ctx context.Context, in *yearlyInput) (*yearlyOutput, error) {
 		pid, err := optionalID("query.propertyId", in.PropertyID)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		months, err := s.Reports.YearlySummary(ctx, h.Actor(ctx), pid, in.Year, read)
 		if err != nil {
-			return nil, h.Problem(ctx, err)
+			return nil, err
 		}
 		out := &yearlyOutput{}
 		out.Body.Year = in.Year
