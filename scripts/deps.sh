@@ -4,7 +4,8 @@
 # and hypopg (index advice), redis-server (the shared cache and rate-limit
 # tier in tests), chromium (browser tests of served pages) and prometheus
 # (promtool checks the exported alert rules), patroni with etcd-server and
-# python3-etcd (the failover topology of internal/ha and 'hmp chaos --ha').
+# python3-etcd (the failover topology of internal/ha and 'hmp chaos --ha'),
+# wrk and jq (scripts/overload.sh measures from outside the process).
 # NATS JetStream runs embedded
 # in the hmp binary; nothing to install.
 set -euo pipefail
@@ -43,6 +44,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v patroni >/dev/null 2>&1 || missing+=(patroni)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 dpkg-query -W -f='${Status}' python3-etcd 2>/dev/null | grep -q 'ok installed' || missing+=(python3-etcd)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

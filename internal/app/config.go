@@ -84,6 +84,11 @@ type Config struct {
 	// to MaxQueueWait, then answer 503. Default 32 (measured best on 2
 	// cores); negative: unbounded.
 	MaxInFlight int
+	// MaxConns bounds the client connections the API listener holds open;
+	// more wait in the kernel's accept queue until one closes, and while
+	// it is full a refused request's connection is closed to give its
+	// place to a waiting one. Default 256; negative: unbounded.
+	MaxConns int
 	// MaxQueueWait bounds the wait for an in-flight slot before 503 with
 	// Retry-After. Default 50 ms.
 	MaxQueueWait time.Duration
@@ -222,6 +227,9 @@ func (c Config) WithDefaults() Config {
 	c.RateLimits = c.RateLimits.withDefaults(c.Profile)
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 32
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = 256
 	}
 	if c.MaxQueueWait == 0 {
 		c.MaxQueueWait = 50 * time.Millisecond

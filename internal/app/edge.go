@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"hmp/internal/connlimit"
 	"hmp/internal/gateway"
 	"hmp/internal/httpapi"
 	"hmp/internal/rpc"
@@ -58,6 +59,8 @@ func (in *instance) ready(ctx context.Context) error {
 // listeners.
 func (a *App) serve(b base, in *instance, parts []part) error {
 	d := in.deps(b)
+	conns := connlimit.New(b.cfg.MaxConns)
+	d.Crowded = conns.Full
 	split := slices.Contains(parts, partGateway) || slices.Contains(parts, partService)
 	var key *rpc.Key
 	if split {
@@ -84,9 +87,9 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 		if err := serveRPC(b, in, service, handler, key, facts); err != nil {
 			return err
 		}
-		return a.listen(gateway.OpsOnly(handler), in.operator)
+		return a.listen(gateway.OpsOnly(handler), in.operator, conns)
 	}
-	return a.listen(httpapi.New(d), in.operator)
+	return a.listen(httpapi.New(d), in.operator, conns)
 }
 
 // gatewayInFlight is the gateway's admission bound: Gateway.MaxInFlight,
@@ -125,8 +128,9 @@ func serveRPC(b base, in *instance, service string, handler http.Handler, key *r
 
 // listen serves handler on the configured address, and, with an operator
 // address, its operator surface there instead (the API port then answers
-// 404 for it).
-func (a *App) listen(handler http.Handler, op *operatorSurface) error {
+// 404 for it). conns bounds the API listener's connections (the operator
+// listener's few are not).
+func (a *App) listen(handler http.Handler, op *operatorSurface, conns *connlimit.Limit) error {
 	public := handler
 	if a.cfg.OperatorAddr != "" {
 		public = httpapi.PublicOnly(handler)
@@ -147,7 +151,7 @@ func (a *App) listen(handler http.Handler, op *operatorSurface) error {
 		go func() { a.served <- a.opSrv.Serve(oln) }()
 	}
 	a.srv, a.Handler = a.newServer(public, op), public
-	go func() { a.served <- a.srv.Serve(ln) }()
+	go func() { a.served <- a.srv.Serve(conns.Listener(ln)) }()
 	a.logOperator(op)
 	return nil
 }

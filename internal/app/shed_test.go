@@ -1,7 +1,12 @@
 package app_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -156,3 +161,83 @@ func TestRequestDeadline(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return len(grepLines(s, sub)) > 0 }
+
+// TestConnectionLimit: past MaxConns a new connection waits in the accept
+// queue unanswered; while the listener is full, a refused request's
+// connection is closed, which lets the waiting one in.
+func TestConnectionLimit(t *testing.T) {
+	t.Parallel()
+	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) {
+		c.MaxInFlight, c.OrgShare, c.MaxQueueWait, c.MaxConns = 1, 1, 20*time.Millisecond, 2
+	})
+	org := env.Signup("Crowd")
+	row := env.Revenue(org.AdminToken, apptest.Txn{PropertyID: env.Property(org.AdminToken, "C1", ""), AmountCents: 100, PaymentMode: "cash", OccurredAt: time.Now().UTC().Format(time.RFC3339)})
+	env.Client.CloseIdleConnections() // their places go back
+
+	lock := lockRow(t, env.App.DatabaseURL, row.ID)
+	holder := dialAPI(t, env)
+	holder.send(t, "PATCH", "/v1/finance/revenues/"+row.ID, org.AdminToken, `{"description":"slow"}`)
+	waitLocked(t, env.App.DatabaseURL, 1) // the only slot is held, and one place
+	refused := dialAPI(t, env)            // the last place
+	waiting := dialAPI(t, env)            // in the accept queue
+	waiting.send(t, "GET", "/healthz", "", "")
+	if r, err := waiting.read(300 * time.Millisecond); err == nil {
+		t.Fatalf("a connection past the limit was served: %d", r.StatusCode)
+	}
+
+	refused.send(t, "GET", "/v1/properties", org.AdminToken, "")
+	r, err := refused.read(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StatusCode != 503 || r.Header.Get("Retry-After") == "" || !r.Close {
+		t.Fatalf("refused with the listener full: %d, Retry-After %q, close %v; want 503, Retry-After, Connection: close", r.StatusCode, r.Header.Get("Retry-After"), r.Close)
+	}
+	if r, err := waiting.read(5 * time.Second); err != nil || r.StatusCode != 200 {
+		t.Fatalf("the waiting connection, once a place was given back: %v %v, want 200", r, err)
+	}
+	lock.release()
+	if r, err := holder.read(10 * time.Second); err != nil || r.StatusCode != 200 {
+		t.Fatalf("the slow request: %v %v, want 200", r, err)
+	}
+}
+
+// rawConn is one client connection to the API, so that a test controls
+// which requests share it.
+type rawConn struct {
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+func dialAPI(t *testing.T, env *apptest.Env) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", env.App.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{c: c, rd: bufio.NewReader(c)}
+}
+
+func (rc *rawConn) send(t *testing.T, method, path, token, body string) {
+	t.Helper()
+	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: hmp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", method, path, len(body))
+	if token != "" {
+		req += "Authorization: Bearer " + token + "\r\n"
+	}
+	if _, err := io.WriteString(rc.c, req+"\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read waits at most d for the next response.
+func (rc *rawConn) read(d time.Duration) (*http.Response, error) {
+	_ = rc.c.SetReadDeadline(time.Now().Add(d))
+	r, err := http.ReadResponse(rc.rd, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	_ = r.Body.Close()
+	return r, nil
+}

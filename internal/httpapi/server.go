@@ -46,6 +46,11 @@ type Deps struct {
 	// Shedding tunes the wait for a slot, the per-organization share and
 	// the request deadline (its MaxInFlight, when set, wins).
 	Shedding Shedding
+	// Crowded reports whether the listener holds all the connections it
+	// may (connlimit.Limit.Full): a refused request's connection is then
+	// closed, so that a client waiting to connect gets its place. Nil:
+	// never.
+	Crowded func() bool
 	// Limiter applies the rate limits (login, signup, writes); nil: none.
 	Limiter *ratelimit.Limiter
 	// Ready reports whether the dependencies answer, for /readyz; a
