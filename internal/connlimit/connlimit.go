@@ -1,30 +1,44 @@
 // Package connlimit bounds the connections a listener holds open.
 //
-// Under a flood every accepted connection costs the process a goroutine,
+// Under a flood every served connection costs the process a goroutine,
 // its buffers and the CPU of reading and refusing each request it sends,
-// CPU taken from the admitted work. Connections past the bound wait in the
-// kernel's accept queue instead, which costs the process nothing, until one
-// closes. Unlike golang.org/x/net/netutil.LimitListener it says when it is
-// full, so that the edge can close a refused client's connection and give
-// its place to one that waits (keep-alive would otherwise let the first
-// clients hold every place).
+// CPU taken from the admitted work. Past the bound, one connection is
+// taken from the kernel and waits for a place, and the rest wait in the
+// kernel's accept queue, which costs the process nothing, until one
+// closes. Unlike golang.org/x/net/netutil.LimitListener it says when a
+// connection waits, so that the edge can close a refused client's
+// connection, and it closes connections idle for IdleGrace while one
+// waits: keep-alive would otherwise let the first clients hold every place.
 package connlimit
 
 import (
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// IdleGrace is how long a connection may stay idle while another waits for
+// its place. Long enough that a client sending its next request is not cut
+// off between two requests; short enough that a waiting client is served
+// within about twice it.
+const IdleGrace = time.Second
 
 // Limit is the bound of one listener.
 type Limit struct {
-	sem  chan struct{}
-	done chan struct{}
-	once sync.Once
+	sem     chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	waiting atomic.Int32
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
 }
 
 // New bounds a listener to n open connections; n ≤ 0: unbounded.
 func New(n int) *Limit {
-	l := &Limit{done: make(chan struct{})}
+	l := &Limit{done: make(chan struct{}), conns: map[*conn]struct{}{}}
 	if n > 0 {
 		l.sem = make(chan struct{}, n)
 	}
@@ -35,6 +49,12 @@ func New(n int) *Limit {
 // a nil Limit.
 func (l *Limit) Full() bool {
 	return l != nil && l.sem != nil && len(l.sem) == cap(l.sem)
+}
+
+// Waiting reports whether an accepted connection waits for a place (the
+// listener is full and more clients want in). Safe on a nil Limit.
+func (l *Limit) Waiting() bool {
+	return l != nil && l.waiting.Load() > 0
 }
 
 // Open is the number of connections held now (0 when unbounded).
@@ -50,7 +70,52 @@ func (l *Limit) Listener(ln net.Listener) net.Listener {
 	if l.sem == nil {
 		return ln
 	}
+	go l.reap()
 	return &listener{Listener: ln, l: l}
+}
+
+// ConnState is the http.Server's hook: it notes when a connection goes
+// idle between requests.
+func (l *Limit) ConnState(c net.Conn, st http.ConnState) {
+	cc, ok := c.(*conn)
+	if !ok {
+		return
+	}
+	switch st {
+	case http.StateIdle:
+		cc.idleSince.Store(time.Now().UnixNano())
+	case http.StateActive:
+		cc.idleSince.Store(0)
+	}
+}
+
+// reap closes, while a connection waits for a place, those idle for
+// longer than IdleGrace, until the listener closes.
+func (l *Limit) reap() {
+	tick := time.NewTicker(IdleGrace / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-tick.C:
+		}
+		if !l.Waiting() {
+			continue
+		}
+		before := time.Now().Add(-IdleGrace).UnixNano()
+		l.mu.Lock()
+		var idle []*conn
+		for c := range l.conns {
+			if t := c.idleSince.Load(); t != 0 && t < before {
+				idle = append(idle, c)
+			}
+		}
+		l.mu.Unlock()
+		for _, c := range idle {
+			_ = c.Close()
+		}
+	}
 }
 
 type listener struct {
@@ -58,18 +123,26 @@ type listener struct {
 	l *Limit
 }
 
+// Accept takes the next connection from the kernel, then waits for a
+// place (so that Waiting can tell), before the server reads from it.
 func (ln *listener) Accept() (net.Conn, error) {
+	c, err := ln.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	ln.l.waiting.Add(1)
+	defer ln.l.waiting.Add(-1)
 	select {
 	case ln.l.sem <- struct{}{}:
 	case <-ln.l.done:
+		_ = c.Close()
 		return nil, net.ErrClosed
 	}
-	c, err := ln.Listener.Accept()
-	if err != nil {
-		<-ln.l.sem
-		return nil, err
-	}
-	return &conn{Conn: c, release: func() { <-ln.l.sem }}, nil
+	cc := &conn{Conn: c, l: ln.l}
+	ln.l.mu.Lock()
+	ln.l.conns[cc] = struct{}{}
+	ln.l.mu.Unlock()
+	return cc, nil
 }
 
 // Close also ends an Accept that waits for a place.
@@ -80,12 +153,18 @@ func (ln *listener) Close() error {
 
 type conn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l         *Limit
+	once      sync.Once
+	idleSince atomic.Int64 // unix nanoseconds; 0: working or new
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	})
 	return err
 }

@@ -2,7 +2,9 @@ package connlimit
 
 import (
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -41,11 +43,17 @@ func TestLimit(t *testing.T) {
 	if !l.Full() || l.Open() != 1 {
 		t.Fatalf("one connection of one: Full %v, Open %d", l.Full(), l.Open())
 	}
+	if l.Waiting() {
+		t.Fatal("Waiting with no second client")
+	}
 	dial()
 	select {
 	case <-accepted:
 		t.Fatal("a second connection was accepted while the only place was taken")
 	case <-time.After(200 * time.Millisecond):
+	}
+	if !l.Waiting() {
+		t.Fatal("a second client waits, Waiting says no")
 	}
 	first.Close()
 	first.Close() // twice frees one place only
@@ -55,8 +63,8 @@ func TestLimit(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting connection was not accepted after the first closed")
 	}
-	if l.Open() != 1 {
-		t.Fatalf("Open %d after one closed twice and one accepted, want 1", l.Open())
+	if l.Open() != 1 || l.Waiting() {
+		t.Fatalf("Open %d, Waiting %v after one closed twice and one accepted; want 1, false", l.Open(), l.Waiting())
 	}
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
@@ -78,7 +86,47 @@ func TestUnbounded(t *testing.T) {
 	}
 	defer raw.Close()
 	l := New(-1)
-	if l.Listener(raw) != raw || l.Full() || (*Limit)(nil).Full() {
+	if l.Listener(raw) != raw || l.Full() || (*Limit)(nil).Full() || (*Limit)(nil).Waiting() {
 		t.Fatal("an unbounded limit wraps its listener or says it is full")
+	}
+}
+
+// TestIdleGivesWay: a keep-alive connection idle past IdleGrace is closed
+// while another client waits for its place, and the waiting one is served.
+func TestIdleGivesWay(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(1)
+	srv := &http.Server{
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
+		ConnState: l.ConnState,
+	}
+	go func() { _ = srv.Serve(l.Listener(raw)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + raw.Addr().String() + "/"
+
+	first := &http.Client{Transport: &http.Transport{}}
+	defer first.CloseIdleConnections()
+	get(t, first, url) // its connection stays open, idle
+	second := &http.Client{Transport: &http.Transport{}, Timeout: 10 * IdleGrace}
+	defer second.CloseIdleConnections()
+	start := time.Now()
+	get(t, second, url)
+	if waited := time.Since(start); waited < IdleGrace/2 {
+		t.Fatalf("the second client was served after %v, with the only place held by an idle connection for less than IdleGrace", waited)
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string) {
+	t.Helper()
+	r, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if b, _ := io.ReadAll(r.Body); string(b) != "ok" {
+		t.Fatalf("body %q", b)
 	}
 }

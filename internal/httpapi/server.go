@@ -46,10 +46,10 @@ type Deps struct {
 	// Shedding tunes the wait for a slot, the per-organization share and
 	// the request deadline (its MaxInFlight, when set, wins).
 	Shedding Shedding
-	// Crowded reports whether the listener holds all the connections it
-	// may (connlimit.Limit.Full): a refused request's connection is then
-	// closed, so that a client waiting to connect gets its place. Nil:
-	// never.
+	// Crowded reports whether a client waits for a connection place
+	// (connlimit.Limit.Waiting): a refused request's connection is then
+	// closed, so that places go round instead of staying with the first
+	// clients through keep-alive. Nil: never.
 	Crowded func() bool
 	// Limiter applies the rate limits (login, signup, writes); nil: none.
 	Limiter *ratelimit.Limiter

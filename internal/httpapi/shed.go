@@ -221,7 +221,7 @@ func (s *server) admit(cfg Shedding, m *shedMetrics) func(http.Handler) http.Han
 					m.shed.WithLabelValues(reason).Inc()
 					quietly(r)
 					if s.Crowded != nil && s.Crowded() {
-						w.Header().Set("Connection", "close")
+						w.Header().Set("Connection", "close") // its place goes to a waiting client
 					}
 					w.Header().Set("Retry-After", "1")
 					writeProblem(w, http.StatusServiceUnavailable, "the server is busy; retry after the time in Retry-After")
