@@ -254,8 +254,8 @@ func loadtestWrites(ctx context.Context, args []string, stdout, stderr io.Writer
 	api := f.harness.apiConfig()
 	if !f.pipeline {
 		// The relay sleeps this long after a cycle that found little: its
-		// first one, at start, finds nothing.
-		api.Relay.PollInterval = 365 * 24 * time.Hour
+		// first one, at start, finds nothing; no commit wakes it.
+		api.Relay.PollInterval, api.Relay.IdleInterval = 365*24*time.Hour, -1
 	}
 	target, err := f.harness.target(ctx, api, logger)
 	if err != nil {

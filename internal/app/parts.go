@@ -178,12 +178,15 @@ func startWriteSide(ctx context.Context, b base, db *database, bs *bus.Bus, p *p
 		return nil, err
 	}
 	b.stops.push(ten.Close)
-	w := &writeSide{tenancy: ten, finance: finance.New(db.pool, ten, cfg.Clock), idem: idempotency.NewStore(db.pool, cfg.Clock)}
 	relayCfg := cfg.Relay
 	if relayCfg.Rewind == nil {
 		relayCfg.Rewind = p.applied.OldestUnapplied
 	}
-	w.relay = eventstore.NewRelay(db.pool, bus.NewPublisher(bs, cfg.Publish, b.logger, b.reg), relayCfg, b.logger, cfg.Clock, b.reg)
+	relay := eventstore.NewRelay(db.pool, bus.NewPublisher(bs, cfg.Publish, b.logger, b.reg), relayCfg, b.logger, cfg.Clock, b.reg)
+	w := &writeSide{
+		tenancy: ten, relay: relay, idem: idempotency.NewStore(db.pool, cfg.Clock),
+		finance: finance.New(db.pool, ten, cfg.Clock, finance.OnCommit(relay.Wake)),
+	}
 	if err := b.stops.start(ctx, w.relay); err != nil {
 		return nil, err
 	}

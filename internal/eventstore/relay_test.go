@@ -493,3 +493,50 @@ func TestRelayLeadership(t *testing.T) {
 	waitCycles(t, standby, "the standby taking over", func() bool { return len(recStandby.published()) >= 1 })
 	mustPublishedOnce(t, recStandby.published(), []domain.Event{third})
 }
+
+// An idle relay backs off towards IdleInterval instead of reading the
+// outbox every PollInterval: over half a second at 1 ms pauses it would
+// cycle hundreds of times, backing off (1, 2, 4 … ms) about ten.
+func TestRelayIdleBacksOff(t *testing.T) {
+	b := setup(t)
+	r := b.startRelay(t, &recorder{}, RelayConfig{PollInterval: time.Millisecond, IdleInterval: time.Hour})
+	cycles(t, r, 2)
+	n, stop := 0, time.After(500*time.Millisecond)
+	for counting := true; counting; {
+		select {
+		case <-r.Cycled():
+			n++
+		case <-stop:
+			counting = false
+		}
+	}
+	if n > 30 {
+		t.Fatalf("an idle relay cycled %d times in 500 ms at IdleInterval 1 h: it does not back off", n)
+	}
+}
+
+// Wake ends an idle pause: with a ten-minute pause, a commit followed by
+// Wake is published at once.
+func TestRelayWake(t *testing.T) {
+	b := setup(t)
+	rec := &recorder{}
+	r := NewRelay(b.pool, rec, RelayConfig{PollInterval: 10 * time.Minute, LeaderRetry: 20 * time.Millisecond},
+		slog.New(slog.DiscardHandler), time.Now, nil)
+	first := r.Cycled()
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatalf("start relay: %v", err)
+	}
+	t.Cleanup(r.Stop)
+	select { // the first cycle found an empty outbox: the relay pauses
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the relay did not cycle")
+	}
+	ev := b.event(domain.NewID(time.Now()), 1)
+	b.commit(t, ev)
+	r.Wake()
+	waitCycles(t, r, "the woken relay to publish", func() bool { return len(rec.published()) == 1 })
+	if got := rec.published()[0].ID; got != ev.ID {
+		t.Fatalf("published %s, want %s", got, ev.ID)
+	}
+}

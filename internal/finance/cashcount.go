@@ -59,7 +59,7 @@ func (s *Service) RecordCashCount(ctx context.Context, actor domain.Actor, prope
 	}
 	c := CashCount{PropertyID: propertyID, Date: date, CountedClosingCents: counted, CountedBy: actor.UserID}
 	var w Written
-	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		// Counts of one day serialize here: the first count of a day has no
 		// row to lock yet, and two of them must become versions 1 and 2.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`,

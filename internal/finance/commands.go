@@ -78,7 +78,7 @@ func (s *Service) UpdateIf(ctx context.Context, actor domain.Actor, kind domain.
 		out Transaction
 		w   Written
 	)
-	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		old, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
 		if err != nil {
 			return err
@@ -144,7 +144,7 @@ func (s *Service) DeleteIf(ctx context.Context, actor domain.Actor, kind domain.
 		requestID, w, err = s.requestDeletion(ctx, actor, kind, id, now, pre)
 		return false, requestID, w, err
 	}
-	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		t, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
 		if err != nil {
 			return err
@@ -189,7 +189,7 @@ func (s *Service) ReviewIf(ctx context.Context, actor domain.Actor, kind domain.
 		out Transaction
 		w   Written
 	)
-	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		old, err := loadTx(ctx, tx, selectTxForUpdate, actor.OrgID, id, kind)
 		if err != nil {
 			return err

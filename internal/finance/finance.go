@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pressly/goose/v3"
 
@@ -84,12 +85,37 @@ type Service struct {
 	// groups gathers concurrent creates of one organization into one
 	// transaction (group.go).
 	groups createGroups
+	// committed is called after every write transaction that committed
+	// (nil: nobody listens).
+	committed func()
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// OnCommit has fn called after each write transaction commits its events
+// (the outbox relay's Wake, so that an idle relay publishes at once). fn
+// must not block.
+func OnCommit(fn func()) Option { return func(s *Service) { s.committed = fn } }
+
 // New returns a Service. now is the clock; one request uses one reading.
-func New(pool *pgxpool.Pool, props Properties, now func() time.Time) *Service {
+func New(pool *pgxpool.Pool, props Properties, now func() time.Time, opts ...Option) *Service {
 	// PostgreSQL keeps microseconds: a row read back equals the row written.
-	return &Service{pool: pool, props: props, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	s := &Service{pool: pool, props: props, now: func() time.Time { return now().UTC().Truncate(time.Microsecond) }}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// withTx runs fn in a write transaction and tells the listener once it
+// committed.
+func (s *Service) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	err := postgres.WithTx(ctx, s.pool, fn)
+	if err == nil && s.committed != nil {
+		s.committed()
+	}
+	return err
 }
 
 // Written describes a committed write.

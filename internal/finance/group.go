@@ -240,7 +240,7 @@ func (s *Service) commitGroup(ctx context.Context, ms []*pendingCreate) error {
 	// shared transaction with that member's own context, not the first
 	// member's for all: so every key is marked with the write it covers.
 	txCtx := postgres.WithoutBeforeCommit(ctx)
-	err := postgres.WithTx(txCtx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(txCtx, func(tx pgx.Tx) error {
 		times, err := eventstore.StampEach(ctx, tx, orgs, s.now)
 		if err != nil {
 			return err

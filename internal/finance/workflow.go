@@ -72,7 +72,7 @@ func (s *Service) requestDeletion(ctx context.Context, actor domain.Actor, kind 
 		reqID domain.ID
 		w     Written
 	)
-	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		t, err := loadTx(ctx, tx, selectTx, actor.OrgID, id, kind)
 		if err != nil {
 			return err
@@ -122,7 +122,7 @@ func (s *Service) DecideDeletion(ctx context.Context, actor domain.Actor, reques
 		w Written
 	)
 	const selectRequest = `SELECT id, transaction_id, kind, status FROM deletion_requests WHERE org_id = $1 AND id = $2`
-	err := postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
 		// Read the request unlocked to learn its row, lock the row first and
 		// the request second, as an ADMIN's delete does: one lock order, and
 		// the row's change gets its transaction id (its place in the event
@@ -216,7 +216,7 @@ func (s *Service) GrantDailyApproval(ctx context.Context, actor domain.Actor, ma
 		return DailyApproval{}, Written{}, fmt.Errorf("encode event metadata: %w", err)
 	}
 	var pos eventstore.Position
-	err = postgres.WithTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.withTx(ctx, func(tx pgx.Tx) error {
 		// Every event of the chain is stamped under its head, so that time
 		// follows chain order (eventstore.Stamp).
 		at, err := eventstore.Stamp(ctx, tx, actor.OrgID, s.now)
