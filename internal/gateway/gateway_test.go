@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -21,6 +20,7 @@ import (
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
+	"hmp/internal/natstest"
 	"hmp/internal/postgres/pgtest"
 	"hmp/internal/rpc"
 	"hmp/internal/tenancy"
@@ -45,21 +45,13 @@ func newKey(t testing.TB) *rpc.Key {
 	return k
 }
 
-// setup runs a NATS server on a free loopback port and returns a
-// connection to it and a function that connects another.
+// setup runs a NATS server on a free loopback port (natstest) and
+// returns a connection to it and a function that connects another.
 func setup(t *testing.T) (*nats.Conn, func() *nats.Conn) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	url := natstest.StartServer(t)
 	connect := func() *nats.Conn {
-		nc, err := nats.Connect(ns.ClientURL())
+		nc, err := nats.Connect(url)
 		if err != nil {
 			t.Fatal(err)
 		}
