@@ -12,10 +12,11 @@ import (
 
 	"hmp/internal/advisor"
 	"hmp/internal/app"
+	"hmp/internal/config"
 )
 
 // registerAdvice adds the query tracer's settings to hmp serve.
-func registerAdvice(fs *flag.FlagSet, cfg *app.Config) {
+func registerAdvice(fs *flag.FlagSet, cfg *config.Config) {
 	fs.DurationVar(&cfg.SlowQuery, "slow-query", 0, "database statements this slow are logged (label and text, once a minute each) and kept for the index advisor; 0: 200ms; negative: none (HMP_SLOW_QUERY)")
 }
 

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/telemetry"
 )
 
@@ -34,7 +34,7 @@ func registerAlertRules(fs *flag.FlagSet, cfg *telemetry.Config) {
 }
 
 // registerAlerts adds the alert flags (rules and notifiers) to hmp serve.
-func registerAlerts(fs *flag.FlagSet, cfg *app.Config) {
+func registerAlerts(fs *flag.FlagSet, cfg *config.Config) {
 	registerAlertRules(fs, &cfg.Alerts)
 	fs.StringVar(&cfg.AlertWebhookURL, "alert-webhook-url", "", "Slack-compatible incoming webhook for firing and resolved alerts; empty: none (HMP_ALERT_WEBHOOK_URL)")
 	fs.StringVar(&cfg.AlertSMTPURL, "alert-smtp-url", "", "mail server for alert emails, smtp://user:pass@host:port; empty: no email (HMP_ALERT_SMTP_URL)")

@@ -7,13 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/ratelimit"
 )
 
 // registerEdge adds the flags of the HTTP edge (rate limits, Redis) to
 // hmp serve.
-func registerEdge(fs *flag.FlagSet, cfg *app.Config) {
+func registerEdge(fs *flag.FlagSet, cfg *config.Config) {
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by instances: rate limit budgets and the report cache tier; empty: both per instance (HMP_REDIS_URL)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "API requests handled at once; 0: default 32; negative: unbounded (HMP_MAX_IN_FLIGHT)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connections the API listener holds open, more wait in the accept queue; 0: default 256; negative: unbounded (HMP_MAX_CONNS)")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
@@ -98,8 +99,8 @@ func (h *harnessFlags) start(ctx context.Context, logger *slog.Logger) (*loadtes
 
 // apiConfig is the config of the APIs this run starts, before the
 // harness completes it.
-func (h *harnessFlags) apiConfig() app.Config {
-	return app.Config{Profile: h.profile, BcryptCost: h.bcryptCost, MaxInFlight: h.maxInFlight,
+func (h *harnessFlags) apiConfig() config.Config {
+	return config.Config{Profile: h.profile, BcryptCost: h.bcryptCost, MaxInFlight: h.maxInFlight,
 		Pool: postgres.PoolConfig{MaxConns: int32(h.maxConns), MinConns: int32(h.minConns)}}
 }
 
@@ -113,7 +114,7 @@ type loadtestTarget struct {
 
 // target returns --url as is, or starts the harness and role all on it
 // with cfg (apiConfig and the scenario's settings).
-func (h *harnessFlags) target(ctx context.Context, cfg app.Config, logger *slog.Logger) (*loadtestTarget, error) {
+func (h *harnessFlags) target(ctx context.Context, cfg config.Config, logger *slog.Logger) (*loadtestTarget, error) {
 	if h.url != "" {
 		return &loadtestTarget{url: h.url, databaseURL: h.databaseURL, binDir: h.binDir, close: func() {}}, nil
 	}
@@ -400,12 +401,12 @@ func (r *runFlags) parse(fs *flag.FlagSet, args []string, stderr io.Writer, chec
 
 // lookupProfiles resolves the comma-separated profile names of the flag
 // name; an empty or unknown name is an error.
-func lookupProfiles(name, list string) ([]app.Profile, error) {
-	var ps []app.Profile
+func lookupProfiles(name, list string) ([]config.Profile, error) {
+	var ps []config.Profile
 	var errs []error
 	for _, n := range strings.Split(list, ",") {
 		n = strings.TrimSpace(n)
-		p, err := app.LookupProfile(n)
+		p, err := config.LookupProfile(n)
 		if err != nil || n == "" {
 			errs = append(errs, fmt.Errorf("%s: unknown profile %q", name, n))
 			continue

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/reports"
 	"hmp/internal/seed"
@@ -98,7 +98,7 @@ func loadtestGuide(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	cfg.StartAPI = func(ctx context.Context, profile, dbURL string) (string, func(), error) {
-		api, err := h.StartAPI(ctx, app.Config{Profile: profile, DatabaseURL: dbURL, DataDir: filepath.Join(h.Dir, "app-"+profile)})
+		api, err := h.StartAPI(ctx, config.Config{Profile: profile, DatabaseURL: dbURL, DataDir: filepath.Join(h.Dir, "app-"+profile)})
 		if err != nil {
 			return "", nil, err
 		}

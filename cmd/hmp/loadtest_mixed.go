@@ -11,7 +11,7 @@ import (
 	"log/slog"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/seed"
 )
@@ -142,7 +142,7 @@ func (f *mixedFlags) runEmbedded(ctx context.Context, profiles []string, logger 
 	var results []loadtest.MixedResult
 	for _, p := range profiles {
 		fmt.Fprintf(stderr, "mixed: profile %s, %s scenario, %s\n", orDefault(p), f.cfg.Scenario, f.cfg.Duration)
-		api, err := h.StartAPI(ctx, app.Config{Profile: p})
+		api, err := h.StartAPI(ctx, config.Config{Profile: p})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -179,7 +179,7 @@ func seedHarness(ctx context.Context, h *loadtest.Harness, cfg seed.Config, stde
 // labelled "<profile> via gateway (N+N)".
 func (f *mixedFlags) runSplit(ctx context.Context, h *loadtest.Harness, profile string, logger *slog.Logger, stderr io.Writer) (*loadtest.MixedResult, error) {
 	fmt.Fprintf(stderr, "mixed: profile %s through a gateway to %d finance and %d reports instances\n", orDefault(profile), f.split, f.split)
-	d, err := h.StartSplit(ctx, app.Config{Profile: profile}, f.split)
+	d, err := h.StartSplit(ctx, config.Config{Profile: profile}, f.split)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (f *mixedFlags) runSplit(ctx context.Context, h *loadtest.Harness, profile 
 
 func orDefault(p string) string {
 	if p == "" {
-		return app.DefaultProfile
+		return config.DefaultProfile
 	}
 	return p
 }
@@ -227,7 +227,7 @@ func (f *mixedFlags) check() ([]string, error) {
 // profiles are the profiles of --compare, or --profile alone.
 func (f *mixedFlags) profiles() ([]string, error) {
 	if f.compare == "" {
-		if _, err := app.LookupProfile(f.harness.profile); f.harness.profile != "" && err != nil {
+		if _, err := config.LookupProfile(f.harness.profile); f.harness.profile != "" && err != nil {
 			return nil, fmt.Errorf("--profile: %w", err)
 		}
 		return []string{f.harness.profile}, nil

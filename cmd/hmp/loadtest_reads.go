@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 )
 
@@ -99,7 +99,7 @@ func (f *readsFlags) checkTenants() error {
 // first run signs up the tenants, the second reuses them (one token
 // secret serves both).
 func (f *readsFlags) runOnce(ctx context.Context, h *loadtest.Harness, name string, entries int, tenants *[]loadtest.Tenant) (*loadtest.ReadsResult, error) {
-	acfg := app.Config{Profile: f.harness.profile}
+	acfg := config.Config{Profile: f.harness.profile}
 	acfg.Cache.Entries = entries
 	api, err := h.StartAPI(ctx, acfg)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	_ "time/tzdata" // business dates must not depend on the host's zone files
 
 	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/knobs"
 	"hmp/internal/postgres"
@@ -118,7 +119,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer, what
 
 // common are the flags every command that touches the database shares.
 type common struct {
-	cfg       app.Config
+	cfg       config.Config
 	logFormat string
 	logLevel  string
 }
@@ -166,14 +167,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c common
 	c.register(fs)
 	fs.StringVar(&c.cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "address the API listens on (HMP_HTTP_ADDR)")
-	fs.StringVar(&c.cfg.Profile, "profile", app.DefaultProfile, "scaling profile: baseline (the guide's before), phase1, phase2 or phase3 (HMP_PROFILE)")
+	fs.StringVar(&c.cfg.Profile, "profile", config.DefaultProfile, "scaling profile: baseline (the guide's before), phase1, phase2 or phase3 (HMP_PROFILE)")
 	fs.StringVar(&c.cfg.NATSURL, "nats-url", "", "NATS JetStream URL; empty runs an embedded server under the data dir (HMP_NATS_URL)")
 	maxConns := fs.Int("pool-max-conns", 0, "most open database connections; 0: the profile's (phase1: 100) (HMP_POOL_MAX_CONNS)")
 	minConns := fs.Int("pool-min-conns", 0, "connections kept open while idle; 0: the profile's (phase1: 10) (HMP_POOL_MIN_CONNS)")
 	idle := fs.Duration("pool-max-idle", 0, "close connections idle this long; 0: the profile's (phase1: 10m) (HMP_POOL_MAX_IDLE)")
 	life := fs.Duration("pool-max-lifetime", 0, "close connections older than this; 0: the profile's (phase1: 1h) (HMP_POOL_MAX_LIFETIME)")
 	var k knobs.Knobs
-	knobs.Register(fs, &k, app.ProfileKnobs())
+	knobs.Register(fs, &k, config.ProfileKnobs())
 	fs.DurationVar(&c.cfg.Cache.ActiveTTL, "cache-active-ttl", 0, "cache lifetime of a report touching an active date (today-3 days or later, in the property's zone); 0: the profile's (15s) (HMP_CACHE_ACTIVE_TTL)")
 	fs.DurationVar(&c.cfg.Cache.HistoricalTTL, "cache-historical-ttl", 0, "cache lifetime of any other report; 0: the profile's (2m) (HMP_CACHE_HISTORICAL_TTL)")
 	fs.StringVar(&c.cfg.TokenSecret, "token-secret", "", "secret signing access tokens, >= 32 bytes; empty: generated into the data dir (HMP_TOKEN_SECRET)")

@@ -5,12 +5,12 @@ import (
 	"strconv"
 	"strings"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/replicas"
 )
 
 // registerReplicas adds the read replica flags to hmp serve.
-func registerReplicas(fs *flag.FlagSet, cfg *app.Config) {
+func registerReplicas(fs *flag.FlagSet, cfg *config.Config) {
 	fs.Func("replica-urls", "comma-separated PostgreSQL streaming replica URLs that report reads may use (HMP_REPLICA_URLS)", func(s string) error {
 		cfg.ReplicaURLs = replicas.ParseURLs(s)
 		return nil

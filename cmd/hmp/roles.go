@@ -4,13 +4,13 @@ import (
 	"flag"
 	"strconv"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 )
 
 // registerRoles adds the flags of a split deployment (role, replicated
 // streams, the gateway's calls) to hmp serve.
-func registerRoles(fs *flag.FlagSet, cfg *app.Config) {
-	fs.StringVar(&cfg.Role, "role", app.RoleAll, "what this instance runs: all, finance (writes, relay), reports (projector, reads, reconciliation) or gateway (public entry forwarding over NATS); a split role needs --nats-url, --token-secret and (finance, reports) --database-url (HMP_ROLE)")
+func registerRoles(fs *flag.FlagSet, cfg *config.Config) {
+	fs.StringVar(&cfg.Role, "role", config.RoleAll, "what this instance runs: all, finance (writes, relay), reports (projector, reads, reconciliation) or gateway (public entry forwarding over NATS); a split role needs --nats-url, --token-secret and (finance, reports) --database-url (HMP_ROLE)")
 	fs.IntVar(&cfg.BusReplicas, "bus-replicas", 1, "replicas of the JetStream streams and consumers: 1 on one server, 3 on a three-node cluster (HMP_BUS_REPLICAS)")
 	fs.DurationVar(&cfg.Gateway.CallTimeout, "gateway-call-timeout", 0, "gateway: deadline of one call to a service (the request's own, when sooner, wins); 0: default 6s (HMP_GATEWAY_CALL_TIMEOUT)")
 	fs.IntVar(&cfg.Gateway.Retries, "gateway-retries", 0, "gateway: further tries of a call no instance received, or of an idempotent call (GET, HEAD, a write of a route that honours Idempotency-Key, sent with one) that got no answer; 0: default 2; negative: none (HMP_GATEWAY_RETRIES)")

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"hmp/internal/app"
+	"hmp/internal/config"
 )
 
 // TestVerifyFold: `hmp verify --fold` passes on a seeded history and,
@@ -43,7 +44,7 @@ func TestVerifyFold(t *testing.T) {
 		t.Fatalf("verify --fold on the seeded history: %v, %+v\n%s", err, r, errs.String())
 	}
 
-	url, local, err := app.OpenDatabase(ctx, app.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
+	url, local, err := app.OpenDatabase(ctx, config.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

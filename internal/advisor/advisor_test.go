@@ -18,6 +18,7 @@ import (
 	"hmp/internal/advisor"
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 	"hmp/internal/postgres/pgtest"
 )
@@ -78,7 +79,7 @@ func advisedLayout(t *testing.T, parts int) {
 	if parts < 0 {
 		url = unpartitioned(t)
 	}
-	env := apptest.Start(t, db, func(cfg *app.Config) {
+	env := apptest.Start(t, db, func(cfg *config.Config) {
 		if url != "" {
 			cfg.DatabaseURL = url
 		}
@@ -117,7 +118,7 @@ func advisedLayout(t *testing.T, parts int) {
 	}
 
 	t.Run("command", func(t *testing.T) {
-		rep, _, err := app.AdviseIndexes(ctx, app.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{}, 0)
+		rep, _, err := app.AdviseIndexes(ctx, config.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"hmp/internal/advisor"
+	"hmp/internal/config"
 )
 
 // IndexAdvice runs the index advisor on the primary with the tracer's slow
@@ -25,7 +26,7 @@ func (db *database) indexAdvice(ctx context.Context, top int) (*advisor.Report, 
 //
 // apply > 0 then creates the first apply advised indexes (their
 // CREATE INDEX CONCURRENTLY, one at a time) and returns the DDL run.
-func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advisor.Config, apply int) (*advisor.Report, []string, error) {
+func AdviseIndexes(ctx context.Context, cfg config.Config, logger *slog.Logger, ac advisor.Config, apply int) (*advisor.Report, []string, error) {
 	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
@@ -54,7 +55,7 @@ func AdviseIndexes(ctx context.Context, cfg Config, logger *slog.Logger, ac advi
 // ResetQueryStats empties pg_stat_statements of the configured database's
 // server (hmp advise-indexes --reset): advice after a workload then
 // reflects that workload, not a seed's loads.
-func ResetQueryStats(ctx context.Context, cfg Config, logger *slog.Logger) error {
+func ResetQueryStats(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	db, err := OpenTool(ctx, cfg, logger, ToolOptions{ReadOnly: true})
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
@@ -48,7 +49,7 @@ type App struct {
 	// Addr is the address the API listens on.
 	Addr string
 	// OperatorAddr is the address of the operator surface (/metrics,
-	// /dashboard, /v1/admin): Addr unless Config.OperatorAddr moved it.
+	// /dashboard, /v1/admin): Addr unless config.Config.OperatorAddr moved it.
 	OperatorAddr string
 	// AdminTokenFile is the file holding the operator token when it was
 	// generated (no HMP_ADMIN_TOKEN, role all); empty otherwise.
@@ -73,7 +74,7 @@ type App struct {
 	// Replicas routes report reads to read replicas or the primary.
 	Replicas *replicas.Router
 	// Config is the configuration in effect, defaults filled.
-	Config Config
+	Config config.Config
 	// Tracer labels and times every statement of Pool (advice.go).
 	Tracer *postgres.Tracer
 	// Handler is what the API listener serves, for benchmarks that drive
@@ -81,7 +82,7 @@ type App struct {
 	Handler http.Handler
 
 	logger *slog.Logger
-	cfg    Config
+	cfg    config.Config
 	srv    *http.Server
 	opSrv  *http.Server // the operator listener's (nil: on srv)
 	served chan error
@@ -91,7 +92,7 @@ type App struct {
 // OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
 // private cluster it starts under cfg.DataDir (returned so the caller can
 // stop it).
-func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string, *postgres.Local, error) {
+func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (string, *postgres.Local, error) {
 	if cfg.DatabaseURL != "" {
 		return cfg.DatabaseURL, nil, nil
 	}
@@ -116,12 +117,12 @@ func OpenDatabase(ctx context.Context, cfg Config, logger *slog.Logger) (string,
 // once (database, embedded unless configured, and migrations; bus; write
 // side; projection; read side; operator surface), then the edge and its
 // HTTP listener. Close takes it down again.
-func Start(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err error) {
+func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App, err error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if cfg.Role != RoleAll {
+	if cfg.Role != config.RoleAll {
 		logger = logger.With("role", cfg.Role)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -201,7 +202,7 @@ func (a *App) Close() {
 
 // tokenSecret returns the configured secret, or one generated once and
 // kept in the data dir.
-func tokenSecret(cfg Config) ([]byte, error) {
+func tokenSecret(cfg config.Config) ([]byte, error) {
 	if cfg.TokenSecret != "" {
 		return []byte(cfg.TokenSecret), nil
 	}

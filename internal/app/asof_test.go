@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 // TestDailyReportAsOf: a daily report with asOf answers what it said at
@@ -19,7 +19,7 @@ func TestDailyReportAsOf(t *testing.T) {
 	t.Parallel()
 	clock := &apptest.Clock{}
 	clock.Set(baseTime)
-	env := apptest.Start(t, cluster, apptest.WithClock(clock), smallPool, func(c *app.Config) { c.SnapshotEvery = 3 })
+	env := apptest.Start(t, cluster, apptest.WithClock(clock), smallPool, func(c *config.Config) { c.SnapshotEvery = 3 })
 	org := env.Signup("Point In Time")
 	admin := org.AdminToken
 	prop := env.Property(admin, "Harbour", "")

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/measure"
 )
@@ -46,7 +46,7 @@ func BenchmarkDailyReportCache(b *testing.B) {
 		maxStale time.Duration
 	}{{"cached", 0, false, 0}, {"uncached", -1, false, 0}, {"cached-manager-scope", 0, true, 0}, {"cached-manager-noscope", 0, true, -1}} {
 		b.Run(c.name, func(b *testing.B) {
-			env := apptest.Start(b, cluster, func(cfg *app.Config) { cfg.Cache.Entries, cfg.ScopeMaxStale = c.entries, c.maxStale })
+			env := apptest.Start(b, cluster, func(cfg *config.Config) { cfg.Cache.Entries, cfg.ScopeMaxStale = c.entries, c.maxStale })
 			ctx := context.Background()
 			client, err := loadtest.NewClient(env.BaseURL, clientsPerCPU*8, 0)
 			if err != nil {
@@ -178,7 +178,7 @@ func BenchmarkWriteInvalidation(b *testing.B) {
 		cfg  cache.Config
 	}{{"invalidation-async", cache.Config{Invalidation: cache.ModeAsync}}, {"invalidation-sync", cache.Config{Invalidation: cache.ModeSync}}, {"off", cache.Config{Entries: -1}}} {
 		b.Run(c.name, func(b *testing.B) {
-			benchmarkCreateRevenue(b, apptest.Start(b, cluster, func(cfg *app.Config) { cfg.Cache = c.cfg }))
+			benchmarkCreateRevenue(b, apptest.Start(b, cluster, func(cfg *config.Config) { cfg.Cache = c.cfg }))
 		})
 	}
 }

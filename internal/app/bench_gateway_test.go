@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/natstest"
 )
 
@@ -40,17 +40,17 @@ func BenchmarkGatewayVsAll(b *testing.B) {
 		}
 		rate = r
 	}
-	quiet := func(c *app.Config) { c.Reconcile.SampleRate, c.Reconcile.SweepEvery = -1, -1 }
+	quiet := func(c *config.Config) { c.Reconcile.SampleRate, c.Reconcile.SweepEvery = -1, -1 }
 	all := apptest.StartLogging(b, cluster, slog.LevelInfo, quiet)
 	db, natsURL := cluster.NewDatabase(b), natstest.StartServer(b)
 	role := func(r string) *apptest.Env {
-		return apptest.StartLogging(b, cluster, slog.LevelInfo, quiet, func(c *app.Config) {
+		return apptest.StartLogging(b, cluster, slog.LevelInfo, quiet, func(c *config.Config) {
 			c.Role, c.DatabaseURL, c.NATSURL, c.BusReplicas = r, db, natsURL, 1
 		})
 	}
-	role(app.RoleFinance)
-	role(app.RoleReports)
-	gw := role(app.RoleGateway)
+	role(config.RoleFinance)
+	role(config.RoleReports)
+	gw := role(config.RoleGateway)
 
 	type target struct {
 		name        string

@@ -18,6 +18,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
@@ -131,10 +132,10 @@ func BenchmarkPartitionLayouts(b *testing.B) {
 		if parts == 0 {
 			parts = -1
 		}
-		env := apptest.Start(b, cluster, func(c *app.Config) {
+		env := apptest.Start(b, cluster, func(c *config.Config) {
 			c.DatabaseURL, c.Partitions = l.url, parts
 			// One client address logs in hundreds of organizations.
-			c.RateLimits = app.RateLimits{LoginPerEmail: ratelimit.Limit{Count: -1}, LoginPerAddr: ratelimit.Limit{Count: -1}}
+			c.RateLimits = config.RateLimits{LoginPerEmail: ratelimit.Limit{Count: -1}, LoginPerAddr: ratelimit.Limit{Count: -1}}
 		})
 		client, err := loadtest.NewClient(env.BaseURL, clients*2, 0)
 		if err != nil {

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 )
@@ -42,9 +42,9 @@ func BenchmarkReplicaReads(b *testing.B) {
 		replica bool
 	}{{"primary-alone", false}, {"one-replica", true}} {
 		b.Run(c.name, func(b *testing.B) {
-			opts := []func(*app.Config){syncCommit, func(cfg *app.Config) { cfg.Cache.Entries = -1 }}
+			opts := []func(*config.Config){syncCommit, func(cfg *config.Config) { cfg.Cache.Entries = -1 }}
 			if c.replica {
-				opts = append(opts, withReplica(cluster.NewReplica(b)), func(cfg *app.Config) {
+				opts = append(opts, withReplica(cluster.NewReplica(b)), func(cfg *config.Config) {
 					cfg.Replicas.Pool = postgres.PoolConfig{} // the default, 20 connections
 				})
 			}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 )
@@ -40,7 +40,7 @@ func BenchmarkCreateRevenue(b *testing.B) {
 	})
 	b.Run("durable", func(b *testing.B) {
 		url := durableCluster(b)
-		benchmarkCreateRevenue(b, apptest.Start(b, cluster, func(c *app.Config) { c.DatabaseURL = url }))
+		benchmarkCreateRevenue(b, apptest.Start(b, cluster, func(c *config.Config) { c.DatabaseURL = url }))
 	})
 }
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/natstest"
 	"hmp/internal/redistest"
 )
@@ -49,7 +49,7 @@ func TestCacheConsistencyAcrossInstances(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed))
 
 			natsURL, redis, db := startNATS(t), redistest.Start(t), cluster.NewDatabase(t)
-			shared := func(c *app.Config) {
+			shared := func(c *config.Config) {
 				c.DatabaseURL, c.NATSURL = db, natsURL
 				c.Cache = cache.Config{RedisURL: redis.URL, ActiveTTL: time.Hour, HistoricalTTL: time.Hour, Invalidation: mode}
 			}
@@ -57,7 +57,7 @@ func TestCacheConsistencyAcrossInstances(t *testing.T) {
 			insts := []*repFixture{first}
 			// The other two learn of every change late (fault injection):
 			// their tiers hold stale entries while token reads arrive.
-			slow := func(c *app.Config) { c.Cache.ApplyDelay = 500 * time.Millisecond }
+			slow := func(c *config.Config) { c.Cache.ApplyDelay = 500 * time.Millisecond }
 			for range 2 {
 				env := apptest.Start(t, cluster, apptest.WithClock(first.clock), repPool, shared, slow)
 				insts = append(insts, &repFixture{t: t, env: env, clock: first.clock, org: first.org, admin: first.admin})

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 // failApplies makes every projector apply of an event of org fail, as a
@@ -47,7 +47,7 @@ func (f *repFixture) second(name string) *repFixture {
 // reads answer 503, never stale data, until its events apply.
 func TestConsistencyOneOrganizationFailing(t *testing.T) {
 	t.Parallel()
-	f := repStart(t, "Failing Org", func(c *app.Config) {
+	f := repStart(t, "Failing Org", func(c *config.Config) {
 		c.Projector.MaxDeliver = 1_000_000 // keep retrying: the floor would stay behind it
 		c.ConsistencyTimeout = 2 * time.Second
 	})
@@ -140,7 +140,7 @@ func (s readStats) pct(p int) time.Duration {
 }
 
 func runFailingOrgReads(b *testing.B, streamWide, fail bool, d time.Duration) readStats {
-	f := repStart(b, "Bench Failing", repPool, func(c *app.Config) { c.ConsistencyStreamWide = streamWide })
+	f := repStart(b, "Bench Failing", repPool, func(c *config.Config) { c.ConsistencyStreamWide = streamWide })
 	fp := f.property("Failing", "UTC")
 	const healthy = 3
 	var orgs []*repFixture

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 )
 
 // Read-your-writes: a report read presenting a write's consistency token
@@ -17,7 +17,7 @@ import (
 // the same read answers 200 with the write in it.
 func TestConsistencyTokenReadYourWrites(t *testing.T) {
 	t.Parallel()
-	f := repStart(t, "Consistent Reads", func(c *app.Config) { c.ConsistencyTimeout = 300 * time.Millisecond })
+	f := repStart(t, "Consistent Reads", func(c *config.Config) { c.ConsistencyTimeout = 300 * time.Millisecond })
 	prop := f.property("Mirror", "UTC")
 	// patient reads with a token, taking the short wait's 503 for what it
 	// says (retry) a bounded number of times: on a loaded machine the

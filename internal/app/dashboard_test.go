@@ -13,8 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/measure"
 	"hmp/internal/telemetry"
 )
@@ -27,7 +27,7 @@ func TestDashboard(t *testing.T) {
 	// The alert evaluator's own cache rule, with a threshold every read
 	// load crosses (any miss puts the hit rate below 100 %), evaluated
 	// often and firing at once.
-	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) {
+	env := apptest.Start(t, cluster, admin, repPool, func(c *config.Config) {
 		c.Profile = "phase1"
 		c.Alerts = telemetry.Config{Interval: 200 * time.Millisecond, Window: 10 * time.Second, For: -1,
 			Thresholds: telemetry.Thresholds{CacheHitRate: 1}}

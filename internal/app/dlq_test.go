@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 )
 
 // fastRetries keeps the projector's redelivery delays short, so that many
 // deliveries fit in a test.
-func fastRetries(c *app.Config) {
+func fastRetries(c *config.Config) {
 	c.Projector.RetryDelay, c.Projector.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"hmp/internal/config"
 	"hmp/internal/connlimit"
 	"hmp/internal/gateway"
 	"hmp/internal/httpapi"
@@ -96,7 +97,7 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 // by default what the services behind it take, MaxInFlight each of
 // finance and reports (the gateway admits, the services do not shed
 // again); unbounded when they are.
-func gatewayInFlight(cfg Config) int {
+func gatewayInFlight(cfg config.Config) int {
 	switch {
 	case cfg.Gateway.MaxInFlight != 0:
 		return cfg.Gateway.MaxInFlight

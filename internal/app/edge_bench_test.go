@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/ratelimit"
 )
 
@@ -48,16 +48,16 @@ func rssMiB() float64 {
 func BenchmarkLoginFlood(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		opt  func(*app.Config)
+		opt  func(*config.Config)
 	}{
-		{"default-limits", func(*app.Config) {}},
-		{"no-limits", func(c *app.Config) {
+		{"default-limits", func(*config.Config) {}},
+		{"no-limits", func(c *config.Config) {
 			off := ratelimit.Limit{Count: -1}
 			c.RateLimits.LoginPerEmail, c.RateLimits.LoginPerAddr = off, off
 		}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			env := apptest.Start(b, cluster, smallPool, c.opt, func(c *app.Config) { c.BcryptCost = 10 })
+			env := apptest.Start(b, cluster, smallPool, c.opt, func(c *config.Config) { c.BcryptCost = 10 })
 			org := env.Signup("Target")
 			for range b.N {
 				const attempts, clients = 400, 8
@@ -116,7 +116,7 @@ func BenchmarkLoginFlood(b *testing.B) {
 //
 //	go test ./internal/app -run '^$' -bench Overload -benchtime 1x
 func BenchmarkOverload(b *testing.B) {
-	env := apptest.Start(b, cluster, func(c *app.Config) { c.Pool.MaxConns, c.Pool.MinConns = 40, 4 })
+	env := apptest.Start(b, cluster, func(c *config.Config) { c.Pool.MaxConns, c.Pool.MinConns = 40, 4 })
 	org := env.Signup("Overload Org")
 	prop := env.Property(org.AdminToken, "Hot", "")
 	body, _ := json.Marshal(apptest.Txn{PropertyID: prop, Source: "room", AmountCents: 100, PaymentMode: "cash", OccurredAt: time.Now().UTC().Format(time.RFC3339)})

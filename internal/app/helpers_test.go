@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
 )
@@ -40,13 +40,13 @@ type fixture struct {
 
 // smallPool keeps the many apps a parallel run starts within the test
 // cluster's connection limit.
-func smallPool(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 24, MinConns: 1} }
+func smallPool(c *config.Config) { c.Pool = postgres.PoolConfig{MaxConns: 24, MinConns: 1} }
 
-func setup(t *testing.T, opts ...func(*app.Config)) fixture {
+func setup(t *testing.T, opts ...func(*config.Config)) fixture {
 	t.Helper()
 	clock := &apptest.Clock{}
 	clock.Set(baseTime)
-	env := apptest.Start(t, cluster, append([]func(*app.Config){apptest.WithClock(clock), smallPool}, opts...)...)
+	env := apptest.Start(t, cluster, append([]func(*config.Config){apptest.WithClock(clock), smallPool}, opts...)...)
 	org := env.Signup("Sea Side Stays")
 	prop := env.Property(org.AdminToken, "Sea View", "")
 	mgrID, mgr := env.Manager(org.AdminToken, "manager@seaside.test", prop)

@@ -12,6 +12,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/postgres/pgtest"
 )
 
@@ -131,7 +132,7 @@ func TestDatabaseStopped(t *testing.T) {
 			own.Close()
 		}
 	}()
-	f := func(c *app.Config) { c.Pool.MinConns = 1; c.Pool.MaxConns = 8 }
+	f := func(c *config.Config) { c.Pool.MinConns = 1; c.Pool.MaxConns = 8 }
 	env := apptest.Start(t, own, f)
 	org := env.Signup("Dark Harbour")
 	prop := env.Property(org.AdminToken, "Lighthouse", "")

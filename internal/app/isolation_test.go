@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 // who is a caller of the isolation test.
@@ -413,7 +413,7 @@ func TestTenantIsolation(t *testing.T) {
 	// Every operator route is tried with wrong tokens from one address on
 	// a frozen clock: the guessing limit (tested in internal/operator and
 	// TestAdminGuessing) would answer 429 instead of the 401 checked here.
-	f := setup(t, func(c *app.Config) { c.RateLimits.OperatorPerAddr.Count = -1 })
+	f := setup(t, func(c *config.Config) { c.RateLimits.OperatorPerAddr.Count = -1 })
 	e := f.env
 	w := &world{env: e, orgA: f.org, open: f.prop, outID: f.mgrID}
 	w.hidden = e.Property(f.org.AdminToken, "Hidden Lodge", "")

@@ -13,6 +13,7 @@ import (
 
 	"hmp/internal/advisor"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -28,8 +29,8 @@ const adminTokenFile = "admin.token"
 // generated (role all without HMP_ADMIN_TOKEN), the file that holds it:
 // made once with 32 random bytes, as the token secret is (tokenSecret),
 // and read again on later starts.
-func adminToken(cfg Config) (token, file string, err error) {
-	if cfg.AdminToken != "" || cfg.Role != RoleAll {
+func adminToken(cfg config.Config) (token, file string, err error) {
+	if cfg.AdminToken != "" || cfg.Role != config.RoleAll {
 		return cfg.AdminToken, "", nil
 	}
 	path := filepath.Join(cfg.DataDir, adminTokenFile)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -36,7 +36,7 @@ func operatorGet(t *testing.T, base, path, token string, cookie *http.Cookie) in
 // and the health checks but not /metrics, /dashboard or /v1/admin, which
 // the operator port serves.
 func TestOperatorListener(t *testing.T) {
-	env := apptest.Start(t, cluster, func(c *app.Config) { c.OperatorAddr = "127.0.0.1:0" })
+	env := apptest.Start(t, cluster, func(c *config.Config) { c.OperatorAddr = "127.0.0.1:0" })
 	a := env.App
 	if a.OperatorAddr == a.Addr || a.AdminTokenFile == "" {
 		t.Fatalf("operator addr %s (api %s), token file %q", a.OperatorAddr, a.Addr, a.AdminTokenFile)
@@ -73,7 +73,7 @@ func TestOperatorListener(t *testing.T) {
 func TestDashboardLogoutEveryInstance(t *testing.T) {
 	natsURL := startNATS(t)
 	db := cluster.NewDatabase(t)
-	shared := func(c *app.Config) { c.DatabaseURL, c.NATSURL = db, natsURL }
+	shared := func(c *config.Config) { c.DatabaseURL, c.NATSURL = db, natsURL }
 	a := apptest.Start(t, cluster, admin, shared)
 	b := apptest.Start(t, cluster, admin, shared)
 	resp, err := noRedirect.PostForm(a.BaseURL+"/dashboard/login", url.Values{"token": {testAdminToken}})

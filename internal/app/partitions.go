@@ -9,23 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"hmp/internal/partitions"
-	"hmp/internal/postgres"
 )
-
-// PartitionCount resolves Partitions: the count a schema created now gets
-// (0: unpartitioned).
-func (c Config) PartitionCount() int {
-	switch {
-	case c.Partitions < 0:
-		return 0
-	case c.Partitions > 0:
-		return c.Partitions
-	}
-	if p, err := LookupProfile(c.Profile); err == nil && p.Partitions > 0 {
-		return p.Partitions
-	}
-	return postgres.DefaultPartitions
-}
 
 // startPartitionMetrics exports the partition load (hmp_partition_*),
 // refreshed in the background until Close.

@@ -12,6 +12,7 @@ import (
 
 	"hmp/internal/bus"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
@@ -29,13 +30,13 @@ import (
 
 // base is what every part is built with.
 type base struct {
-	cfg    Config
+	cfg    config.Config
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	stops  *stops
 }
 
-func newBase(cfg Config, logger *slog.Logger, s *stops) base {
+func newBase(cfg config.Config, logger *slog.Logger, s *stops) base {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return base{cfg: cfg, logger: logger, reg: reg, stops: s}

@@ -21,9 +21,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/postgres"
 )
@@ -53,13 +53,13 @@ func (w *pipeWorld) in(t testing.TB) *pipeWorld {
 	return &c
 }
 
-func pipePool(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 16, MinConns: 1} }
+func pipePool(c *config.Config) { c.Pool = postgres.PoolConfig{MaxConns: 16, MinConns: 1} }
 
-func pipeStart(t *testing.T, opts ...func(*app.Config)) *pipeWorld {
+func pipeStart(t *testing.T, opts ...func(*config.Config)) *pipeWorld {
 	t.Helper()
 	clock := &apptest.Clock{}
 	clock.Set(pipeNow)
-	env := apptest.Start(t, cluster, append([]func(*app.Config){apptest.WithClock(clock), pipePool}, opts...)...)
+	env := apptest.Start(t, cluster, append([]func(*config.Config){apptest.WithClock(clock), pipePool}, opts...)...)
 	org := env.Signup("Pipeline " + strings.ReplaceAll(t.Name(), "/", " "))
 	w := &pipeWorld{t: t, env: env, org: org, ledger: &pipeLedger{rows: map[string]pipeRow{}, counts: map[pipeDay][2]int64{}}}
 	for i := range 3 {
@@ -754,7 +754,7 @@ func TestPipelineKilledMidBatch(t *testing.T) {
 	// A message stranded by a stop (delivered to this process, never
 	// handled) would only come back after AckWait: an hour here, so the
 	// drain below fails unless a stop hands on everything it fetched.
-	w := pipeStart(t, func(c *app.Config) { c.Projector.AckWait = time.Hour })
+	w := pipeStart(t, func(c *config.Config) { c.Projector.AckWait = time.Hour })
 	ctx := context.Background()
 	const writers = 4
 	errs := make(chan error, writers)

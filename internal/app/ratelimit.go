@@ -14,7 +14,7 @@ import (
 // costs a request at most the limiter's 50 ms before the in-process
 // bucket decides).
 func rateLimiter(b base) (*ratelimit.Limiter, error) {
-	return limiterOf(b, b.cfg.RateLimits.limits())
+	return limiterOf(b, b.cfg.RateLimits.Limits())
 }
 
 // limiterOf builds a limiter of the given limits, with the configured

@@ -6,14 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/ratelimit"
 	"hmp/internal/redistest"
 )
 
-func limits(f func(*app.RateLimits)) func(*app.Config) {
-	return func(c *app.Config) { f(&c.RateLimits) }
+func limits(f func(*config.RateLimits)) func(*config.Config) {
+	return func(c *config.Config) { f(&c.RateLimits) }
 }
 
 // want429 fails unless r is a 429 problem with a Retry-After of at least
@@ -32,7 +32,7 @@ func want429(t *testing.T, what string, r *apptest.Response) {
 func TestLoginFlood(t *testing.T) {
 	t.Parallel()
 	const perEmail = 5
-	env := apptest.Start(t, cluster, smallPool, limits(func(l *app.RateLimits) {
+	env := apptest.Start(t, cluster, smallPool, limits(func(l *config.RateLimits) {
 		l.LoginPerEmail = ratelimit.Limit{Count: perEmail, Period: time.Hour}
 	}))
 	org := env.Signup("Flood Inn")
@@ -65,7 +65,7 @@ func TestLoginFlood(t *testing.T) {
 // TestSignupAndLoginPerAddress: one address is limited across emails.
 func TestSignupAndLoginPerAddress(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, smallPool, limits(func(l *app.RateLimits) {
+	env := apptest.Start(t, cluster, smallPool, limits(func(l *config.RateLimits) {
 		l.SignupPerAddr = ratelimit.Limit{Count: 2, Period: time.Hour}
 		l.LoginPerAddr = ratelimit.Limit{Count: 3, Period: time.Hour}
 	}))
@@ -84,15 +84,15 @@ func TestSignupAndLoginPerAddress(t *testing.T) {
 func TestWriteLimitPhase3(t *testing.T) {
 	t.Parallel()
 	for _, p := range []string{"baseline", "phase1", "phase2"} {
-		c := app.Config{Profile: p}.WithDefaults()
+		c := config.Config{Profile: p}.WithDefaults()
 		if !c.RateLimits.WritesPerUser.Unlimited() || !c.RateLimits.WritesPerOrg.Unlimited() {
 			t.Errorf("profile %s limits writes: %v %v", p, c.RateLimits.WritesPerUser, c.RateLimits.WritesPerOrg)
 		}
 	}
-	if c := (app.Config{Profile: "phase3"}).WithDefaults(); c.RateLimits.WritesPerUser != (ratelimit.Limit{Count: 100, Period: time.Minute}) {
+	if c := (config.Config{Profile: "phase3"}).WithDefaults(); c.RateLimits.WritesPerUser != (ratelimit.Limit{Count: 100, Period: time.Minute}) {
 		t.Errorf("phase3 writes per user = %v, want 100 per 1m", c.RateLimits.WritesPerUser)
 	}
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) {
+	env := apptest.Start(t, cluster, smallPool, func(c *config.Config) {
 		c.Profile = "phase3"
 		c.RateLimits.WritesPerUser = ratelimit.Limit{Count: 3, Period: time.Hour}
 	})
@@ -111,7 +111,7 @@ func TestLoginLimitSharedThroughRedis(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Start(t)
 	db := cluster.NewDatabase(t)
-	cfg := func(c *app.Config) {
+	cfg := func(c *config.Config) {
 		c.DatabaseURL = db
 		c.RedisURL = rs.URL
 		c.Pool.MaxConns, c.Pool.MinConns = 8, 1

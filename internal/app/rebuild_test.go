@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/finance"
 	"hmp/internal/rebuild"
 	"hmp/internal/reconcile"
@@ -24,7 +24,7 @@ import (
 func TestRebuildBesideServing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) { c.Cache.Entries = -1 })
+	env := apptest.Start(t, cluster, smallPool, func(c *config.Config) { c.Cache.Entries = -1 })
 	org := env.Signup("Rebuilders")
 	admin := org.AdminToken
 	drifted := env.Property(admin, "Drifted", "")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/finance"
 	"hmp/internal/reconcile"
@@ -26,7 +27,7 @@ type ReconcileResult struct {
 // transactions. With fix, it then corrects every mismatch found (through
 // the correction batcher, in the profile's mode) and checks again. It
 // applies pending migrations first.
-func Reconcile(ctx context.Context, cfg Config, logger *slog.Logger, org, property *domain.ID, fix bool) (ReconcileResult, error) {
+func Reconcile(ctx context.Context, cfg config.Config, logger *slog.Logger, org, property *domain.ID, fix bool) (ReconcileResult, error) {
 	cfg = cfg.WithDefaults()
 	db, err := OpenTool(ctx, cfg, logger, ToolOptions{Conns: 8})
 	if err != nil {

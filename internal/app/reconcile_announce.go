@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
 )
@@ -19,7 +20,7 @@ import (
 // it returns nil: the embedded bus lives inside a server, and served
 // reports of corrected days age out with their TTL. Call stop when done;
 // it flushes what was announced.
-func fixAnnouncer(cfg Config, logger *slog.Logger) (invalidate reconcile.Invalidate, stop func(), err error) {
+func fixAnnouncer(cfg config.Config, logger *slog.Logger) (invalidate reconcile.Invalidate, stop func(), err error) {
 	if cfg.NATSURL == "" {
 		return nil, func() {}, nil
 	}

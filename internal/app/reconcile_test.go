@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 )
 
@@ -142,7 +142,7 @@ func TestReconciliationDetectsDrift(t *testing.T) {
 // once) it must still finish rather than wait for itself forever.
 func TestReconciliationUnderPoolPressure(t *testing.T) {
 	t.Parallel()
-	f := repStart(t, "Pool Pressure", func(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 5, MinConns: 1} })
+	f := repStart(t, "Pool Pressure", func(c *config.Config) { c.Pool = postgres.PoolConfig{MaxConns: 5, MinConns: 1} })
 	prop := f.property("Narrow", "UTC")
 	day := repParse(t, "2024-06-01")
 	for i := range 700 {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
 	"hmp/internal/postgres/pgtest"
@@ -21,8 +21,8 @@ import (
 
 // withReplica serves report reads from rep (the test database's copy on
 // it), checked often.
-func withReplica(rep *pgtest.Replica) func(*app.Config) {
-	return func(c *app.Config) {
+func withReplica(rep *pgtest.Replica) func(*config.Config) {
+	return func(c *config.Config) {
 		c.ReplicaURLs = []string{rep.DatabaseURL(c.DatabaseURL)}
 		c.ReplicaReads = "on"
 		c.Replicas.CheckInterval = 100 * time.Millisecond
@@ -34,7 +34,7 @@ func withReplica(rep *pgtest.Replica) func(*app.Config) {
 // production primary does (the test cluster turns it off for speed): a
 // commit is then on the primary's disk, hence sendable to replicas, when
 // it returns, and a read with its token can be served by a replica.
-func syncCommit(c *app.Config) {
+func syncCommit(c *config.Config) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.DatabaseURL)
 	if err == nil {
@@ -191,32 +191,6 @@ func TestReplicaReadsFollowTokens(t *testing.T) {
 	}
 }
 
-// Replica reads follow the profile unless set: configured replicas are
-// read in every profile but baseline (the rollback), "off" wins.
-func TestReplicaReadsSetting(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct{ profile, set, want string }{
-		{"", "", "on"}, {"phase1", "", "on"}, {"baseline", "", "off"}, {"phase2", "", "on"}, {"phase3", "", "on"},
-		{"phase2", "off", "off"}, {"phase1", "off", "off"}, {"baseline", "on", "on"},
-	} {
-		cfg := app.Config{Profile: c.profile, ReplicaReads: c.set, ReplicaURLs: []string{"postgres://hmp@replica:5433/hmp"}}.WithDefaults()
-		if cfg.ReplicaReads != c.want || cfg.Replicas.Disabled != (c.want == "off") || len(cfg.Replicas.URLs) != 1 {
-			t.Errorf("profile %s, reads %q: got %q (disabled %v)", c.profile, c.set, cfg.ReplicaReads, cfg.Replicas.Disabled)
-		}
-		if err := cfg.Validate(); err != nil {
-			t.Errorf("profile %s, reads %q: %v", c.profile, c.set, err)
-		}
-	}
-	bad := app.Config{ReplicaReads: "sometimes", ReplicaURLs: []string{"postgres://hmp:secret@replica:notaport/hmp"}}.WithDefaults()
-	err := bad.Validate()
-	if err == nil || !strings.Contains(err.Error(), "replica reads") || !strings.Contains(err.Error(), "replica url 1") {
-		t.Fatalf("Validate = %v, want the setting and the url named", err)
-	}
-	if strings.Contains(err.Error(), "secret") {
-		t.Errorf("Validate echoes the password: %v", err)
-	}
-}
-
 // The live settings start from the configured replica reads (not the
 // profile's alone): applying the seed at start must leave the router as
 // HMP_REPLICA_READS set it, and the setting counts as modified.
@@ -228,7 +202,7 @@ func TestReplicaReadsLiveSettingFollowsConfig(t *testing.T) {
 	}{{"baseline", "on", true}, {"phase2", "off", false}} {
 		t.Run(c.profile+"_"+c.set, func(t *testing.T) {
 			t.Parallel()
-			env := apptest.Start(t, cluster, admin, func(cfg *app.Config) { cfg.Profile, cfg.ReplicaReads = c.profile, c.set })
+			env := apptest.Start(t, cluster, admin, func(cfg *config.Config) { cfg.Profile, cfg.ReplicaReads = c.profile, c.set })
 			st := getSettings(t, env).Settings
 			if st.ReplicaReads != c.want {
 				t.Errorf("live replicaReads = %v with HMP_REPLICA_READS=%s on %s, want %v", st.ReplicaReads, c.set, c.profile, c.want)

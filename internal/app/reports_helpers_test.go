@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 )
 
@@ -36,14 +36,14 @@ type repFixture struct {
 
 // repPool keeps the many apps of a parallel run within the test cluster's
 // connection limit.
-func repPool(c *app.Config) { c.Pool = postgres.PoolConfig{MaxConns: 20, MinConns: 1} }
+func repPool(c *config.Config) { c.Pool = postgres.PoolConfig{MaxConns: 20, MinConns: 1} }
 
 // repStart starts HMP with the frozen clock and signs up an organization.
-func repStart(t testing.TB, name string, opts ...func(*app.Config)) *repFixture {
+func repStart(t testing.TB, name string, opts ...func(*config.Config)) *repFixture {
 	t.Helper()
 	clock := &apptest.Clock{}
 	clock.Set(repNow)
-	env := apptest.Start(t, cluster, append([]func(*app.Config){apptest.WithClock(clock), repPool}, opts...)...)
+	env := apptest.Start(t, cluster, append([]func(*config.Config){apptest.WithClock(clock), repPool}, opts...)...)
 	org := env.Signup(name)
 	return &repFixture{t: t, env: env, clock: clock, org: org, admin: org.AdminToken}
 }

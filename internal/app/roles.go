@@ -2,45 +2,15 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 
 	"hmp/internal/auth"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reports"
 	"hmp/internal/rpc"
-)
-
-// The roles an instance can run (Config.Role).
-//
-//   - all: every part in one process (the embedded default).
-//   - finance: the write API (tenancy, revenues, expenses, approvals,
-//     cash counts, the event history) and the outbox relay; it also
-//     answers the other roles' tenancy questions over NATS.
-//   - reports: the projector, the report reads, reconciliation and
-//     corrections.
-//   - gateway: the public HTTP entry: authentication, rate limits, load
-//     shedding, and forwarding over NATS to the service owning each path.
-//
-// finance and reports serve no public API on their HTTP port: they take
-// requests from the gateway over NATS (internal/rpc), in queue groups, so
-// that any number of instances of each share the load. Their HTTP port
-// serves what is per instance: /healthz, /readyz, /metrics and the
-// operator API (/v1/admin: this instance's alerts, index advice on the
-// database, the live settings, cluster-wide over the bus; /dashboard).
-// The gateway serves its own operator API the same way; only the public
-// API is forwarded. Every role checks the bearer token
-// itself; the reports role and the gateway learn a token's user state, a
-// property's zone and a manager's access from the finance role over NATS
-// (kept for 2 s), never from tenancy's tables.
-const (
-	RoleAll     = "all"
-	RoleFinance = "finance"
-	RoleReports = "reports"
-	RoleGateway = "gateway"
 )
 
 // serviceVersion is what the micro services report in discovery.
@@ -69,51 +39,14 @@ const (
 // role runs the bus and the operator surface; the edge is one of three.
 func roleParts(role string) []part {
 	switch role {
-	case RoleFinance:
+	case config.RoleFinance:
 		return []part{partDatabase, partBus, partWrite, partOperator, partService}
-	case RoleReports:
+	case config.RoleReports:
 		return []part{partDatabase, partBus, partProjection, partRead, partOperator, partService}
-	case RoleGateway:
+	case config.RoleGateway:
 		return []part{partBus, partOperator, partGateway}
 	}
 	return []part{partDatabase, partBus, partWrite, partProjection, partRead, partOperator, partPublic}
-}
-
-func (c Config) roleDefaults() Config {
-	if c.Role == "" {
-		c.Role = RoleAll
-	}
-	if c.BusReplicas == 0 {
-		c.BusReplicas = 1
-	}
-	c.Gateway = c.Gateway.WithDefaults()
-	return c
-}
-
-func (c Config) validateRole() error {
-	var errs []error
-	switch c.Role {
-	case RoleAll:
-		return nil
-	case RoleFinance, RoleReports:
-		if c.DatabaseURL == "" {
-			errs = append(errs, fmt.Errorf("role %s needs a shared database: set the database URL", c.Role))
-		}
-	case RoleGateway:
-		errs = append(errs, c.Gateway.Validate())
-	default:
-		return fmt.Errorf("role must be all, finance, reports or gateway, got %q", c.Role)
-	}
-	if c.NATSURL == "" {
-		errs = append(errs, fmt.Errorf("role %s needs a shared NATS: set the NATS URL (the embedded bus is private to one process)", c.Role))
-	}
-	if c.TokenSecret == "" {
-		errs = append(errs, fmt.Errorf("role %s needs the token secret every role shares", c.Role))
-	}
-	if c.BusReplicas < 1 || c.BusReplicas > 5 {
-		errs = append(errs, fmt.Errorf("bus replicas must be 1..5, got %d", c.BusReplicas))
-	}
-	return errors.Join(errs...)
 }
 
 // instance is the parts an App runs (nil: not in its role).

@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/gateway"
 	"hmp/internal/natstest"
 )
@@ -37,7 +37,7 @@ func newSplit(t *testing.T) *split {
 // role starts one instance of role on the shared database and cluster.
 func (s *split) role(role string) *apptest.Env {
 	s.t.Helper()
-	return apptest.Start(s.t, cluster, func(c *app.Config) {
+	return apptest.Start(s.t, cluster, func(c *config.Config) {
 		c.Role, c.DatabaseURL, c.NATSURL, c.BusReplicas = role, s.db, s.nats.URL, 3
 		c.AdminToken = testAdminToken
 		// A killed reports instance's unacknowledged events go to the
@@ -57,9 +57,9 @@ func (s *split) role(role string) *apptest.Env {
 func TestSplitRolesContract(t *testing.T) {
 	t.Parallel()
 	s := newSplit(t)
-	fin := s.role(app.RoleFinance)
-	rep := s.role(app.RoleReports)
-	gw := s.role(app.RoleGateway)
+	fin := s.role(config.RoleFinance)
+	rep := s.role(config.RoleReports)
+	gw := s.role(config.RoleGateway)
 	all := apptest.Start(t, cluster)
 
 	a, b := publicOpenAPI(t, gw.Must(200, "GET", "/openapi.json", "", nil).Body), publicOpenAPI(t, all.Must(200, "GET", "/openapi.json", "", nil).Body)
@@ -299,9 +299,9 @@ func breakerStates(t *testing.T, gw *apptest.Env) map[string]int {
 func TestSplitRolesFailover(t *testing.T) {
 	t.Parallel()
 	s := newSplit(t)
-	fin1, fin2 := s.role(app.RoleFinance), s.role(app.RoleFinance)
-	rep1, _ := s.role(app.RoleReports), s.role(app.RoleReports)
-	gw := s.role(app.RoleGateway)
+	fin1, fin2 := s.role(config.RoleFinance), s.role(config.RoleFinance)
+	rep1, _ := s.role(config.RoleReports), s.role(config.RoleReports)
+	gw := s.role(config.RoleGateway)
 	org := gw.Signup("Failover Books")
 	prop := gw.Property(org.AdminToken, "Lighthouse", "UTC")
 
@@ -435,7 +435,7 @@ func TestSplitRolesFailover(t *testing.T) {
 	fin2.App.Kill() // no finance instance left: the breaker opens
 	waitFor("the finance breaker to open", breaker(2))
 	stalled := written.Load()
-	s.role(app.RoleFinance) // a new one: the breaker closes
+	s.role(config.RoleFinance) // a new one: the breaker closes
 	waitFor("the finance breaker to close", breaker(0))
 	more(20)
 	close(stop)

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 // twins starts two instances of HMP on one database, as two replicas
@@ -13,7 +13,7 @@ import (
 func twins(t *testing.T) (*apptest.Env, *apptest.Env) {
 	t.Helper()
 	db := cluster.NewDatabase(t)
-	cfg := func(c *app.Config) {
+	cfg := func(c *config.Config) {
 		c.DatabaseURL = db
 		c.Pool.MaxConns, c.Pool.MinConns = 8, 1
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"hmp/internal/bus"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/knobs"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
@@ -30,9 +30,9 @@ func startSettings(ctx context.Context, b base, bs *bus.Bus, t tunables) (*setti
 		return nil, nil, err
 	}
 	svc := settings.New(kv, settings.Config{
-		Initial:  configSettings(b.cfg),
+		Initial:  b.cfg.Settings(),
 		Own:      b.cfg.NATSURL == "",
-		Profiles: profileSettings,
+		Profiles: config.ProfileSettings,
 		Apply:    t.apply,
 		Clock:    b.cfg.Clock,
 	}, b.logger)
@@ -82,7 +82,7 @@ func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 		// and a configured sub-second period must not be rounded away.
 		changes := map[string]ratelimit.Limit{}
 		for name, l := range map[string]knobs.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
-			if liveLimit(limiter.Limit(name)) != l {
+			if config.LiveLimit(limiter.Limit(name)) != l {
 				changes[name] = ratelimit.Limit{Count: l.Count, Period: l.Period()}
 			}
 		}
@@ -96,48 +96,4 @@ func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 		t.replicaReads(s.ReplicaReads)
 	}
 	return errors.Join(errs...)
-}
-
-// profileSettings returns the live settings of a named profile.
-func profileSettings(name string) (settings.Settings, error) {
-	if _, ok := Profiles()[name]; !ok {
-		return settings.Settings{}, fmt.Errorf("%w %q (known: baseline, phase1, phase2, phase3)", settings.ErrUnknownProfile, name)
-	}
-	s := rawSettings(Config{Profile: name}.WithDefaults())
-	s.Modified = []string{}
-	return s, nil
-}
-
-// configSettings returns the live settings of a configuration (defaults
-// filled), naming the knobs it sets apart from its profile.
-func configSettings(cfg Config) settings.Settings {
-	s := rawSettings(cfg)
-	s.Modified = []string{}
-	if p, err := profileSettings(cfg.Profile); err == nil {
-		s.Modified = settings.Diff(p, s)
-	}
-	return s
-}
-
-func rawSettings(cfg Config) settings.Settings {
-	k := cfg.knobs()
-	k.Cache.Entries = max(k.Cache.Entries, 1)
-	// The configured value (HMP_REPLICA_READS, else the profile's, as
-	// WithDefaults resolved it): the live knob starts where the router
-	// does, or applying the seed would switch the reads back off.
-	k.ReplicaReads = cfg.ReplicaReads == "on"
-	k.RateLimits = knobs.RateLimits{
-		WritesPerUser: liveLimit(cfg.RateLimits.WritesPerUser),
-		WritesPerOrg:  liveLimit(cfg.RateLimits.WritesPerOrg),
-	}
-	return settings.Settings{Profile: cfg.Profile, Knobs: k}
-}
-
-// liveLimit returns a limiter's budget as the live settings count it
-// (whole seconds).
-func liveLimit(l ratelimit.Limit) knobs.Limit {
-	if l.Unlimited() {
-		return knobs.Limit{}
-	}
-	return knobs.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/knobs"
 	"hmp/internal/settings"
 )
@@ -24,7 +24,7 @@ type liveState struct {
 	ApplyError string            `json:"applyError"`
 }
 
-func admin(c *app.Config) { c.AdminToken = testAdminToken }
+func admin(c *config.Config) { c.AdminToken = testAdminToken }
 
 func putSettings(t testing.TB, env *apptest.Env, who string, body any) liveState {
 	t.Helper()
@@ -80,7 +80,7 @@ func mustTuned(t testing.TB, env *apptest.Env, s settings.Settings) {
 func TestLiveSettings(t *testing.T) {
 	natsURL := startNATS(t)
 	db := cluster.NewDatabase(t)
-	shared := func(c *app.Config) { c.DatabaseURL, c.NATSURL = db, natsURL; c.Profile = "phase1" }
+	shared := func(c *config.Config) { c.DatabaseURL, c.NATSURL = db, natsURL; c.Profile = "phase1" }
 	a := apptest.Start(t, cluster, admin, shared, repPool)
 	b := apptest.Start(t, cluster, admin, shared, repPool)
 	insts := []*apptest.Env{a, b}
@@ -229,7 +229,7 @@ func TestLiveSettings(t *testing.T) {
 // force) and turns batching off, judging each step stable; the emergency
 // one switches to baseline in one change.
 func TestRollback(t *testing.T) {
-	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) { c.Profile = "phase1" })
+	env := apptest.Start(t, cluster, admin, repPool, func(c *config.Config) { c.Profile = "phase1" })
 	org := env.Signup("Rollback")
 	prop := env.Property(org.AdminToken, "Harbour", "")
 	var log strings.Builder
@@ -279,7 +279,7 @@ func TestRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := app.LookupProfile("baseline")
+	base, _ := config.LookupProfile("baseline")
 	if st.Settings.Profile != "baseline" || len(st.Settings.Modified) != 0 || st.Settings.Projector.MaxConcurrency != base.Projector.MaxConcurrency ||
 		st.Settings.Corrections != base.Corrections || st.Settings.Cache.Invalidation != base.Cache.Invalidation {
 		t.Fatalf("after the emergency rollback: %+v", st.Settings)
@@ -291,7 +291,7 @@ func TestRollback(t *testing.T) {
 // write budget starts refusing at once and lifts again, and the cache
 // resizes.
 func TestLiveKnobs(t *testing.T) {
-	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) { c.Profile = "phase1" })
+	env := apptest.Start(t, cluster, admin, repPool, func(c *config.Config) { c.Profile = "phase1" })
 	org := env.Signup("Knobs")
 	prop := env.Property(org.AdminToken, "Harbour", "")
 	write := func() int {
@@ -323,7 +323,7 @@ func TestLiveKnobs(t *testing.T) {
 // after which the instance is unstable (here, overloaded: it sheds reads
 // with 503) and leaves the settings there.
 func TestRollbackStopsWhenUnstable(t *testing.T) {
-	env := apptest.Start(t, cluster, admin, repPool, func(c *app.Config) {
+	env := apptest.Start(t, cluster, admin, repPool, func(c *config.Config) {
 		c.Profile = "phase1"
 		c.MaxInFlight, c.MaxQueueWait = 1, time.Millisecond
 	})

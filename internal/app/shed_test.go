@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 )
 
 // rowLock holds a row of transactions locked from outside the app, so
@@ -106,7 +106,7 @@ func want503(t *testing.T, what string, r *apptest.Response) {
 // cannot take the slots another organization needs.
 func TestShedding(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) {
+	env := apptest.Start(t, cluster, smallPool, func(c *config.Config) {
 		c.MaxInFlight, c.OrgShare, c.MaxQueueWait = 4, 0.5, 20*time.Millisecond
 	})
 	url := env.App.DatabaseURL
@@ -149,7 +149,7 @@ func TestShedding(t *testing.T) {
 // reaches the database call.
 func TestRequestDeadline(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) { c.RequestTimeout = 2 * time.Second })
+	env := apptest.Start(t, cluster, smallPool, func(c *config.Config) { c.RequestTimeout = 2 * time.Second })
 	org := env.Signup("Slow Lane")
 	row := env.Revenue(org.AdminToken, apptest.Txn{PropertyID: env.Property(org.AdminToken, "S1", ""), AmountCents: 100, PaymentMode: "cash", OccurredAt: time.Now().UTC().Format(time.RFC3339)})
 	lock := lockRow(t, env.App.DatabaseURL, row.ID)
@@ -167,7 +167,7 @@ func contains(s, sub string) bool { return len(grepLines(s, sub)) > 0 }
 // connection is closed, which lets the waiting one in.
 func TestConnectionLimit(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, smallPool, func(c *app.Config) {
+	env := apptest.Start(t, cluster, smallPool, func(c *config.Config) {
 		c.MaxInFlight, c.OrgShare, c.MaxQueueWait, c.MaxConns = 1, 1, 20*time.Millisecond, 2
 	})
 	org := env.Signup("Crowd")

@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"hmp/internal/app"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 )
 
 // deleteEventsStream deletes the events stream, as an operator's mistake
@@ -65,7 +65,7 @@ func (w *pipeWorld) consistentWithin(bound time.Duration) time.Duration {
 // again within a bound; the reports are exact and nothing is applied twice.
 func TestPipelineStreamRecreated(t *testing.T) {
 	t.Parallel()
-	w := pipeStart(t, func(c *app.Config) {
+	w := pipeStart(t, func(c *config.Config) {
 		c.Relay.StreamCheck = 50 * time.Millisecond
 		c.ConsistencyTimeout = time.Second
 	})

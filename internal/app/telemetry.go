@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +55,7 @@ func startTelemetry(ctx context.Context, b base, pool *pgxpool.Pool, events *eve
 	}
 
 	alerts := telemetry.NewEvaluator(cfg.Alerts, telemetry.Rules(cfg.Alerts), reg, b.logger, reg)
-	notifiers, err := alertNotifiers(cfg)
+	notifiers, err := cfg.AlertNotifiers()
 	if err != nil {
 		return nil, err
 	}
@@ -71,39 +69,4 @@ func startTelemetry(ctx context.Context, b base, pool *pgxpool.Pool, events *eve
 		b.stops.push(d.Stop, cancel)
 	}
 	return alerts, b.stops.start(ctx, alerts)
-}
-
-// alertNotifiers returns the notifiers cfg configures.
-func alertNotifiers(cfg Config) ([]telemetry.Notifier, error) {
-	var out []telemetry.Notifier
-	if cfg.AlertWebhookURL != "" {
-		w, err := telemetry.NewWebhook(cfg.AlertWebhookURL, nil)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	if cfg.AlertSMTPURL != "" {
-		e, err := telemetry.NewEmail(cfg.AlertSMTPURL, cfg.AlertEmailFrom, cfg.AlertEmailTo)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
-// validateAlerts reports the alert settings' problems.
-func (c Config) validateAlerts() error {
-	var errs []error
-	if err := c.Alerts.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := alertNotifiers(c); err != nil {
-		errs = append(errs, err)
-	}
-	if c.AlertSMTPURL == "" && c.AlertEmailTo != "" {
-		errs = append(errs, fmt.Errorf("alert email recipients need an smtp url (HMP_ALERT_SMTP_URL)"))
-	}
-	return errors.Join(errs...)
 }

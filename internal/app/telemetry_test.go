@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/measure"
 	"hmp/internal/ratelimit"
@@ -55,7 +55,7 @@ func awaitMetric(t *testing.T, env *apptest.Env, what string, cond func(float64)
 	}
 }
 
-func telemetryConfig(c *app.Config) {
+func telemetryConfig(c *config.Config) {
 	c.AdminToken = operatorToken
 	c.TelemetrySampleEvery = 20 * time.Millisecond
 	c.Cache.ClockSkew = time.Nanosecond // one machine, one clock: a read right after a write may be cached
@@ -325,7 +325,7 @@ func awaitAlert(t *testing.T, env *apptest.Env, rule, state string) telemetry.Al
 func TestAlertsAPIAndWebhook(t *testing.T) {
 	t.Parallel()
 	hook := newHookSink(t)
-	env := apptest.Start(t, cluster, telemetryConfig, func(c *app.Config) {
+	env := apptest.Start(t, cluster, telemetryConfig, func(c *config.Config) {
 		c.Alerts.Thresholds.CacheHitRate = 0.9
 		c.Alerts.For = -1
 		c.AlertWebhookURL = hook.srv.URL + "/services/hook"
@@ -393,21 +393,4 @@ func receive(t *testing.T, ch <-chan map[string]any) map[string]any {
 		t.Fatal("no webhook received")
 	}
 	return nil
-}
-
-// Alert settings are checked at start, every problem at once.
-func TestAlertConfigValidate(t *testing.T) {
-	t.Parallel()
-	cfg := app.Config{AlertWebhookURL: "ftp://hooks.example", AlertEmailTo: "ops@example.test"}
-	cfg.Alerts.Thresholds.BusErrorRate = 5
-	err := cfg.WithDefaults().Validate()
-	for _, want := range []string{"webhook url", "smtp url", "bus error rate"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("validation error %v does not name %q", err, want)
-		}
-	}
-	ok := app.Config{AlertWebhookURL: "https://hooks.example/T/B/x", AlertSMTPURL: "smtp://u:p@mail.example:587", AlertEmailTo: "ops@example.test"}
-	if err := ok.WithDefaults().Validate(); err != nil {
-		t.Errorf("valid alert settings refused: %v", err)
-	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 )
 
@@ -37,7 +38,7 @@ type ToolOptions struct {
 // migrates it the way Start does: a schema created now gets the
 // configured partition count (cfg.PartitionCount), an existing one keeps
 // the count recorded when it was created. Close releases it.
-func OpenTool(ctx context.Context, cfg Config, logger *slog.Logger, opts ToolOptions) (_ *Tool, err error) {
+func OpenTool(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ToolOptions) (_ *Tool, err error) {
 	cfg = cfg.WithDefaults()
 	url, local, err := OpenDatabase(ctx, cfg, logger)
 	if err != nil {

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/reports"
 )
@@ -22,7 +22,7 @@ func TestProjectorAfterCommit(t *testing.T) {
 		touched = map[domain.ID]domain.Date{} // earliest per property over all calls
 		calls   int
 	)
-	w := pipeStart(t, func(c *app.Config) {
+	w := pipeStart(t, func(c *config.Config) {
 		c.Projector.AfterCommit = func(_ context.Context, ts []reports.Touched) {
 			mu.Lock()
 			defer mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/postgres/pgtest"
 )
 
@@ -87,7 +88,7 @@ func (c *Clock) Advance(d time.Duration) {
 }
 
 // WithClock makes the app read time from c.
-func WithClock(c *Clock) func(*app.Config) { return func(cfg *app.Config) { cfg.Clock = c.Now } }
+func WithClock(c *Clock) func(*config.Config) { return func(cfg *config.Config) { cfg.Clock = c.Now } }
 
 // SystemTestDeadline is how long a test that starts an HMP may run
 // (from its first Start) before Deadline ends the run. The slowest system
@@ -121,17 +122,17 @@ func Deadline(t testing.TB, d time.Duration) {
 
 // Start runs HMP for the test and stops it at cleanup. opts adjust the
 // configuration before start. The test gets SystemTestDeadline.
-func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*app.Config)) *Env {
+func Start(t testing.TB, cluster *pgtest.Cluster, opts ...func(*config.Config)) *Env {
 	t.Helper()
 	return StartLogging(t, cluster, slog.LevelDebug, opts...)
 }
 
 // StartLogging is Start logging at level: a benchmark of the request path
 // logs as `hmp serve` does by default (info), without the debug access log.
-func StartLogging(t testing.TB, cluster *pgtest.Cluster, level slog.Leveler, opts ...func(*app.Config)) *Env {
+func StartLogging(t testing.TB, cluster *pgtest.Cluster, level slog.Leveler, opts ...func(*config.Config)) *Env {
 	t.Helper()
 	Deadline(t, SystemTestDeadline)
-	cfg := app.Config{
+	cfg := config.Config{
 		HTTPAddr:    "127.0.0.1:0",
 		DataDir:     t.TempDir(),
 		DatabaseURL: cluster.NewDatabase(t),

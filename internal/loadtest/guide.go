@@ -45,7 +45,7 @@ import (
 const GuideSchema = "hmp.loadtest.guide/v1"
 
 // GuideProfile is one scaling profile's knobs that the guide's figures
-// depend on outside the API it starts (app.LookupProfile has them).
+// depend on outside the API it starts (config.LookupProfile has them).
 type GuideProfile struct {
 	Name      string
 	Pool      postgres.PoolConfig

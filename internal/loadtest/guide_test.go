@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"hmp/internal/app"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
@@ -38,7 +39,7 @@ func TestGuide(t *testing.T) {
 	}
 	var profiles []loadtest.GuideProfile
 	for _, name := range []string{"baseline", "phase1"} {
-		p, err := app.LookupProfile(name)
+		p, err := config.LookupProfile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,9 +47,9 @@ func TestGuide(t *testing.T) {
 			Corrections: p.Corrections, CacheEntries: p.Cache.Entries})
 	}
 	startAPI := func(ctx context.Context, profile, dbURL string) (string, func(), error) {
-		cfg := app.Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: dbURL, Profile: profile, BcryptCost: 4,
+		cfg := config.Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: dbURL, Profile: profile, BcryptCost: 4,
 			TokenSecret: strings.Repeat("g", 32)}
-		cfg.RateLimits = app.RateLimits{LoginPerEmail: ratelimit.Limit{Count: -1}, LoginPerAddr: ratelimit.Limit{Count: -1},
+		cfg.RateLimits = config.RateLimits{LoginPerEmail: ratelimit.Limit{Count: -1}, LoginPerAddr: ratelimit.Limit{Count: -1},
 			SignupPerAddr: ratelimit.Limit{Count: -1}}
 		a, err := app.Start(ctx, cfg, slog.New(slog.DiscardHandler))
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/seed"
@@ -136,7 +137,7 @@ func (h *Harness) Seed(ctx context.Context, cfg seed.Config) (*DataSet, error) {
 		return ds, nil
 	}
 	// Opened and migrated as hmp seed does.
-	db, err := app.OpenTool(ctx, app.Config{DatabaseURL: h.DatabaseURL}, h.logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
+	db, err := app.OpenTool(ctx, config.Config{DatabaseURL: h.DatabaseURL}, h.logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func (a *API) Close() {
 // a cheap password hash, and no login or signup budgets (one client
 // address signs up and logs in every organization; write budgets stay
 // the profile's, phase3 measures them).
-func (h *Harness) APIConfig(cfg app.Config) app.Config {
+func (h *Harness) APIConfig(cfg config.Config) config.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(h.DataDir, "app")
@@ -192,7 +193,7 @@ func (h *Harness) APIConfig(cfg app.Config) app.Config {
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = 4
 	}
-	cfg.RateLimits = app.RateLimits{
+	cfg.RateLimits = config.RateLimits{
 		LoginPerEmail: ratelimit.Limit{Count: -1},
 		LoginPerAddr:  ratelimit.Limit{Count: -1},
 		SignupPerAddr: ratelimit.Limit{Count: -1},
@@ -202,7 +203,7 @@ func (h *Harness) APIConfig(cfg app.Config) app.Config {
 
 // StartAPI starts role all in this process with APIConfig(cfg). The
 // harness stops it at Close unless the caller closes it first.
-func (h *Harness) StartAPI(ctx context.Context, cfg app.Config) (*API, error) {
+func (h *Harness) StartAPI(ctx context.Context, cfg config.Config) (*API, error) {
 	a, err := app.Start(ctx, h.APIConfig(cfg), h.logger)
 	if err != nil {
 		return nil, err
@@ -215,7 +216,7 @@ func (h *Harness) StartAPI(ctx context.Context, cfg app.Config) (*API, error) {
 // StartSplit starts a split deployment with APIConfig(cfg): a NATS server
 // with JetStream on a loopback port, n finance and n reports instances,
 // and one gateway, whose URL the API has.
-func (h *Harness) StartSplit(ctx context.Context, cfg app.Config, n int) (_ *API, err error) {
+func (h *Harness) StartSplit(ctx context.Context, cfg config.Config, n int) (_ *API, err error) {
 	api := &API{}
 	defer func() {
 		if err != nil {
@@ -239,14 +240,14 @@ func (h *Harness) StartSplit(ctx context.Context, cfg app.Config, n int) (_ *API
 		api.stop = append(api.stop, a.Close)
 		return a, nil
 	}
-	for _, role := range []string{app.RoleFinance, app.RoleReports} {
+	for _, role := range []string{config.RoleFinance, config.RoleReports} {
 		for i := range n {
 			if _, err := start(role, i); err != nil {
 				return nil, err
 			}
 		}
 	}
-	gw, err := start(app.RoleGateway, 0)
+	gw, err := start(config.RoleGateway, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // ProjectionProfile is one projector set-up to measure: a scaling
-// profile's pool and projector settings (app.LookupProfile has them).
+// profile's pool and projector settings (config.LookupProfile has them).
 type ProjectionProfile struct {
 	Name      string
 	Pool      postgres.PoolConfig

@@ -10,9 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/bus"
+	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/reports"
 )
@@ -21,7 +21,7 @@ func profiles(t testing.TB, names ...string) []loadtest.ProjectionProfile {
 	t.Helper()
 	var out []loadtest.ProjectionProfile
 	for _, name := range names {
-		p, err := app.LookupProfile(name)
+		p, err := config.LookupProfile(name)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/partitions"
 	"hmp/internal/postgres"
 	"hmp/internal/seed"
@@ -115,7 +116,7 @@ func TestOnlineMigrationKeepsEveryRow(t *testing.T) {
 	}
 	triggersBefore["cash_counts"] = triggers(t, pool, "cash_counts")
 
-	env := apptest.Start(t, db, func(c *app.Config) { c.DatabaseURL = url })
+	env := apptest.Start(t, db, func(c *config.Config) { c.DatabaseURL = url })
 	var login struct{ AccessToken string }
 	env.Must(200, "POST", "/v1/auth/login", "", map[string]any{"email": busy.AdminEmail, "password": res.Password}).JSON(t, &login)
 	admin := login.AccessToken

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/postgres"
 )
 
@@ -50,7 +50,7 @@ var spanning = map[string]string{
 // partitioned table (unless listed in spanning with its reason).
 func TestEveryRequestPrunesToOnePartition(t *testing.T) {
 	rec := &postgres.Recorder{PerStatement: 2}
-	env := apptest.Start(t, db, func(c *app.Config) {
+	env := apptest.Start(t, db, func(c *config.Config) {
 		c.Pool.Tracer = rec
 		// The background detectors and the pruner run too, often, so
 		// that their statements are recorded (and listed in spanning).

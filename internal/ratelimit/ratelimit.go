@@ -55,7 +55,7 @@ const (
 )
 
 // Config holds the limits by name and the Redis tuning. The zero value of
-// a limit is unlimited: defaults are the caller's (app.Config) business.
+// a limit is unlimited: defaults are the caller's (config.Config) business.
 type Config struct {
 	// Limits maps a limit name (LoginEmail, ...) to its Limit; a missing
 	// name is unlimited.

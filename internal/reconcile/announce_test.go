@@ -8,6 +8,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/cache"
+	"hmp/internal/config"
 	"hmp/internal/natstest"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestFixFromAnotherProcessInvalidatesServerCache(t *testing.T) {
 	t.Parallel()
 	natsURL := natstest.StartServer(t)
-	w := setup(t, func(c *app.Config) {
+	w := setup(t, func(c *config.Config) {
 		c.NATSURL = natsURL
 		c.Cache = cache.Config{ActiveTTL: time.Hour, HistoricalTTL: time.Hour}
 	})
@@ -38,7 +39,7 @@ func TestFixFromAnotherProcessInvalidatesServerCache(t *testing.T) {
 		t.Fatalf("drifted day reads %d, want %d", got.CashReceivedCents, want.CashReceivedCents+7)
 	}
 
-	res, err := app.Reconcile(context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: natsURL}, slog.New(slog.DiscardHandler), nil, nil, true)
+	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: natsURL}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/reconcile"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkCorrections(b *testing.B) {
 func benchCorrections(b *testing.B, dbURL string) {
 	const props, days = 20, 100
 	ctx := context.Background()
-	cfg := app.Config{HTTPAddr: "127.0.0.1:0", DataDir: b.TempDir(), DatabaseURL: dbURL, BcryptCost: 4, TokenSecret: strings.Repeat("s", 32)}
+	cfg := config.Config{HTTPAddr: "127.0.0.1:0", DataDir: b.TempDir(), DatabaseURL: dbURL, BcryptCost: 4, TokenSecret: strings.Repeat("s", 32)}
 	cfg.Reconcile.SampleRate, cfg.Reconcile.SweepEvery = -1, -1
 	a, err := app.Start(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -73,7 +74,7 @@ func benchCorrections(b *testing.B, dbURL string) {
 		}
 	}
 	reconcileAll := func() app.ReconcileResult {
-		res, err := app.Reconcile(ctx, app.Config{DatabaseURL: a.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, false)
+		res, err := app.Reconcile(ctx, config.Config{DatabaseURL: a.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/reconcile"
 )
@@ -33,7 +34,7 @@ type world struct {
 // The dates the books have rows on (two months).
 var bookDates = []string{"2026-03-02", "2026-03-05", "2026-04-10"}
 
-func setup(t *testing.T, opts ...func(*app.Config)) *world {
+func setup(t *testing.T, opts ...func(*config.Config)) *world {
 	t.Helper()
 	env := apptest.Start(t, cluster, opts...)
 	w := &world{t: t, env: env, pool: env.App.Pool}
@@ -85,7 +86,7 @@ func (w *world) drain() {
 // reconcile runs the truth check over everything, as `hmp reconcile` does.
 func (w *world) reconcile(fix bool) app.ReconcileResult {
 	w.t.Helper()
-	res, err := app.Reconcile(context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, fix)
+	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, fix)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestFixRepairsEveryDriftExactly(t *testing.T) {
 	// hmp reconcile --fix runs beside the server, in a process of its own
 	// that cannot reach the server's report cache: what the server served
 	// before the fix stays until its TTL. Read the repaired rows uncached.
-	w := setup(t, func(c *app.Config) { c.Cache.Entries = -1 })
+	w := setup(t, func(c *config.Config) { c.Cache.Entries = -1 })
 	n := w.corrupt()
 	if got := w.daily(0, 0, "2026-03-02")["cashReceivedCents"]; got != wantReceived(0, 0, 0)+7 {
 		t.Fatalf("corrupted day served %v", got)
@@ -200,7 +201,7 @@ func TestFixOneOrganizationOrProperty(t *testing.T) {
 	t.Parallel()
 	w := setup(t)
 	n := w.corrupt()
-	ctx, cfg, logger := context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler)
+	ctx, cfg, logger := context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler)
 	org0, _ := domain.ParseID(w.orgs[0].ID)
 	prop10, _ := domain.ParseID(w.props[1][0])
 	org1, _ := domain.ParseID(w.orgs[1].ID)
@@ -219,7 +220,7 @@ func TestFixOneOrganizationOrProperty(t *testing.T) {
 
 func TestSweepRepairsChangedProperties(t *testing.T) {
 	t.Parallel()
-	w := setup(t, func(c *app.Config) {
+	w := setup(t, func(c *config.Config) {
 		c.Reconcile.SweepEvery = 50 * time.Millisecond
 		c.Reconcile.FlushEvery = 50 * time.Millisecond
 	})
@@ -234,7 +235,7 @@ func TestSweepRepairsChangedProperties(t *testing.T) {
 
 func TestSampledReadsRepairTheirDays(t *testing.T) {
 	t.Parallel()
-	w := setup(t, func(c *app.Config) {
+	w := setup(t, func(c *config.Config) {
 		c.Reconcile.SampleRate = 10000
 		c.Reconcile.FlushEvery = 50 * time.Millisecond
 	})
@@ -491,7 +492,7 @@ func TestRowByRowCorrectionsAreExact(t *testing.T) {
 	t.Parallel()
 	w := setup(t)
 	w.corrupt()
-	res, err := app.Reconcile(context.Background(), app.Config{DatabaseURL: w.env.App.DatabaseURL, Profile: "baseline"}, slog.New(slog.DiscardHandler), nil, nil, true)
+	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, Profile: "baseline"}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if err != nil || res.Fixed.Mismatches != 0 {
 		t.Fatalf("row-by-row --fix: %+v %v", res.Fixed, err)
 	}
@@ -501,7 +502,7 @@ func TestRowByRowCorrectionsAreExact(t *testing.T) {
 // next one of the organization runs.
 func TestJobPastItsDeadlineFails(t *testing.T) {
 	t.Parallel()
-	env := apptest.Start(t, cluster, func(c *app.Config) { c.Reconcile.JobDeadline = time.Nanosecond })
+	env := apptest.Start(t, cluster, func(c *config.Config) { c.Reconcile.JobDeadline = time.Nanosecond })
 	org := env.Signup("Slow Books")
 	await := func(id string) map[string]any {
 		deadline := time.After(30 * time.Second)
@@ -548,7 +549,7 @@ func TestFixRefusesATableThatIsNotTheFold(t *testing.T) {
 	if before == 0 {
 		t.Fatal("the changed row made no mismatch between the table and the cash book")
 	}
-	_, err := app.Reconcile(ctx, app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, true)
+	_, err := app.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if !errors.Is(err, app.ErrTableNotTheFold) || !strings.Contains(err.Error(), id) {
 		t.Fatalf("--fix over a changed row: %v; want ErrTableNotTheFold naming %s", err, id)
 	}
@@ -556,7 +557,7 @@ func TestFixRefusesATableThatIsNotTheFold(t *testing.T) {
 		t.Errorf("the refused --fix changed the cash book: %d mismatches, were %d", after, before)
 	}
 	// Another organization's --fix is not held up by it.
-	if _, err := app.Reconcile(ctx, app.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), mustID(t, w.orgs[1].ID), nil, true); err != nil {
+	if _, err := app.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), mustID(t, w.orgs[1].ID), nil, true); err != nil {
 		t.Errorf("--fix of the other organization: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/apptest"
+	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/loadtest"
@@ -83,7 +84,7 @@ func TestSeedReconcilesAndServes(t *testing.T) {
 		t.Fatalf("%d statuses, %d event types", statuses, types)
 	}
 
-	env := apptest.Start(t, cluster, func(c *app.Config) { c.DatabaseURL = url })
+	env := apptest.Start(t, cluster, func(c *config.Config) { c.DatabaseURL = url })
 	acct := res.Accounts[0]
 	var login struct{ AccessToken string }
 	env.Must(200, "POST", "/v1/auth/login", "", map[string]any{"email": acct.AdminEmail, "password": res.Password}).JSON(t, &login)

@@ -1,4 +1,8 @@
-package app
+// Package config is what a running HMP is configured by: every setting
+// with its default and its checks, the scaling profiles, and the roles an
+// instance can run. app wires a Config into parts; cmd/hmp fills it from
+// flags and the environment.
+package config
 
 import (
 	"errors"
@@ -215,7 +219,7 @@ func (c Config) WithDefaults() Config {
 	}
 	if p, err := LookupProfile(c.Profile); err == nil {
 		c.Pool = overlayPool(c.Pool, p.Pool)
-		c = c.withKnobs(c.knobs().Over(p.Knobs))
+		c = c.withKnobs(c.Knobs().Over(p.Knobs))
 	}
 	c.Reconcile = c.Reconcile.WithDefaults()
 	if c.Cache.RedisURL == "" {
@@ -343,6 +347,21 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// PartitionCount resolves Partitions: the count a schema created now gets
+// (0: unpartitioned).
+func (c Config) PartitionCount() int {
+	switch {
+	case c.Partitions < 0:
+		return 0
+	case c.Partitions > 0:
+		return c.Partitions
+	}
+	if p, err := LookupProfile(c.Profile); err == nil && p.Partitions > 0 {
+		return p.Partitions
+	}
+	return postgres.DefaultPartitions
+}
+
 // overlayPool fills the zero fields of c from p.
 func overlayPool(c, p postgres.PoolConfig) postgres.PoolConfig {
 	if c.MaxConns == 0 {
@@ -363,16 +382,16 @@ func overlayPool(c, p postgres.PoolConfig) postgres.PoolConfig {
 	return c
 }
 
-// knobs returns the scaling knobs c sets (zero: the profile's). The write
+// Knobs returns the scaling knobs c sets (zero: the profile's). The write
 // budgets and replica reads are not among them: their Config forms
 // (ratelimit.Limit, "on"/"off") say "none" in their own way, and
 // withDefaults and WithDefaults lay them over the profile's.
-func (c Config) knobs() knobs.Knobs {
+func (c Config) Knobs() knobs.Knobs {
 	return knobs.Knobs{Projector: c.Projector.Projector, Corrections: c.Reconcile.Mode,
 		Cache: knobs.Cache{Entries: c.Cache.Entries, Invalidation: c.Cache.Invalidation}}
 }
 
-// withKnobs returns c with the knobs of k set (those knobs returns).
+// withKnobs returns c with the knobs of k set (those Knobs returns).
 func (c Config) withKnobs(k knobs.Knobs) Config {
 	c.Projector.Projector, c.Reconcile.Mode = k.Projector, k.Corrections
 	c.Cache.Entries, c.Cache.Invalidation = k.Cache.Entries, k.Cache.Invalidation
@@ -438,8 +457,8 @@ func configLimit(l knobs.Limit) ratelimit.Limit {
 	return ratelimit.Limit{Count: l.Count, Period: l.Period()}
 }
 
-// limits returns r by the names the limiter knows.
-func (r RateLimits) limits() map[string]ratelimit.Limit {
+// Limits returns r by the names the limiter knows.
+func (r RateLimits) Limits() map[string]ratelimit.Limit {
 	return map[string]ratelimit.Limit{
 		ratelimit.LoginEmail:   r.LoginPerEmail,
 		ratelimit.LoginAddr:    r.LoginPerAddr,
