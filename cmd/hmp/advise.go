@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 
 	"hmp/internal/advisor"
-	"hmp/internal/app"
 	"hmp/internal/config"
+	"hmp/internal/tools"
 )
 
 // registerAdvice adds the query tracer's settings to hmp serve.
@@ -61,13 +61,13 @@ Flags:`)
 		return usageError{fmt.Errorf("--apply must not be negative, got %d", *apply)}
 	}
 	if *reset {
-		if err := app.ResetQueryStats(ctx, c.cfg, logger); err != nil {
+		if err := tools.ResetQueryStats(ctx, c.cfg, logger); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "pg_stat_statements emptied")
 		return nil
 	}
-	rep, applied, err := app.AdviseIndexes(ctx, c.cfg, logger, advisor.Config{Top: *top, MinGain: *minGain / 100}, *apply)
+	rep, applied, err := tools.AdviseIndexes(ctx, c.cfg, logger, advisor.Config{Top: *top, MinGain: *minGain / 100}, *apply)
 	if errors.Is(err, advisor.ErrNoHypoPG) {
 		return err // the message says what to install
 	}

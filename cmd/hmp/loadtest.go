@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/reports"
+	"hmp/internal/tools"
 )
 
 const loadtestUsage = `Usage: hmp loadtest <scenario> [flags]
@@ -481,7 +481,7 @@ func loadtestProjection(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer h.Close()
-	if err := app.Migrate(ctx, h.DatabaseURL, logger); err != nil {
+	if err := tools.Migrate(ctx, h.DatabaseURL, logger); err != nil {
 		return err
 	}
 	b, err := h.StartBus(ctx)

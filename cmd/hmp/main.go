@@ -27,6 +27,7 @@ import (
 	"hmp/internal/knobs"
 	"hmp/internal/postgres"
 	recon "hmp/internal/reconcile"
+	"hmp/internal/tools"
 )
 
 // envName finds the environment variable a flag's help names: "(HMP_X)".
@@ -253,7 +254,7 @@ func reconcile(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	res, err := app.Reconcile(ctx, c.cfg, logger, orgID, propID, *fix)
+	res, err := tools.Reconcile(ctx, c.cfg, logger, orgID, propID, *fix)
 	if err != nil {
 		return err
 	}
@@ -297,7 +298,7 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{})
+	db, err := tools.OpenTool(ctx, c.cfg, logger, tools.ToolOptions{})
 	if err != nil {
 		return err
 	}

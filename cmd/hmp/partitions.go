@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/partitions"
+	"hmp/internal/tools"
 )
 
 func partitionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -156,7 +156,7 @@ func partitionsDB(ctx context.Context, c *common, stderr io.Writer) (*sql.DB, fu
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{Conns: 4})
+	db, err := tools.OpenTool(ctx, c.cfg, logger, tools.ToolOptions{Conns: 4})
 	if err != nil {
 		return nil, nil, err
 	}

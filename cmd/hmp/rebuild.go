@@ -8,9 +8,9 @@ import (
 	"io"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/rebuild"
+	"hmp/internal/tools"
 )
 
 const rebuildUsage = `Usage: hmp rebuild [flags]
@@ -71,7 +71,7 @@ func rebuildCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{err}
 	}
-	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{})
+	db, err := tools.OpenTool(ctx, c.cfg, logger, tools.ToolOptions{})
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"hmp/internal/app"
 	"hmp/internal/seed"
+	"hmp/internal/tools"
 )
 
 // seedFlags are the settings of `hmp seed`.
@@ -99,7 +99,7 @@ func seedCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cfg := f.cfg
-	db, err := app.OpenTool(ctx, f.common.cfg, logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
+	db, err := tools.OpenTool(ctx, f.common.cfg, logger, tools.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return err
 	}

@@ -9,10 +9,10 @@ import (
 	"io"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
+	"hmp/internal/tools"
 )
 
 const verifyUsage = `Usage: hmp verify [flags]
@@ -61,7 +61,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return usageError{err}
 	}
-	db, err := app.OpenTool(ctx, c.cfg, logger, app.ToolOptions{ReadOnly: true})
+	db, err := tools.OpenTool(ctx, c.cfg, logger, tools.ToolOptions{ReadOnly: true})
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/config"
+	"hmp/internal/tools"
 )
 
 // TestVerifyFold: `hmp verify --fold` passes on a seeded history and,
@@ -44,7 +44,7 @@ func TestVerifyFold(t *testing.T) {
 		t.Fatalf("verify --fold on the seeded history: %v, %+v\n%s", err, r, errs.String())
 	}
 
-	url, local, err := app.OpenDatabase(ctx, config.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
+	url, local, err := tools.OpenDatabase(ctx, config.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,17 +16,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/advisor"
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/postgres"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/tools"
 )
 
 var db *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	pgtest.MainWith(m, &db, pgtest.Options{StatStatements: true}, app.Migrations()...)
+	pgtest.MainWith(m, &db, pgtest.Options{StatStatements: true}, tools.Migrations()...)
 }
 
 const operator = "operator-token-for-tests-0123456789"
@@ -118,7 +118,7 @@ func advisedLayout(t *testing.T, parts int) {
 	}
 
 	t.Run("command", func(t *testing.T) {
-		rep, _, err := app.AdviseIndexes(ctx, config.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{}, 0)
+		rep, _, err := tools.AdviseIndexes(ctx, config.Config{DatabaseURL: env.App.DatabaseURL}, slog.New(slog.DiscardHandler), advisor.Config{}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +295,7 @@ func unpartitioned(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.MigrateLayout(ctx, url, slog.New(slog.DiscardHandler), 0); err != nil {
+	if err := tools.MigrateLayout(ctx, url, slog.New(slog.DiscardHandler), 0); err != nil {
 		t.Fatal(err)
 	}
 	return url

@@ -5,16 +5,11 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -22,27 +17,12 @@ import (
 	"hmp/internal/cache"
 	"hmp/internal/config"
 	"hmp/internal/eventstore"
-	"hmp/internal/finance"
-	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/telemetry"
-	"hmp/internal/tenancy"
 )
-
-// Migrations lists every package's schema in dependency order.
-func Migrations() []postgres.MigrationSet {
-	return []postgres.MigrationSet{
-		tenancy.Migrations(),
-		eventstore.Migrations(),
-		finance.Migrations(),
-		idempotency.Migrations(),
-		reports.Migrations(),
-		reconcile.Migrations(),
-	}
-}
 
 // App is a running HMP.
 type App struct {
@@ -89,30 +69,6 @@ type App struct {
 	stops  stops
 }
 
-// OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
-// private cluster it starts under cfg.DataDir (returned so the caller can
-// stop it).
-func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (string, *postgres.Local, error) {
-	if cfg.DatabaseURL != "" {
-		return cfg.DatabaseURL, nil, nil
-	}
-	dir := filepath.Join(cfg.DataDir, "postgres")
-	if err := postgres.Reachable(dir); err != nil {
-		// Run as root from a folder the postgres user cannot enter (say
-		// under /root): keep the cluster where it can, one per data dir.
-		abs, _ := filepath.Abs(cfg.DataDir)
-		sum := sha256.Sum256([]byte(abs))
-		alt := filepath.Join("/var/lib/hmp", hex.EncodeToString(sum[:6]), "postgres")
-		logger.Warn("embedded_postgres_relocated", "reason", err.Error(), "dir", alt)
-		dir = alt
-	}
-	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, BinDir: cfg.PostgresBinDir, Settings: cfg.PostgresSettings, Logger: logger})
-	if err != nil {
-		return "", nil, fmt.Errorf("embedded postgres: %w", err)
-	}
-	return local.URL(), local, nil
-}
-
 // Start brings HMP up: the parts of the configured role (roles.go), each
 // once (database, embedded unless configured, and migrations; bus; write
 // side; projection; read side; operator surface), then the edge and its
@@ -129,7 +85,7 @@ func Start(ctx context.Context, cfg config.Config, logger *slog.Logger) (_ *App,
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	var tokenFile string
-	if cfg.AdminToken, tokenFile, err = adminToken(cfg); err != nil {
+	if cfg.AdminToken, tokenFile, err = cfg.OperatorToken(); err != nil {
 		return nil, err
 	}
 	a := &App{logger: logger, cfg: cfg, Config: cfg, served: make(chan error, 2), AdminTokenFile: tokenFile}
@@ -198,23 +154,4 @@ func (a *App) Close() {
 	}
 	a.stops.run()
 	a.logger.Info("hmp_stopped")
-}
-
-// tokenSecret returns the configured secret, or one generated once and
-// kept in the data dir.
-func tokenSecret(cfg config.Config) ([]byte, error) {
-	if cfg.TokenSecret != "" {
-		return []byte(cfg.TokenSecret), nil
-	}
-	path := filepath.Join(cfg.DataDir, "token.key")
-	if b, err := os.ReadFile(path); err == nil {
-		return []byte(strings.TrimSpace(string(b))), nil
-	}
-	var buf [32]byte
-	_, _ = rand.Read(buf[:])
-	secret := hex.EncodeToString(buf[:])
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write token secret: %w", err)
-	}
-	return []byte(secret), nil
 }

@@ -16,13 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/seed"
+	"hmp/internal/tools"
 )
 
 // BenchmarkPartitionLayouts measures revenue creates/s against the same
@@ -108,7 +108,7 @@ func BenchmarkPartitionLayouts(b *testing.B) {
 			b.Fatal(err)
 		}
 		l.url = local.DatabaseURL(l.name)
-		if err := app.MigrateLayout(ctx, l.url, logger, l.parts); err != nil {
+		if err := tools.MigrateLayout(ctx, l.url, logger, l.parts); err != nil {
 			b.Fatalf("migrate %s: %v", l.name, err)
 		}
 		if !exists {

@@ -32,11 +32,7 @@ func invalidateAfterCommit(c *cache.Cache, b *bus.Bus) func(context.Context, []r
 		return nil
 	}
 	return func(ctx context.Context, touched []reports.Touched) {
-		changes := make([]cache.Change, len(touched))
-		for i, t := range touched {
-			changes[i] = cache.Change{OrgID: t.OrgID, PropertyID: t.PropertyID, From: t.From}
-		}
-		c.Committed(ctx, b.Conn(), changes)
+		c.Committed(ctx, b.Conn(), reports.CacheChanges(touched))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/settings"
-	"hmp/internal/telemetry"
 	"hmp/internal/telemetry/dashboard"
 )
 
@@ -18,7 +17,7 @@ func newDashboard(b base, op *operatorSurface, sessions *settings.Sessions, pool
 		return nil
 	}
 	cfg := dashboard.Config{
-		Guard: op.guard, Sessions: sessions, Gatherer: b.reg, Alerts: evaluatorAlerts{op.alerts}, Logger: b.logger,
+		Guard: op.guard, Sessions: sessions, Gatherer: b.reg, Alerts: dashboard.EvaluatorAlerts(op.alerts), Logger: b.logger,
 		Settings: func() any { return op.settings.Current() },
 	}
 	if pool != nil {
@@ -28,18 +27,4 @@ func newDashboard(b base, op *operatorSurface, sessions *settings.Sessions, pool
 		}
 	}
 	return dashboard.New(cfg)
-}
-
-// evaluatorAlerts shows the alert evaluator's alerts on the dashboard.
-type evaluatorAlerts struct{ e *telemetry.Evaluator }
-
-func (s evaluatorAlerts) Alerts() []dashboard.Alert {
-	if s.e == nil {
-		return nil
-	}
-	var out []dashboard.Alert
-	for _, al := range s.e.Alerts() {
-		out = append(out, dashboard.Alert{Name: al.Rule, Severity: al.Severity, State: al.State, Value: al.Value, Since: al.Since})
-	}
-	return out
 }

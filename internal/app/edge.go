@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"hmp/internal/config"
 	"hmp/internal/connlimit"
 	"hmp/internal/gateway"
 	"hmp/internal/httpapi"
@@ -65,7 +64,7 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 	split := slices.Contains(parts, partGateway) || slices.Contains(parts, partService)
 	var key *rpc.Key
 	if split {
-		secret, err := tokenSecret(b.cfg)
+		secret, err := b.cfg.Secret()
 		if err != nil {
 			return err
 		}
@@ -76,7 +75,7 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 	switch {
 	case slices.Contains(parts, partGateway):
 		d.Forward = gateway.New(in.bus.Conn(), key, b.cfg.Gateway, b.logger, b.reg)
-		d.MaxInFlight = gatewayInFlight(b.cfg)
+		d.MaxInFlight = b.cfg.Gateway.MaxInFlight
 	case slices.Contains(parts, partService):
 		handler := httpapi.New(d)
 		service, facts := rpc.Reports, rpc.TenancyBackend(nil)
@@ -93,25 +92,11 @@ func (a *App) serve(b base, in *instance, parts []part) error {
 	return a.listen(httpapi.New(d), in.operator, conns)
 }
 
-// gatewayInFlight is the gateway's admission bound: Gateway.MaxInFlight,
-// by default what the services behind it take, MaxInFlight each of
-// finance and reports (the gateway admits, the services do not shed
-// again); unbounded when they are.
-func gatewayInFlight(cfg config.Config) int {
-	switch {
-	case cfg.Gateway.MaxInFlight != 0:
-		return cfg.Gateway.MaxInFlight
-	case cfg.MaxInFlight < 0:
-		return -1
-	}
-	return 2 * cfg.MaxInFlight
-}
-
 // serveRPC registers the role's micro service, last of all (calls arrive
 // once everything is up) so that it is the first thing Close stops: the
 // gateway's calls move to the other instances before this one winds down.
 // It does not shed what the gateway admitted: the gateway's admission
-// (gatewayInFlight) bounds the calls it sends.
+// (Gateway.MaxInFlight) bounds the calls it sends.
 func serveRPC(b base, in *instance, service string, handler http.Handler, key *rpc.Key, tenancyFacts rpc.TenancyBackend) error {
 	srv, err := rpc.NewServer(in.bus.Conn(), service, serviceVersion, 0, b.logger)
 	if err != nil {

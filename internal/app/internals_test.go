@@ -10,10 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/tools"
 )
 
 // leaks lists fragments of driver and server text that must never reach a
@@ -122,7 +122,7 @@ func TestBackendsTerminatedMidRequest(t *testing.T) {
 // Retry-After, never 500.
 func TestDatabaseStopped(t *testing.T) {
 	t.Parallel()
-	own, err := pgtest.Start(context.Background(), app.Migrations()...)
+	own, err := pgtest.Start(context.Background(), tools.Migrations()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,12 @@ package app_test
 import (
 	"testing"
 
-	"hmp/internal/app"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/tools"
 )
 
 var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, &cluster, app.Migrations()...)
+	pgtest.Main(m, &cluster, tools.Migrations()...)
 }

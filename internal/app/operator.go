@@ -2,18 +2,11 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/advisor"
 	"hmp/internal/bus"
-	"hmp/internal/config"
 	"hmp/internal/eventstore"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -21,34 +14,6 @@ import (
 	"hmp/internal/telemetry"
 	"hmp/internal/telemetry/dashboard"
 )
-
-// adminTokenFile is where role all keeps the operator token it generated.
-const adminTokenFile = "admin.token"
-
-// adminToken returns the operator token in force and, when it was
-// generated (role all without HMP_ADMIN_TOKEN), the file that holds it:
-// made once with 32 random bytes, as the token secret is (tokenSecret),
-// and read again on later starts.
-func adminToken(cfg config.Config) (token, file string, err error) {
-	if cfg.AdminToken != "" || cfg.Role != config.RoleAll {
-		return cfg.AdminToken, "", nil
-	}
-	path := filepath.Join(cfg.DataDir, adminTokenFile)
-	if b, err := os.ReadFile(path); err == nil {
-		tok := strings.TrimSpace(string(b))
-		if err := operator.ValidateToken(tok); err != nil {
-			return "", "", fmt.Errorf("operator token in %s: %w", path, err)
-		}
-		return tok, path, nil
-	}
-	var buf [32]byte
-	_, _ = rand.Read(buf[:])
-	tok := hex.EncodeToString(buf[:])
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("write operator token: %w", err)
-	}
-	return tok, path, nil
-}
 
 // operatorSurface is what this instance's operator API shows: the guard
 // of the operator token, the alert evaluator over the instance's own

@@ -21,6 +21,7 @@ import (
 	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
+	"hmp/internal/tools"
 )
 
 // The parts an instance is built of (a role, roles.go, is a list of
@@ -81,7 +82,7 @@ type database struct {
 }
 
 func openDatabase(ctx context.Context, b base, routeReads bool) (*database, error) {
-	url, local, err := OpenDatabase(ctx, b.cfg, b.logger)
+	url, local, err := tools.OpenDatabase(ctx, b.cfg, b.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func openDatabase(ctx context.Context, b base, routeReads bool) (*database, erro
 		return nil, err
 	}
 	b.stops.push(db.pool.Close)
-	if err := migrate(ctx, db.pool, b.logger, b.cfg.PartitionCount()); err != nil {
+	if err := tools.MigrateWith(ctx, db.pool, b.logger, b.cfg.PartitionCount()); err != nil {
 		return nil, err
 	}
 	b.reg.MustRegister(db.tracer)
@@ -141,25 +142,9 @@ func newProgress(b base, db *database, bs *bus.Bus) *progress {
 	def := projCfg.WithDefaults()
 	p := &progress{projector: projCfg, events: eventstore.NewStore(db.pool),
 		applied: reports.NewAppliedProgress(db.pool, b.cfg.Clock, def.Retention)}
-	p.waiter = reports.NewWaiter(pipeline{AppliedProgress: p.applied, events: p.events, bus: bs, durable: def.Durable},
+	p.waiter = reports.NewWaiter(reports.PipelineProgress(p.applied, p.events, bs, def.Durable),
 		reports.WaiterConfig{Timeout: b.cfg.ConsistencyTimeout, StreamWide: b.cfg.ConsistencyStreamWide})
 	return p
-}
-
-// pipeline reports the event pipeline's progress to the consistency wait:
-// per organization from PostgreSQL, and the stream-wide fallback from the
-// relay's record and the projector's acknowledgement floor.
-type pipeline struct {
-	*reports.AppliedProgress
-	events  *eventstore.Store
-	bus     *bus.Bus
-	durable string
-}
-
-func (p pipeline) Covered(ctx context.Context) (bool, uint64, error) { return p.events.Covered(ctx) }
-
-func (p pipeline) AckFloor(ctx context.Context) (uint64, error) {
-	return p.bus.AckFloor(ctx, bus.EventsStream, p.durable)
 }
 
 // writeSide is the write API's services (tenancy, finance, idempotency

@@ -112,7 +112,7 @@ func build(ctx context.Context, b base, parts []part) (in *instance, err error) 
 // identity makes the access tokens, each check consulting the user's
 // state in tenancy: here, or in the finance role over NATS (kept for 2 s).
 func (in *instance) identity(b base) (*auth.Tokens, error) {
-	secret, err := tokenSecret(b.cfg)
+	secret, err := b.cfg.Secret()
 	if err != nil {
 		return nil, err
 	}

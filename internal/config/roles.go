@@ -44,6 +44,16 @@ func (c Config) roleDefaults() Config {
 		c.BusReplicas = 1
 	}
 	c.Gateway = c.Gateway.WithDefaults()
+	if c.Gateway.MaxInFlight == 0 {
+		// The gateway's admission bound: what the services behind it
+		// take, MaxInFlight each of finance and reports (the gateway
+		// admits, the services do not shed again); unbounded when they
+		// are.
+		c.Gateway.MaxInFlight = 2 * c.MaxInFlight
+		if c.MaxInFlight < 0 {
+			c.Gateway.MaxInFlight = -1
+		}
+	}
 	return c
 }
 

@@ -58,7 +58,7 @@ type Config struct {
 	BreakerOpen time.Duration
 	// MaxInFlight bounds the API requests the gateway admits at once
 	// (its shedding; the services do not shed what it admitted). Zero:
-	// what the services can take, the sum of their own bounds (the app
+	// what the services can take, the sum of their own bounds (config
 	// sets it: MaxInFlight of finance plus that of reports); negative:
 	// unbounded.
 	MaxInFlight int

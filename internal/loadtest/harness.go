@@ -19,6 +19,7 @@ import (
 	"hmp/internal/postgres"
 	"hmp/internal/ratelimit"
 	"hmp/internal/seed"
+	"hmp/internal/tools"
 )
 
 // HarnessConfig says where a load test runs the HMP it measures.
@@ -137,7 +138,7 @@ func (h *Harness) Seed(ctx context.Context, cfg seed.Config) (*DataSet, error) {
 		return ds, nil
 	}
 	// Opened and migrated as hmp seed does.
-	db, err := app.OpenTool(ctx, config.Config{DatabaseURL: h.DatabaseURL}, h.logger, app.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
+	db, err := tools.OpenTool(ctx, config.Config{DatabaseURL: h.DatabaseURL}, h.logger, tools.ToolOptions{Conns: cfg.WithDefaults().Workers + 2})
 	if err != nil {
 		return nil, err
 	}

@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/loadtest"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/tools"
 )
 
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Main(m, &cluster, app.Migrations()...) }
+func TestMain(m *testing.M) { pgtest.Main(m, &cluster, tools.Migrations()...) }
 
 // TestWrites runs the whole scenario briefly against a real HMP and a real
 // pgbench. It checks what was measured and reported, never how fast.

@@ -3,10 +3,10 @@ package partitions_test
 import (
 	"testing"
 
-	"hmp/internal/app"
 	"hmp/internal/postgres/pgtest"
+	"hmp/internal/tools"
 )
 
 var db *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Main(m, &db, app.Migrations()...) }
+func TestMain(m *testing.M) { pgtest.Main(m, &db, tools.Migrations()...) }

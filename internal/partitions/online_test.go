@@ -16,12 +16,12 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/partitions"
 	"hmp/internal/postgres"
 	"hmp/internal/seed"
+	"hmp/internal/tools"
 )
 
 var grown = []string{"transactions", "events", "idempotency_keys", "daily_cash_balances", "monthly_cash_balances", "projector_applied", "cash_counts"}
@@ -46,7 +46,7 @@ func newDatabase(t *testing.T, name string, parts int) (string, *pgxpool.Pool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if err := postgres.MigrateWith(ctx, pool, slog.New(slog.DiscardHandler), postgres.MigrateOptions{Partitions: parts}, app.Migrations()...); err != nil {
+	if err := postgres.MigrateWith(ctx, pool, slog.New(slog.DiscardHandler), postgres.MigrateOptions{Partitions: parts}, tools.Migrations()...); err != nil {
 		t.Fatal(err)
 	}
 	return url, pool

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/cache"
 	"hmp/internal/config"
 	"hmp/internal/natstest"
+	"hmp/internal/tools"
 )
 
 // `hmp reconcile --fix` run from another process, with the servers' bus
@@ -39,7 +39,7 @@ func TestFixFromAnotherProcessInvalidatesServerCache(t *testing.T) {
 		t.Fatalf("drifted day reads %d, want %d", got.CashReceivedCents, want.CashReceivedCents+7)
 	}
 
-	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: natsURL}, slog.New(slog.DiscardHandler), nil, nil, true)
+	res, err := tools.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, NATSURL: natsURL}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/reconcile"
+	"hmp/internal/tools"
 )
 
 // BenchmarkCorrections measures, side by side in one run, drift
@@ -73,8 +74,8 @@ func benchCorrections(b *testing.B, dbURL string) {
 			b.Fatal(err)
 		}
 	}
-	reconcileAll := func() app.ReconcileResult {
-		res, err := app.Reconcile(ctx, config.Config{DatabaseURL: a.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, false)
+	reconcileAll := func() tools.ReconcileResult {
+		res, err := tools.Reconcile(ctx, config.Config{DatabaseURL: a.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, false)
 		if err != nil {
 			b.Fatal(err)
 		}

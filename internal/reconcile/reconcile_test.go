@@ -14,11 +14,11 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/domain"
 	"hmp/internal/reconcile"
+	"hmp/internal/tools"
 )
 
 // world is a running HMP with two organizations of two properties each,
@@ -84,9 +84,9 @@ func (w *world) drain() {
 }
 
 // reconcile runs the truth check over everything, as `hmp reconcile` does.
-func (w *world) reconcile(fix bool) app.ReconcileResult {
+func (w *world) reconcile(fix bool) tools.ReconcileResult {
 	w.t.Helper()
-	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, fix)
+	res, err := tools.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, fix)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -205,11 +205,11 @@ func TestFixOneOrganizationOrProperty(t *testing.T) {
 	org0, _ := domain.ParseID(w.orgs[0].ID)
 	prop10, _ := domain.ParseID(w.props[1][0])
 	org1, _ := domain.ParseID(w.orgs[1].ID)
-	res, err := app.Reconcile(ctx, cfg, logger, &org0, nil, true)
+	res, err := tools.Reconcile(ctx, cfg, logger, &org0, nil, true)
 	if err != nil || res.Mismatches != 4 || res.Fixed.Mismatches != 0 {
 		t.Fatalf("--fix --org: %+v %v", res, err)
 	}
-	res, err = app.Reconcile(ctx, cfg, logger, &org1, &prop10, true)
+	res, err = tools.Reconcile(ctx, cfg, logger, &org1, &prop10, true)
 	if err != nil || res.Mismatches != 3 || res.Fixed.Mismatches != 0 {
 		t.Fatalf("--fix --property: %+v %v", res, err)
 	}
@@ -492,7 +492,7 @@ func TestRowByRowCorrectionsAreExact(t *testing.T) {
 	t.Parallel()
 	w := setup(t)
 	w.corrupt()
-	res, err := app.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, Profile: "baseline"}, slog.New(slog.DiscardHandler), nil, nil, true)
+	res, err := tools.Reconcile(context.Background(), config.Config{DatabaseURL: w.env.App.DatabaseURL, Profile: "baseline"}, slog.New(slog.DiscardHandler), nil, nil, true)
 	if err != nil || res.Fixed.Mismatches != 0 {
 		t.Fatalf("row-by-row --fix: %+v %v", res.Fixed, err)
 	}
@@ -549,15 +549,15 @@ func TestFixRefusesATableThatIsNotTheFold(t *testing.T) {
 	if before == 0 {
 		t.Fatal("the changed row made no mismatch between the table and the cash book")
 	}
-	_, err := app.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, true)
-	if !errors.Is(err, app.ErrTableNotTheFold) || !strings.Contains(err.Error(), id) {
+	_, err := tools.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), nil, nil, true)
+	if !errors.Is(err, tools.ErrTableNotTheFold) || !strings.Contains(err.Error(), id) {
 		t.Fatalf("--fix over a changed row: %v; want ErrTableNotTheFold naming %s", err, id)
 	}
 	if after := w.mismatches(); after != before {
 		t.Errorf("the refused --fix changed the cash book: %d mismatches, were %d", after, before)
 	}
 	// Another organization's --fix is not held up by it.
-	if _, err := app.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), mustID(t, w.orgs[1].ID), nil, true); err != nil {
+	if _, err := tools.Reconcile(ctx, config.Config{DatabaseURL: w.env.App.DatabaseURL}, slog.New(slog.DiscardHandler), mustID(t, w.orgs[1].ID), nil, true); err != nil {
 		t.Errorf("--fix of the other organization: %v", err)
 	}
 }

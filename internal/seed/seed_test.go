@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"hmp/internal/app"
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/eventstore"
@@ -18,11 +17,12 @@ import (
 	"hmp/internal/reconcile"
 	"hmp/internal/seed"
 	"hmp/internal/tenancy"
+	"hmp/internal/tools"
 )
 
 var cluster *pgtest.Cluster
 
-func TestMain(m *testing.M) { pgtest.Main(m, &cluster, app.Migrations()...) }
+func TestMain(m *testing.M) { pgtest.Main(m, &cluster, tools.Migrations()...) }
 
 func seedDB(t *testing.T, cfg seed.Config) (string, seed.Result) {
 	t.Helper()

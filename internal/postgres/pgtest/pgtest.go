@@ -4,7 +4,7 @@
 //
 //	var db *pgtest.Cluster
 //
-//	func TestMain(m *testing.M) { pgtest.Main(m, &db, app.Migrations()...) }
+//	func TestMain(m *testing.M) { pgtest.Main(m, &db, tools.Migrations()...) }
 //
 //	func TestX(t *testing.T) { pool := db.NewPool(t) ... }
 package pgtest

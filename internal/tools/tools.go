@@ -1,14 +1,65 @@
-package app
+// Package tools is the operator commands' work without a server (hmp
+// migrate, reconcile, seed, verify, rebuild, partitions, advise-indexes):
+// the configured database, embedded or by URL, opened and migrated the way
+// a serving instance opens it, and the commands that need more than a
+// pool (reconcile --fix, index advice).
+package tools
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/config"
+	"hmp/internal/eventstore"
+	"hmp/internal/finance"
+	"hmp/internal/idempotency"
 	"hmp/internal/postgres"
+	"hmp/internal/reconcile"
+	"hmp/internal/reports"
+	"hmp/internal/tenancy"
 )
+
+// Migrations lists every package's schema in dependency order.
+func Migrations() []postgres.MigrationSet {
+	return []postgres.MigrationSet{
+		tenancy.Migrations(),
+		eventstore.Migrations(),
+		finance.Migrations(),
+		idempotency.Migrations(),
+		reports.Migrations(),
+		reconcile.Migrations(),
+	}
+}
+
+// OpenDatabase returns the database URL to use: cfg.DatabaseURL, or the
+// private cluster it starts under cfg.DataDir (returned so the caller can
+// stop it).
+func OpenDatabase(ctx context.Context, cfg config.Config, logger *slog.Logger) (string, *postgres.Local, error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, nil, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "postgres")
+	if err := postgres.Reachable(dir); err != nil {
+		// Run as root from a folder the postgres user cannot enter (say
+		// under /root): keep the cluster where it can, one per data dir.
+		abs, _ := filepath.Abs(cfg.DataDir)
+		sum := sha256.Sum256([]byte(abs))
+		alt := filepath.Join("/var/lib/hmp", hex.EncodeToString(sum[:6]), "postgres")
+		logger.Warn("embedded_postgres_relocated", "reason", err.Error(), "dir", alt)
+		dir = alt
+	}
+	local, err := postgres.StartLocal(ctx, postgres.LocalConfig{Dir: dir, BinDir: cfg.PostgresBinDir, Settings: cfg.PostgresSettings, Logger: logger})
+	if err != nil {
+		return "", nil, fmt.Errorf("embedded postgres: %w", err)
+	}
+	return local.URL(), local, nil
+}
 
 // Tool is the database of an operator command (hmp migrate, reconcile,
 // seed, verify, rebuild, partitions, advise-indexes): the configured one,
@@ -54,7 +105,7 @@ func OpenTool(ctx context.Context, cfg config.Config, logger *slog.Logger, opts 
 		return nil, err
 	}
 	if !opts.ReadOnly {
-		if err := migrate(ctx, t.Pool, logger, cfg.PartitionCount()); err != nil {
+		if err := MigrateWith(ctx, t.Pool, logger, cfg.PartitionCount()); err != nil {
 			return nil, err
 		}
 	}
@@ -85,12 +136,12 @@ func MigrateLayout(ctx context.Context, url string, logger *slog.Logger, parts i
 		return err
 	}
 	defer pool.Close()
-	return migrate(ctx, pool, logger, parts)
+	return MigrateWith(ctx, pool, logger, parts)
 }
 
-// migrate applies every package's pending migrations to pool; a schema
+// MigrateWith applies every package's pending migrations to pool; a schema
 // created now gets parts hash partitions by org_id (0: unpartitioned), an
 // existing one keeps the count recorded when it was created.
-func migrate(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, parts int) error {
+func MigrateWith(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger, parts int) error {
 	return postgres.MigrateWith(ctx, pool, logger, postgres.MigrateOptions{Partitions: parts}, Migrations()...)
 }

@@ -1,4 +1,4 @@
-package app
+package tools
 
 import (
 	"context"
@@ -30,11 +30,7 @@ func fixAnnouncer(cfg config.Config, logger *slog.Logger) (invalidate reconcile.
 	}
 	subject := cfg.Cache.WithDefaults().Subject
 	invalidate = func(_ context.Context, touched []reports.Touched) {
-		changes := make([]cache.Change, len(touched))
-		for i, t := range touched {
-			changes[i] = cache.Change{OrgID: t.OrgID, PropertyID: t.PropertyID, From: t.From}
-		}
-		if err := cache.Announce(nc, subject, changes); err != nil {
+		if err := cache.Announce(nc, subject, reports.CacheChanges(touched)); err != nil {
 			// Lost: the servers serve what they hold until its TTL.
 			logger.Warn("reconcile_announce_failed", "error", err.Error())
 		}
