@@ -5,78 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/crypto/bcrypt"
-
-	"hmp/internal/auth"
-	"hmp/internal/eventstore"
-	"hmp/internal/finance"
-	"hmp/internal/httpapi"
-	"hmp/internal/idempotency"
-	"hmp/internal/reconcile"
-	"hmp/internal/reports"
-	"hmp/internal/tenancy"
 )
 
-// keyedAPI is the whole HTTP edge, cash counts and reconciliation jobs
-// included, over real services on a database of its own.
-type keyedAPI struct {
-	*api
-	pool *pgxpool.Pool
-}
-
-func keyedSetup(t *testing.T) *keyedAPI {
-	t.Helper()
-	pool := cluster.NewPool(t)
-	ten, err := tenancy.New(pool, time.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ten.Close)
-	tokens, err := auth.New([]byte(strings.Repeat("s", 32)), time.Hour, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tokens.UseUsers(ten, 0); err != nil {
-		t.Fatal(err)
-	}
-	fin := finance.New(pool, ten, time.Now)
-	jobs := reconcile.NewJobs(pool, reconcile.NewReconciler(pool, fin), reconcile.Config{}, slog.New(slog.DiscardHandler), time.Now)
-	t.Cleanup(jobs.Stop)
-	h := httpapi.New(httpapi.Deps{
-		Tenancy: ten, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(pool),
-		Idempotency: idempotency.NewStore(pool, time.Now), Reports: reports.NewService(pool, ten, nil, time.Now),
-		Reconciliation: jobs,
-	})
-	return &keyedAPI{api: &api{t: t, handler: h}, pool: pool}
-}
-
 // keyed sends body (JSON; nil: none) with an Idempotency-Key.
-func (a *keyedAPI) keyed(method, path, token, key string, body any) answer {
+func (a *api) keyed(method, path, token, key string, body any) answer {
 	a.t.Helper()
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			a.t.Fatal(err)
-		}
-	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	return a.do(method, path, token, body, "Idempotency-Key", key)
 }
 
 // orgState is what an organization holds: row counts per table (events
@@ -87,7 +25,7 @@ type orgState struct {
 	Digests map[string]string
 }
 
-func (a *keyedAPI) state(orgToken string) orgState {
+func (a *api) state(orgToken string) orgState {
 	a.t.Helper()
 	org := a.orgID(orgToken)
 	s := orgState{Counts: map[string]int64{}, Digests: map[string]string{}}
@@ -111,7 +49,7 @@ func (a *keyedAPI) state(orgToken string) orgState {
 	return s
 }
 
-func (a *keyedAPI) orgID(token string) string {
+func (a *api) orgID(token string) string {
 	a.t.Helper()
 	var org string
 	// The organization of the token's user, read from the database.
@@ -166,7 +104,7 @@ type keyedRequest struct {
 type keyedFamily struct {
 	name string
 	// prep makes what the request needs in o's organization.
-	prep func(a *keyedAPI, o org) keyedRequest
+	prep func(a *api, o org) keyedRequest
 }
 
 var today = time.Now().UTC()
@@ -184,18 +122,18 @@ func keyedFamilies() []keyedFamily {
 			"occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}
 	}
 	var created struct{ ID string }
-	pending := func(a *keyedAPI, o org) (mgrToken, id string) {
+	pending := func(a *api, o org) (mgrToken, id string) {
 		mgrToken = a.login(o.managerEmail, managerPassword)
 		a.must(201, "POST", "/v1/finance/revenues", mgrToken, txnBody(o.propertyID, 777), &created)
 		return mgrToken, created.ID
 	}
 	return []keyedFamily{
-		{"property create", func(a *keyedAPI, o org) keyedRequest {
+		{"property create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/properties", token: o.adminToken,
 				body: map[string]any{"name": "South", "type": "hostel"}, other: map[string]any{"name": "West", "type": "hostel"},
 				refused: map[string]any{"name": "", "type": "hostel"}, refusedStatus: 422, fixed: map[string]any{"name": "East", "type": "resort"}}
 		}},
-		{"user create", func(a *keyedAPI, o org) keyedRequest {
+		{"user create", func(a *api, o org) keyedRequest {
 			u := func(email string) map[string]any {
 				return map[string]any{"email": email, "password": "long enough", "displayName": "New", "role": "MANAGER"}
 			}
@@ -204,7 +142,7 @@ func keyedFamilies() []keyedFamily {
 			return keyedRequest{method: "POST", path: "/v1/users", token: o.adminToken, body: u("new." + o.managerEmail),
 				other: u("other." + o.managerEmail), refused: bad, refusedStatus: 422, fixed: u("fixed." + o.managerEmail)}
 		}},
-		{"assignment", func(a *keyedAPI, o org) keyedRequest {
+		{"assignment", func(a *api, o org) keyedRequest {
 			var p struct{ ID string }
 			a.must(201, "POST", "/v1/properties", o.adminToken, map[string]any{"name": "Second", "type": "hotel"}, &p)
 			return keyedRequest{method: "PUT", path: "/v1/users/" + o.managerID + "/properties", token: o.adminToken,
@@ -212,48 +150,48 @@ func keyedFamilies() []keyedFamily {
 				refused: map[string]any{"propertyIds": []string{"not-an-id"}}, refusedStatus: 422,
 				fixed: map[string]any{"propertyIds": []string{o.propertyID}}}
 		}},
-		{"user change", func(a *keyedAPI, o org) keyedRequest {
+		{"user change", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "PATCH", path: "/v1/users/" + o.managerID, token: o.adminToken,
 				body: map[string]any{"role": "ADMIN"}, other: map[string]any{"disabled": true},
 				refused: map[string]any{"role": "OWNER"}, refusedStatus: 422, fixed: map[string]any{"role": "MANAGER"}}
 		}},
-		{"cash count", func(a *keyedAPI, o org) keyedRequest {
+		{"cash count", func(a *api, o org) keyedRequest {
 			c := func(date string, cents int64) map[string]any {
 				return map[string]any{"propertyId": o.propertyID, "date": date, "countedClosingCents": cents}
 			}
 			return keyedRequest{method: "POST", path: "/v1/reports/cash-counts", token: o.adminToken, body: c(day(-1), 100),
 				other: c(day(-1), 200), refused: c(day(-1), -1), refusedStatus: 422, fixed: c(day(-2), 300)}
 		}},
-		{"daily approval", func(a *keyedAPI, o org) keyedRequest {
+		{"daily approval", func(a *api, o org) keyedRequest {
 			g := func(date string) map[string]any { return map[string]any{"managerUserId": o.managerID, "date": date} }
 			return keyedRequest{method: "POST", path: "/v1/finance/daily-approvals", token: o.adminToken, body: g(day(0)),
 				other: g(day(-1)), refused: g("not a date"), refusedStatus: 422, fixed: g(day(-2))}
 		}},
-		{"revenue create", func(a *keyedAPI, o org) keyedRequest {
+		{"revenue create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/finance/revenues", token: o.adminToken, body: txnBody(o.propertyID, 100),
 				other: txnBody(o.propertyID, 101), refused: txnBody(o.propertyID, 0), refusedStatus: 422, fixed: txnBody(o.propertyID, 102)}
 		}},
-		{"expense create", func(a *keyedAPI, o org) keyedRequest {
+		{"expense create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/finance/expenses", token: o.adminToken, body: expense(o.propertyID, 100),
 				other: expense(o.propertyID, 101), refused: expense(o.propertyID, 0), refusedStatus: 422, fixed: expense(o.propertyID, 102)}
 		}},
-		{"review", func(a *keyedAPI, o org) keyedRequest {
+		{"review", func(a *api, o org) keyedRequest {
 			_, id := pending(a, o)
 			return keyedRequest{method: "POST", path: "/v1/finance/revenues/" + id + "/approve", token: o.adminToken,
 				body: map[string]any{"notes": "checked"}, other: map[string]any{"notes": "checked twice"},
 				refused: map[string]any{"notes": strings.Repeat("n", 1001)}, refusedStatus: 422}
 		}},
-		{"deletion request", func(a *keyedAPI, o org) keyedRequest {
+		{"deletion request", func(a *api, o org) keyedRequest {
 			mgr, id := pending(a, o)
 			return keyedRequest{method: "DELETE", path: "/v1/finance/revenues/" + id, token: mgr}
 		}},
-		{"decision", func(a *keyedAPI, o org) keyedRequest {
+		{"decision", func(a *api, o org) keyedRequest {
 			mgr, id := pending(a, o)
 			var req struct{ DeletionRequestID string }
 			a.must(202, "DELETE", "/v1/finance/revenues/"+id, mgr, nil, &req)
 			return keyedRequest{method: "POST", path: "/v1/finance/deletion-requests/" + req.DeletionRequestID + "/approve", token: o.adminToken}
 		}},
-		{"reconciliation job", func(a *keyedAPI, o org) keyedRequest {
+		{"reconciliation job", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/reports/reconciliation", token: o.adminToken,
 				body: map[string]any{}, other: map[string]any{"propertyId": o.propertyID},
 				refused: map[string]any{"propertyId": "nope"}, refusedStatus: 422}
@@ -270,10 +208,10 @@ func keyedFamilies() []keyedFamily {
 // one key write once.
 func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 	t.Parallel()
-	a := keyedSetup(t)
+	a := setup(t)
 	for i, fam := range keyedFamilies() {
 		t.Run(fam.name, func(t *testing.T) {
-			a := &keyedAPI{api: &api{t: t, handler: a.handler}, pool: a.pool}
+			a := a.in(t)
 			o := a.org("Keyed " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
 			req := fam.prep(a, o)
 
@@ -366,20 +304,12 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 
 // keyedQuiet is keyed without t.Helper's failure path (safe in a
 // goroutine: a marshalling failure cannot happen for these bodies).
-func (a *keyedAPI) keyedQuiet(method, path, token, key string, body any) answer {
+func (a *api) keyedQuiet(method, path, token, key string, body any) answer {
 	var raw []byte
 	if body != nil {
 		raw, _ = json.Marshal(body)
 	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	return a.send(method, path, token, raw, "Idempotency-Key", key)
 }
 
 func equalCounts(a, b map[string]int64) bool {
@@ -440,7 +370,7 @@ func TestIdempotencyKeyOnlyOnRetryableRoutes(t *testing.T) {
 // replay writes nothing.
 func TestGroupedCreatesMarkEachKey(t *testing.T) {
 	t.Parallel()
-	a := keyedSetup(t)
+	a := setup(t)
 	orgs := []org{a.org("Grouped Keys One"), a.org("Grouped Keys Two")}
 	const perOrg = 16
 	type sent struct {
