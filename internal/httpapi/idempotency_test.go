@@ -271,11 +271,13 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 			}
 
 			// Concurrent requests with one key, in an organization of
-			// their own: one writes what a single request writes.
+			// their own: one writes what a single request writes, and
+			// answers as the original; the others wait for it and replay
+			// its answer.
 			o2 := a.org("Keyed Burst " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
 			req2 := fam.prep(a, o2)
 			before2 := a.state(o2.adminToken)
-			const n = 6
+			const n = 20
 			answers := make([]answer, n)
 			var wg sync.WaitGroup
 			start := make(chan struct{})
@@ -295,8 +297,22 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 			if answers[0].Status >= 300 {
 				t.Fatalf("concurrent answers: %d %s", answers[0].Status, answers[0].Body)
 			}
+			originals := 0
+			for _, r := range answers {
+				if r.Header.Get("Idempotency-Replayed") != "true" {
+					originals++
+				}
+			}
+			if originals != 1 {
+				t.Fatalf("%d of %d concurrent answers are not replays, want exactly 1", originals, n)
+			}
 			if got := countDiff(before2, a.state(o2.adminToken)); !equalCounts(got, single) {
 				t.Fatalf("%d concurrent requests with one key added %v, one request adds %v", n, got, single)
+			}
+			// Afterwards the key replays.
+			after := a.keyed(req2.method, req2.path, req2.token, "burst", req2.body)
+			if after.Header.Get("Idempotency-Replayed") != "true" || after.Status != answers[0].Status || !bytes.Equal(after.Body, answers[0].Body) {
+				t.Fatalf("after the burst: %d replayed=%q %s, want the burst's answer", after.Status, after.Header.Get("Idempotency-Replayed"), after.Body)
 			}
 		})
 	}
@@ -426,4 +442,136 @@ func TestGroupedCreatesMarkEachKey(t *testing.T) {
 			t.Errorf("the replays wrote")
 		}
 	}
+}
+
+// TestIdempotencyKeyFinanceCreates: what TestIdempotencyKeyEveryRetryableWrite
+// leaves out, for the revenue and expense creates: the same JSON spelled
+// differently is the same request; each differing field is a conflict with
+// its detail; no refusal is remembered (422, 404, the daily approval gate's
+// 409); a key belongs to its user, its route and its organization; and it
+// is remembered for 24 hours, not longer.
+func TestIdempotencyKeyFinanceCreates(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	a.clock.Set(baseTime)
+	o := a.org("Sea Side Stays")
+	admin := o.adminToken
+
+	for _, kind := range []string{"revenue", "expense"} {
+		base := rows(kind)
+		t.Run(kind, func(t *testing.T) {
+			t.Run("the same key and body replay the original answer", func(t *testing.T) {
+				a := a.in(t)
+				body := cash(kind, o.propertyID, 1111)
+				var orig row
+				first := a.must(201, "POST", base, admin, body, &orig, "Idempotency-Key", kind+"-replay")
+				if h := first.Header.Get("Idempotency-Replayed"); h != "" {
+					t.Fatalf("the original answer says Idempotency-Replayed: %q", h)
+				}
+				if tok := first.Header.Get("X-Consistency-Token"); tok == "" {
+					t.Fatalf("%s: no X-Consistency-Token header", first)
+				}
+				// The same JSON spelled differently is the same request.
+				respelled := `{ "occurredAt": "` + body.OccurredAt + `", "paymentMode": "cash", "amountCents": 1111,
+					"propertyId": "` + o.propertyID + `", ` + map[string]string{"revenue": `"source": "room"`, "expense": `"category": "supplies"`}[kind] + ` }`
+				var got row
+				r := a.must(201, "POST", base, admin, respelled, &got, "Idempotency-Key", kind+"-replay")
+				if got != orig || r.Header.Get("Idempotency-Replayed") != "true" {
+					t.Fatalf("respelled body: %s, want the original %+v", r, orig)
+				}
+				if n := a.count(admin, kind, 1111); n != 1 {
+					t.Fatalf("%d rows of the retried create, want 1", n)
+				}
+				if evs := a.entityEvents(admin, orig.ID); len(evs) != 1 {
+					t.Fatalf("%d events of the retried create, want 1", len(evs))
+				}
+			})
+
+			t.Run("the same key with another body is a conflict", func(t *testing.T) {
+				a := a.in(t)
+				a.must(201, "POST", base, admin, cash(kind, o.propertyID, 2222), nil, "Idempotency-Key", kind+"-conflict")
+				for _, other := range []txn{
+					cash(kind, o.propertyID, 2223),
+					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "bank", OccurredAt: morning}),
+					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "cash", OccurredAt: morning, Description: "again"}),
+				} {
+					p := mustProblem(t, a.do("POST", base, admin, other, "Idempotency-Key", kind+"-conflict"), 409)
+					if p.Detail != "this Idempotency-Key was used with a different request body" {
+						t.Fatalf("detail = %q", p.Detail)
+					}
+				}
+				if n := a.count(admin, kind, 2222) + a.count(admin, kind, 2223); n != 1 {
+					t.Fatalf("%d rows, want the first only", n)
+				}
+			})
+
+			t.Run("a refused request is not remembered", func(t *testing.T) {
+				a := a.in(t)
+				key := kind + "-fix-and-retry"
+				mustProblem(t, a.do("POST", base, admin, cash(kind, o.propertyID, 0), "Idempotency-Key", key), 422)
+				ghost := cash(kind, "01900000-0000-7000-8000-000000000000", 3333)
+				mustProblem(t, a.do("POST", base, admin, ghost, "Idempotency-Key", key), 404)
+				tooOld := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 3333, PaymentMode: "cash", OccurredAt: "1999-01-01T00:00:00Z"})
+				mustProblem(t, a.do("POST", base, admin, tooOld, "Idempotency-Key", key), 422)
+				fixed := a.must(201, "POST", base, admin, cash(kind, o.propertyID, 3333), nil, "Idempotency-Key", key)
+				if fixed.Header.Get("Idempotency-Replayed") != "" {
+					t.Fatalf("the fixed request was answered as a replay: %s", fixed)
+				}
+			})
+
+			t.Run("a request the daily approval gate refused is not remembered", func(t *testing.T) {
+				a := setup(t) // moves its own clock
+				a.clock.Set(baseTime)
+				o := a.org("Gated Inn")
+				a.create(a.login(o.managerEmail, managerPassword), kind, cash(kind, o.propertyID, 10))
+				a.clock.Advance(24 * time.Hour)
+				admin, mgr := a.login(o.adminEmail, adminPassword), a.login(o.managerEmail, managerPassword)
+				next := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 4444, PaymentMode: "cash", OccurredAt: "2026-06-16T04:30:00Z"})
+				mustProblem(t, a.do("POST", base, mgr, next, "Idempotency-Key", kind+"-gated"), 409)
+				a.must(201, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": o.managerID, "date": "2026-06-16"}, nil)
+				r := a.must(201, "POST", base, mgr, next, nil, "Idempotency-Key", kind+"-gated")
+				if r.Header.Get("Idempotency-Replayed") != "" {
+					t.Fatalf("answered as a replay: %s", r)
+				}
+			})
+		})
+	}
+
+	t.Run("a key belongs to its user and its route", func(t *testing.T) {
+		a := a.in(t)
+		mgr := a.login(o.managerEmail, managerPassword)
+		var ra, rb, rc row
+		a.must(201, "POST", rows("revenue"), admin, cash("revenue", o.propertyID, 5555), &ra, "Idempotency-Key", "shared")
+		a.must(201, "POST", rows("revenue"), mgr, cash("revenue", o.propertyID, 5555), &rb, "Idempotency-Key", "shared")
+		a.must(201, "POST", rows("expense"), admin, cash("expense", o.propertyID, 5555), &rc, "Idempotency-Key", "shared")
+		if ra.ID == rb.ID || ra.ID == rc.ID || rb.Status != "pending" || ra.Status != "approved" {
+			t.Fatalf("one key shared across users or routes: %+v %+v %+v", ra, rb, rc)
+		}
+		// Another organization's user with the same key writes its own row.
+		other := a.org("Other Org")
+		var rd row
+		a.must(201, "POST", rows("revenue"), other.adminToken, cash("revenue", other.propertyID, 5555), &rd, "Idempotency-Key", "shared")
+		if rd.ID == ra.ID || rd.PropertyID != other.propertyID {
+			t.Fatalf("another organization got %+v", rd)
+		}
+	})
+
+	t.Run("a key is remembered for 24 hours", func(t *testing.T) {
+		a := setup(t) // moves its own clock
+		a.clock.Set(baseTime)
+		o := a.org("Day Long Keys")
+		body := cash("revenue", o.propertyID, 6666)
+		var first, replay, later row
+		a.must(201, "POST", rows("revenue"), o.adminToken, body, &first, "Idempotency-Key", "a-day")
+		a.clock.Advance(23 * time.Hour)
+		r := a.must(201, "POST", rows("revenue"), a.login(o.adminEmail, adminPassword), body, &replay, "Idempotency-Key", "a-day")
+		if replay.ID != first.ID || r.Header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("after 23 h: %s", r)
+		}
+		a.clock.Advance(time.Hour + time.Second)
+		r = a.must(201, "POST", rows("revenue"), a.login(o.adminEmail, adminPassword), body, &later, "Idempotency-Key", "a-day")
+		if later.ID == first.ID || r.Header.Get("Idempotency-Replayed") != "" {
+			t.Fatalf("after 24 h the key still replays: %s", r)
+		}
+	})
 }
