@@ -150,14 +150,6 @@ type answer struct {
 
 func (a answer) String() string { return fmt.Sprintf("%d %s", a.Status, a.Body) }
 
-// json decodes the body into v.
-func (a answer) json(t testing.TB, v any) {
-	t.Helper()
-	if err := json.Unmarshal(a.Body, v); err != nil {
-		t.Fatalf("decode %d answer %s: %v", a.Status, a.Body, err)
-	}
-}
-
 // problem is an RFC 9457 answer.
 type problem struct {
 	Title  string
