@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -149,4 +150,25 @@ func mustID(t testing.TB, s string) domain.ID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+type result struct {
+	r   *apptest.Response
+	err error
+}
+
+// parallel runs n requests at once and returns their results by index.
+func parallel(n int, req func(i int) (*apptest.Response, error)) []result {
+	out := make([]result, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			out[i].r, out[i].err = req(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
 }

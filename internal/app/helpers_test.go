@@ -1,9 +1,6 @@
 package app_test
 
 import (
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,7 +9,6 @@ import (
 
 	"hmp/internal/apptest"
 	"hmp/internal/config"
-	"hmp/internal/domain"
 	"hmp/internal/postgres"
 )
 
@@ -51,22 +47,6 @@ func setup(t *testing.T, opts ...func(*config.Config)) fixture {
 	prop := env.Property(org.AdminToken, "Sea View", "")
 	mgrID, mgr := env.Manager(org.AdminToken, "manager@seaside.test", prop)
 	return fixture{env: env, clock: clock, org: org, prop: prop, mgrID: mgrID, mgr: mgr}
-}
-
-// in returns f whose client reports failures to t (a subtest).
-func (f fixture) in(t *testing.T) fixture {
-	e := *f.env
-	e.T = t
-	f.env = &e
-	return f
-}
-
-// advance moves the clock by d and logs the admin and the manager in
-// again, so that their tokens stay valid however far the clock moves.
-func (f *fixture) advance(d time.Duration) {
-	f.clock.Advance(d)
-	f.org.AdminToken = login(f.env, f.org.AdminEmail, "correct horse")
-	f.mgr = login(f.env, "manager@seaside.test", "manager pass")
 }
 
 // login returns a fresh access token.
@@ -172,93 +152,6 @@ func joinQuery(q, more string) string {
 	return q + "&" + more
 }
 
-// state is a row's state as event metadata carries it.
-type state struct {
-	PropertyID    string `json:"propertyId"`
-	Status        string `json:"status"`
-	AmountCents   int64  `json:"amountCents"`
-	Currency      string `json:"currency"`
-	PaymentMode   string `json:"paymentMode"`
-	BusinessDate  string `json:"businessDate"`
-	Source        string `json:"source"`
-	Category      string `json:"category"`
-	Description   string `json:"description"`
-	BankReference string `json:"bankReference"`
-}
-
-type metadata struct {
-	state
-	Previous            *state   `json:"previous"`
-	AffectedReportDates []string `json:"affectedReportDates"`
-	Notes               string   `json:"notes"`
-	// daily_approval_granted
-	ManagerUserID string `json:"managerUserId"`
-	Date          string `json:"date"`
-}
-
-// event is one envelope of the history API.
-type event struct {
-	EventID          string          `json:"eventId"`
-	EventVersion     string          `json:"eventVersion"`
-	EventType        string          `json:"eventType"`
-	OrgID            string          `json:"orgId"`
-	PropertyID       *string         `json:"propertyId"`
-	UserID           string          `json:"userId"`
-	EntityType       string          `json:"entityType"`
-	EntityID         string          `json:"entityId"`
-	AggregateVersion int             `json:"aggregateVersion"`
-	Timestamp        time.Time       `json:"timestamp"`
-	RawMetadata      json.RawMessage `json:"metadata"`
-	Metadata         metadata        `json:"-"`
-}
-
-// events walks every page of the history (query without the leading "?").
-func events(e *apptest.Env, token, query string) []event {
-	e.T.Helper()
-	var all []event
-	cursor := ""
-	for page := 0; ; page++ {
-		if page > 1000 {
-			e.T.Fatalf("events %q: paging does not end", query)
-		}
-		q := query
-		if cursor != "" {
-			q = joinQuery(q, "cursor="+url.QueryEscape(cursor))
-		}
-		var out struct {
-			Items      []event `json:"items"`
-			NextCursor *string `json:"nextCursor"`
-		}
-		e.Must(200, "GET", "/v1/finance/events?"+q, token, nil).JSON(e.T, &out)
-		for i := range out.Items {
-			if err := json.Unmarshal(out.Items[i].RawMetadata, &out.Items[i].Metadata); err != nil {
-				e.T.Fatalf("event %s metadata %s: %v", out.Items[i].EventID, out.Items[i].RawMetadata, err)
-			}
-		}
-		all = append(all, out.Items...)
-		if out.NextCursor == nil {
-			return all
-		}
-		cursor = *out.NextCursor
-	}
-}
-
-// entityEvents returns the history of one entity.
-func entityEvents(e *apptest.Env, token, id string) []event {
-	e.T.Helper()
-	return events(e, token, "entityId="+id)
-}
-
-// lastEvent returns the newest event of one entity.
-func lastEvent(e *apptest.Env, token, id string) event {
-	e.T.Helper()
-	evs := entityEvents(e, token, id)
-	if len(evs) == 0 {
-		e.T.Fatalf("no events for entity %s", id)
-	}
-	return evs[len(evs)-1]
-}
-
 // problem is an RFC 9457 problem+json body.
 type problem struct {
 	Title  string `json:"title"`
@@ -310,37 +203,6 @@ func mustLocations(t testing.TB, p problem, want ...string) {
 			t.Fatalf("errors[].location = %q, want it to include %q (problem %+v)", got, w, p)
 		}
 	}
-}
-
-// mustUUID asserts that s is a canonical UUID.
-func mustUUID(t testing.TB, what, s string) {
-	t.Helper()
-	if _, err := domain.ParseID(s); err != nil {
-		t.Fatalf("%s = %q, not a UUID", what, s)
-	}
-}
-
-// mustToken asserts that a write answered a consistency token.
-func mustToken(t testing.TB, r *apptest.Response) {
-	t.Helper()
-	if tok := r.Header.Get("X-Consistency-Token"); tok == "" {
-		t.Fatalf("%s: no X-Consistency-Token header", r)
-	}
-}
-
-// roundTrip sends a prepared request.
-func roundTrip(t testing.TB, e *apptest.Env, req *http.Request) *apptest.Response {
-	t.Helper()
-	resp, err := e.Client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read %s %s: %v", req.Method, req.URL.Path, err)
-	}
-	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 // operation is one (method, path) of the served OpenAPI document.

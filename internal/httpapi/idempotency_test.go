@@ -5,78 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/crypto/bcrypt"
-
-	"hmp/internal/auth"
-	"hmp/internal/eventstore"
-	"hmp/internal/finance"
-	"hmp/internal/httpapi"
-	"hmp/internal/idempotency"
-	"hmp/internal/reconcile"
-	"hmp/internal/reports"
-	"hmp/internal/tenancy"
 )
 
-// keyedAPI is the whole HTTP edge, cash counts and reconciliation jobs
-// included, over real services on a database of its own.
-type keyedAPI struct {
-	*api
-	pool *pgxpool.Pool
-}
-
-func keyedSetup(t *testing.T) *keyedAPI {
-	t.Helper()
-	pool := cluster.NewPool(t)
-	ten, err := tenancy.New(pool, time.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ten.Close)
-	tokens, err := auth.New([]byte(strings.Repeat("s", 32)), time.Hour, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tokens.UseUsers(ten, 0); err != nil {
-		t.Fatal(err)
-	}
-	fin := finance.New(pool, ten, time.Now)
-	jobs := reconcile.NewJobs(pool, reconcile.NewReconciler(pool, fin), reconcile.Config{}, slog.New(slog.DiscardHandler), time.Now)
-	t.Cleanup(jobs.Stop)
-	h := httpapi.New(httpapi.Deps{
-		Tenancy: ten, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(pool),
-		Idempotency: idempotency.NewStore(pool, time.Now), Reports: reports.NewService(pool, ten, nil, time.Now),
-		Reconciliation: jobs,
-	})
-	return &keyedAPI{api: &api{t: t, handler: h}, pool: pool}
-}
-
 // keyed sends body (JSON; nil: none) with an Idempotency-Key.
-func (a *keyedAPI) keyed(method, path, token, key string, body any) answer {
+func (a *api) keyed(method, path, token, key string, body any) answer {
 	a.t.Helper()
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			a.t.Fatal(err)
-		}
-	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	return a.do(method, path, token, body, "Idempotency-Key", key)
 }
 
 // orgState is what an organization holds: row counts per table (events
@@ -87,7 +25,7 @@ type orgState struct {
 	Digests map[string]string
 }
 
-func (a *keyedAPI) state(orgToken string) orgState {
+func (a *api) state(orgToken string) orgState {
 	a.t.Helper()
 	org := a.orgID(orgToken)
 	s := orgState{Counts: map[string]int64{}, Digests: map[string]string{}}
@@ -111,7 +49,7 @@ func (a *keyedAPI) state(orgToken string) orgState {
 	return s
 }
 
-func (a *keyedAPI) orgID(token string) string {
+func (a *api) orgID(token string) string {
 	a.t.Helper()
 	var org string
 	// The organization of the token's user, read from the database.
@@ -166,7 +104,7 @@ type keyedRequest struct {
 type keyedFamily struct {
 	name string
 	// prep makes what the request needs in o's organization.
-	prep func(a *keyedAPI, o org) keyedRequest
+	prep func(a *api, o org) keyedRequest
 }
 
 var today = time.Now().UTC()
@@ -184,18 +122,18 @@ func keyedFamilies() []keyedFamily {
 			"occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}
 	}
 	var created struct{ ID string }
-	pending := func(a *keyedAPI, o org) (mgrToken, id string) {
+	pending := func(a *api, o org) (mgrToken, id string) {
 		mgrToken = a.login(o.managerEmail, managerPassword)
 		a.must(201, "POST", "/v1/finance/revenues", mgrToken, txnBody(o.propertyID, 777), &created)
 		return mgrToken, created.ID
 	}
 	return []keyedFamily{
-		{"property create", func(a *keyedAPI, o org) keyedRequest {
+		{"property create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/properties", token: o.adminToken,
 				body: map[string]any{"name": "South", "type": "hostel"}, other: map[string]any{"name": "West", "type": "hostel"},
 				refused: map[string]any{"name": "", "type": "hostel"}, refusedStatus: 422, fixed: map[string]any{"name": "East", "type": "resort"}}
 		}},
-		{"user create", func(a *keyedAPI, o org) keyedRequest {
+		{"user create", func(a *api, o org) keyedRequest {
 			u := func(email string) map[string]any {
 				return map[string]any{"email": email, "password": "long enough", "displayName": "New", "role": "MANAGER"}
 			}
@@ -204,7 +142,7 @@ func keyedFamilies() []keyedFamily {
 			return keyedRequest{method: "POST", path: "/v1/users", token: o.adminToken, body: u("new." + o.managerEmail),
 				other: u("other." + o.managerEmail), refused: bad, refusedStatus: 422, fixed: u("fixed." + o.managerEmail)}
 		}},
-		{"assignment", func(a *keyedAPI, o org) keyedRequest {
+		{"assignment", func(a *api, o org) keyedRequest {
 			var p struct{ ID string }
 			a.must(201, "POST", "/v1/properties", o.adminToken, map[string]any{"name": "Second", "type": "hotel"}, &p)
 			return keyedRequest{method: "PUT", path: "/v1/users/" + o.managerID + "/properties", token: o.adminToken,
@@ -212,48 +150,48 @@ func keyedFamilies() []keyedFamily {
 				refused: map[string]any{"propertyIds": []string{"not-an-id"}}, refusedStatus: 422,
 				fixed: map[string]any{"propertyIds": []string{o.propertyID}}}
 		}},
-		{"user change", func(a *keyedAPI, o org) keyedRequest {
+		{"user change", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "PATCH", path: "/v1/users/" + o.managerID, token: o.adminToken,
 				body: map[string]any{"role": "ADMIN"}, other: map[string]any{"disabled": true},
 				refused: map[string]any{"role": "OWNER"}, refusedStatus: 422, fixed: map[string]any{"role": "MANAGER"}}
 		}},
-		{"cash count", func(a *keyedAPI, o org) keyedRequest {
+		{"cash count", func(a *api, o org) keyedRequest {
 			c := func(date string, cents int64) map[string]any {
 				return map[string]any{"propertyId": o.propertyID, "date": date, "countedClosingCents": cents}
 			}
 			return keyedRequest{method: "POST", path: "/v1/reports/cash-counts", token: o.adminToken, body: c(day(-1), 100),
 				other: c(day(-1), 200), refused: c(day(-1), -1), refusedStatus: 422, fixed: c(day(-2), 300)}
 		}},
-		{"daily approval", func(a *keyedAPI, o org) keyedRequest {
+		{"daily approval", func(a *api, o org) keyedRequest {
 			g := func(date string) map[string]any { return map[string]any{"managerUserId": o.managerID, "date": date} }
 			return keyedRequest{method: "POST", path: "/v1/finance/daily-approvals", token: o.adminToken, body: g(day(0)),
 				other: g(day(-1)), refused: g("not a date"), refusedStatus: 422, fixed: g(day(-2))}
 		}},
-		{"revenue create", func(a *keyedAPI, o org) keyedRequest {
+		{"revenue create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/finance/revenues", token: o.adminToken, body: txnBody(o.propertyID, 100),
 				other: txnBody(o.propertyID, 101), refused: txnBody(o.propertyID, 0), refusedStatus: 422, fixed: txnBody(o.propertyID, 102)}
 		}},
-		{"expense create", func(a *keyedAPI, o org) keyedRequest {
+		{"expense create", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/finance/expenses", token: o.adminToken, body: expense(o.propertyID, 100),
 				other: expense(o.propertyID, 101), refused: expense(o.propertyID, 0), refusedStatus: 422, fixed: expense(o.propertyID, 102)}
 		}},
-		{"review", func(a *keyedAPI, o org) keyedRequest {
+		{"review", func(a *api, o org) keyedRequest {
 			_, id := pending(a, o)
 			return keyedRequest{method: "POST", path: "/v1/finance/revenues/" + id + "/approve", token: o.adminToken,
 				body: map[string]any{"notes": "checked"}, other: map[string]any{"notes": "checked twice"},
 				refused: map[string]any{"notes": strings.Repeat("n", 1001)}, refusedStatus: 422}
 		}},
-		{"deletion request", func(a *keyedAPI, o org) keyedRequest {
+		{"deletion request", func(a *api, o org) keyedRequest {
 			mgr, id := pending(a, o)
 			return keyedRequest{method: "DELETE", path: "/v1/finance/revenues/" + id, token: mgr}
 		}},
-		{"decision", func(a *keyedAPI, o org) keyedRequest {
+		{"decision", func(a *api, o org) keyedRequest {
 			mgr, id := pending(a, o)
 			var req struct{ DeletionRequestID string }
 			a.must(202, "DELETE", "/v1/finance/revenues/"+id, mgr, nil, &req)
 			return keyedRequest{method: "POST", path: "/v1/finance/deletion-requests/" + req.DeletionRequestID + "/approve", token: o.adminToken}
 		}},
-		{"reconciliation job", func(a *keyedAPI, o org) keyedRequest {
+		{"reconciliation job", func(a *api, o org) keyedRequest {
 			return keyedRequest{method: "POST", path: "/v1/reports/reconciliation", token: o.adminToken,
 				body: map[string]any{}, other: map[string]any{"propertyId": o.propertyID},
 				refused: map[string]any{"propertyId": "nope"}, refusedStatus: 422}
@@ -270,10 +208,10 @@ func keyedFamilies() []keyedFamily {
 // one key write once.
 func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 	t.Parallel()
-	a := keyedSetup(t)
+	a := setup(t)
 	for i, fam := range keyedFamilies() {
 		t.Run(fam.name, func(t *testing.T) {
-			a := &keyedAPI{api: &api{t: t, handler: a.handler}, pool: a.pool}
+			a := a.in(t)
 			o := a.org("Keyed " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
 			req := fam.prep(a, o)
 
@@ -333,11 +271,13 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 			}
 
 			// Concurrent requests with one key, in an organization of
-			// their own: one writes what a single request writes.
+			// their own: one writes what a single request writes, and
+			// answers as the original; the others wait for it and replay
+			// its answer.
 			o2 := a.org("Keyed Burst " + strings.ReplaceAll(fam.name, " ", "") + string(rune('a'+i)))
 			req2 := fam.prep(a, o2)
 			before2 := a.state(o2.adminToken)
-			const n = 6
+			const n = 20
 			answers := make([]answer, n)
 			var wg sync.WaitGroup
 			start := make(chan struct{})
@@ -357,8 +297,22 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 			if answers[0].Status >= 300 {
 				t.Fatalf("concurrent answers: %d %s", answers[0].Status, answers[0].Body)
 			}
+			originals := 0
+			for _, r := range answers {
+				if r.Header.Get("Idempotency-Replayed") != "true" {
+					originals++
+				}
+			}
+			if originals != 1 {
+				t.Fatalf("%d of %d concurrent answers are not replays, want exactly 1", originals, n)
+			}
 			if got := countDiff(before2, a.state(o2.adminToken)); !equalCounts(got, single) {
 				t.Fatalf("%d concurrent requests with one key added %v, one request adds %v", n, got, single)
+			}
+			// Afterwards the key replays.
+			after := a.keyed(req2.method, req2.path, req2.token, "burst", req2.body)
+			if after.Header.Get("Idempotency-Replayed") != "true" || after.Status != answers[0].Status || !bytes.Equal(after.Body, answers[0].Body) {
+				t.Fatalf("after the burst: %d replayed=%q %s, want the burst's answer", after.Status, after.Header.Get("Idempotency-Replayed"), after.Body)
 			}
 		})
 	}
@@ -366,20 +320,12 @@ func TestIdempotencyKeyEveryRetryableWrite(t *testing.T) {
 
 // keyedQuiet is keyed without t.Helper's failure path (safe in a
 // goroutine: a marshalling failure cannot happen for these bodies).
-func (a *keyedAPI) keyedQuiet(method, path, token, key string, body any) answer {
+func (a *api) keyedQuiet(method, path, token, key string, body any) answer {
 	var raw []byte
 	if body != nil {
 		raw, _ = json.Marshal(body)
 	}
-	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
-	if raw != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	rec := httptest.NewRecorder()
-	a.handler.ServeHTTP(rec, req)
-	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	return a.send(method, path, token, raw, "Idempotency-Key", key)
 }
 
 func equalCounts(a, b map[string]int64) bool {
@@ -440,7 +386,7 @@ func TestIdempotencyKeyOnlyOnRetryableRoutes(t *testing.T) {
 // replay writes nothing.
 func TestGroupedCreatesMarkEachKey(t *testing.T) {
 	t.Parallel()
-	a := keyedSetup(t)
+	a := setup(t)
 	orgs := []org{a.org("Grouped Keys One"), a.org("Grouped Keys Two")}
 	const perOrg = 16
 	type sent struct {
@@ -496,4 +442,136 @@ func TestGroupedCreatesMarkEachKey(t *testing.T) {
 			t.Errorf("the replays wrote")
 		}
 	}
+}
+
+// TestIdempotencyKeyFinanceCreates: what TestIdempotencyKeyEveryRetryableWrite
+// leaves out, for the revenue and expense creates: the same JSON spelled
+// differently is the same request; each differing field is a conflict with
+// its detail; no refusal is remembered (422, 404, the daily approval gate's
+// 409); a key belongs to its user, its route and its organization; and it
+// is remembered for 24 hours, not longer.
+func TestIdempotencyKeyFinanceCreates(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	a.clock.Set(baseTime)
+	o := a.org("Sea Side Stays")
+	admin := o.adminToken
+
+	for _, kind := range []string{"revenue", "expense"} {
+		base := rows(kind)
+		t.Run(kind, func(t *testing.T) {
+			t.Run("the same key and body replay the original answer", func(t *testing.T) {
+				a := a.in(t)
+				body := cash(kind, o.propertyID, 1111)
+				var orig row
+				first := a.must(201, "POST", base, admin, body, &orig, "Idempotency-Key", kind+"-replay")
+				if h := first.Header.Get("Idempotency-Replayed"); h != "" {
+					t.Fatalf("the original answer says Idempotency-Replayed: %q", h)
+				}
+				if tok := first.Header.Get("X-Consistency-Token"); tok == "" {
+					t.Fatalf("%s: no X-Consistency-Token header", first)
+				}
+				// The same JSON spelled differently is the same request.
+				respelled := `{ "occurredAt": "` + body.OccurredAt + `", "paymentMode": "cash", "amountCents": 1111,
+					"propertyId": "` + o.propertyID + `", ` + map[string]string{"revenue": `"source": "room"`, "expense": `"category": "supplies"`}[kind] + ` }`
+				var got row
+				r := a.must(201, "POST", base, admin, respelled, &got, "Idempotency-Key", kind+"-replay")
+				if got != orig || r.Header.Get("Idempotency-Replayed") != "true" {
+					t.Fatalf("respelled body: %s, want the original %+v", r, orig)
+				}
+				if n := a.count(admin, kind, 1111); n != 1 {
+					t.Fatalf("%d rows of the retried create, want 1", n)
+				}
+				if evs := a.entityEvents(admin, orig.ID); len(evs) != 1 {
+					t.Fatalf("%d events of the retried create, want 1", len(evs))
+				}
+			})
+
+			t.Run("the same key with another body is a conflict", func(t *testing.T) {
+				a := a.in(t)
+				a.must(201, "POST", base, admin, cash(kind, o.propertyID, 2222), nil, "Idempotency-Key", kind+"-conflict")
+				for _, other := range []txn{
+					cash(kind, o.propertyID, 2223),
+					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "bank", OccurredAt: morning}),
+					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "cash", OccurredAt: morning, Description: "again"}),
+				} {
+					p := mustProblem(t, a.do("POST", base, admin, other, "Idempotency-Key", kind+"-conflict"), 409)
+					if p.Detail != "this Idempotency-Key was used with a different request body" {
+						t.Fatalf("detail = %q", p.Detail)
+					}
+				}
+				if n := a.count(admin, kind, 2222) + a.count(admin, kind, 2223); n != 1 {
+					t.Fatalf("%d rows, want the first only", n)
+				}
+			})
+
+			t.Run("a refused request is not remembered", func(t *testing.T) {
+				a := a.in(t)
+				key := kind + "-fix-and-retry"
+				mustProblem(t, a.do("POST", base, admin, cash(kind, o.propertyID, 0), "Idempotency-Key", key), 422)
+				ghost := cash(kind, "01900000-0000-7000-8000-000000000000", 3333)
+				mustProblem(t, a.do("POST", base, admin, ghost, "Idempotency-Key", key), 404)
+				tooOld := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 3333, PaymentMode: "cash", OccurredAt: "1999-01-01T00:00:00Z"})
+				mustProblem(t, a.do("POST", base, admin, tooOld, "Idempotency-Key", key), 422)
+				fixed := a.must(201, "POST", base, admin, cash(kind, o.propertyID, 3333), nil, "Idempotency-Key", key)
+				if fixed.Header.Get("Idempotency-Replayed") != "" {
+					t.Fatalf("the fixed request was answered as a replay: %s", fixed)
+				}
+			})
+
+			t.Run("a request the daily approval gate refused is not remembered", func(t *testing.T) {
+				a := setup(t) // moves its own clock
+				a.clock.Set(baseTime)
+				o := a.org("Gated Inn")
+				a.create(a.login(o.managerEmail, managerPassword), kind, cash(kind, o.propertyID, 10))
+				a.clock.Advance(24 * time.Hour)
+				admin, mgr := a.login(o.adminEmail, adminPassword), a.login(o.managerEmail, managerPassword)
+				next := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 4444, PaymentMode: "cash", OccurredAt: "2026-06-16T04:30:00Z"})
+				mustProblem(t, a.do("POST", base, mgr, next, "Idempotency-Key", kind+"-gated"), 409)
+				a.must(201, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": o.managerID, "date": "2026-06-16"}, nil)
+				r := a.must(201, "POST", base, mgr, next, nil, "Idempotency-Key", kind+"-gated")
+				if r.Header.Get("Idempotency-Replayed") != "" {
+					t.Fatalf("answered as a replay: %s", r)
+				}
+			})
+		})
+	}
+
+	t.Run("a key belongs to its user and its route", func(t *testing.T) {
+		a := a.in(t)
+		mgr := a.login(o.managerEmail, managerPassword)
+		var ra, rb, rc row
+		a.must(201, "POST", rows("revenue"), admin, cash("revenue", o.propertyID, 5555), &ra, "Idempotency-Key", "shared")
+		a.must(201, "POST", rows("revenue"), mgr, cash("revenue", o.propertyID, 5555), &rb, "Idempotency-Key", "shared")
+		a.must(201, "POST", rows("expense"), admin, cash("expense", o.propertyID, 5555), &rc, "Idempotency-Key", "shared")
+		if ra.ID == rb.ID || ra.ID == rc.ID || rb.Status != "pending" || ra.Status != "approved" {
+			t.Fatalf("one key shared across users or routes: %+v %+v %+v", ra, rb, rc)
+		}
+		// Another organization's user with the same key writes its own row.
+		other := a.org("Other Org")
+		var rd row
+		a.must(201, "POST", rows("revenue"), other.adminToken, cash("revenue", other.propertyID, 5555), &rd, "Idempotency-Key", "shared")
+		if rd.ID == ra.ID || rd.PropertyID != other.propertyID {
+			t.Fatalf("another organization got %+v", rd)
+		}
+	})
+
+	t.Run("a key is remembered for 24 hours", func(t *testing.T) {
+		a := setup(t) // moves its own clock
+		a.clock.Set(baseTime)
+		o := a.org("Day Long Keys")
+		body := cash("revenue", o.propertyID, 6666)
+		var first, replay, later row
+		a.must(201, "POST", rows("revenue"), o.adminToken, body, &first, "Idempotency-Key", "a-day")
+		a.clock.Advance(23 * time.Hour)
+		r := a.must(201, "POST", rows("revenue"), a.login(o.adminEmail, adminPassword), body, &replay, "Idempotency-Key", "a-day")
+		if replay.ID != first.ID || r.Header.Get("Idempotency-Replayed") != "true" {
+			t.Fatalf("after 23 h: %s", r)
+		}
+		a.clock.Advance(time.Hour + time.Second)
+		r = a.must(201, "POST", rows("revenue"), a.login(o.adminEmail, adminPassword), body, &later, "Idempotency-Key", "a-day")
+		if later.ID == first.ID || r.Header.Get("Idempotency-Replayed") != "" {
+			t.Fatalf("after 24 h the key still replays: %s", r)
+		}
+	})
 }

@@ -3,12 +3,17 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
 	"hmp/internal/auth"
@@ -29,32 +34,111 @@ func TestMain(m *testing.M) {
 		reports.Migrations(), reconcile.Migrations())
 }
 
-// api is the whole HTTP edge over real services on a database of its own.
+// api is the whole HTTP edge over real services on a database of its own:
+// tenancy, finance, the event history, Idempotency-Key, the reports read
+// side (without its projector: report reads see no projected movement)
+// and the reconciliation jobs.
 type api struct {
 	t       *testing.T
 	handler http.Handler
+	pool    *pgxpool.Pool
+	// clock is every service's clock; it follows the wall clock until a
+	// test sets it.
+	clock *clock
+	// logs holds everything the edge logged, debug level and up.
+	logs *syncBuffer
 }
+
+// tokenTTL is how long the fixture's access tokens are valid.
+const tokenTTL = time.Hour
+
+// tokenSecret is the secret the fixture signs tokens with.
+var tokenSecret = []byte(strings.Repeat("s", 32))
 
 func setup(t *testing.T) *api {
 	t.Helper()
-	pool := cluster.NewPool(t)
-	ten, err := tenancy.New(pool, time.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
+	a := &api{t: t, pool: cluster.NewPool(t), clock: &clock{}, logs: &syncBuffer{}}
+	a.handler = a.edge()
+	return a
+}
+
+// edge builds an HTTP edge with services of its own over a's database, as
+// one instance of HMP has.
+func (a *api) edge() http.Handler {
+	t := a.t
+	t.Helper()
+	ten, err := tenancy.New(a.pool, a.clock.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(ten.Close)
-	tokens, err := auth.New([]byte(strings.Repeat("s", 32)), time.Hour, time.Now)
+	tokens, err := auth.New(tokenSecret, tokenTTL, a.clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tokens.UseUsers(ten, 0); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Deps{
-		Tenancy: ten, Tokens: tokens, Finance: finance.New(pool, ten, time.Now),
-		Events: eventstore.NewStore(pool), Idempotency: idempotency.NewStore(pool, time.Now),
+	fin := finance.New(a.pool, ten, a.clock.Now)
+	logger := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	jobs := reconcile.NewJobs(a.pool, reconcile.NewReconciler(a.pool, fin), reconcile.Config{}, logger, a.clock.Now)
+	t.Cleanup(jobs.Stop)
+	return httpapi.New(httpapi.Deps{
+		Tenancy: ten, Tokens: tokens, Finance: fin, Events: eventstore.NewStore(a.pool),
+		Idempotency: idempotency.NewStore(a.pool, a.clock.Now), Reports: reports.NewService(a.pool, ten, nil, a.clock.Now),
+		Reconciliation: jobs, Logger: logger,
 	})
-	return &api{t: t, handler: h}
+}
+
+// twin is a second instance of the edge over the same database, with
+// services (and their caches) of its own, as a replica behind a load
+// balancer.
+func (a *api) twin() *api {
+	b := *a
+	b.handler = b.edge()
+	return &b
+}
+
+// in returns a whose failures go to t (a subtest).
+func (a *api) in(t *testing.T) *api {
+	b := *a
+	b.t = t
+	return &b
+}
+
+// clock is a settable clock; the zero value reads time.Now.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	fixed  time.Time
+}
+
+// Now returns the clock's time.
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fixed.IsZero() {
+		return c.fixed
+	}
+	return time.Now().Add(c.offset)
+}
+
+// Set freezes the clock at t.
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fixed = t
+}
+
+// Advance moves the clock by d.
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fixed.IsZero() {
+		c.fixed = c.fixed.Add(d)
+		return
+	}
+	c.offset += d
 }
 
 // answer is a response: its status, headers and problem (if any).
@@ -64,8 +148,11 @@ type answer struct {
 	Body   []byte
 }
 
+func (a answer) String() string { return fmt.Sprintf("%d %s", a.Status, a.Body) }
+
 // problem is an RFC 9457 answer.
 type problem struct {
+	Title  string
 	Status int
 	Detail string
 	Errors []struct {
@@ -83,8 +170,43 @@ func (a answer) problem(t *testing.T) problem {
 	return p
 }
 
-// do sends body (a string is sent as is, anything else as JSON).
-func (a *api) do(method, path, token string, body any) answer {
+// mustProblem asserts that r is a problem+json answer with status and a
+// title, and returns it decoded.
+func mustProblem(t *testing.T, r answer, status int) problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status = %d, want %d; body %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, r.Body)
+	}
+	p := r.problem(t)
+	if p.Status != status {
+		t.Fatalf("problem status = %d, want %d; body %s", p.Status, status, r.Body)
+	}
+	if p.Title == "" {
+		t.Fatalf("problem without a title: %s", r.Body)
+	}
+	return p
+}
+
+// mustLocations asserts that p names every location in want.
+func mustLocations(t *testing.T, p problem, want ...string) {
+	t.Helper()
+	got := make([]string, len(p.Errors))
+	for i, e := range p.Errors {
+		got[i] = e.Location
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Fatalf("errors[].location = %q, want it to include %q (problem %+v)", got, w, p)
+		}
+	}
+}
+
+// do sends body (a string is sent as is, anything else as JSON); headers
+// are name, value pairs.
+func (a *api) do(method, path, token string, body any, headers ...string) answer {
 	a.t.Helper()
 	var raw []byte
 	switch b := body.(type) {
@@ -97,6 +219,11 @@ func (a *api) do(method, path, token string, body any) answer {
 			a.t.Fatal(err)
 		}
 	}
+	return a.send(method, path, token, raw, headers...)
+}
+
+// send sends raw (nil: no body); safe in a goroutine.
+func (a *api) send(method, path, token string, raw []byte, headers ...string) answer {
 	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
 	if raw != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -104,15 +231,18 @@ func (a *api) do(method, path, token string, body any) answer {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	rec := httptest.NewRecorder()
 	a.handler.ServeHTTP(rec, req)
 	return answer{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
 // must is do, failing unless the status is want; out receives the body.
-func (a *api) must(want int, method, path, token string, body, out any) answer {
+func (a *api) must(want int, method, path, token string, body, out any, headers ...string) answer {
 	a.t.Helper()
-	res := a.do(method, path, token, body)
+	res := a.do(method, path, token, body, headers...)
 	if res.Status != want {
 		a.t.Fatalf("%s %s: %d %s, want %d", method, path, res.Status, res.Body, want)
 	}
@@ -127,28 +257,37 @@ func (a *api) must(want int, method, path, token string, body, out any) answer {
 // org is a signed-up organization with one property and one MANAGER
 // assigned to it.
 type org struct {
-	adminToken, propertyID, managerID, managerEmail string
+	id, adminID, adminEmail, adminToken, propertyID, managerID, managerEmail string
 }
 
-const managerPassword = "manager pass"
+const (
+	adminPassword   = "correct horse"
+	managerPassword = "manager pass"
+)
 
 func (a *api) org(name string) org {
 	a.t.Helper()
 	var o org
-	var signup struct{ AccessToken string }
-	email := strings.ToLower(strings.ReplaceAll(name, " ", "")) + "@example.test"
-	a.must(201, "POST", "/v1/auth/signup", "", map[string]any{"orgName": name, "email": email,
-		"password": "correct horse", "displayName": "Admin"}, &signup)
-	o.adminToken = signup.AccessToken
-	var prop struct{ ID string }
-	a.must(201, "POST", "/v1/properties", o.adminToken, map[string]any{"name": "North", "type": "hotel"}, &prop)
-	o.propertyID = prop.ID
-	o.managerEmail = "mgr." + email
+	var signup struct{ OrgID, UserID, AccessToken string }
+	o.adminEmail = strings.ToLower(strings.ReplaceAll(name, " ", "")) + "@example.test"
+	a.must(201, "POST", "/v1/auth/signup", "", map[string]any{"orgName": name, "email": o.adminEmail,
+		"password": adminPassword, "displayName": "Admin"}, &signup)
+	o.id, o.adminID, o.adminToken = signup.OrgID, signup.UserID, signup.AccessToken
+	o.propertyID = a.property(o.adminToken, "North")
+	o.managerEmail = "mgr." + o.adminEmail
 	var mgr struct{ ID string }
 	a.must(201, "POST", "/v1/users", o.adminToken, map[string]any{"email": o.managerEmail, "password": managerPassword,
 		"displayName": "Manager", "role": "MANAGER", "propertyIds": []string{o.propertyID}}, &mgr)
 	o.managerID = mgr.ID
 	return o
+}
+
+// property creates a hotel in the default time zone and returns its id.
+func (a *api) property(token, name string) string {
+	a.t.Helper()
+	var prop struct{ ID string }
+	a.must(201, "POST", "/v1/properties", token, map[string]any{"name": name, "type": "hotel"}, &prop)
+	return prop.ID
 }
 
 func (a *api) login(email, password string) string {

@@ -1,19 +1,13 @@
-package app_test
+package httpapi_test
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-
-	"hmp/internal/apptest"
 )
-
-// testSecret is the token secret apptest.Start configures.
-var testSecret = []byte(strings.Repeat("s", 32))
 
 // signed returns a token with claims, signed with secret by method.
 func signed(t *testing.T, method jwt.SigningMethod, secret any, claims jwt.MapClaims) string {
@@ -25,19 +19,61 @@ func signed(t *testing.T, method jwt.SigningMethod, secret any, claims jwt.MapCl
 	return s
 }
 
+// operation is one (method, path) of the served OpenAPI document.
+type operation struct {
+	method, path string
+	// secured: the operation wants a bearer token; admin: the operator's
+	// (HMP_ADMIN_TOKEN), not a user's.
+	secured, admin bool
+}
+
+func (o operation) String() string { return o.method + " " + o.path }
+
+// openAPIOperations lists every operation under /v1 that GET /openapi.json
+// documents, sorted.
+func (a *api) openAPIOperations() []operation {
+	a.t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security []map[string][]string `json:"security"`
+		} `json:"paths"`
+	}
+	a.must(200, "GET", "/openapi.json", "", nil, &doc)
+	var ops []operation
+	for path, methods := range doc.Paths {
+		if !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		for method, op := range methods {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
+				admin := slices.ContainsFunc(op.Security, func(s map[string][]string) bool { _, ok := s["operator"]; return ok })
+				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0, admin: admin})
+			}
+		}
+	}
+	if len(ops) == 0 {
+		a.t.Fatalf("the OpenAPI document lists no /v1 operations")
+	}
+	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.String(), b.String()) })
+	return ops
+}
+
 // TestAuthentication: every /v1 route but signup and login wants a valid
 // bearer token; a missing, malformed, forged or expired one is 401
 // problem+json, whatever the route and whatever the body.
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	ops := openAPIOperations(f.env)
+	a := setup(t)
+	a.clock.Set(baseTime)
+	o := a.org("Sea Side Stays")
+	ops := a.openAPIOperations()
 
 	// A token an attacker could make: the claims HMP issues (org, role,
 	// subject, issuer, expiry) for the real admin, with the wrong key.
 	claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
 		c := jwt.MapClaims{
-			"iss": "hmp", "sub": f.org.AdminID, "org": f.org.ID, "role": "ADMIN",
+			"iss": "hmp", "sub": o.adminID, "org": o.id, "role": "ADMIN",
 			"iat": baseTime.Unix(), "exp": baseTime.Add(time.Hour).Unix(),
 		}
 		if mod != nil {
@@ -47,18 +83,19 @@ func TestAuthentication(t *testing.T) {
 	}
 	// Control: the right key and these claims are accepted, so every
 	// refusal below is about the one thing changed.
-	f.env.Must(200, "GET", "/v1/properties", signed(t, jwt.SigningMethodHS256, testSecret, claims(nil)), nil)
+	a.must(200, "GET", "/v1/properties", signed(t, jwt.SigningMethodHS256, tokenSecret, claims(nil)), nil, nil)
 
-	// An expired token is a real one whose time ran out on the app's clock.
-	expiring := login(f.env, f.org.AdminEmail, "correct horse")
-	f.clock.Advance(24*time.Hour + time.Second)
+	// An expired token is a real one whose time ran out on the edge's
+	// clock.
+	expiring := a.login(o.adminEmail, adminPassword)
+	a.clock.Advance(tokenTTL + time.Second)
 	unsigned, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims(nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
 		t.Fatal(err)
 	}
 	later := func(mod func(jwt.MapClaims)) jwt.MapClaims {
 		return claims(func(c jwt.MapClaims) {
-			c["iat"], c["exp"] = baseTime.Add(24*time.Hour).Unix(), baseTime.Add(25*time.Hour).Unix()
+			c["iat"], c["exp"] = baseTime.Add(tokenTTL).Unix(), baseTime.Add(tokenTTL+time.Hour).Unix()
 			if mod != nil {
 				mod(c)
 			}
@@ -71,35 +108,32 @@ func TestAuthentication(t *testing.T) {
 	}{
 		{"no Authorization header", "", "missing bearer token"},
 		{"an empty bearer token", "Bearer ", "missing bearer token"},
+		{"a bare Bearer", "Bearer", "missing bearer token"},
 		{"a Basic credential", "Basic YWRtaW46cGFzc3dvcmQ=", "missing bearer token"},
 		{"not a JWT", "Bearer not-a-token", "invalid token"},
 		{"three dots", "Bearer a.b.c", "invalid token"},
-		{"a truncated token", "Bearer " + f.org.AdminToken[:len(f.org.AdminToken)-4], "invalid token"},
+		{"a truncated token", "Bearer " + o.adminToken[:len(o.adminToken)-4], "invalid token"},
 		{"forged with another secret", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), later(nil)), "invalid token"},
-		{"forged with another algorithm", "Bearer " + signed(t, jwt.SigningMethodHS512, testSecret, later(nil)), "invalid token"},
+		{"forged with another algorithm", "Bearer " + signed(t, jwt.SigningMethodHS512, tokenSecret, later(nil)), "invalid token"},
 		{"unsigned (alg none)", "Bearer " + unsigned, "invalid token"},
 		{"expired", "Bearer " + expiring, "token expired"},
-		{"without an expiry", "Bearer " + signed(t, jwt.SigningMethodHS256, testSecret, later(func(c jwt.MapClaims) { delete(c, "exp") })), "invalid token"},
-		{"issued by someone else", "Bearer " + signed(t, jwt.SigningMethodHS256, testSecret, later(func(c jwt.MapClaims) { c["iss"] = "evil" })), "invalid token"},
-		{"an unknown role", "Bearer " + signed(t, jwt.SigningMethodHS256, testSecret, later(func(c jwt.MapClaims) { c["role"] = "ROOT" })), "invalid token claims"},
-		{"an org that is not a UUID", "Bearer " + signed(t, jwt.SigningMethodHS256, testSecret, later(func(c jwt.MapClaims) { c["org"] = "*" })), "invalid token claims"},
+		{"without an expiry", "Bearer " + signed(t, jwt.SigningMethodHS256, tokenSecret, later(func(c jwt.MapClaims) { delete(c, "exp") })), "invalid token"},
+		{"issued by someone else", "Bearer " + signed(t, jwt.SigningMethodHS256, tokenSecret, later(func(c jwt.MapClaims) { c["iss"] = "evil" })), "invalid token"},
+		{"an unknown role", "Bearer " + signed(t, jwt.SigningMethodHS256, tokenSecret, later(func(c jwt.MapClaims) { c["role"] = "ROOT" })), "invalid token claims"},
+		{"an org that is not a UUID", "Bearer " + signed(t, jwt.SigningMethodHS256, tokenSecret, later(func(c jwt.MapClaims) { c["org"] = "*" })), "invalid token claims"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := f.in(t)
+			a := a.in(t)
 			for _, op := range ops {
 				if !op.secured || op.admin { // operator routes: their own token, tested with them
 					continue
 				}
 				path := strings.ReplaceAll(op.path, "{id}", "01900000-0000-7000-8000-000000000000")
-				req, err := http.NewRequest(op.method, f.env.BaseURL+path, strings.NewReader(`{}`))
-				if err != nil {
-					t.Fatal(err)
-				}
-				req.Header.Set("Content-Type", "application/json")
+				var headers []string
 				if tc.header != "" {
-					req.Header.Set("Authorization", tc.header)
+					headers = []string{"Authorization", tc.header}
 				}
-				r := roundTrip(t, f.env, req)
+				r := a.do(op.method, path, "", `{}`, headers...)
 				p := mustProblem(t, r, 401)
 				if !strings.Contains(p.Detail, tc.detail) {
 					t.Fatalf("%s %s: detail %q, want %q", op.method, op.path, p.Detail, tc.detail)
@@ -125,13 +159,13 @@ func TestAuthentication(t *testing.T) {
 	})
 
 	t.Run("a wrong password or an unknown email is 401", func(t *testing.T) {
-		f := f.in(t)
+		a := a.in(t)
 		for _, body := range []map[string]any{
-			{"email": f.org.AdminEmail, "password": "wrong horse"},
-			{"email": "nobody@example.test", "password": "correct horse"},
-			{"email": f.org.AdminEmail, "password": ""},
+			{"email": o.adminEmail, "password": "wrong horse"},
+			{"email": "nobody@example.test", "password": adminPassword},
+			{"email": o.adminEmail, "password": ""},
 		} {
-			p := mustProblem(t, f.env.Do("POST", "/v1/auth/login", "", body), 401)
+			p := mustProblem(t, a.do("POST", "/v1/auth/login", "", body), 401)
 			if p.Detail != "invalid email or password" {
 				t.Fatalf("login detail = %q: must not tell which part was wrong", p.Detail)
 			}
@@ -143,13 +177,15 @@ func TestAuthentication(t *testing.T) {
 // wrong, and checks that no answer and no log line carries one.
 func TestPasswordsNeverLeak(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	admin := f.org.AdminToken
+	a := setup(t)
+	o := a.org("Sea Side Stays")
+	admin := o.adminToken
+	mgr := a.login(o.managerEmail, managerPassword)
 	var passwords []string
 	pw := func(p string) string { passwords = append(passwords, p); return p }
-	var responses []*apptest.Response
-	do := func(method, path, token string, body any) *apptest.Response {
-		r := f.env.Do(method, path, token, body)
+	var responses []answer
+	do := func(method, path, token string, body any) answer {
+		r := a.do(method, path, token, body)
 		responses = append(responses, r)
 		return r
 	}
@@ -178,10 +214,10 @@ func TestPasswordsNeverLeak(t *testing.T) {
 	do("POST", "/v1/auth/signup", "", signup(pw("BadEmail-Secret-2b8e"), "email", "not an email"))
 	do("POST", "/v1/auth/signup", "", `{"orgName": "Leaky", "password": "`+pw("Malformed-Secret-0f3d")+`", `)
 	do("POST", "/v1/users", admin, map[string]any{"email": "clerk@leaky.test", "password": pw("User-Secret-9e4a"),
-		"displayName": "Clerk", "role": "MANAGER", "propertyIds": []string{f.prop}})
+		"displayName": "Clerk", "role": "MANAGER", "propertyIds": []string{o.propertyID}})
 	do("POST", "/v1/users", admin, map[string]any{"email": "clerk2@leaky.test", "password": pw("tiny"), "displayName": "Clerk", "role": "MANAGER"})
 	do("POST", "/v1/users", admin, map[string]any{"email": "clerk3@leaky.test", "password": pw("Role-Secret-1c5d"), "displayName": "Clerk", "role": "OWNER"})
-	do("POST", "/v1/users", f.mgr, map[string]any{"email": "clerk4@leaky.test", "password": pw("Forbidden-Secret-7d2e"), "displayName": "Clerk", "role": "ADMIN"})
+	do("POST", "/v1/users", mgr, map[string]any{"email": "clerk4@leaky.test", "password": pw("Forbidden-Secret-7d2e"), "displayName": "Clerk", "role": "ADMIN"})
 	do("POST", "/v1/users", admin, map[string]any{"email": "clerk@leaky.test", "password": pw("Dup-Secret-6f1b"), "displayName": "Clerk", "role": "MANAGER"})
 	do("POST", "/v1/auth/login", "", map[string]any{"email": "clerk@leaky.test", "password": "User-Secret-9e4a"})
 
@@ -196,8 +232,11 @@ func TestPasswordsNeverLeak(t *testing.T) {
 			}
 		}
 	}
-	logs := f.env.Logs.String()
-	for _, p := range append(passwords, "correct horse", "manager pass") {
+	logs := a.logs.String()
+	if !strings.Contains(logs, "/v1/auth/login") {
+		t.Fatalf("the edge logged no request, so the logs prove nothing:\n%s", logs)
+	}
+	for _, p := range append(passwords, adminPassword, managerPassword) {
 		if strings.Contains(logs, p) {
 			t.Errorf("the logs carry the password %q", p)
 		}

@@ -1,32 +1,31 @@
-package app_test
+package httpapi_test
 
 import (
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
-
-	"hmp/internal/apptest"
 )
 
 // TestEventHistoryQueries: the history API filters by entity type, entity
 // and property, is oldest first, and its cursor walks every event once.
 func TestEventHistoryQueries(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	admin := f.org.AdminToken
-	second := f.env.Property(admin, "Hill Top", "")
+	a := setup(t)
+	a.clock.Set(baseTime)
+	o := a.org("Sea Side Stays")
+	admin, mgr := o.adminToken, a.login(o.managerEmail, managerPassword)
+	second := a.property(admin, "Hill Top")
 	var revs, exps []row
 	for i := range 4 {
-		f.clock.Set(baseTime.Add(time.Duration(i) * time.Second))
-		revs = append(revs, create(f.env, admin, "revenue", txn(f.prop, int64(100+i))))
-		exps = append(exps, create(f.env, admin, "expense", txn(second, int64(200+i))))
+		a.clock.Set(baseTime.Add(time.Duration(i) * time.Second))
+		revs = append(revs, a.create(admin, "revenue", cash("revenue", o.propertyID, int64(100+i))))
+		exps = append(exps, a.create(admin, "expense", cash("expense", second, int64(200+i))))
 	}
-	f.env.Must(200, "PATCH", "/v1/finance/revenues/"+revs[0].ID, admin, map[string]any{"amountCents": 999})
-	f.env.Must(201, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": f.mgrID, "date": today})
+	a.must(200, "PATCH", rows("revenue")+"/"+revs[0].ID, admin, map[string]any{"amountCents": 999}, nil)
+	a.must(201, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": o.managerID, "date": baseDate}, nil)
 
-	all := events(f.env, admin, "limit=1000")
+	all := a.events(admin, "limit=1000")
 	if len(all) != 10 {
 		t.Fatalf("%d events, want 10", len(all))
 	}
@@ -48,11 +47,11 @@ func TestEventHistoryQueries(t *testing.T) {
 		{"entityId=" + exps[1].ID, 1, func(e event) bool { return e.EntityID == exps[1].ID && e.EventType == "expense_added" }},
 		{"entityType=expense&entityId=" + revs[1].ID, 0, nil},
 		{"propertyId=" + second, 4, func(e event) bool { return *e.PropertyID == second }},
-		{"propertyId=" + f.prop + "&entityType=expense", 0, nil},
+		{"propertyId=" + o.propertyID + "&entityType=expense", 0, nil},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
-			f := f.in(t)
-			got := events(f.env, admin, tc.query)
+			a := a.in(t)
+			got := a.events(admin, tc.query)
 			if len(got) != tc.want {
 				t.Fatalf("%d events, want %d", len(got), tc.want)
 			}
@@ -65,44 +64,23 @@ func TestEventHistoryQueries(t *testing.T) {
 	}
 	for _, size := range []int{1, 3, 7} {
 		t.Run(fmt.Sprintf("pages of %d", size), func(t *testing.T) {
-			f := f.in(t)
-			paged := events(f.env, admin, fmt.Sprintf("limit=%d", size))
+			a := a.in(t)
+			paged := a.events(admin, fmt.Sprintf("limit=%d", size))
 			if !slices.EqualFunc(paged, all, func(a, b event) bool { return a.EventID == b.EventID }) {
 				t.Fatalf("pages of %d walk %d events differently from one page of %d", size, len(paged), len(all))
 			}
 		})
 	}
 	t.Run("a MANAGER reads the events of assigned properties", func(t *testing.T) {
-		f := f.in(t)
-		got := events(f.env, f.mgr, "")
+		a := a.in(t)
+		got := a.events(mgr, "")
 		if len(got) != 5 {
 			t.Fatalf("manager reads %d events, want the 5 of the assigned property", len(got))
 		}
 		for _, e := range got {
-			if e.PropertyID == nil || *e.PropertyID != f.prop {
+			if e.PropertyID == nil || *e.PropertyID != o.propertyID {
 				t.Fatalf("manager reads %+v", e)
 			}
 		}
 	})
-}
-
-type result struct {
-	r   *apptest.Response
-	err error
-}
-
-// parallel runs n requests at once and returns their results by index.
-func parallel(n int, req func(i int) (*apptest.Response, error)) []result {
-	out := make([]result, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			out[i].r, out[i].err = req(i)
-		})
-	}
-	close(start)
-	wg.Wait()
-	return out
 }
