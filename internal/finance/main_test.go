@@ -7,13 +7,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
@@ -43,37 +43,13 @@ var today = domain.MustDate("2026-06-15")
 // morning is an occurredAt on today: 10:00 in Kolkata.
 var morning = time.Date(2026, 6, 15, 4, 30, 0, 0, time.UTC)
 
-// clock is a settable service clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a finance service over a real tenancy service on a fresh
 // database: an organization with its ADMIN, a property in the default
 // zone (Asia/Kolkata) and a MANAGER assigned to it. The clock is frozen at
 // baseTime.
 type fixture struct {
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *clocktest.Clock
 	ten   *tenancy.Service
 	fin   *finance.Service
 	org   domain.ID
@@ -86,7 +62,7 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	pool := cluster.NewPool(t)
-	c := &clock{t: baseTime}
+	c := clocktest.New(baseTime)
 	ten, err := tenancy.New(pool, c.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 	"hmp/internal/postgres/pgtest"
 	"hmp/internal/tenancy"
@@ -26,30 +26,12 @@ func TestMain(m *testing.M) {
 // baseTime is where every fixture's clock starts.
 var baseTime = time.Date(2026, 6, 15, 6, 30, 0, 0, time.UTC)
 
-// clock is a settable service clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a tenancy service on a fresh database with one signed-up
 // organization: its ADMIN, a property in the default zone and a MANAGER
 // assigned to it.
 type fixture struct {
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *clocktest.Clock
 	svc   *tenancy.Service
 	org   tenancy.Org
 	admin domain.Actor
@@ -66,7 +48,7 @@ const (
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{pool: cluster.NewPool(t), clock: &clock{t: baseTime}}
+	f := &fixture{pool: cluster.NewPool(t), clock: clocktest.New(baseTime)}
 	f.svc = f.service(t, tenancy.Config{})
 	org, admin, err := f.svc.Signup(t.Context(), tenancy.SignupInput{OrgName: "Sea Side Stays", Email: adminEmail, Password: adminPassword, DisplayName: "Admin"})
 	if err != nil {
