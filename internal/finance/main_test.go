@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"hmp/internal/clocktest"
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
@@ -210,55 +209,11 @@ func utc(t finance.Transaction) finance.Transaction {
 // same reports whether two rows are equal in every field.
 func same(a, b finance.Transaction) bool { return reflect.DeepEqual(utc(a), utc(b)) }
 
-// mustErr asserts that err is target and that its text holds every part.
-func mustErr(t *testing.T, err, target error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Fatalf("error %q does not say %q", err, p)
-		}
-	}
-}
-
-// fieldName is a validation field without its transport location, so the
-// tests hold whether the service or the edge adds "body." and "query.".
-func fieldName(f string) string {
-	_, name, ok := strings.Cut(f, ".")
-	if !ok || (!strings.HasPrefix(f, "body.") && !strings.HasPrefix(f, "query.")) {
-		return f
-	}
-	return name
-}
-
-// mustFields asserts that err is a validation error naming exactly the
-// fields want (without location prefixes), in any order.
-func mustFields(t *testing.T, err error, want ...string) {
-	t.Helper()
-	var v *domain.ValidationError
-	if !errors.As(err, &v) {
-		t.Fatalf("error = %v, want a validation error naming %q", err, want)
-	}
-	var got []string
-	for _, f := range v.Fields {
-		got = append(got, fieldName(f.Field))
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	want = slices.Clone(want)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("invalid fields = %q, want %q (%v)", got, want, err)
-	}
-}
-
 // mustNotFoundField asserts that err is a NotFoundError naming field.
 func mustNotFoundField(t *testing.T, err error, field string) {
 	t.Helper()
 	var nf *domain.NotFoundError
-	if !errors.As(err, &nf) || fieldName(nf.Field) != field {
+	if !errors.As(err, &nf) || domaintest.FieldName(nf.Field) != field {
 		t.Fatalf("error = %v, want a not-found naming %s", err, field)
 	}
 }

@@ -1,9 +1,6 @@
 package tenancy_test
 
 import (
-	"errors"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -101,49 +98,6 @@ func (f *fixture) signup(t *testing.T, name, email string) domain.Actor {
 		t.Fatal(err)
 	}
 	return domain.Actor{OrgID: org.ID, UserID: u.ID, Role: domain.Admin}
-}
-
-// mustErr asserts that err is target and that its text holds every part.
-func mustErr(t *testing.T, err, target error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Fatalf("error %q does not say %q", err, p)
-		}
-	}
-}
-
-// fieldName is a validation field without its transport location, so the
-// tests hold whether the service or the edge adds "body.".
-func fieldName(f string) string {
-	if name, ok := strings.CutPrefix(f, "body."); ok {
-		return name
-	}
-	return f
-}
-
-// mustFields asserts that err is a validation error naming exactly the
-// fields want, in any order.
-func mustFields(t *testing.T, err error, want ...string) {
-	t.Helper()
-	var v *domain.ValidationError
-	if !errors.As(err, &v) {
-		t.Fatalf("error = %v, want a validation error naming %q", err, want)
-	}
-	var got []string
-	for _, f := range v.Fields {
-		got = append(got, fieldName(f.Field))
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	want = slices.Clone(want)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("invalid fields = %q, want %q (%v)", got, want, err)
-	}
 }
 
 // ghostID is a well-formed id of nothing.
