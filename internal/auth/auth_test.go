@@ -12,34 +12,18 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"hmp/internal/auth"
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func setup(t *testing.T) (*auth.Tokens, *clock, domain.Actor) {
+func setup(t *testing.T) (*auth.Tokens, *clocktest.Clock, domain.Actor) {
 	t.Helper()
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	tokens, err := auth.New([]byte(strings.Repeat("k", 32)), time.Hour, clk.now)
+	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	tokens, err := auth.New([]byte(strings.Repeat("k", 32)), time.Hour, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := clk.now()
+	now := clk.Now()
 	return tokens, clk, domain.Actor{OrgID: domain.NewID(now), UserID: domain.NewID(now), Role: domain.Admin}
 }
 
@@ -59,11 +43,11 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("verify: %v, %+v", err, got)
 			}
 		}
-		clk.set(exp.Add(-time.Nanosecond))
+		clk.Set(exp.Add(-time.Nanosecond))
 		if _, err := tokens.Verify(token); err != nil {
 			t.Fatalf("just before expiry: %v", err)
 		}
-		clk.set(exp)
+		clk.Set(exp)
 		for range 2 { // remembered, then verified afresh
 			_, err := tokens.Verify(token)
 			if !errors.Is(err, domain.ErrUnauthenticated) || !strings.Contains(err.Error(), "token expired") {
@@ -99,7 +83,7 @@ func TestVerify(t *testing.T) {
 	t.Run("a token of another secret fails", func(t *testing.T) {
 		t.Parallel()
 		tokens, clk, actor := setup(t)
-		other, err := auth.New([]byte(strings.Repeat("o", 32)), time.Hour, clk.now)
+		other, err := auth.New([]byte(strings.Repeat("o", 32)), time.Hour, clk.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +148,7 @@ func TestCheckRefusesTokensIssuedBeforeADisable(t *testing.T) {
 		return err
 	}
 
-	clk.set(clk.now().Add(100 * time.Millisecond))
+	clk.Set(clk.Now().Add(100 * time.Millisecond))
 	before, _, err := tokens.Issue(actor)
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +157,14 @@ func TestCheckRefusesTokensIssuedBeforeADisable(t *testing.T) {
 		t.Fatalf("before the disable: %v", err)
 	}
 
-	clk.set(clk.now().Add(100 * time.Millisecond))
-	disabledAt := clk.now()
+	clk.Set(clk.Now().Add(100 * time.Millisecond))
+	disabledAt := clk.Now()
 	change(true, domain.UserState{Role: actor.Role, TokensNotBefore: disabledAt})
 	if err := check(before); !errors.Is(err, domain.ErrUnauthenticated) {
 		t.Fatalf("while disabled: %v", err)
 	}
 
-	clk.set(clk.now().Add(100 * time.Millisecond)) // same second as the disable
+	clk.Set(clk.Now().Add(100 * time.Millisecond)) // same second as the disable
 	change(false, domain.UserState{Role: actor.Role, TokensNotBefore: disabledAt})
 	for range 2 { // asked, then remembered
 		if err := check(before); !errors.Is(err, domain.ErrUnauthenticated) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 )
 
@@ -170,7 +171,7 @@ func TestCheckFoldFindsDrift(t *testing.T) {
 		t.Fatalf("the row without events is not named: %+v", mm)
 	}
 	_, _, err = f.fin.Load(ctx, f.org, domain.Revenue, ghost)
-	mustErr(t, err, domain.ErrNotFound)
+	domaintest.MustErr(t, err, domain.ErrNotFound)
 }
 
 // TestFoldRefusesBrokenHistories: Fold wants versions 1, 2, ... and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 	"hmp/internal/tenancy"
 )
@@ -84,7 +85,7 @@ func TestConcurrentCreates(t *testing.T) {
 	for i, err := range errs {
 		switch {
 		case big(i):
-			mustFields(t, err, "amountCents")
+			domaintest.MustFields(t, err, "amountCents")
 		case err != nil:
 			t.Fatalf("create %d: %v", i, err)
 		}

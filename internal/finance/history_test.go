@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 	"hmp/internal/tenancy"
 )
@@ -94,10 +95,10 @@ func TestRowHistory(t *testing.T) {
 	// property, the other kind.
 	for _, actor := range []domain.Actor{outsider, stranger} {
 		_, err := f.fin.History(ctx, actor, domain.Expense, r.ID)
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	}
 	_, err = f.fin.History(ctx, f.admin, domain.Revenue, r.ID)
-	mustErr(t, err, domain.ErrNotFound)
+	domaintest.MustErr(t, err, domain.ErrNotFound)
 
 	// The trail outlives the row.
 	if _, _, _, err := f.fin.Delete(ctx, f.admin, domain.Expense, r.ID); err != nil {

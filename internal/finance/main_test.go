@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/idempotency"
@@ -43,37 +42,13 @@ var today = domain.MustDate("2026-06-15")
 // morning is an occurredAt on today: 10:00 in Kolkata.
 var morning = time.Date(2026, 6, 15, 4, 30, 0, 0, time.UTC)
 
-// clock is a settable service clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a finance service over a real tenancy service on a fresh
 // database: an organization with its ADMIN, a property in the default
 // zone (Asia/Kolkata) and a MANAGER assigned to it. The clock is frozen at
 // baseTime.
 type fixture struct {
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *clocktest.Clock
 	ten   *tenancy.Service
 	fin   *finance.Service
 	org   domain.ID
@@ -86,7 +61,7 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	pool := cluster.NewPool(t)
-	c := &clock{t: baseTime}
+	c := clocktest.New(baseTime)
 	ten, err := tenancy.New(pool, c.Now, tenancy.Config{BcryptCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
@@ -234,55 +209,11 @@ func utc(t finance.Transaction) finance.Transaction {
 // same reports whether two rows are equal in every field.
 func same(a, b finance.Transaction) bool { return reflect.DeepEqual(utc(a), utc(b)) }
 
-// mustErr asserts that err is target and that its text holds every part.
-func mustErr(t *testing.T, err, target error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Fatalf("error %q does not say %q", err, p)
-		}
-	}
-}
-
-// fieldName is a validation field without its transport location, so the
-// tests hold whether the service or the edge adds "body." and "query.".
-func fieldName(f string) string {
-	_, name, ok := strings.Cut(f, ".")
-	if !ok || (!strings.HasPrefix(f, "body.") && !strings.HasPrefix(f, "query.")) {
-		return f
-	}
-	return name
-}
-
-// mustFields asserts that err is a validation error naming exactly the
-// fields want (without location prefixes), in any order.
-func mustFields(t *testing.T, err error, want ...string) {
-	t.Helper()
-	var v *domain.ValidationError
-	if !errors.As(err, &v) {
-		t.Fatalf("error = %v, want a validation error naming %q", err, want)
-	}
-	var got []string
-	for _, f := range v.Fields {
-		got = append(got, fieldName(f.Field))
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	want = slices.Clone(want)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("invalid fields = %q, want %q (%v)", got, want, err)
-	}
-}
-
 // mustNotFoundField asserts that err is a NotFoundError naming field.
 func mustNotFoundField(t *testing.T, err error, field string) {
 	t.Helper()
 	var nf *domain.NotFoundError
-	if !errors.As(err, &nf) || fieldName(nf.Field) != field {
+	if !errors.As(err, &nf) || domaintest.FieldName(nf.Field) != field {
 		t.Fatalf("error = %v, want a not-found naming %s", err, field)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 )
 
@@ -39,10 +40,10 @@ func TestIfMatch(t *testing.T) {
 		before := len(f.events(t, domain.Revenue, rev.ID))
 		for _, tag := range []string{`"1"`, `W/"1"`, `"1", "7"`, `"not-a-version"`} {
 			_, err := update(tag, 9999)
-			mustErr(t, err, domain.ErrPreconditionFailed, `ETag "2"`)
+			domaintest.MustErr(t, err, domain.ErrPreconditionFailed, `ETag "2"`)
 		}
 		_, _, _, err := f.fin.DeleteIf(ctx, admin, domain.Revenue, rev.ID, pre(`"1"`))
-		mustErr(t, err, domain.ErrPreconditionFailed)
+		domaintest.MustErr(t, err, domain.ErrPreconditionFailed)
 		got := f.get(t, domain.Revenue, rev.ID)
 		if got.AmountCents != 6000 || got.Version != 2 {
 			t.Fatalf("row after refusals = %+v, want amount 6000 version 2", got)
@@ -70,7 +71,7 @@ func TestIfMatch(t *testing.T) {
 		pending := f.create(t, f.mgr, domain.Expense, input(domain.Expense, f.prop, 700))
 		for _, approve := range []bool{true, false} {
 			_, _, err := f.fin.ReviewIf(ctx, admin, domain.Expense, pending.ID, approve, "", pre(`"2"`))
-			mustErr(t, err, domain.ErrPreconditionFailed)
+			domaintest.MustErr(t, err, domain.ErrPreconditionFailed)
 		}
 		if got := f.get(t, domain.Expense, pending.ID); got.Status != domain.Pending || got.Version != 1 {
 			t.Fatalf("row after refused decisions = %s v%d, want pending v1", got.Status, got.Version)
@@ -84,7 +85,7 @@ func TestIfMatch(t *testing.T) {
 		}
 		// A manager's deletion request is refused too, and none is recorded.
 		_, req, _, err := f.fin.DeleteIf(ctx, f.mgr, domain.Expense, pending.ID, pre(`"1"`))
-		mustErr(t, err, domain.ErrPreconditionFailed)
+		domaintest.MustErr(t, err, domain.ErrPreconditionFailed)
 		if !req.IsZero() {
 			t.Fatalf("a refused request has an id %s", req)
 		}
@@ -92,18 +93,18 @@ func TestIfMatch(t *testing.T) {
 			t.Fatalf("a matching request: %v %v", req, err)
 		}
 		_, _, _, err = f.fin.DeleteIf(ctx, admin, domain.Expense, pending.ID, pre(`"1"`))
-		mustErr(t, err, domain.ErrPreconditionFailed)
+		domaintest.MustErr(t, err, domain.ErrPreconditionFailed)
 		if deleted, _, _, err := f.fin.DeleteIf(ctx, admin, domain.Expense, pending.ID, pre(`"2"`)); err != nil || !deleted {
 			t.Fatalf("a matching delete: %v %v", deleted, err)
 		}
 		_, err = f.fin.Get(ctx, admin, domain.Expense, pending.ID)
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	})
 
 	t.Run("another tenant's row stays not found whatever the tag", func(t *testing.T) {
 		other := domain.Actor{OrgID: ghostID, UserID: admin.UserID, Role: domain.Admin}
 		_, _, err := f.fin.UpdateIf(ctx, other, domain.Revenue, rev.ID, finance.PatchInput{AmountCents: ptr(int64(1))}, pre(`"999"`))
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	})
 
 	t.Run("of two concurrent edits from one version exactly one wins", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 )
 
@@ -58,7 +59,7 @@ func TestCreateValidation(t *testing.T) {
 				}
 				return
 			}
-			mustFields(t, err, tc.fields...)
+			domaintest.MustFields(t, err, tc.fields...)
 			if after := orgEvents(t, f.pool, f.org); after != before {
 				t.Fatalf("a refused create wrote %d events", after-before)
 			}
@@ -93,7 +94,7 @@ func TestPatchValidation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := f.fin.Update(ctx, f.admin, tc.row.Kind, tc.row.ID, tc.patch)
-			mustFields(t, err, tc.fields...)
+			domaintest.MustFields(t, err, tc.fields...)
 			if got := f.get(t, tc.row.Kind, tc.row.ID); !same(got, tc.row) {
 				t.Fatalf("a refused patch changed the row: %+v, was %+v", got, tc.row)
 			}
@@ -107,9 +108,9 @@ func TestPatchValidation(t *testing.T) {
 	t.Run("review notes are bounded", func(t *testing.T) {
 		pending := f.create(t, f.mgr, domain.Expense, input(domain.Expense, f.prop, 500))
 		_, _, err := f.fin.Review(ctx, f.admin, domain.Expense, pending.ID, true, strings.Repeat("n", 1001))
-		mustFields(t, err, "notes")
+		domaintest.MustFields(t, err, "notes")
 		_, _, err = f.fin.Review(ctx, f.admin, domain.Expense, pending.ID, false, "a\x00b")
-		mustFields(t, err, "notes")
+		domaintest.MustFields(t, err, "notes")
 		if got := f.get(t, domain.Expense, pending.ID); got.Status != domain.Pending || got.Version != 1 {
 			t.Fatalf("refused reviews changed the row: %+v", got)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 	"hmp/internal/tenancy"
 )
@@ -38,7 +39,7 @@ func TestOrganizationVolumeCap(t *testing.T) {
 	}
 	refused := func(err error) {
 		t.Helper()
-		mustFields(t, err, "amountCents")
+		domaintest.MustFields(t, err, "amountCents")
 	}
 	noEvents := func(before int) {
 		t.Helper()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/finance"
 )
 
@@ -90,7 +91,7 @@ func TestApprovalWorkflow(t *testing.T) {
 				}
 				for _, actor := range []domain.Actor{admin, mgr} {
 					_, _, err := f.fin.Update(t.Context(), actor, kind, r.ID, finance.PatchInput{AmountCents: ptr(int64(1))})
-					mustErr(t, err, domain.ErrConflict, "rejected")
+					domaintest.MustErr(t, err, domain.ErrConflict, "rejected")
 				}
 				if got := f.get(t, kind, r.ID); got.Status != domain.Rejected || got.AmountCents != 5000 || got.Version != 2 {
 					t.Fatalf("rejected row changed: %+v", got)
@@ -134,7 +135,7 @@ func TestApprovalWorkflow(t *testing.T) {
 						}
 						evs := f.events(t, kind, r.ID)
 						if !tc.ok {
-							mustErr(t, err, domain.ErrConflict, "only a pending row")
+							domaintest.MustErr(t, err, domain.ErrConflict, "only a pending row")
 							if after.Version != r.Version || len(evs) != before {
 								t.Fatalf("a refused review wrote: version %d -> %d, events %d -> %d", r.Version, after.Version, before, len(evs))
 							}
@@ -161,7 +162,7 @@ func TestApprovalWorkflow(t *testing.T) {
 				r := f.create(t, mgr, kind, input(kind, f.prop, 5000))
 				for _, approve := range []bool{true, false} {
 					_, _, err := f.fin.Review(t.Context(), mgr, kind, r.ID, approve, "")
-					mustErr(t, err, domain.ErrForbidden)
+					domaintest.MustErr(t, err, domain.ErrForbidden)
 				}
 				if got := f.get(t, kind, r.ID); got.Status != domain.Pending || got.Version != 1 {
 					t.Fatalf("row after refused reviews = %+v", got)
@@ -188,7 +189,7 @@ func TestApprovalWorkflow(t *testing.T) {
 				// Only an ADMIN decides.
 				for _, approve := range []bool{true, false} {
 					_, _, err := f.fin.DecideDeletion(t.Context(), mgr, req, approve)
-					mustErr(t, err, domain.ErrForbidden)
+					domaintest.MustErr(t, err, domain.ErrForbidden)
 				}
 
 				dec, w, err := f.fin.DecideDeletion(t.Context(), admin, req, true)
@@ -199,7 +200,7 @@ func TestApprovalWorkflow(t *testing.T) {
 					t.Fatalf("decision = %+v %+v", dec, w)
 				}
 				_, err = f.fin.Get(t.Context(), admin, kind, r.ID)
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				ev := f.lastEvent(t, domain.EntityType(kind), r.ID)
 				if string(ev.Type) != string(kind)+"_deleted" || ev.UserID != admin.UserID || ev.AggregateVersion != 2 {
 					t.Fatalf("deletion event = %+v", ev)
@@ -212,7 +213,7 @@ func TestApprovalWorkflow(t *testing.T) {
 				// A decided request stays decided.
 				for _, approve := range []bool{true, false} {
 					_, _, err := f.fin.DecideDeletion(t.Context(), admin, req, approve)
-					mustErr(t, err, domain.ErrConflict, "already approved")
+					domaintest.MustErr(t, err, domain.ErrConflict, "already approved")
 				}
 			})
 
@@ -234,7 +235,7 @@ func TestApprovalWorkflow(t *testing.T) {
 					t.Fatalf("rejecting a deletion request wrote %d events", after-before)
 				}
 				_, _, err = f.fin.DecideDeletion(t.Context(), admin, req, true)
-				mustErr(t, err, domain.ErrConflict)
+				domaintest.MustErr(t, err, domain.ErrConflict)
 				// The manager may ask again; that is a new request.
 				_, again, _, err := f.fin.Delete(t.Context(), mgr, kind, r.ID)
 				if err != nil || again == req {
@@ -254,12 +255,12 @@ func TestApprovalWorkflow(t *testing.T) {
 				}
 				for _, actor := range []domain.Actor{admin, mgr} {
 					_, err := f.fin.Get(t.Context(), actor, kind, r.ID)
-					mustErr(t, err, domain.ErrNotFound)
+					domaintest.MustErr(t, err, domain.ErrNotFound)
 				}
 				_, _, _, err = f.fin.Delete(t.Context(), admin, kind, r.ID)
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				_, _, err = f.fin.Update(t.Context(), admin, kind, r.ID, finance.PatchInput{AmountCents: ptr(int64(1))})
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				ev := f.lastEvent(t, domain.EntityType(kind), r.ID)
 				m := metadata(t, ev)
 				if string(ev.Type) != string(kind)+"_deleted" || m.Status != domain.Deleted || m.Previous == nil || m.Previous.Status != domain.Pending {
@@ -267,29 +268,29 @@ func TestApprovalWorkflow(t *testing.T) {
 				}
 				// The manager's waiting request was settled by the delete.
 				_, _, err = f.fin.DecideDeletion(t.Context(), admin, req, true)
-				mustErr(t, err, domain.ErrConflict)
+				domaintest.MustErr(t, err, domain.ErrConflict)
 			})
 
 			t.Run("unknown rows and requests are not found", func(t *testing.T) {
 				ghost := ghostID
 				ctx := t.Context()
 				_, err := f.fin.Get(ctx, admin, kind, ghost)
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				_, _, err = f.fin.Update(ctx, admin, kind, ghost, finance.PatchInput{AmountCents: ptr(int64(1))})
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				_, _, _, err = f.fin.Delete(ctx, admin, kind, ghost)
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 				for _, approve := range []bool{true, false} {
 					_, _, err = f.fin.Review(ctx, admin, kind, ghost, approve, "")
-					mustErr(t, err, domain.ErrNotFound)
+					domaintest.MustErr(t, err, domain.ErrNotFound)
 					_, _, err = f.fin.DecideDeletion(ctx, admin, ghost, approve)
-					mustErr(t, err, domain.ErrNotFound)
+					domaintest.MustErr(t, err, domain.ErrNotFound)
 				}
 				// A revenue is not an expense, and the other way round.
 				other := map[domain.Kind]domain.Kind{domain.Revenue: domain.Expense, domain.Expense: domain.Revenue}[kind]
 				r := f.create(t, admin, kind, input(kind, f.prop, 5000))
 				_, err = f.fin.Get(ctx, admin, other, r.ID)
-				mustErr(t, err, domain.ErrNotFound)
+				domaintest.MustErr(t, err, domain.ErrNotFound)
 			})
 		})
 	}
@@ -393,7 +394,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		}
 		for _, kind := range kinds {
 			_, _, err := f.tryCreate(ctx, f.mgr, kind, next(kind))
-			mustErr(t, err, domain.ErrConflict, "pending approval created on "+today.String(), "daily approval for 2026-06-16")
+			domaintest.MustErr(t, err, domain.ErrConflict, "pending approval created on "+today.String(), "daily approval for 2026-06-16")
 		}
 		if after := orgEvents(t, f.pool, f.org); after != before {
 			t.Fatalf("a refused create wrote %d events", after-before)
@@ -424,14 +425,14 @@ func TestDailyApprovalGate(t *testing.T) {
 		}
 		// The same grant twice is a conflict; a MANAGER may not grant.
 		_, _, err = f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, june16)
-		mustErr(t, err, domain.ErrConflict)
+		domaintest.MustErr(t, err, domain.ErrConflict)
 		_, _, err = f.fin.GrantDailyApproval(ctx, f.mgr, f.mgr.UserID, june16.AddDays(1))
-		mustErr(t, err, domain.ErrForbidden)
+		domaintest.MustErr(t, err, domain.ErrForbidden)
 
 		// The grant is for one day only.
 		f.clock.Advance(24 * time.Hour)
 		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, next(domain.Revenue))
-		mustErr(t, err, domain.ErrConflict)
+		domaintest.MustErr(t, err, domain.ErrConflict)
 	})
 
 	t.Run("a grant names a MANAGER of the organization and a date near today", func(t *testing.T) {
@@ -441,9 +442,9 @@ func TestDailyApprovalGate(t *testing.T) {
 		_, _, err := f.fin.GrantDailyApproval(ctx, f.admin, ghostID, today)
 		mustNotFoundField(t, err, "managerUserId")
 		_, _, err = f.fin.GrantDailyApproval(ctx, f.admin, f.admin.UserID, today)
-		mustFields(t, err, "managerUserId")
+		domaintest.MustFields(t, err, "managerUserId")
 		_, _, err = f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, domain.MustDate("1999-01-01"))
-		mustFields(t, err, "date")
+		domaintest.MustFields(t, err, "date")
 	})
 
 	t.Run("reviewing the old rows lifts the gate", func(t *testing.T) {
@@ -454,12 +455,12 @@ func TestDailyApprovalGate(t *testing.T) {
 		b := f.create(t, f.mgr, domain.Expense, input(domain.Expense, f.prop, 1000))
 		f.clock.Advance(24 * time.Hour)
 		_, _, err := f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
-		mustErr(t, err, domain.ErrConflict)
+		domaintest.MustErr(t, err, domain.ErrConflict)
 		if _, _, err := f.fin.Review(ctx, f.admin, domain.Revenue, a.ID, true, ""); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
-		mustErr(t, err, domain.ErrConflict)
+		domaintest.MustErr(t, err, domain.ErrConflict)
 		if _, _, err := f.fin.Review(ctx, f.admin, domain.Expense, b.ID, false, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -493,7 +494,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		// were created today.
 		f.clock.Advance(time.Hour)
 		_, _, err := f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
-		mustErr(t, err, domain.ErrConflict, "created on 2026-06-14", "daily approval for 2026-06-15")
+		domaintest.MustErr(t, err, domain.ErrConflict, "created on 2026-06-14", "daily approval for 2026-06-15")
 		if _, _, err := f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, today); err != nil {
 			t.Fatal(err)
 		}
@@ -506,7 +507,7 @@ func TestDailyApprovalGate(t *testing.T) {
 		f.clock.Set(baseTime.Add(4 * time.Hour))
 		f.create(t, f.mgr, domain.Revenue, input(domain.Revenue, f.prop, 1))
 		_, _, err = f.tryCreate(ctx, f.mgr, domain.Revenue, input(domain.Revenue, kiri, 1))
-		mustErr(t, err, domain.ErrConflict, "daily approval for 2026-06-16")
+		domaintest.MustErr(t, err, domain.ErrConflict, "daily approval for 2026-06-16")
 		if _, _, err := f.fin.GrantDailyApproval(ctx, f.admin, f.mgr.UserID, june16); err != nil {
 			t.Fatal(err)
 		}
@@ -669,7 +670,7 @@ func TestListRevenuesAndExpenses(t *testing.T) {
 					{finance.ListFilter{Cursor: "not-a-cursor"}, "cursor"},
 				} {
 					_, _, err := f.fin.List(t.Context(), f.admin, kind, tc.filter)
-					mustFields(t, err, tc.field)
+					domaintest.MustFields(t, err, tc.field)
 				}
 			})
 		})

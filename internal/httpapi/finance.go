@@ -322,9 +322,10 @@ func createFields(propertyID string, amount int64, mode string, occurred time.Ti
 		PaymentMode: domain.PaymentMode(mode), OccurredAt: occurred, BankReference: ref, Description: desc}, nil
 }
 
-// registerKind registers the routes of revenues or expenses.
+// registerKind registers the routes of revenues or expenses; the handlers
+// are the methods of kindRoutes.
 func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural string, toInput func(*B) (finance.CreateInput, error)) {
-	h := s.help
+	k := kindRoutes{s: s, kind: kind}
 	base := "/v1/finance/" + plural
 	tags := []string{"finance"}
 
@@ -333,84 +334,24 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 		Summary: "Record a " + string(kind) + " (approved when an ADMIN creates it, pending for a MANAGER)",
 		Errors:  []int{400, 401, 404, 409, 413, 422},
 	})), func(ctx context.Context, in *createInput[B]) (*transactionOutput, error) {
-		actor := h.Actor(ctx)
 		input, err := toInput(&in.Body)
 		if err != nil {
 			return nil, err
 		}
-		t, w, err := s.Finance.Create(ctx, actor, kind, input)
-		if err != nil {
-			return nil, err
-		}
-		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
+		return k.create(ctx, input)
 	})
-
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "list" + string(kind), Method: http.MethodGet, Path: base, Tags: tags,
 		Summary: "List " + plural + ", newest business date first", Errors: []int{400, 401, 404, 422},
-	}), func(ctx context.Context, in *listInput) (*listOutput, error) {
-		f := finance.ListFilter{Status: domain.Status(in.Status), Limit: in.Limit, Cursor: in.Cursor}
-		var err error
-		if in.PropertyID != "" {
-			if f.PropertyID, err = parseID("query.propertyId", in.PropertyID); err != nil {
-				return nil, err
-			}
-		}
-		if f.StartDate, err = optionalDate("query.startDate", in.StartDate); err != nil {
-			return nil, err
-		}
-		if f.EndDate, err = optionalDate("query.endDate", in.EndDate); err != nil {
-			return nil, err
-		}
-		items, next, err := s.Finance.List(ctx, h.Actor(ctx), kind, f)
-		if err != nil {
-			return nil, err
-		}
-		out := &listOutput{}
-		out.Body.Items = make([]transactionBody, len(items))
-		for i, t := range items {
-			out.Body.Items[i] = toTransactionBody(t)
-		}
-		if next != "" {
-			out.Body.NextCursor = &next
-		}
-		return out, nil
-	})
-
+	}), k.list)
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "get" + string(kind), Method: http.MethodGet, Path: base + "/{id}", Tags: tags,
 		Summary: "Read one " + string(kind), Errors: []int{400, 401, 404, 422},
-	}), func(ctx context.Context, in *idInput) (*transactionOutput, error) {
-		id, err := parseID("path.id", in.ID)
-		if err != nil {
-			return nil, err
-		}
-		t, err := s.Finance.Get(ctx, h.Actor(ctx), kind, id)
-		if err != nil {
-			return nil, err
-		}
-		return &transactionOutput{ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
-	})
-
+	}), k.get)
 	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "update" + string(kind), Method: http.MethodPatch, Path: base + "/{id}", Tags: tags,
 		Summary: "Change a " + string(kind) + " (a MANAGER's edit puts it back to pending)", Errors: []int{400, 401, 404, 409, 412, 413, 422},
-	})), func(ctx context.Context, in *patchInput) (*transactionOutput, error) {
-		id, err := parseID("path.id", in.ID)
-		if err != nil {
-			return nil, err
-		}
-		p, err := toPatch(kind, in.Body)
-		if err != nil {
-			return nil, err
-		}
-		t, w, err := s.Finance.UpdateIf(ctx, h.Actor(ctx), kind, id, p, finance.ParseIfMatch(in.IfMatch))
-		if err != nil {
-			return nil, err
-		}
-		return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
-	})
-
+	})), k.update)
 	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "delete" + string(kind), Method: http.MethodDelete, Path: base + "/{id}", Tags: tags,
 		Summary: "Delete a " + string(kind) + " (ADMIN: 204; MANAGER: 202 with a deletion request)",
@@ -419,49 +360,132 @@ func registerKind[B any](s *server, api huma.API, kind domain.Kind, plural strin
 			"204": {Description: "Deleted"},
 			"202": {Description: "Deletion requested; an ADMIN decides"},
 		},
-	})), func(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
-		id, err := parseID("path.id", in.ID)
-		if err != nil {
-			return nil, err
-		}
-		deleted, reqID, w, err := s.Finance.DeleteIf(ctx, h.Actor(ctx), kind, id, finance.ParseIfMatch(in.IfMatch))
-		if err != nil {
-			return nil, err
-		}
-		out := &deleteOutput{Status: http.StatusNoContent, ConsistencyToken: s.token(ctx, w.Token)}
-		if !deleted {
-			out.Status = http.StatusAccepted
-			out.Body = &struct {
-				DeletionRequestID string `json:"deletionRequestId" format:"uuid"`
-			}{DeletionRequestID: reqID.String()}
-		}
-		return out, nil
-	})
-
+	})), k.delete)
 	for _, approve := range []bool{true, false} {
 		verb := map[bool]string{true: "approve", false: "reject"}[approve]
 		register(api, s.help, Retryable(Secured(huma.Operation{
 			OperationID: verb + string(kind), Method: http.MethodPost, Path: base + "/{id}/" + verb, Tags: tags,
 			Summary: verb + " a pending " + string(kind) + " (ADMIN)", Errors: []int{400, 401, 403, 404, 409, 412, 422},
-		})), func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
-			actor := h.Actor(ctx)
-			if !actor.IsAdmin() {
-				return nil, domain.ErrForbidden
-			}
-			id, err := parseID("path.id", in.ID)
-			if err != nil {
-				return nil, err
-			}
-			notes := ""
-			if in.Body != nil {
-				notes = in.Body.Notes
-			}
-			t, w, err := s.Finance.ReviewIf(ctx, actor, kind, id, approve, notes, finance.ParseIfMatch(in.IfMatch))
-			if err != nil {
-				return nil, err
-			}
-			return &transactionOutput{ConsistencyToken: s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
-		})
+		})), k.review(approve))
+	}
+}
+
+// kindRoutes handles the routes of one kind, revenues or expenses.
+type kindRoutes struct {
+	s    *server
+	kind domain.Kind
+}
+
+// written is the answer to a write of one row: its new version and the
+// token that makes later reads see it.
+func (k kindRoutes) written(ctx context.Context, t finance.Transaction, w finance.Written) *transactionOutput {
+	return &transactionOutput{ConsistencyToken: k.s.token(ctx, w.Token), ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}
+}
+
+func (k kindRoutes) create(ctx context.Context, input finance.CreateInput) (*transactionOutput, error) {
+	t, w, err := k.s.Finance.Create(ctx, k.s.help.Actor(ctx), k.kind, input)
+	if err != nil {
+		return nil, err
+	}
+	return k.written(ctx, t, w), nil
+}
+
+func (k kindRoutes) list(ctx context.Context, in *listInput) (*listOutput, error) {
+	f := finance.ListFilter{Status: domain.Status(in.Status), Limit: in.Limit, Cursor: in.Cursor}
+	var err error
+	if in.PropertyID != "" {
+		if f.PropertyID, err = parseID("query.propertyId", in.PropertyID); err != nil {
+			return nil, err
+		}
+	}
+	if f.StartDate, err = optionalDate("query.startDate", in.StartDate); err != nil {
+		return nil, err
+	}
+	if f.EndDate, err = optionalDate("query.endDate", in.EndDate); err != nil {
+		return nil, err
+	}
+	items, next, err := k.s.Finance.List(ctx, k.s.help.Actor(ctx), k.kind, f)
+	if err != nil {
+		return nil, err
+	}
+	out := &listOutput{}
+	out.Body.Items = make([]transactionBody, len(items))
+	for i, t := range items {
+		out.Body.Items[i] = toTransactionBody(t)
+	}
+	if next != "" {
+		out.Body.NextCursor = &next
+	}
+	return out, nil
+}
+
+func (k kindRoutes) get(ctx context.Context, in *idInput) (*transactionOutput, error) {
+	id, err := parseID("path.id", in.ID)
+	if err != nil {
+		return nil, err
+	}
+	t, err := k.s.Finance.Get(ctx, k.s.help.Actor(ctx), k.kind, id)
+	if err != nil {
+		return nil, err
+	}
+	return &transactionOutput{ETag: finance.ETag(t.Version), Body: toTransactionBody(t)}, nil
+}
+
+func (k kindRoutes) update(ctx context.Context, in *patchInput) (*transactionOutput, error) {
+	id, err := parseID("path.id", in.ID)
+	if err != nil {
+		return nil, err
+	}
+	p, err := toPatch(k.kind, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	t, w, err := k.s.Finance.UpdateIf(ctx, k.s.help.Actor(ctx), k.kind, id, p, finance.ParseIfMatch(in.IfMatch))
+	if err != nil {
+		return nil, err
+	}
+	return k.written(ctx, t, w), nil
+}
+
+func (k kindRoutes) delete(ctx context.Context, in *idMatchInput) (*deleteOutput, error) {
+	id, err := parseID("path.id", in.ID)
+	if err != nil {
+		return nil, err
+	}
+	deleted, reqID, w, err := k.s.Finance.DeleteIf(ctx, k.s.help.Actor(ctx), k.kind, id, finance.ParseIfMatch(in.IfMatch))
+	if err != nil {
+		return nil, err
+	}
+	out := &deleteOutput{Status: http.StatusNoContent, ConsistencyToken: k.s.token(ctx, w.Token)}
+	if !deleted {
+		out.Status = http.StatusAccepted
+		out.Body = &struct {
+			DeletionRequestID string `json:"deletionRequestId" format:"uuid"`
+		}{DeletionRequestID: reqID.String()}
+	}
+	return out, nil
+}
+
+// review returns the handler that approves (or rejects) a pending row.
+func (k kindRoutes) review(approve bool) func(context.Context, *reviewInput) (*transactionOutput, error) {
+	return func(ctx context.Context, in *reviewInput) (*transactionOutput, error) {
+		actor := k.s.help.Actor(ctx)
+		if !actor.IsAdmin() {
+			return nil, domain.ErrForbidden
+		}
+		id, err := parseID("path.id", in.ID)
+		if err != nil {
+			return nil, err
+		}
+		notes := ""
+		if in.Body != nil {
+			notes = in.Body.Notes
+		}
+		t, w, err := k.s.Finance.ReviewIf(ctx, actor, k.kind, id, approve, notes, finance.ParseIfMatch(in.IfMatch))
+		if err != nil {
+			return nil, err
+		}
+		return k.written(ctx, t, w), nil
 	}
 }
 

@@ -102,7 +102,11 @@ type dailyReportsInput struct {
 	AsOf             string `query:"asOf" maxLength:"64" doc:"RFC 3339: the reports as they were known at that moment, before any later change (read from the event store, never cached)"`
 }
 
-type rangeSummary struct {
+// RangeSummary is the totals of a range of days (a daily-reports range, a
+// month of the yearly summary). Exported only so that huma, which
+// flattens exported embedded structs alone, shows its fields in
+// monthSummaryBody's schema.
+type RangeSummary struct {
 	OpeningBalanceCents int64 `json:"openingBalanceCents"`
 	ClosingBalanceCents int64 `json:"closingBalanceCents"`
 	CashReceivedCents   int64 `json:"cashReceivedCents"`
@@ -118,7 +122,7 @@ type rangeSummary struct {
 type dailyReportsOutput struct {
 	Body struct {
 		Reports []dailyReportBody `json:"reports"`
-		Summary rangeSummary      `json:"summary"`
+		Summary RangeSummary      `json:"summary"`
 	}
 }
 
@@ -156,18 +160,11 @@ type yearlyInput struct {
 	IncludePending   bool   `query:"includePending"`
 }
 
+// monthSummaryBody is one month of a yearly summary: the month's totals,
+// as a range summary gives them.
 type monthSummaryBody struct {
-	Month               int   `json:"month"`
-	OpeningBalanceCents int64 `json:"openingBalanceCents"`
-	ClosingBalanceCents int64 `json:"closingBalanceCents"`
-	CashReceivedCents   int64 `json:"cashReceivedCents"`
-	BankReceivedCents   int64 `json:"bankReceivedCents"`
-	TotalReceivedCents  int64 `json:"totalReceivedCents"`
-	CashExpensesCents   int64 `json:"cashExpensesCents"`
-	BankExpensesCents   int64 `json:"bankExpensesCents"`
-	TotalExpensesCents  int64 `json:"totalExpensesCents"`
-	NetCashFlowCents    int64 `json:"netCashFlowCents"`
-	TransactionCount    int64 `json:"transactionCount"`
+	Month int `json:"month"`
+	RangeSummary
 }
 
 type yearlyOutput struct {
@@ -185,145 +182,158 @@ type yearlyOutput struct {
 	}
 }
 
+// registerReports registers the report routes (one handler each, below);
+// without a reports service or a gateway there are none.
 func (s *server) registerReports(api huma.API) {
 	if s.Reports == nil && s.Forward == nil {
 		return
 	}
-	h := s.help
 	tags := []string{"reports"}
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "dailyReport", Method: http.MethodGet, Path: "/v1/reports/daily-report", Tags: tags,
 		Summary: "A property's cash book for one day", Errors: []int{400, 401, 404, 422, 503},
 		Responses: dailyReportResponses(api),
-	}), func(ctx context.Context, in *dailyReportInput) (*dailyReportOutput, error) {
-		pid, err := parseID("query.propertyId", in.PropertyID)
-		if err != nil {
-			return nil, err
-		}
-		d, err := requiredDate("query.date", in.Date)
-		if err != nil {
-			return nil, err
-		}
-		if in.AsOf != "" {
-			return s.dailyReportAsOf(ctx, pid, d, in)
-		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, err
-		}
-		body, err := s.Reports.DailyReportEncoded(ctx, h.Actor(ctx), pid, d, read, encodeDaily(pid))
-		if err != nil {
-			return nil, err
-		}
-		return s.rawJSON(body), nil
-	})
-
+	}), s.dailyReport)
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "dailyReports", Method: http.MethodGet, Path: "/v1/reports/daily-reports", Tags: tags,
 		Summary: "A property's cash book for every day of a range (at most 366 days)", Errors: []int{400, 401, 404, 422, 503},
-	}), func(ctx context.Context, in *dailyReportsInput) (*dailyReportsOutput, error) {
-		pid, err := parseID("query.propertyId", in.PropertyID)
-		if err != nil {
-			return nil, err
-		}
-		start, err1 := requiredDate("query.startDate", in.StartDate)
-		end, err2 := requiredDate("query.endDate", in.EndDate)
-		if err := joinValidation(err1, err2); err != nil {
-			return nil, err
-		}
-		days, err := s.dailyReportsRange(ctx, pid, start, end, in)
-		if err != nil {
-			return nil, err
-		}
-		out := &dailyReportsOutput{}
-		out.Body.Reports = make([]dailyReportBody, len(days))
-		sum := &out.Body.Summary
-		for i, d := range days {
-			out.Body.Reports[i] = toDailyBody(&pid, d)
-			sum.CashReceivedCents += d.CashReceivedCents
-			sum.BankReceivedCents += d.BankReceivedCents
-			sum.CashExpensesCents += d.CashExpensesCents
-			sum.BankExpensesCents += d.BankExpensesCents
-			sum.TransactionCount += d.TransactionCount
-		}
-		sum.TotalReceivedCents = sum.CashReceivedCents + sum.BankReceivedCents
-		sum.TotalExpensesCents = sum.CashExpensesCents + sum.BankExpensesCents
-		sum.NetCashFlowCents = sum.TotalReceivedCents - sum.TotalExpensesCents
-		sum.OpeningBalanceCents = days[0].OpeningCents
-		sum.ClosingBalanceCents = days[len(days)-1].ClosingCents()
-		return out, nil
-	})
-
+	}), s.dailyReports)
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "monthlyReport", Method: http.MethodGet, Path: "/v1/reports/monthly-report", Tags: tags,
 		Summary: "A month of one property's cash book, or summed per day over the caller's properties", Errors: []int{400, 401, 404, 422, 503},
-	}), func(ctx context.Context, in *monthlyReportInput) (*monthlyReportOutput, error) {
-		pid, err := optionalID("query.propertyId", in.PropertyID)
-		if err != nil {
-			return nil, err
-		}
-		m, err := s.monthlyReport(ctx, pid, in)
-		if err != nil {
-			return nil, err
-		}
-		out := &monthlyReportOutput{}
-		b := &out.Body
-		b.Year, b.Month = m.Year, int(m.Month)
-		if pid != nil {
-			b.PropertyID = pid.String()
-		}
-		b.OpeningBalanceCents, b.ClosingBalanceCents = m.OpeningCents, m.ClosingCents
-		b.TotalCashReceivedCents, b.TotalBankReceivedCents = m.CashReceivedCents, m.BankReceivedCents
-		b.TotalCashExpensesCents, b.TotalBankExpensesCents = m.CashExpensesCents, m.BankExpensesCents
-		b.NetCashFlowCents = m.NetCashFlowCents()
-		b.ProfitMargin = reports.ProfitMargin(b.NetCashFlowCents, m.CashReceivedCents+m.BankReceivedCents)
-		b.TransactionCount = m.TransactionCount
-		b.DailyReports = make([]dailyReportBody, len(m.Days))
-		for i, d := range m.Days {
-			b.DailyReports[i] = toDailyBody(pid, d)
-		}
-		return out, nil
-	})
-
+	}), s.monthlyReportRoute)
 	register(api, s.help, Secured(huma.Operation{
 		OperationID: "yearlySummary", Method: http.MethodGet, Path: "/v1/reports/yearly-summary", Tags: tags,
 		Summary: "The twelve months of a year", Errors: []int{400, 401, 404, 422, 503},
-	}), func(ctx context.Context, in *yearlyInput) (*yearlyOutput, error) {
-		pid, err := optionalID("query.propertyId", in.PropertyID)
-		if err != nil {
-			return nil, err
-		}
-		read, err := readOptions(in.ConsistencyToken, in.IncludePending)
-		if err != nil {
-			return nil, err
-		}
-		months, err := s.Reports.YearlySummary(ctx, h.Actor(ctx), pid, in.Year, read)
-		if err != nil {
-			return nil, err
-		}
-		out := &yearlyOutput{}
-		out.Body.Year = in.Year
-		if pid != nil {
-			out.Body.PropertyID = pid.String()
-		}
-		out.Body.Months = make([]monthSummaryBody, len(months))
-		t := &out.Body.Totals
-		for i, m := range months {
-			out.Body.Months[i] = monthSummaryBody{
-				Month: int(m.Month), OpeningBalanceCents: m.OpeningCents, ClosingBalanceCents: m.ClosingCents,
-				CashReceivedCents: m.CashReceivedCents, BankReceivedCents: m.BankReceivedCents, TotalReceivedCents: m.TotalReceivedCents(),
-				CashExpensesCents: m.CashExpensesCents, BankExpensesCents: m.BankExpensesCents, TotalExpensesCents: m.TotalExpensesCents(),
-				NetCashFlowCents: m.TotalReceivedCents() - m.TotalExpensesCents(), TransactionCount: m.TransactionCount,
-			}
-			t.TotalReceivedCents += m.TotalReceivedCents()
-			t.TotalExpensesCents += m.TotalExpensesCents()
-			t.TransactionCount += m.TransactionCount
-		}
-		t.NetCashFlowCents = t.TotalReceivedCents - t.TotalExpensesCents
-		t.ProfitMargin = reports.ProfitMargin(t.NetCashFlowCents, t.TotalReceivedCents)
-		return out, nil
-	})
+	}), s.yearlySummary)
+}
 
+// dailyReport answers GET /v1/reports/daily-report: from the cache,
+// encoded once, or as of a past moment.
+func (s *server) dailyReport(ctx context.Context, in *dailyReportInput) (*dailyReportOutput, error) {
+	pid, err := parseID("query.propertyId", in.PropertyID)
+	if err != nil {
+		return nil, err
+	}
+	d, err := requiredDate("query.date", in.Date)
+	if err != nil {
+		return nil, err
+	}
+	if in.AsOf != "" {
+		return s.dailyReportAsOf(ctx, pid, d, in)
+	}
+	read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+	if err != nil {
+		return nil, err
+	}
+	body, err := s.Reports.DailyReportEncoded(ctx, s.help.Actor(ctx), pid, d, read, encodeDaily(pid))
+	if err != nil {
+		return nil, err
+	}
+	return s.rawJSON(body), nil
+}
+
+// dailyReports answers GET /v1/reports/daily-reports: each day of the
+// range and their summary.
+func (s *server) dailyReports(ctx context.Context, in *dailyReportsInput) (*dailyReportsOutput, error) {
+	pid, err := parseID("query.propertyId", in.PropertyID)
+	if err != nil {
+		return nil, err
+	}
+	start, err1 := requiredDate("query.startDate", in.StartDate)
+	end, err2 := requiredDate("query.endDate", in.EndDate)
+	if err := joinValidation(err1, err2); err != nil {
+		return nil, err
+	}
+	days, err := s.dailyReportsRange(ctx, pid, start, end, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &dailyReportsOutput{}
+	out.Body.Reports = make([]dailyReportBody, len(days))
+	sum := &out.Body.Summary
+	for i, d := range days {
+		out.Body.Reports[i] = toDailyBody(&pid, d)
+		sum.CashReceivedCents += d.CashReceivedCents
+		sum.BankReceivedCents += d.BankReceivedCents
+		sum.CashExpensesCents += d.CashExpensesCents
+		sum.BankExpensesCents += d.BankExpensesCents
+		sum.TransactionCount += d.TransactionCount
+	}
+	sum.TotalReceivedCents = sum.CashReceivedCents + sum.BankReceivedCents
+	sum.TotalExpensesCents = sum.CashExpensesCents + sum.BankExpensesCents
+	sum.NetCashFlowCents = sum.TotalReceivedCents - sum.TotalExpensesCents
+	sum.OpeningBalanceCents = days[0].OpeningCents
+	sum.ClosingBalanceCents = days[len(days)-1].ClosingCents()
+	return out, nil
+}
+
+// monthlyReportRoute answers GET /v1/reports/monthly-report (the report
+// itself comes from monthlyReport).
+func (s *server) monthlyReportRoute(ctx context.Context, in *monthlyReportInput) (*monthlyReportOutput, error) {
+	pid, err := optionalID("query.propertyId", in.PropertyID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.monthlyReport(ctx, pid, in)
+	if err != nil {
+		return nil, err
+	}
+	out := &monthlyReportOutput{}
+	b := &out.Body
+	b.Year, b.Month = m.Year, int(m.Month)
+	if pid != nil {
+		b.PropertyID = pid.String()
+	}
+	b.OpeningBalanceCents, b.ClosingBalanceCents = m.OpeningCents, m.ClosingCents
+	b.TotalCashReceivedCents, b.TotalBankReceivedCents = m.CashReceivedCents, m.BankReceivedCents
+	b.TotalCashExpensesCents, b.TotalBankExpensesCents = m.CashExpensesCents, m.BankExpensesCents
+	b.NetCashFlowCents = m.NetCashFlowCents()
+	b.ProfitMargin = reports.ProfitMargin(b.NetCashFlowCents, m.CashReceivedCents+m.BankReceivedCents)
+	b.TransactionCount = m.TransactionCount
+	b.DailyReports = make([]dailyReportBody, len(m.Days))
+	for i, d := range m.Days {
+		b.DailyReports[i] = toDailyBody(pid, d)
+	}
+	return out, nil
+}
+
+// yearlySummary answers GET /v1/reports/yearly-summary: each month and
+// the year's totals.
+func (s *server) yearlySummary(ctx context.Context, in *yearlyInput) (*yearlyOutput, error) {
+	pid, err := optionalID("query.propertyId", in.PropertyID)
+	if err != nil {
+		return nil, err
+	}
+	read, err := readOptions(in.ConsistencyToken, in.IncludePending)
+	if err != nil {
+		return nil, err
+	}
+	months, err := s.Reports.YearlySummary(ctx, s.help.Actor(ctx), pid, in.Year, read)
+	if err != nil {
+		return nil, err
+	}
+	out := &yearlyOutput{}
+	out.Body.Year = in.Year
+	if pid != nil {
+		out.Body.PropertyID = pid.String()
+	}
+	out.Body.Months = make([]monthSummaryBody, len(months))
+	t := &out.Body.Totals
+	for i, m := range months {
+		out.Body.Months[i] = monthSummaryBody{Month: int(m.Month), RangeSummary: RangeSummary{
+			OpeningBalanceCents: m.OpeningCents, ClosingBalanceCents: m.ClosingCents,
+			CashReceivedCents: m.CashReceivedCents, BankReceivedCents: m.BankReceivedCents, TotalReceivedCents: m.TotalReceivedCents(),
+			CashExpensesCents: m.CashExpensesCents, BankExpensesCents: m.BankExpensesCents, TotalExpensesCents: m.TotalExpensesCents(),
+			NetCashFlowCents: m.TotalReceivedCents() - m.TotalExpensesCents(), TransactionCount: m.TransactionCount,
+		}}
+		t.TotalReceivedCents += m.TotalReceivedCents()
+		t.TotalExpensesCents += m.TotalExpensesCents()
+		t.TransactionCount += m.TransactionCount
+	}
+	t.NetCashFlowCents = t.TotalReceivedCents - t.TotalExpensesCents
+	t.ProfitMargin = reports.ProfitMargin(t.NetCashFlowCents, t.TotalReceivedCents)
+	return out, nil
 }
 
 // readOptions parses the qualifiers of a report read; the service waits

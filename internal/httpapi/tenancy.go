@@ -107,8 +107,16 @@ type propertiesOutput struct {
 	}
 }
 
+// registerTenancy registers the routes of the tenancy service: sign-up
+// and login, users, properties.
 func (s *server) registerTenancy(api huma.API) {
-	h := s.help
+	s.registerAuth(api)
+	s.registerUsers(api)
+	s.registerProperties(api)
+}
+
+// registerAuth registers the anonymous routes that hand out access tokens.
+func (s *server) registerAuth(api huma.API) {
 	register(api, s.help, huma.Operation{
 		OperationID: "signup", Method: http.MethodPost, Path: "/v1/auth/signup", Tags: []string{"auth"},
 		Summary: "Create an organization and its first ADMIN", DefaultStatus: http.StatusCreated,
@@ -147,7 +155,12 @@ func (s *server) registerTenancy(api huma.API) {
 		out.Body.AccessToken, out.Body.ExpiresAt = token, exp
 		return out, nil
 	})
+}
 
+// registerUsers registers the ADMIN's routes that add users and assign
+// them properties.
+func (s *server) registerUsers(api huma.API) {
+	h := s.help
 	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "createUser", Method: http.MethodPost, Path: "/v1/users", Tags: []string{"users"},
 		Summary: "Add a user to the caller's organization (ADMIN)", DefaultStatus: http.StatusCreated,
@@ -185,7 +198,11 @@ func (s *server) registerTenancy(api huma.API) {
 		out.Body.ID, out.Body.PropertyIDs = u.ID.String(), idStrings(u.PropertyIDs)
 		return out, nil
 	})
+}
 
+// registerProperties registers the routes that add and list properties.
+func (s *server) registerProperties(api huma.API) {
+	h := s.help
 	register(api, s.help, Retryable(Secured(huma.Operation{
 		OperationID: "createProperty", Method: http.MethodPost, Path: "/v1/properties", Tags: []string{"properties"},
 		Summary: "Add a property (ADMIN)", DefaultStatus: http.StatusCreated, Errors: []int{400, 401, 403, 422},

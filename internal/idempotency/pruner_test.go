@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 	"hmp/internal/idempotency"
 	"hmp/internal/postgres/pgtest"
@@ -21,22 +21,15 @@ var cluster *pgtest.Cluster
 
 func TestMain(m *testing.M) { pgtest.Main(m, &cluster, idempotency.Migrations()) }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
 // TestPrunerDeletesExpiredKeys: the background pruner deletes the keys
 // older than the TTL, keeps the live ones, and reports the table's size.
 func TestPrunerDeletesExpiredKeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := cluster.NewPool(t)
-	clk := &clock{t: time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC)}
-	store := idempotency.NewStore(pool, clk.now)
-	org, user := domain.NewID(clk.now()), domain.NewID(clk.now())
+	clk := clocktest.New(time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC))
+	store := idempotency.NewStore(pool, clk.Now)
+	org, user := domain.NewID(clk.Now()), domain.NewID(clk.Now())
 	hash := idempotency.Hash([]byte(`{}`))
 	record := func(key string, at time.Time) {
 		if _, err := pool.Exec(ctx, `
@@ -46,9 +39,9 @@ func TestPrunerDeletesExpiredKeys(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"old-1", "old-2", "old-3"} {
-		record(k, clk.now().Add(-idempotency.TTL-time.Minute))
+		record(k, clk.Now().Add(-idempotency.TTL-time.Minute))
 	}
-	record("live", clk.now().Add(-time.Hour))
+	record("live", clk.Now().Add(-time.Hour))
 
 	reg := prometheus.NewRegistry()
 	p := idempotency.NewPruner(store, idempotency.PrunerConfig{Interval: time.Hour}, slog.New(slog.DiscardHandler), reg)

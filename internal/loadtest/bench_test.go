@@ -27,7 +27,7 @@ func BenchmarkProjection(b *testing.B) {
 			}
 			defer bs.Close()
 			rep, err = loadtest.Projection(ctx, loadtest.ProjectionConfig{DatabaseURL: cluster.NewDatabase(b), Bus: bs,
-				Profiles: profiles(b, "baseline", "phase1"), Events: 20_000, Properties: 1_000, Orgs: 100, MaxSettle: -1})
+				Profiles: profiles(b, "baseline", "phase1"), Events: 20_000, Properties: 1_000, Orgs: 100, Phases: loadtest.Phases{MaxSettle: -1}})
 			if err != nil {
 				b.Fatal(err)
 			}

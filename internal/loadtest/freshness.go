@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -106,15 +105,9 @@ type FreshnessConfig struct {
 	ProbeTimeout time.Duration
 	// MaxP99 is the freshness target, both ways. Default 100 ms.
 	MaxP99 time.Duration
-	// MaxSettle bounds the wait for the machine to go quiet before the
-	// run (see Settle). Default 30 s; negative: no wait.
-	MaxSettle time.Duration
-	// Seed makes the workload repeatable. Default 1.
-	Seed uint64
-	// Between, when set, runs before each phase ("warmup", "measure") and
-	// at the end ("").
-	Between func(before string)
-	Logger  *slog.Logger
+	// Phases: the machine settles before "warmup" only; Between runs
+	// before "warmup" and "measure".
+	Phases
 }
 
 // Validate reports every problem of a resolved c (see validate.go).
@@ -173,18 +166,7 @@ func (c FreshnessConfig) withDefaults() FreshnessConfig {
 	if c.MaxP99 <= 0 {
 		c.MaxP99 = 100 * time.Millisecond
 	}
-	if c.MaxSettle == 0 {
-		c.MaxSettle = 30 * time.Second
-	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Between == nil {
-		c.Between = func(string) {}
-	}
+	c.Phases = c.Phases.withDefaults()
 	return c
 }
 
@@ -238,7 +220,7 @@ func Freshness(ctx context.Context, cfg FreshnessConfig) (*Report, error) {
 	cfg.Logger.Info("loadtest_seeded", "orgs", cfg.Orgs+1, "properties", cfg.Orgs*cfg.Properties+cfg.ProbeProperties,
 		"took", time.Since(start).String())
 	op := (&Creates{Client: cfg.Client, Tenants: tenants, ExpenseShare: cfg.ExpenseShare}).Op()
-	settleBefore(ctx, postmaster, cfg.MaxSettle, cfg.Logger, cfg.Between, "warmup")
+	cfg.settleBefore(ctx, postmaster, "warmup")
 	if cfg.Warmup > 0 {
 		warm := OpenLoop{Rate: cfg.Rate, Duration: cfg.Warmup, MaxInFlight: cfg.MaxInFlight, Want: http.StatusCreated,
 			Seed: cfg.Seed + 500, Postmaster: postmaster}

@@ -485,7 +485,7 @@ func (g *guideRun) profile(ctx context.Context, p GuideProfile) (*GuideProfileFi
 	prep, err := Projection(ctx, ProjectionConfig{DatabaseURL: dbURL, Bus: b,
 		Profiles: []ProjectionProfile{{Name: p.Name, Pool: p.Pool, Projector: p.Projector}},
 		Events:   cfg.Events, Properties: max(cfg.Orgs, min(10_000, cfg.Events/20)), Orgs: max(1, min(cfg.Orgs, 1_000)),
-		Days: 7, MaxSettle: g.maxSettle(), Logger: cfg.Logger})
+		Days: 7, Phases: Phases{MaxSettle: g.maxSettle(), Logger: cfg.Logger}})
 	if err != nil && !errors.Is(err, ErrInexact) {
 		return nil, err
 	}
@@ -629,7 +629,7 @@ func (g *guideRun) api(ctx context.Context, p GuideProfile, dbURL string, f *Gui
 	cfg.Logger.Info("loadtest_phase", "phase", "mixed", "profile", p.Name, "ok_per_s", int(f.OKPerSecond), "p99_ms", f.P99Ms["all"])
 
 	w, err := Writes(ctx, WritesConfig{Client: client, Orgs: cfg.WriteOrgs, Properties: 5, Clients: cfg.WriteClients, Warmup: cfg.Warmup,
-		Duration: cfg.Duration, Rate: -1, DatabaseURL: dbURL, MaxSettle: g.maxSettle(), Logger: cfg.Logger})
+		Duration: cfg.Duration, Rate: -1, DatabaseURL: dbURL, Phases: Phases{MaxSettle: g.maxSettle(), Logger: cfg.Logger}})
 	if err != nil {
 		return err
 	}

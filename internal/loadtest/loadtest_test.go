@@ -30,7 +30,7 @@ func TestWrites(t *testing.T) {
 	t.Cleanup(client.Close)
 	rep, err := loadtest.Writes(context.Background(), loadtest.WritesConfig{
 		Client: client, Orgs: 2, Properties: 2, Clients: 4, Warmup: 100 * time.Millisecond, Duration: 400 * time.Millisecond,
-		Rate: 50, DatabaseURL: env.App.DatabaseURL, MaxSettle: -1,
+		Rate: 50, DatabaseURL: env.App.DatabaseURL, Phases: loadtest.Phases{MaxSettle: -1},
 		Pgbench: &loadtest.Pgbench{BinDir: cluster.Local.BinDir(), Dir: t.TempDir(), Clients: 2, Threads: 1},
 	})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -49,18 +48,12 @@ type ProjectionConfig struct {
 	// MaxDuration bounds each profile's run; when it is hit, the rate is
 	// over what was done and the projection is not checked. Default 10 m.
 	MaxDuration time.Duration
-	// MaxSettle bounds the wait for the machine to go quiet before each
-	// phase (see Settle). Default 30 s; negative: no wait.
-	MaxSettle time.Duration
 	// MinRate (events/s of the last profile) and MinRatio (its rate over
 	// the first's) are the targets checked. Defaults 50,000 and 25.
 	MinRate, MinRatio float64
-	// Seed makes the backlog repeatable (its ids aside). Default 1.
-	Seed uint64
-	// Between, when set, runs before each phase ("publish", then each
-	// profile's name) and at the end (""), say to profile the CPU.
-	Between func(before string)
-	Logger  *slog.Logger
+	// Phases: the phases are "publish", then each profile's name; Seed
+	// makes the backlog repeatable, its ids aside.
+	Phases
 }
 
 // Validate reports every problem of a resolved c (see validate.go).
@@ -92,24 +85,13 @@ func (c ProjectionConfig) withDefaults() ProjectionConfig {
 	if c.MaxDuration <= 0 {
 		c.MaxDuration = 10 * time.Minute
 	}
-	if c.MaxSettle == 0 {
-		c.MaxSettle = 30 * time.Second
-	}
 	if c.MinRate == 0 {
 		c.MinRate = 50_000
 	}
 	if c.MinRatio == 0 {
 		c.MinRatio = 25
 	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Between == nil {
-		c.Between = func(string) {}
-	}
+	c.Phases = c.Phases.withDefaults()
 	return c
 }
 
@@ -276,7 +258,7 @@ type projectionRun struct {
 }
 
 func (r *projectionRun) settle(next string) {
-	settleBefore(context.Background(), r.postmaster, r.cfg.MaxSettle, r.cfg.Logger, r.cfg.Between, next)
+	r.cfg.settleBefore(context.Background(), r.postmaster, next)
 }
 
 // publish generates the backlog, then publishes it in chunks, measuring

@@ -42,7 +42,7 @@ func TestProjection(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	cfg := loadtest.ProjectionConfig{DatabaseURL: cluster.NewDatabase(t), Bus: b, Profiles: profiles(t, "baseline", "phase1"),
-		Events: 3000, Properties: 40, Orgs: 4, Days: 3, MaxSettle: -1}
+		Events: 3000, Properties: 40, Orgs: 4, Days: 3, Phases: loadtest.Phases{MaxSettle: -1}}
 	rep, err := loadtest.Projection(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestProjectionNeedsAnEmptyStream(t *testing.T) {
 	}
 	t.Cleanup(b.Close)
 	cfg := loadtest.ProjectionConfig{DatabaseURL: cluster.NewDatabase(t), Bus: b, Profiles: profiles(t, "phase1"),
-		Events: 10, Properties: 2, Orgs: 1, MaxSettle: -1}
+		Events: 10, Properties: 2, Orgs: 1, Phases: loadtest.Phases{MaxSettle: -1}}
 	if _, err := loadtest.Projection(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestFreshness(t *testing.T) {
 	t.Cleanup(client.Close)
 	rep, err := loadtest.Freshness(context.Background(), loadtest.FreshnessConfig{
 		Client: client, DatabaseURL: env.App.DatabaseURL, Orgs: 2, Properties: 2, Rate: 50, Warmup: 200 * time.Millisecond,
-		Duration: time.Second, ProbeRate: 10, ProbeProperties: 2, MaxSettle: -1,
+		Duration: time.Second, ProbeRate: 10, ProbeProperties: 2, Phases: loadtest.Phases{MaxSettle: -1},
 	})
 	if err != nil {
 		t.Fatal(err)

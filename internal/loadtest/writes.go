@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -182,16 +181,9 @@ type WritesConfig struct {
 	// loop (default 20 ms).
 	MinRatio float64
 	MaxP99   time.Duration
-	// MaxSettle bounds the wait before each phase for the machine to go
-	// quiet after the previous one (see Settle). Default 30 s; negative:
-	// no wait.
-	MaxSettle time.Duration
-	// Seed makes the workload repeatable. Default 1.
-	Seed uint64
-	// Between, when set, runs between phases (say, to start or stop a CPU
-	// profile): before is the name of the next phase.
-	Between func(before string)
-	Logger  *slog.Logger
+	// Phases: the phases are "pgbench", "closed" and "open" of each
+	// round.
+	Phases
 }
 
 // Validate reports every problem of a resolved c (see validate.go).
@@ -234,18 +226,7 @@ func (c WritesConfig) withDefaults() WritesConfig {
 	if c.MaxP99 == 0 {
 		c.MaxP99 = 20 * time.Millisecond
 	}
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.MaxSettle == 0 {
-		c.MaxSettle = 30 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Between == nil {
-		c.Between = func(string) {}
-	}
+	c.Phases = c.Phases.withDefaults()
 	return c
 }
 
@@ -335,16 +316,7 @@ func (w *writesRun) prepare(ctx context.Context) (cleanup func(), err error) {
 
 // settle waits for the machine to go quiet before the phase next.
 func (w *writesRun) settle(ctx context.Context, next string) {
-	settleBefore(ctx, w.postmaster, w.cfg.MaxSettle, w.cfg.Logger, w.cfg.Between, next)
-}
-
-// settleBefore waits (at most max) for this process and the PostgreSQL
-// at postmaster to go quiet, logs the wait, and runs the phase hook
-// before the phase next.
-func settleBefore(ctx context.Context, postmaster int, max time.Duration, logger *slog.Logger, between func(string), next string) {
-	waited := Settle(ctx, postmaster, max)
-	logger.Info("loadtest_settled", "before", next, "waited", waited.Round(time.Millisecond).String())
-	between(next)
+	w.cfg.settleBefore(ctx, w.postmaster, next)
 }
 
 // round runs pgbench (when set), the closed loop and the open loop once.

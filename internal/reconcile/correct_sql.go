@@ -5,6 +5,19 @@ import (
 	"hmp/internal/reports"
 )
 
+// flowDeltas are the columns of a fix: for each flow sum that a daily row
+// and a monthly rollup both hold, the truth (t) minus the projection (r).
+const flowDeltas = `
+		  t.cr - COALESCE(r.cash_received, 0) AS cr, t.br - COALESCE(r.bank_received, 0) AS br,
+		  t.ce - COALESCE(r.cash_expenses, 0) AS ce, t.be - COALESCE(r.bank_expenses, 0) AS be,
+		  t.pcr - COALESCE(r.pending_cash_received, 0) AS pcr, t.pbr - COALESCE(r.pending_bank_received, 0) AS pbr,
+		  t.pce - COALESCE(r.pending_cash_expenses, 0) AS pce, t.pbe - COALESCE(r.pending_bank_expenses, 0) AS pbe,
+		  t.ac - COALESCE(r.approved_count, 0) AS ac, t.pc - COALESCE(r.pending_count, 0) AS pc`
+
+// flowsDiffer holds when any of flowDeltas is not zero.
+const flowsDiffer = `cr <> 0 OR br <> 0 OR ce <> 0 OR be <> 0 OR pcr <> 0 OR pbr <> 0 OR pce <> 0 OR pbe <> 0
+	   OR ac <> 0 OR pc <> 0`
+
 // The correction queries. They recompute, for each requested (org,
 // property, date), the day's and its month's truth from the transactions
 // (finance.TruthSums) and the counted closing from the cash counts, and
@@ -49,37 +62,25 @@ WITH k AS (
 	GROUP BY dk.o, dk.p, dk.d
 ), dfix AS (
 	SELECT * FROM (
-		SELECT t.o, t.p, t.d,
-		  t.cr - COALESCE(r.cash_received, 0) AS cr, t.br - COALESCE(r.bank_received, 0) AS br,
-		  t.ce - COALESCE(r.cash_expenses, 0) AS ce, t.be - COALESCE(r.bank_expenses, 0) AS be,
-		  t.pcr - COALESCE(r.pending_cash_received, 0) AS pcr, t.pbr - COALESCE(r.pending_bank_received, 0) AS pbr,
-		  t.pce - COALESCE(r.pending_cash_expenses, 0) AS pce, t.pbe - COALESCE(r.pending_bank_expenses, 0) AS pbe,
-		  t.ac - COALESCE(r.approved_count, 0) AS ac, t.pc - COALESCE(r.pending_count, 0) AS pc,
+		SELECT t.o, t.p, t.d,` + flowDeltas + `,
 		  c.counted_closing_cents AS cc, COALESCE(c.version, 0) AS cv,
 		  r.counted_closing AS rcc, COALESCE(r.counted_version, 0) AS rcv
 		FROM dtruth t
 		LEFT JOIN daily_cash_balances r ON r.org_id = t.o AND r.property_id = t.p AND r.business_date = t.d
 		LEFT JOIN cash_counts c ON c.org_id = t.o AND c.property_id = t.p AND c.date = t.d
 	) x
-	WHERE cr <> 0 OR br <> 0 OR ce <> 0 OR be <> 0 OR pcr <> 0 OR pbr <> 0 OR pce <> 0 OR pbe <> 0
-	   OR ac <> 0 OR pc <> 0 OR cc IS DISTINCT FROM rcc
+	WHERE ` + flowsDiffer + ` OR cc IS DISTINCT FROM rcc
 ), mtruth AS (
 	SELECT mk.o, mk.p, mk.m,` + finance.TruthSums + `
 	FROM mk LEFT JOIN tr t ON t.o = mk.o AND t.p = mk.p AND t.m = mk.m
 	GROUP BY mk.o, mk.p, mk.m
 ), mfix AS (
 	SELECT * FROM (
-		SELECT t.o, t.p, t.m,
-		  t.cr - COALESCE(r.cash_received, 0) AS cr, t.br - COALESCE(r.bank_received, 0) AS br,
-		  t.ce - COALESCE(r.cash_expenses, 0) AS ce, t.be - COALESCE(r.bank_expenses, 0) AS be,
-		  t.pcr - COALESCE(r.pending_cash_received, 0) AS pcr, t.pbr - COALESCE(r.pending_bank_received, 0) AS pbr,
-		  t.pce - COALESCE(r.pending_cash_expenses, 0) AS pce, t.pbe - COALESCE(r.pending_bank_expenses, 0) AS pbe,
-		  t.ac - COALESCE(r.approved_count, 0) AS ac, t.pc - COALESCE(r.pending_count, 0) AS pc
+		SELECT t.o, t.p, t.m,` + flowDeltas + `
 		FROM mtruth t
 		LEFT JOIN monthly_cash_balances r ON r.org_id = t.o AND r.property_id = t.p AND r.month = t.m
 	) x
-	WHERE cr <> 0 OR br <> 0 OR ce <> 0 OR be <> 0 OR pcr <> 0 OR pbr <> 0 OR pce <> 0 OR pbe <> 0
-	   OR ac <> 0 OR pc <> 0
+	WHERE ` + flowsDiffer + `
 )`
 }
 

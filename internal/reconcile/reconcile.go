@@ -160,82 +160,19 @@ func send[T any](ctx context.Context, ch chan<- T, v T) error {
 	}
 }
 
-// merge walks the four sorted streams together.
+// merge walks the four sorted streams together: each key of the daily
+// truth, the daily rows and the cash counts is compared as a day, and the
+// months as the days pass by (see merger).
 func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan projDay, found func(Mismatch)) Reconciliation {
-	res := Reconciliation{Details: []Mismatch{}}
-	report := func(k Key, period, field string, want, got int64) {
-		m := Mismatch{OrgID: k.OrgID, PropertyID: k.PropertyID, Period: period, Field: field, Expected: want, Actual: got, Date: k.Date}
-		res.Mismatches++
-		if len(res.Details) < MaxMismatchDetails {
-			res.Details = append(res.Details, m)
-		}
-		if found != nil {
-			found(m)
-		}
-	}
-	compare := func(k Key, period string, want, got Flows) {
-		names := [...]string{"cashReceivedCents", "bankReceivedCents", "cashExpensesCents", "bankExpensesCents",
-			"pendingCashReceivedCents", "pendingBankReceivedCents", "pendingCashExpensesCents", "pendingBankExpensesCents",
-			"approvedCount", "pendingCount"}
-		w := [...]int64{want.CashReceived, want.BankReceived, want.CashExpenses, want.BankExpenses, want.PendingCashReceived,
-			want.PendingBankReceived, want.PendingCashExpenses, want.PendingBankExpenses, want.ApprovedCount, want.PendingCount}
-		g := [...]int64{got.CashReceived, got.BankReceived, got.CashExpenses, got.BankExpenses, got.PendingCashReceived,
-			got.PendingBankReceived, got.PendingCashExpenses, got.PendingBankExpenses, got.ApprovedCount, got.PendingCount}
-		for i := range names {
-			if w[i] != g[i] {
-				report(k, period, names[i], w[i], g[i])
-			}
-		}
-	}
-
-	// Monthly truth is summed from the daily truth as it streams by (it is
-	// sorted, so a month's days are contiguous) and compared with the
-	// monthly rows when the month is complete.
-	mHead, mOK := <-months
-	var (
-		curMonth  Key
-		monthSum  Flows
-		haveMonth bool
-	)
-	checkMonth := func(k Key, want Flows) {
-		for mOK && mHead.key.Compare(k) < 0 {
-			res.MonthsChecked++
-			compare(mHead.key, monthLabel(mHead.key.Date), Flows{}, mHead.flows)
-			mHead, mOK = <-months
-		}
-		res.MonthsChecked++
-		if mOK && mHead.key.Compare(k) == 0 {
-			compare(k, monthLabel(k.Date), want, mHead.flows)
-			mHead, mOK = <-months
-			return
-		}
-		compare(k, monthLabel(k.Date), want, Flows{})
-	}
-	flushMonth := func() {
-		if haveMonth {
-			checkMonth(curMonth, monthSum)
-		}
-		haveMonth, monthSum = false, Flows{}
-	}
-
+	m := &merger{res: Reconciliation{Details: []Mismatch{}}, found: found, months: months}
+	m.mHead, m.mOK = <-months
 	tHead, tOK := <-truth
 	dHead, dOK := <-days
 	cHead, cOK := <-counts
 	for tOK || dOK || cOK {
-		// The smallest key among the heads.
-		var k Key
-		first := true
-		for _, c := range []struct {
-			ok bool
-			k  Key
-		}{{tOK, tHead.key}, {dOK, dHead.key}, {cOK, cHead.key}} {
-			if c.ok && (first || c.k.Compare(k) < 0) {
-				k, first = c.k, false
-			}
-		}
+		k := smallest([]bool{tOK, dOK, cOK}, []Key{tHead.key, dHead.key, cHead.key})
 		var want, got Flows
-		var counted *int64
-		var truthCount *int64
+		var counted, truthCount *int64
 		if tOK && tHead.key == k {
 			want = tHead.flows
 			tHead, tOK = <-truth
@@ -247,35 +184,133 @@ func merge(truth, days <-chan projDay, counts <-chan countRow, months <-chan pro
 		if cOK && cHead.key == k {
 			v := cHead.counted
 			truthCount = &v
-			res.CountsChecked++
+			m.res.CountsChecked++
 			cHead, cOK = <-counts
 		}
-		res.DaysChecked++
-		compare(k, k.Date.String(), want, got)
-		switch {
-		case truthCount != nil && counted == nil:
-			report(k, k.Date.String(), "countedClosingCents", *truthCount, 0)
-		case truthCount == nil && counted != nil:
-			report(k, k.Date.String(), "countedClosingCents", 0, *counted)
-		case truthCount != nil && *truthCount != *counted:
-			report(k, k.Date.String(), "countedClosingCents", *truthCount, *counted)
-		}
-		if !want.IsZero() {
-			mk := Key{k.OrgID, k.PropertyID, k.Date.MonthStart()}
-			if haveMonth && mk != curMonth {
-				flushMonth()
-			}
-			curMonth, haveMonth = mk, true
-			monthSum.Add(want, 1)
+		m.res.DaysChecked++
+		m.compare(k, k.Date.String(), want, got)
+		m.compareCount(k, truthCount, counted)
+		m.addDay(k, want)
+	}
+	m.flushMonth()
+	m.checkMonthsBefore(nil) // monthly rows beyond the last truth month
+	return m.res
+}
+
+// smallest returns the smallest of the keys whose ok is true (one is).
+func smallest(ok []bool, keys []Key) Key {
+	var k Key
+	first := true
+	for i := range keys {
+		if ok[i] && (first || keys[i].Compare(k) < 0) {
+			k, first = keys[i], false
 		}
 	}
-	flushMonth()
-	for mOK { // monthly rows beyond the last truth month
-		res.MonthsChecked++
-		compare(mHead.key, monthLabel(mHead.key.Date), Flows{}, mHead.flows)
-		mHead, mOK = <-months
+	return k
+}
+
+// merger holds what merge has found so far and its place in the monthly
+// rows. Monthly truth is summed from the daily truth as it streams by (it
+// is sorted, so a month's days are contiguous) and compared with the
+// monthly rows when the month is complete.
+type merger struct {
+	res   Reconciliation
+	found func(Mismatch)
+
+	months <-chan projDay
+	mHead  projDay // the next monthly row, while mOK
+	mOK    bool
+
+	curMonth  Key   // the month being summed, while haveMonth
+	monthSum  Flows // its truth so far
+	haveMonth bool
+}
+
+// report counts a mismatch, keeps its details (up to
+// MaxMismatchDetails) and passes it to found.
+func (m *merger) report(k Key, period, field string, want, got int64) {
+	mm := Mismatch{OrgID: k.OrgID, PropertyID: k.PropertyID, Period: period, Field: field, Expected: want, Actual: got, Date: k.Date}
+	m.res.Mismatches++
+	if len(m.res.Details) < MaxMismatchDetails {
+		m.res.Details = append(m.res.Details, mm)
 	}
-	return res
+	if m.found != nil {
+		m.found(mm)
+	}
+}
+
+// compare reports each flow of a period that differs.
+func (m *merger) compare(k Key, period string, want, got Flows) {
+	names := [...]string{"cashReceivedCents", "bankReceivedCents", "cashExpensesCents", "bankExpensesCents",
+		"pendingCashReceivedCents", "pendingBankReceivedCents", "pendingCashExpensesCents", "pendingBankExpensesCents",
+		"approvedCount", "pendingCount"}
+	w := [...]int64{want.CashReceived, want.BankReceived, want.CashExpenses, want.BankExpenses, want.PendingCashReceived,
+		want.PendingBankReceived, want.PendingCashExpenses, want.PendingBankExpenses, want.ApprovedCount, want.PendingCount}
+	g := [...]int64{got.CashReceived, got.BankReceived, got.CashExpenses, got.BankExpenses, got.PendingCashReceived,
+		got.PendingBankReceived, got.PendingCashExpenses, got.PendingBankExpenses, got.ApprovedCount, got.PendingCount}
+	for i := range names {
+		if w[i] != g[i] {
+			m.report(k, period, names[i], w[i], g[i])
+		}
+	}
+}
+
+// compareCount reports a day whose counted closing differs from the
+// newest cash count (nil: none).
+func (m *merger) compareCount(k Key, truthCount, counted *int64) {
+	switch {
+	case truthCount != nil && counted == nil:
+		m.report(k, k.Date.String(), "countedClosingCents", *truthCount, 0)
+	case truthCount == nil && counted != nil:
+		m.report(k, k.Date.String(), "countedClosingCents", 0, *counted)
+	case truthCount != nil && *truthCount != *counted:
+		m.report(k, k.Date.String(), "countedClosingCents", *truthCount, *counted)
+	}
+}
+
+// addDay adds a day's truth to its month, checking the month before when
+// this day starts another.
+func (m *merger) addDay(k Key, want Flows) {
+	if want.IsZero() {
+		return
+	}
+	mk := Key{k.OrgID, k.PropertyID, k.Date.MonthStart()}
+	if m.haveMonth && mk != m.curMonth {
+		m.flushMonth()
+	}
+	m.curMonth, m.haveMonth = mk, true
+	m.monthSum.Add(want, 1)
+}
+
+// flushMonth checks the month being summed, if any, and starts afresh.
+func (m *merger) flushMonth() {
+	if m.haveMonth {
+		m.checkMonth(m.curMonth, m.monthSum)
+	}
+	m.haveMonth, m.monthSum = false, Flows{}
+}
+
+// checkMonth compares month k's truth with its monthly row, after the
+// monthly rows before it, which have no truth.
+func (m *merger) checkMonth(k Key, want Flows) {
+	m.checkMonthsBefore(&k)
+	m.res.MonthsChecked++
+	if m.mOK && m.mHead.key.Compare(k) == 0 {
+		m.compare(k, monthLabel(k.Date), want, m.mHead.flows)
+		m.mHead, m.mOK = <-m.months
+		return
+	}
+	m.compare(k, monthLabel(k.Date), want, Flows{})
+}
+
+// checkMonthsBefore checks the monthly rows before month k (nil: all
+// that are left) as months without truth.
+func (m *merger) checkMonthsBefore(k *Key) {
+	for m.mOK && (k == nil || m.mHead.key.Compare(*k) < 0) {
+		m.res.MonthsChecked++
+		m.compare(m.mHead.key, monthLabel(m.mHead.key.Date), Flows{}, m.mHead.flows)
+		m.mHead, m.mOK = <-m.months
+	}
 }
 
 func monthLabel(d domain.Date) string { return d.String()[:7] }

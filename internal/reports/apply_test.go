@@ -14,37 +14,20 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 )
 
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 type applyBundle struct {
 	pool  *pgxpool.Pool
-	clock *testClock
+	clock *clocktest.Clock
 	apply *applier
 }
 
 func setupApply(t *testing.T) applyBundle {
 	t.Helper()
 	pool := cluster.NewPool(t)
-	clock := &testClock{t: epoch}
+	clock := clocktest.New(epoch)
 	return applyBundle{pool: pool, clock: clock, apply: &applier{pool: pool, now: clock.Now}}
 }
 

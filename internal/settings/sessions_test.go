@@ -3,13 +3,13 @@ package settings_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/natstest"
 	"hmp/internal/settings"
 )
@@ -34,19 +34,6 @@ func bucket(t *testing.T, url string) jetstream.KeyValue {
 	return kv
 }
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestSessions: a session opened on one instance is valid on another that
 // shares the bus; ending it on either ends it on both at once; it expires
 // by the server's clock whatever the cookie says; the bucket never holds
@@ -54,7 +41,7 @@ func (c *clock) Add(d time.Duration) {
 func TestSessions(t *testing.T) {
 	t.Parallel()
 	url := natstest.StartServer(t)
-	clk := &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	kvA, kvB := bucket(t, url), bucket(t, url)
 	a := settings.NewSessions(kvA, settings.SessionsConfig{TTL: time.Hour, Clock: clk.Now})
 	b := settings.NewSessions(kvB, settings.SessionsConfig{TTL: time.Hour, Clock: clk.Now})
@@ -96,11 +83,11 @@ func TestSessions(t *testing.T) {
 	})
 	t.Run("expires on the server", func(t *testing.T) {
 		id := open(a)
-		clk.Add(59 * time.Minute)
+		clk.Advance(59 * time.Minute)
 		if !valid(b, id) {
 			t.Fatal("expired early")
 		}
-		clk.Add(time.Minute)
+		clk.Advance(time.Minute)
 		if valid(b, id) || valid(a, id) {
 			t.Fatal("valid past its expiry")
 		}
@@ -115,7 +102,7 @@ func TestSessions(t *testing.T) {
 	})
 	t.Run("the bucket holds no id, and expired ones are swept", func(t *testing.T) {
 		id := open(a)
-		clk.Add(2 * time.Hour)
+		clk.Advance(2 * time.Hour)
 		fresh := open(b) // sweeps the expired
 		keys, err := kvA.ListKeys(ctx)
 		if err != nil {

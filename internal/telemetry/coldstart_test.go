@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/cache"
+	"hmp/internal/clocktest"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -281,7 +282,7 @@ func TestRulesFireFromColdStart(t *testing.T) {
 	// The built-in evaluator, on the same minutes.
 	for _, sc := range scenarios {
 		start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-		c := &clock{t: start}
+		c := clocktest.New(start)
 		rp := &replay{series: inputs(sc)}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(rp)
@@ -292,7 +293,7 @@ func TestRulesFireFromColdStart(t *testing.T) {
 			rp.mu.Lock()
 			rp.minute = m
 			rp.mu.Unlock()
-			c.t = start.Add(time.Duration(m) * time.Minute)
+			c.Set(start.Add(time.Duration(m) * time.Minute))
 			if err := e.Evaluate(context.Background()); err != nil {
 				t.Fatal(err)
 			}

@@ -4,28 +4,16 @@ import (
 	"context"
 	"errors"
 	"math"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"hmp/internal/clocktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// clock is a test clock moved by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // world is a registry holding the metrics the rules read, under the names
 // the other packages register.
@@ -71,7 +59,7 @@ func newWorld() *world {
 	return w
 }
 
-func testEvaluator(t *testing.T, w *world, c *clock, f func(*Config)) *Evaluator {
+func testEvaluator(t *testing.T, w *world, c *clocktest.Clock, f func(*Config)) *Evaluator {
 	cfg := Config{Interval: time.Second, Window: time.Minute, For: 30 * time.Second, History: 3, Now: c.Now}
 	if f != nil {
 		f(&cfg)
@@ -99,7 +87,7 @@ func byRule(e *Evaluator, rule string) []Alert {
 
 func TestEvaluatorLifecycle(t *testing.T) {
 	t.Parallel()
-	w, c := newWorld(), &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	w, c := newWorld(), clocktest.New(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	e := testEvaluator(t, w, c, nil)
 	changes, cancel := e.Subscribe(16)
 	defer cancel()
@@ -180,7 +168,7 @@ func TestEvaluatorHistoryBounded(t *testing.T) {
 	if f := (Config{For: -1}).WithDefaults().WithDefaults().For; f >= 0 {
 		t.Fatalf("a negative for (fire at once) became %s after defaults twice", f)
 	}
-	w, c := newWorld(), &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	w, c := newWorld(), clocktest.New(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	e := testEvaluator(t, w, c, func(c *Config) { c.For = -1 })
 	var ids []string
 	for range 5 {
@@ -211,7 +199,7 @@ func TestEvaluatorHistoryBounded(t *testing.T) {
 // increase, and alerts on the right side of its threshold.
 func TestRuleValues(t *testing.T) {
 	t.Parallel()
-	w, c := newWorld(), &clock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	w, c := newWorld(), clocktest.New(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
 	e := testEvaluator(t, w, c, func(c *Config) { c.For = -1 })
 	// Traffic before the window's start does not count.
 	w.consumed.WithLabelValues("reports", "acked").Add(1000)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"hmp/internal/clocktest"
 )
 
 // series is one input series, a value per minute.
@@ -156,7 +158,7 @@ func TestPrometheusAgrees(t *testing.T) {
 
 	// The built-in evaluator, on the same minutes.
 	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-	c := &clock{t: start}
+	c := clocktest.New(start)
 	rp := &replay{series: in}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rp)
@@ -166,7 +168,7 @@ func TestPrometheusAgrees(t *testing.T) {
 		rp.mu.Lock()
 		rp.minute = m
 		rp.mu.Unlock()
-		c.t = start.Add(time.Duration(m) * time.Minute)
+		c.Set(start.Add(time.Duration(m) * time.Minute))
 		if err := e.Evaluate(context.Background()); err != nil {
 			t.Fatal(err)
 		}

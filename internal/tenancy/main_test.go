@@ -1,16 +1,13 @@
 package tenancy_test
 
 import (
-	"errors"
-	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/bcrypt"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/domain"
 	"hmp/internal/postgres/pgtest"
 	"hmp/internal/tenancy"
@@ -26,30 +23,12 @@ func TestMain(m *testing.M) {
 // baseTime is where every fixture's clock starts.
 var baseTime = time.Date(2026, 6, 15, 6, 30, 0, 0, time.UTC)
 
-// clock is a settable service clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fixture is a tenancy service on a fresh database with one signed-up
 // organization: its ADMIN, a property in the default zone and a MANAGER
 // assigned to it.
 type fixture struct {
 	pool  *pgxpool.Pool
-	clock *clock
+	clock *clocktest.Clock
 	svc   *tenancy.Service
 	org   tenancy.Org
 	admin domain.Actor
@@ -66,7 +45,7 @@ const (
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{pool: cluster.NewPool(t), clock: &clock{t: baseTime}}
+	f := &fixture{pool: cluster.NewPool(t), clock: clocktest.New(baseTime)}
 	f.svc = f.service(t, tenancy.Config{})
 	org, admin, err := f.svc.Signup(t.Context(), tenancy.SignupInput{OrgName: "Sea Side Stays", Email: adminEmail, Password: adminPassword, DisplayName: "Admin"})
 	if err != nil {
@@ -119,49 +98,6 @@ func (f *fixture) signup(t *testing.T, name, email string) domain.Actor {
 		t.Fatal(err)
 	}
 	return domain.Actor{OrgID: org.ID, UserID: u.ID, Role: domain.Admin}
-}
-
-// mustErr asserts that err is target and that its text holds every part.
-func mustErr(t *testing.T, err, target error, parts ...string) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Fatalf("error = %v, want %v", err, target)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Fatalf("error %q does not say %q", err, p)
-		}
-	}
-}
-
-// fieldName is a validation field without its transport location, so the
-// tests hold whether the service or the edge adds "body.".
-func fieldName(f string) string {
-	if name, ok := strings.CutPrefix(f, "body."); ok {
-		return name
-	}
-	return f
-}
-
-// mustFields asserts that err is a validation error naming exactly the
-// fields want, in any order.
-func mustFields(t *testing.T, err error, want ...string) {
-	t.Helper()
-	var v *domain.ValidationError
-	if !errors.As(err, &v) {
-		t.Fatalf("error = %v, want a validation error naming %q", err, want)
-	}
-	var got []string
-	for _, f := range v.Fields {
-		got = append(got, fieldName(f.Field))
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	want = slices.Clone(want)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("invalid fields = %q, want %q (%v)", got, want, err)
-	}
 }
 
 // ghostID is a well-formed id of nothing.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"hmp/internal/domain"
+	"hmp/internal/domain/domaintest"
 	"hmp/internal/tenancy"
 )
 
@@ -49,10 +50,10 @@ func TestSignup(t *testing.T) {
 		{"a NUL in the display name", tenancy.SignupInput{OrgName: "A", Email: "a@b.test", Password: "long enough", DisplayName: "a\x00b"}, []string{"displayName"}},
 	} {
 		_, _, err := f.svc.Signup(ctx, tc.in)
-		t.Run(tc.name, func(t *testing.T) { mustFields(t, err, tc.fields...) })
+		t.Run(tc.name, func(t *testing.T) { domaintest.MustFields(t, err, tc.fields...) })
 	}
 	_, _, err = f.svc.Signup(ctx, tenancy.SignupInput{OrgName: "Copy", Email: strings.ToUpper(adminEmail), Password: "long enough", DisplayName: "Copy"})
-	mustErr(t, err, domain.ErrConflict, "already registered")
+	domaintest.MustErr(t, err, domain.ErrConflict, "already registered")
 }
 
 // TestAuthenticate: the right email (any case) and password answer the
@@ -70,13 +71,13 @@ func TestAuthenticate(t *testing.T) {
 		{adminEmail, "wrong horse"}, {"nobody@example.test", adminPassword}, {adminEmail, ""}, {"a\x00b@c.test", adminPassword},
 	} {
 		_, err := f.svc.Authenticate(ctx, tc.email, tc.password)
-		mustErr(t, err, domain.ErrUnauthenticated, "invalid email or password")
+		domaintest.MustErr(t, err, domain.ErrUnauthenticated, "invalid email or password")
 	}
 	if _, err := f.svc.UpdateUser(ctx, f.admin, f.mgr.UserID, tenancy.UserPatch{Disabled: ptr(true)}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = f.svc.Authenticate(ctx, mgrEmail, mgrPassword)
-	mustErr(t, err, domain.ErrUnauthenticated, "invalid email or password")
+	domaintest.MustErr(t, err, domain.ErrUnauthenticated, "invalid email or password")
 	if _, err := f.svc.UpdateUser(ctx, f.admin, f.mgr.UserID, tenancy.UserPatch{Disabled: ptr(false)}); err != nil {
 		t.Fatal(err)
 	}
@@ -115,24 +116,24 @@ func TestUsers(t *testing.T) {
 
 	t.Run("refusals", func(t *testing.T) {
 		_, err := f.svc.CreateUser(ctx, f.mgr, in("x@seaside.test", domain.Manager))
-		mustErr(t, err, domain.ErrForbidden)
+		domaintest.MustErr(t, err, domain.ErrForbidden)
 		_, err = f.svc.CreateUser(ctx, f.admin, in("y@seaside.test", "OWNER"))
-		mustFields(t, err, "role")
+		domaintest.MustFields(t, err, "role")
 		_, err = f.svc.CreateUser(ctx, f.admin, in("z@seaside.test", domain.Admin, north.ID))
-		mustFields(t, err, "propertyIds")
+		domaintest.MustFields(t, err, "propertyIds")
 		_, err = f.svc.CreateUser(ctx, f.admin, tenancy.CreateUserInput{Email: "bad", Password: "short", Role: domain.Manager})
-		mustFields(t, err, "email", "password", "displayName")
+		domaintest.MustFields(t, err, "email", "password", "displayName")
 		_, err = f.svc.CreateUser(ctx, f.admin, in("w@seaside.test", domain.Manager, foreign.ID))
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 		_, err = f.svc.CreateUser(ctx, f.admin, in(mgrEmail, domain.Manager))
-		mustErr(t, err, domain.ErrConflict)
+		domaintest.MustErr(t, err, domain.ErrConflict)
 		// Nothing of the refused users was kept.
 		for _, email := range []string{"x@seaside.test", "w@seaside.test"} {
 			_, err := f.svc.Authenticate(ctx, email, "long enough")
-			mustErr(t, err, domain.ErrUnauthenticated)
+			domaintest.MustErr(t, err, domain.ErrUnauthenticated)
 		}
 		_, err = f.svc.User(ctx, outsider.OrgID, u.ID)
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	})
 
 	t.Run("assignments are replaced", func(t *testing.T) {
@@ -148,15 +149,15 @@ func TestUsers(t *testing.T) {
 			t.Fatalf("cleared = %+v, %v", got, err)
 		}
 		_, err = f.svc.SetUserProperties(ctx, f.mgr, u.ID, []domain.ID{north.ID})
-		mustErr(t, err, domain.ErrForbidden)
+		domaintest.MustErr(t, err, domain.ErrForbidden)
 		_, err = f.svc.SetUserProperties(ctx, f.admin, f.admin.UserID, []domain.ID{north.ID})
-		mustFields(t, err, "propertyIds")
+		domaintest.MustFields(t, err, "propertyIds")
 		_, err = f.svc.SetUserProperties(ctx, f.admin, u.ID, []domain.ID{foreign.ID})
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 		_, err = f.svc.SetUserProperties(ctx, f.admin, ghostID, []domain.ID{north.ID})
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 		_, err = f.svc.SetUserProperties(ctx, outsider, u.ID, nil)
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	})
 }
 
@@ -192,10 +193,10 @@ func TestProperties(t *testing.T) {
 		{"a four-letter currency", tenancy.PropertyInput{Name: "A", Type: "hotel", Currency: "EURO"}, []string{"currency"}},
 	} {
 		_, err := f.svc.CreateProperty(ctx, f.admin, tc.in)
-		t.Run(tc.name, func(t *testing.T) { mustFields(t, err, tc.fields...) })
+		t.Run(tc.name, func(t *testing.T) { domaintest.MustFields(t, err, tc.fields...) })
 	}
 	_, err = f.svc.CreateProperty(ctx, f.mgr, tenancy.PropertyInput{Name: "Mine", Type: "hotel"})
-	mustErr(t, err, domain.ErrForbidden)
+	domaintest.MustErr(t, err, domain.ErrForbidden)
 
 	outsider := f.signup(t, "Outsiders", "owner@outsiders.test")
 	foreign := f.property(t, outsider, "Foreign", "")
@@ -235,7 +236,7 @@ func TestProperties(t *testing.T) {
 			}
 			continue
 		}
-		mustErr(t, err, domain.ErrNotFound)
+		domaintest.MustErr(t, err, domain.ErrNotFound)
 	}
 	// Internal work reads a property without an access check, but within
 	// its organization only.
@@ -243,7 +244,7 @@ func TestProperties(t *testing.T) {
 		t.Fatalf("PropertyByID = %+v, %v", p, err)
 	}
 	_, err = f.svc.PropertyByID(ctx, f.org.ID, foreign.ID)
-	mustErr(t, err, domain.ErrNotFound)
+	domaintest.MustErr(t, err, domain.ErrNotFound)
 }
 
 // TestUpdateUser: the rules of changing a user (only an ADMIN, not on
@@ -254,18 +255,18 @@ func TestUpdateUser(t *testing.T) {
 	f := setup(t)
 	ctx := t.Context()
 	_, err := f.svc.UpdateUser(ctx, f.admin, f.admin.UserID, tenancy.UserPatch{Disabled: ptr(true)})
-	mustErr(t, err, domain.ErrConflict, "cannot demote or disable themselves")
+	domaintest.MustErr(t, err, domain.ErrConflict, "cannot demote or disable themselves")
 	_, err = f.svc.UpdateUser(ctx, f.admin, f.admin.UserID, tenancy.UserPatch{Role: ptr(domain.Manager)})
-	mustErr(t, err, domain.ErrConflict)
+	domaintest.MustErr(t, err, domain.ErrConflict)
 	_, err = f.svc.UpdateUser(ctx, f.admin, ghostID, tenancy.UserPatch{Disabled: ptr(true)})
-	mustErr(t, err, domain.ErrNotFound)
+	domaintest.MustErr(t, err, domain.ErrNotFound)
 	_, err = f.svc.UpdateUser(ctx, f.mgr, f.admin.UserID, tenancy.UserPatch{Disabled: ptr(true)})
-	mustErr(t, err, domain.ErrForbidden)
+	domaintest.MustErr(t, err, domain.ErrForbidden)
 	_, err = f.svc.UpdateUser(ctx, f.admin, f.mgr.UserID, tenancy.UserPatch{Role: ptr(domain.Role("OWNER"))})
-	mustFields(t, err, "role")
+	domaintest.MustFields(t, err, "role")
 	outsider := f.signup(t, "Other Org", "owner@other.test")
 	_, err = f.svc.UpdateUser(ctx, outsider, f.mgr.UserID, tenancy.UserPatch{Disabled: ptr(true)})
-	mustErr(t, err, domain.ErrNotFound)
+	domaintest.MustErr(t, err, domain.ErrNotFound)
 	if st, err := f.svc.UserState(ctx, f.org.ID, f.mgr.UserID); err != nil || st.Role != domain.Manager {
 		t.Fatalf("the refusals changed the manager: %+v, %v", st, err)
 	}
@@ -311,7 +312,7 @@ func TestTokensNotBefore(t *testing.T) {
 	first := f.clock.Now()
 	set(true)
 	_, err = f.svc.UserState(ctx, f.org.ID, f.mgr.UserID)
-	mustErr(t, err, domain.ErrUnauthenticated, "disabled")
+	domaintest.MustErr(t, err, domain.ErrUnauthenticated, "disabled")
 
 	f.clock.Advance(time.Minute)
 	set(false)
@@ -342,7 +343,7 @@ func TestTokensNotBefore(t *testing.T) {
 		t.Fatalf("after a disable with an earlier clock: %+v, want %s", st, second)
 	}
 	_, err = f.svc.UserState(ctx, f.org.ID, ghostID)
-	mustErr(t, err, domain.ErrUnauthenticated, "no longer exists")
+	domaintest.MustErr(t, err, domain.ErrUnauthenticated, "no longer exists")
 }
 
 // TestRevoke: a logout revokes one token id of an organization until it
@@ -377,7 +378,7 @@ func TestRevoke(t *testing.T) {
 	if revoked(f.org.ID, "token-1") || !revoked(f.org.ID, "token-2") {
 		t.Fatal("the expired revocation was kept, or the new one lost")
 	}
-	mustFields(t, f.svc.Revoke(ctx, f.org.ID, f.admin.UserID, "a\x00b", exp), "token")
+	domaintest.MustFields(t, f.svc.Revoke(ctx, f.org.ID, f.admin.UserID, "a\x00b", exp), "token")
 }
 
 // TestUnassignedManagerLosesAccess: a MANAGER's assignments are cached for
@@ -402,7 +403,7 @@ func TestUnassignedManagerLosesAccess(t *testing.T) {
 		case want && err != nil:
 			t.Fatalf("no access to %s: %v", prop, err)
 		case !want:
-			mustErr(t, err, domain.ErrNotFound)
+			domaintest.MustErr(t, err, domain.ErrNotFound)
 		}
 	}
 	// Every instance reads (and caches) the assignments.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"hmp/internal/clocktest"
 	"hmp/internal/natstest"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -39,30 +40,18 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // fixture is two instances' dashboards sharing one bus's settings bucket.
 type fixture struct {
 	a, b  *dashboard.Dashboard
 	reg   *prometheus.Registry
 	logs  *syncBuffer
-	clock *clock
+	clock *clocktest.Clock
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	url := natstest.StartServer(t)
-	f := &fixture{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, clock: &clock{now: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)}}
+	f := &fixture{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, clock: clocktest.New(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))}
 	logger := slog.New(slog.NewTextHandler(f.logs, nil))
 	proxies, err := operator.ParseProxies([]string{"10.0.0.1"})
 	if err != nil {
@@ -266,7 +255,7 @@ func TestDashboardSessions(t *testing.T) {
 		if c.MaxAge < 3500 || c.MaxAge > 3600 {
 			t.Fatalf("cookie max-age %d, want the session's hour", c.MaxAge)
 		}
-		f.clock.Add(time.Hour)
+		f.clock.Advance(time.Hour)
 		status(t, do(f.b, "GET", "/dashboard", addr, nil, c), 401, "an expired session the browser still sends")
 	})
 	t.Run("each login its own id", func(t *testing.T) {
