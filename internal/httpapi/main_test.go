@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"hmp/internal/auth"
+	"hmp/internal/clocktest"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
@@ -39,12 +39,12 @@ func TestMain(m *testing.M) {
 // side (without its projector: report reads see no projected movement)
 // and the reconciliation jobs.
 type api struct {
-	t       *testing.T
+	t       testing.TB
 	handler http.Handler
 	pool    *pgxpool.Pool
 	// clock is every service's clock; it follows the wall clock until a
 	// test sets it.
-	clock *clock
+	clock *clocktest.Clock
 	// logs holds everything the edge logged, debug level and up.
 	logs *syncBuffer
 }
@@ -55,9 +55,9 @@ const tokenTTL = time.Hour
 // tokenSecret is the secret the fixture signs tokens with.
 var tokenSecret = []byte(strings.Repeat("s", 32))
 
-func setup(t *testing.T) *api {
+func setup(t testing.TB) *api {
 	t.Helper()
-	a := &api{t: t, pool: cluster.NewPool(t), clock: &clock{}, logs: &syncBuffer{}}
+	a := &api{t: t, pool: cluster.NewPool(t), clock: clocktest.Wall(), logs: &syncBuffer{}}
 	a.handler = a.edge()
 	return a
 }
@@ -104,41 +104,6 @@ func (a *api) in(t *testing.T) *api {
 	b := *a
 	b.t = t
 	return &b
-}
-
-// clock is a settable clock; the zero value reads time.Now.
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-	fixed  time.Time
-}
-
-// Now returns the clock's time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.fixed.IsZero() {
-		return c.fixed
-	}
-	return time.Now().Add(c.offset)
-}
-
-// Set freezes the clock at t.
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.fixed = t
-}
-
-// Advance moves the clock by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.fixed.IsZero() {
-		c.fixed = c.fixed.Add(d)
-		return
-	}
-	c.offset += d
 }
 
 // answer is a response: its status, headers and problem (if any).
