@@ -28,7 +28,7 @@ func (in *instance) deps(b base) httpapi.Deps {
 		d.Dashboard = op.dash
 	}
 	if in.db != nil {
-		d.Replicas, d.WritePosition = replicaDeps(in.db.replicas)
+		d.Replicas = in.db.replicas
 	}
 	if w := in.write; w != nil {
 		d.Tenancy, d.Finance, d.Events, d.Idempotency = w.tenancy, w.finance, in.progress.events, w.idem

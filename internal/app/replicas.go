@@ -5,7 +5,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"hmp/internal/httpapi"
 	"hmp/internal/postgres"
 	"hmp/internal/replicas"
 )
@@ -42,22 +41,4 @@ func startHosts(ctx context.Context, b base, url string) (*postgres.Hosts, error
 	}
 	b.stops.push(hosts.Stop)
 	return hosts, hosts.Start(ctx)
-}
-
-// replicaDeps returns the /readyz states of the replicas and the write
-// position for consistency tokens: nil without replicas (tokens stay c1,
-// writes pay no extra round trip).
-func replicaDeps(r *replicas.Router) (func() []httpapi.ReplicaState, func(context.Context) (uint64, error)) {
-	if r == nil || r.Reads() == replicas.ReadsPrimaryNone {
-		return nil, nil
-	}
-	states := func() []httpapi.ReplicaState {
-		st := r.Statuses()
-		out := make([]httpapi.ReplicaState, len(st))
-		for i, s := range st {
-			out[i] = httpapi.ReplicaState{Name: s.Name, State: string(s.State)}
-		}
-		return out
-	}
-	return states, r.PrimaryLSN
 }

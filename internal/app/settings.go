@@ -8,7 +8,6 @@ import (
 	"hmp/internal/bus"
 	"hmp/internal/cache"
 	"hmp/internal/config"
-	"hmp/internal/knobs"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -70,26 +69,13 @@ func (t tunables) apply(ctx context.Context, s settings.Settings) error {
 		}
 	}
 	if t.cache != nil {
-		if err := t.cache.SetEntries(s.Cache.Entries); err != nil {
-			errs = append(errs, fmt.Errorf("cache: %w", err))
-		}
-		if err := t.cache.SetInvalidation(s.Cache.Invalidation); err != nil {
+		if err := t.cache.Tune(s.Cache); err != nil {
 			errs = append(errs, fmt.Errorf("cache: %w", err))
 		}
 	}
-	if limiter := t.limiter; limiter != nil {
-		// Only the limits that change: the settings count whole seconds,
-		// and a configured sub-second period must not be rounded away.
-		changes := map[string]ratelimit.Limit{}
-		for name, l := range map[string]knobs.Limit{ratelimit.WritesUser: s.RateLimits.WritesPerUser, ratelimit.WritesOrg: s.RateLimits.WritesPerOrg} {
-			if config.LiveLimit(limiter.Limit(name)) != l {
-				changes[name] = ratelimit.Limit{Count: l.Count, Period: l.Period()}
-			}
-		}
-		if len(changes) > 0 {
-			if err := limiter.SetLimits(changes); err != nil {
-				errs = append(errs, fmt.Errorf("rate limits: %w", err))
-			}
+	if t.limiter != nil {
+		if err := t.limiter.Tune(s.RateLimits); err != nil {
+			errs = append(errs, fmt.Errorf("rate limits: %w", err))
 		}
 	}
 	if t.replicaReads != nil {

@@ -1,9 +1,12 @@
 package cache
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"hmp/internal/knobs"
 )
 
 // liveSettings are the settings switched at run time; unset, the
@@ -57,4 +60,10 @@ func (c *Cache) SetInvalidation(mode string) error {
 	c.live.invalidation.Store(&mode)
 	c.trustFrom.Store(time.Now().UnixNano())
 	return nil
+}
+
+// Tune puts the live settings' cache knobs in force: both parts are
+// applied even when one is refused.
+func (c *Cache) Tune(k knobs.Cache) error {
+	return errors.Join(c.SetEntries(k.Entries), c.SetInvalidation(k.Invalidation))
 }

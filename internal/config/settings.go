@@ -2,10 +2,8 @@ package config
 
 import (
 	"fmt"
-	"time"
 
 	"hmp/internal/knobs"
-	"hmp/internal/ratelimit"
 	"hmp/internal/settings"
 )
 
@@ -38,17 +36,8 @@ func (cfg Config) rawSettings() settings.Settings {
 	// does, or applying the seed would switch the reads back off.
 	k.ReplicaReads = cfg.ReplicaReads == "on"
 	k.RateLimits = knobs.RateLimits{
-		WritesPerUser: LiveLimit(cfg.RateLimits.WritesPerUser),
-		WritesPerOrg:  LiveLimit(cfg.RateLimits.WritesPerOrg),
+		WritesPerUser: cfg.RateLimits.WritesPerUser.Live(),
+		WritesPerOrg:  cfg.RateLimits.WritesPerOrg.Live(),
 	}
 	return settings.Settings{Profile: cfg.Profile, Knobs: k}
-}
-
-// LiveLimit returns a limiter's budget as the live settings count it
-// (whole seconds).
-func LiveLimit(l ratelimit.Limit) knobs.Limit {
-	if l.Unlimited() {
-		return knobs.Limit{}
-	}
-	return knobs.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
 }

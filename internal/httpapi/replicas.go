@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"hmp/internal/domain"
+	"hmp/internal/replicas"
 )
 
 // ReplicaState is one read replica's state on /readyz: a name without
@@ -20,10 +21,29 @@ type ReplicaState struct {
 // it (c1): a read then holds a replica to the primary's position after
 // its wait, which is later still.
 func (s *server) token(ctx context.Context, t domain.Token) string {
-	if s.WritePosition != nil && t.LSN == 0 {
-		if lsn, err := s.WritePosition(ctx); err == nil {
+	if t.LSN == 0 && s.replicated() {
+		if lsn, err := s.Replicas.PrimaryLSN(ctx); err == nil {
 			t.LSN = lsn
 		}
 	}
 	return t.String()
+}
+
+// replicated reports whether any read replica is configured: without one,
+// tokens stay c1 and writes pay no extra round trip.
+func (s *server) replicated() bool {
+	return s.Replicas != nil && s.Replicas.Reads() != replicas.ReadsPrimaryNone
+}
+
+// replicaStates returns each configured replica's state (nil: none).
+func (s *server) replicaStates() []ReplicaState {
+	if !s.replicated() {
+		return nil
+	}
+	st := s.Replicas.Statuses()
+	out := make([]ReplicaState, len(st))
+	for i, r := range st {
+		out[i] = ReplicaState{Name: r.Name, State: string(r.State)}
+	}
+	return out
 }

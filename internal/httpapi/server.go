@@ -21,6 +21,7 @@ import (
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
 	"hmp/internal/reconcile"
+	"hmp/internal/replicas"
 	"hmp/internal/reports"
 	"hmp/internal/tenancy"
 )
@@ -56,15 +57,14 @@ type Deps struct {
 	// Ready reports whether the dependencies answer, for /readyz; a
 	// *DependencyError names the one that does not.
 	Ready func(ctx context.Context) error
-	// Replicas lists the read replicas' states for /readyz (nil: none); a
-	// replica down leaves the instance ready, since the primary serves.
-	Replicas func() []ReplicaState
+	// Replicas routes report reads to the read replicas (nil: none):
+	// /readyz lists their states (a replica down leaves the instance
+	// ready, since the primary serves), and while any is configured write
+	// responses put the primary's WAL position in their consistency tokens.
+	Replicas *replicas.Router
 	// Reads says where report reads go now, for /readyz (nil: not said;
 	// the finance role and the gateway read no report).
 	Reads func() string
-	// WritePosition returns the primary's WAL position, which write
-	// responses put in their consistency tokens (nil: tokens without one).
-	WritePosition func(ctx context.Context) (uint64, error)
 	// Operator checks the operator token that the /v1/admin routes
 	// require, limiting wrong guesses per client address (nil or without
 	// a token: they answer 401 to everyone).
@@ -211,9 +211,7 @@ func (s *server) registerOps(api huma.API) {
 		}
 		out := &healthOutput{}
 		out.Body.Status = "ready"
-		if s.Replicas != nil {
-			out.Body.Replicas = s.Replicas()
-		}
+		out.Body.Replicas = s.replicaStates()
 		if s.Reads != nil {
 			out.Body.Reads = s.Reads()
 		}

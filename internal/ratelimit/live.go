@@ -5,6 +5,9 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"hmp/internal/knobs"
 
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/time/rate"
@@ -101,4 +104,29 @@ func (l *Limiter) closeLive() {
 			c.StopAllGoroutines()
 		}
 	}
+}
+
+// Live returns l as the live settings count it (whole seconds; unlimited:
+// the zero Limit).
+func (l Limit) Live() knobs.Limit {
+	if l.Unlimited() {
+		return knobs.Limit{}
+	}
+	return knobs.Limit{Count: l.Count, PeriodSeconds: max(1, int(l.Period/time.Second))}
+}
+
+// Tune puts the live settings' write budgets in force. Only the limits
+// that change are set: the settings count whole seconds, and a configured
+// sub-second period must not be rounded away.
+func (l *Limiter) Tune(k knobs.RateLimits) error {
+	changes := map[string]Limit{}
+	for name, lim := range map[string]knobs.Limit{WritesUser: k.WritesPerUser, WritesOrg: k.WritesPerOrg} {
+		if l.Limit(name).Live() != lim {
+			changes[name] = Limit{Count: lim.Count, Period: lim.Period()}
+		}
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	return l.SetLimits(changes)
 }
