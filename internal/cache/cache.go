@@ -227,6 +227,26 @@ func FetchEncoded[T any](ctx context.Context, c *Cache, k Key, fresh bool, load 
 	return b, nil
 }
 
+// Encoded returns k's rendering when the in-process tier holds a valid
+// entry that FetchEncoded has rendered (and counts the hit); else false,
+// counting nothing, and the caller goes on to FetchEncoded. It lets a hit
+// skip building the load and the encoder, which a miss needs.
+func (c *Cache) Encoded(k Key) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	e, ok := c.mem.GetIfPresent(k.ID)
+	if !ok || !c.valid(k, e.at) {
+		return nil, false
+	}
+	b := e.encoded.Load()
+	if b == nil {
+		return nil, false
+	}
+	c.m.memHits.of(c.active(k)).Inc()
+	return *b, true
+}
+
 // fetch returns k's entry (see Fetch).
 func fetch[T any](ctx context.Context, c *Cache, k Key, fresh bool, load func(ctx context.Context) (T, error)) (*entry, error) {
 	if fresh {

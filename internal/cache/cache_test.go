@@ -180,6 +180,46 @@ func TestTierConformance(t *testing.T) {
 					t.Fatalf("after a change: read %q, want 9 (the stale rendering must go with its entry)", got)
 				}
 			})
+			t.Run("Encoded answers only a rendered, valid entry, counting the hit", func(t *testing.T) {
+				tr := mk(t)
+				l := &loader{cents: 7}
+				encode := func(r report) ([]byte, error) { return []byte(strconv.FormatInt(r.Cents, 10)), nil }
+				k := key("encoded", today, propP)
+				if _, ok := tr.reader.Encoded(k); ok {
+					t.Fatal("Encoded answered a key never read")
+				}
+				fetch(t, tr.reader, k, l) // held, but not rendered
+				if _, ok := tr.reader.Encoded(k); ok {
+					t.Fatal("Encoded answered an entry FetchEncoded never rendered")
+				}
+				memHits := func() (n float64) {
+					for _, s := range series(t, tr.reg, "hmp_cache_hits_total") {
+						if s.labels["tier"] == "memory" {
+							n += s.value
+						}
+					}
+					return n
+				}
+				before := memHits()
+				if _, err := cache.FetchEncoded(context.Background(), tr.reader, k, false, l.load(k.End), encode); err != nil {
+					t.Fatal(err)
+				}
+				b, ok := tr.reader.Encoded(k)
+				if !ok || string(b) != "7" {
+					t.Fatalf("Encoded = %q, %v; want 7, true", b, ok)
+				}
+				if got := memHits() - before; got != 2 {
+					t.Fatalf("memory hits grew by %v over a FetchEncoded hit and an Encoded hit, want 2", got)
+				}
+				tr.apply(cache.Change{OrgID: org, PropertyID: propP, From: today, At: time.Now()})
+				if b, ok := tr.reader.Encoded(k); ok {
+					t.Fatalf("Encoded answered %q after a change made the entry stale", b)
+				}
+				var off *cache.Cache
+				if _, ok := off.Encoded(k); ok {
+					t.Fatal("an off cache answered")
+				}
+			})
 			t.Run("a change makes stale exactly the reports reaching its date", func(t *testing.T) {
 				tr := mk(t)
 				d := today.AddDays(-10)

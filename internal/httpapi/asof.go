@@ -21,7 +21,7 @@ func (s *server) dailyReportAsOf(ctx context.Context, pid domain.ID, d domain.Da
 	if err != nil {
 		return nil, err
 	}
-	body, err := encodeDaily(pid)(r)
+	body, err := encodeDaily(pid, r)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func (s *server) fastReads(next http.Handler) http.Handler {
 			return
 		}
 		st.authed = true
-		body, err := s.Reports.DailyReportEncoded(r.Context(), st.sess.Actor, pid, date, reports.Read{}, encodeDaily(pid))
+		body, err := s.Reports.DailyReportEncoded(r.Context(), st.sess.Actor, pid, date, reports.Read{}, encodeDaily)
 		if err != nil {
 			st.authed = false
 			next.ServeHTTP(w, r)

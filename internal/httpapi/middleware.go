@@ -174,17 +174,18 @@ func requestLog(logger *slog.Logger, m *httpMetrics) func(http.Handler) http.Han
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			st := &reqState{}
+			st := &reqState{Context: r.Context()}
 			// One value slice serves the request's and the response's
 			// header (neither is modified in place: Set replaces it).
 			ids := r.Header["X-Request-Id"]
 			if len(ids) == 0 || ids[0] == "" || len(ids[0]) > 128 {
-				ids = []string{domain.NewID(start).String()}
+				st.ids[0] = domain.NewID(start).String()
+				ids = st.ids[:]
 				r.Header["X-Request-Id"] = ids
 			}
 			st.id = ids[0]
 			w.Header()["X-Request-Id"] = ids[:1:1]
-			r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+			r = r.WithContext(st)
 			sw := &st.sw
 			sw.ResponseWriter = w
 			next.ServeHTTP(sw, r)

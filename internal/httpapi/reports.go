@@ -72,16 +72,14 @@ func dailyReportResponses(api huma.API) map[string]*huma.Response {
 
 // encodeDaily renders a daily report of property pid as huma renders a
 // body (jsonFormat: no HTML escaping, a final newline).
-func encodeDaily(pid domain.ID) func(reports.DailyReport) ([]byte, error) {
-	return func(d reports.DailyReport) ([]byte, error) {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(toDailyBody(&pid, d)); err != nil {
-			return nil, fmt.Errorf("encode daily report: %w", err)
-		}
-		return b.Bytes(), nil
+func encodeDaily(pid domain.ID, d reports.DailyReport) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(toDailyBody(&pid, d)); err != nil {
+		return nil, fmt.Errorf("encode daily report: %w", err)
 	}
+	return b.Bytes(), nil
 }
 
 // rawJSON answers body, already encoded, as application/json.
@@ -226,7 +224,7 @@ func (s *server) dailyReport(ctx context.Context, in *dailyReportInput) (*dailyR
 	if err != nil {
 		return nil, err
 	}
-	body, err := s.Reports.DailyReportEncoded(ctx, s.help.Actor(ctx), pid, d, read, encodeDaily(pid))
+	body, err := s.Reports.DailyReportEncoded(ctx, s.help.Actor(ctx), pid, d, read, encodeDaily)
 	if err != nil {
 		return nil, err
 	}

@@ -134,12 +134,18 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 // A cached report keeps its rendering, so a hit encodes nothing; the
 // bytes are shared and must not be modified. Every caller passes the same
 // encode.
-func (s *Service) DailyReportEncoded(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read, encode func(DailyReport) ([]byte, error)) ([]byte, error) {
+func (s *Service) DailyReportEncoded(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read, encode func(domain.ID, DailyReport) ([]byte, error)) ([]byte, error) {
 	k, err := s.dailyKey(ctx, actor, propertyID, date, r)
 	if err != nil {
 		return nil, err
 	}
-	return cache.FetchEncoded(ctx, s.cache, k, r.Token != nil, s.loadDay(actor.OrgID, k.Props, date, r), encode)
+	if r.Token == nil {
+		if b, ok := s.cache.Encoded(k); ok {
+			return b, nil // a hit builds neither the load nor the encoder
+		}
+	}
+	return cache.FetchEncoded(ctx, s.cache, k, r.Token != nil, s.loadDay(actor.OrgID, k.Props, date, r),
+		func(d DailyReport) ([]byte, error) { return encode(propertyID, d) })
 }
 
 // dailyKey checks a daily-report read (date, access, the token's wait)
