@@ -20,6 +20,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/config"
+	"hmp/internal/logtest"
 	"hmp/internal/postgres/pgtest"
 )
 
@@ -30,26 +31,7 @@ type Env struct {
 	BaseURL string
 	Client  *http.Client
 	// Logs holds everything the app logged (debug level and up).
-	Logs *Logs
-}
-
-// Logs is a concurrency-safe log buffer.
-type Logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *Logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything logged so far.
-func (l *Logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	Logs *logtest.Buffer
 }
 
 // Clock is a settable clock for tests; the zero value reads time.Now.
@@ -145,7 +127,7 @@ func StartLogging(t testing.TB, cluster *pgtest.Cluster, level slog.Leveler, opt
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logs := &Logs{}
+	logs := &logtest.Buffer{}
 	var w io.Writer = logs
 	if os.Getenv("HMP_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
