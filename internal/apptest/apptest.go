@@ -20,6 +20,7 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/config"
+	"hmp/internal/httpapi/httpapitest"
 	"hmp/internal/logtest"
 	"hmp/internal/postgres/pgtest"
 )
@@ -282,16 +283,7 @@ func (e *Env) Manager(adminToken, email string, propertyIDs ...string) (id, toke
 }
 
 // Txn is the body of a revenue or expense create.
-type Txn struct {
-	PropertyID    string `json:"propertyId"`
-	Source        string `json:"source,omitempty"`
-	Category      string `json:"category,omitempty"`
-	AmountCents   int64  `json:"amountCents"`
-	PaymentMode   string `json:"paymentMode"`
-	OccurredAt    string `json:"occurredAt"`
-	Description   string `json:"description,omitempty"`
-	BankReference string `json:"bankReference,omitempty"`
-}
+type Txn = httpapitest.Txn
 
 // Row is a revenue or expense as the API returns it.
 type Row struct {
