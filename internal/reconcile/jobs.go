@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,8 +23,7 @@ var migrationFiles embed.FS
 // Migrations returns the schema of the tables this package owns (the
 // reconciliation jobs). It runs after reports' set.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "reconcile", FS: sub}
+	return postgres.EmbeddedSet("reconcile", migrationFiles)
 }
 
 // JobStatus is where a reconciliation job is.
