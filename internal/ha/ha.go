@@ -31,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"hmp/internal/proc"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -111,7 +113,7 @@ type Cluster struct {
 	cfg   Config
 	dir   string
 	cred  *syscall.Credential
-	etcd  *proc
+	etcd  *proc.Process
 	dcs   string // etcd's client address
 	nodes []*Node
 	// async is the replication mode in force (SetSynchronous changes it).
@@ -132,7 +134,7 @@ type Node struct {
 	config        string
 
 	mu      sync.Mutex
-	patroni *proc
+	patroni *proc.Process
 	frozen  []int // pids stopped by Freeze
 }
 
@@ -256,7 +258,7 @@ func (c *Cluster) Stop() {
 			c.stopReaper()
 		}
 		if c.etcd != nil {
-			c.etcd.stop(10 * time.Second)
+			c.etcd.Stop(10 * time.Second)
 		}
 		if err := os.RemoveAll(c.dir); err != nil {
 			c.logf("remove %s: %v", c.dir, err)
@@ -270,8 +272,8 @@ func (c *Cluster) stopNode(n *Node, grace time.Duration) {
 	n.mu.Lock()
 	p := n.patroni
 	n.mu.Unlock()
-	if p != nil && p.running() {
-		p.stop(grace)
+	if p != nil && p.Running() {
+		p.Stop(grace)
 	}
 	// A postmaster whose Patroni died without stopping it.
 	c.killTree(n, 0)
@@ -290,16 +292,19 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 	}
 	c.dcs = "127.0.0.1:" + strconv.Itoa(client)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
-	c.etcd = &proc{name: "etcd", log: filepath.Join(c.dir, "etcd.log"), args: []string{
+	c.etcd = &proc.Process{Name: "etcd", Dir: os.TempDir(), Log: filepath.Join(c.dir, "etcd.log"), Args: []string{
 		"etcd", "--name", "hmp-ha", "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--listen-client-urls", "http://" + c.dcs, "--advertise-client-urls", "http://" + c.dcs,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "hmp-ha=" + peerURL, "--enable-v2",
 	}}
-	if err := c.etcd.start(nil); err != nil {
-		return err
+	if err := c.etcd.Start(); err != nil {
+		return fmt.Errorf("ha: %w", err)
 	}
-	return waitHTTP(ctx, c.etcd, "http://"+c.dcs+"/health", time.Minute)
+	if err := c.etcd.WaitHTTP(ctx, "http://"+c.dcs+"/health", time.Minute); err != nil {
+		return fmt.Errorf("ha: %w", err)
+	}
+	return nil
 }
 
 // newNode prepares a node's folder and Patroni configuration.
@@ -398,9 +403,9 @@ tags:
 
 // startPatroni starts (or restarts) a node's Patroni.
 func (c *Cluster) startPatroni(n *Node) error {
-	p := &proc{name: "patroni " + n.Name, log: filepath.Join(n.dir, "patroni.log"), args: []string{"patroni", n.config}}
-	if err := p.start(c.cred); err != nil {
-		return err
+	p := &proc.Process{Name: "patroni " + n.Name, Dir: os.TempDir(), Log: filepath.Join(n.dir, "patroni.log"), Args: []string{"patroni", n.config}, Cred: c.cred}
+	if err := p.Start(); err != nil {
+		return fmt.Errorf("ha: %w", err)
 	}
 	n.mu.Lock()
 	n.patroni = p
