@@ -218,9 +218,7 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 		return false
 	}
 	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
+	if s.closes('}') {
 		return true
 	}
 	for {
@@ -238,20 +236,39 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 		if !field(key) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !ok || !more {
+			return ok
 		}
 	}
+}
+
+// closes consumes closing, after white space, and reports whether it was
+// there: the end of an empty object or array.
+func (s *scanner) closes(closing byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == closing {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows a member or element, after white space: a
+// comma (more follows) or closing (the end); ok is false on anything else.
+func (s *scanner) next(closing byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case closing:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // rawString reads a string without escapes, control or non-ASCII bytes
@@ -407,27 +424,15 @@ func (s *scanner) skipDepth(depth int) bool {
 		return s.object(func([]byte) bool { return s.skipDepth(depth + 1) })
 	case c == '[':
 		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
+		if s.closes(']') {
 			return true
 		}
 		for {
 			if !s.skipDepth(depth + 1) {
 				return false
 			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next(']'); !ok || !more {
+				return ok
 			}
 		}
 	case c == 't':
