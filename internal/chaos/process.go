@@ -7,11 +7,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"hmp/internal/postgres"
 )
 
 func freePort() (int, error) {
@@ -36,17 +37,11 @@ func newCluster(dataDir, binDir string) (*cluster, error) {
 	if _, err := os.Stat(pgctl); err != nil {
 		return nil, fmt.Errorf("pg_ctl: %w", err)
 	}
-	c := &cluster{pgdata: filepath.Join(dataDir, "postgres", "pgdata"), pgctl: pgctl}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root, pg_ctl must run as the postgres user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	cred, err := postgres.ServerUser()
+	if err != nil {
+		return nil, fmt.Errorf("running as root, pg_ctl must run as the postgres user: %w", err)
 	}
-	return c, nil
+	return &cluster{pgdata: filepath.Join(dataDir, "postgres", "pgdata"), pgctl: pgctl, cred: cred}, nil
 }
 
 // pgCtl runs pg_ctl with args on the cluster as the server's user.

@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"hmp/internal/postgres"
 	"hmp/internal/proc"
 
 	"golang.org/x/sys/unix"
@@ -166,8 +166,8 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return c, fmt.Errorf("ha: %w", err)
 	}
-	if c.cred, err = serverCredential(); err != nil {
-		return c, err
+	if c.cred, err = postgres.ServerUser(); err != nil {
+		return c, fmt.Errorf("ha: running as root, PostgreSQL must run as the postgres user: %w", err)
 	}
 	if err := c.startEtcd(ctx); err != nil {
 		return c, err
@@ -411,21 +411,6 @@ func (c *Cluster) startPatroni(n *Node) error {
 	n.patroni = p
 	n.mu.Unlock()
 	return nil
-}
-
-// serverCredential is the postgres user when this process is root, nil
-// otherwise.
-func serverCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("ha: running as root, PostgreSQL must run as the postgres user: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 }
 
 func freePort() (int, error) {
