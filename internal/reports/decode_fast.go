@@ -41,16 +41,7 @@ func decodeFast(data []byte, w *wireEvent) bool {
 		case "orgId":
 			return s.id(&w.OrgID)
 		case "propertyId":
-			if s.null() {
-				w.PropertyID = nil
-				return true
-			}
-			var id domain.ID
-			if !s.id(&id) {
-				return false
-			}
-			w.PropertyID = &id
-			return true
+			return nullable(&s, &w.PropertyID, s.id)
 		case "entityType":
 			v, ok := s.plainString()
 			w.EntityType = domain.EntityType(v)
@@ -126,16 +117,7 @@ func (s *scanner) meta(m *wireMeta) bool {
 		seen |= bit
 		switch string(key) {
 		case "previous":
-			if s.null() {
-				m.Previous = nil
-				return true
-			}
-			var p domain.TransactionState
-			if !s.state(&p) {
-				return false
-			}
-			m.Previous = &p
-			return true
+			return nullable(s, &m.Previous, s.state)
 		case "date":
 			return s.date(&m.Date)
 		case "countedClosingCents":
@@ -293,6 +275,21 @@ func (s *scanner) rawString() ([]byte, bool) {
 func (s *scanner) plainString() (string, bool) {
 	b, ok := s.rawString()
 	return string(b), ok
+}
+
+// nullable reads null as a nil *dst, or else a value by read into a new
+// T that *dst then points to.
+func nullable[T any](s *scanner, dst **T, read func(*T) bool) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	v := new(T)
+	if !read(v) {
+		return false
+	}
+	*dst = v
+	return true
 }
 
 func (s *scanner) null() bool {
