@@ -33,14 +33,10 @@ bus's data folder itself, and refuses while another process holds it).
 Flags:`
 
 func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
-		fmt.Fprintln(stderr, dlqUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
-		}
-		return usageError{errors.New("hmp dlq: list or replay is required")}
+	sub, err := subcommand("hmp dlq", dlqUsage, args, stderr, "list", "replay")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("hmp dlq "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", ".hmp", "folder of the embedded NATS data (HMP_DATA_DIR)")

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -337,6 +338,20 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
 	}
 	return nil
+}
+
+// subcommand returns args[0] when it is one of subs. Otherwise it prints
+// usage to stderr and returns flag.ErrHelp for a request for help, or a
+// usageError saying that cmd (such as "hmp dlq") wants one of subs.
+func subcommand(cmd, usage string, args []string, stderr io.Writer, subs ...string) (string, error) {
+	if len(args) > 0 && slices.Contains(subs, args[0]) {
+		return args[0], nil
+	}
+	fmt.Fprintln(stderr, usage)
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return "", flag.ErrHelp
+	}
+	return "", usageError{fmt.Errorf("%s: %s is required", cmd, strings.Join(subs, " or "))}
 }
 
 // usageError is a command line the command cannot run: hmp exits 2.

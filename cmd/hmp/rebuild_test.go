@@ -16,8 +16,6 @@ import (
 // resumes and skips them.
 func TestRebuildRunsAgain(t *testing.T) {
 	dir := seededDir(t)
-	ctx := context.Background()
-	var out, errs bytes.Buffer
 	type result struct {
 		Run           string
 		Orgs, Skipped int
@@ -25,13 +23,9 @@ func TestRebuildRunsAgain(t *testing.T) {
 	}
 	rebuild := func(args ...string) result {
 		t.Helper()
-		out.Reset()
-		if err := run(ctx, append([]string{"rebuild", "--data-dir=" + dir, "--log-level=warn"}, args...), &out, &errs); err != nil {
-			t.Fatalf("rebuild %v: %v\n%s", args, err, errs.String())
-		}
 		var r result
-		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-			t.Fatalf("rebuild output: %v: %s", err, out.String())
+		if errs, err := runJSON(t, &r, append([]string{"rebuild", "--data-dir=" + dir, "--log-level=warn"}, args...)...); err != nil {
+			t.Fatalf("rebuild %v: %v\n%s", args, err, errs)
 		}
 		return r
 	}
@@ -43,6 +37,19 @@ func TestRebuildRunsAgain(t *testing.T) {
 	if resumed := rebuild("--run=" + first.Run); resumed.Skipped != 2 {
 		t.Fatalf("rebuild --run %s: %+v, want both organizations skipped (finished by that run)", first.Run, resumed)
 	}
+}
+
+// runJSON runs hmp with args and decodes what it printed into v, failing
+// the test when that is no JSON; it returns run's error and what the
+// command wrote to standard error.
+func runJSON(t *testing.T, v any, args ...string) (stderr string, err error) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	err = run(context.Background(), args, &out, &errs)
+	if jerr := json.Unmarshal(out.Bytes(), v); jerr != nil {
+		t.Fatalf("%s output: %v (run: %v): %s\n%s", args[0], jerr, err, out.String(), errs.String())
+	}
+	return errs.String(), err
 }
 
 // seededDir is a data folder whose embedded database holds a seeded

@@ -28,14 +28,10 @@ It prints the settings in force at the end as JSON.
 Flags:`
 
 func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "emergency" && args[0] != "gradual") {
-		fmt.Fprintln(stderr, rollbackUsage)
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			return flag.ErrHelp
-		}
-		return usageError{errors.New("hmp rollback: emergency or gradual is required")}
+	sub, err := subcommand("hmp rollback", rollbackUsage, args, stderr, "emergency", "gradual")
+	if err != nil {
+		return err
 	}
-	sub := args[0]
 	fs := flag.NewFlagSet("hmp rollback "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var rb settings.Rollback
@@ -57,10 +53,7 @@ func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{errors.New("hmp rollback: --admin-token (HMP_ADMIN_TOKEN) is required")}
 	}
 	rb.Log = stderr
-	var (
-		st  settings.State
-		err error
-	)
+	var st settings.State
 	if sub == "emergency" {
 		st, err = rb.Emergency(ctx)
 	} else {

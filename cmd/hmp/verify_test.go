@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -21,27 +19,21 @@ import (
 func TestVerifyFold(t *testing.T) {
 	dir := seededDir(t)
 	ctx := context.Background()
-	var out, errs bytes.Buffer
 	type result struct {
 		Fold struct {
 			Checked int
 			Orgs    []struct{ Mismatches []struct{ ID, Detail string } }
 		}
 	}
-	verify := func() (result, error) {
+	verify := func() (result, string, error) {
 		t.Helper()
-		out.Reset()
-		errs.Reset()
-		err := run(ctx, []string{"verify", "--fold", "--data-dir=" + dir, "--log-level=warn"}, &out, &errs)
 		var r result
-		if jerr := json.Unmarshal(out.Bytes(), &r); jerr != nil {
-			t.Fatalf("verify output: %v: %s\n%s", jerr, out.String(), errs.String())
-		}
-		return r, err
+		errs, err := runJSON(t, &r, "verify", "--fold", "--data-dir="+dir, "--log-level=warn")
+		return r, errs, err
 	}
-	r, err := verify()
+	r, errs, err := verify()
 	if err != nil || r.Fold.Checked == 0 || len(r.Fold.Orgs) != 0 {
-		t.Fatalf("verify --fold on the seeded history: %v, %+v\n%s", err, r, errs.String())
+		t.Fatalf("verify --fold on the seeded history: %v, %+v\n%s", err, r, errs)
 	}
 
 	url, local, err := tools.OpenDatabase(ctx, config.Config{DataDir: dir}, slog.New(slog.DiscardHandler))
@@ -62,9 +54,9 @@ func TestVerifyFold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err = verify()
+	r, errs, err = verify()
 	if err == nil || len(r.Fold.Orgs) != 1 || len(r.Fold.Orgs[0].Mismatches) != 1 || r.Fold.Orgs[0].Mismatches[0].ID != id ||
-		!strings.Contains(errs.String(), id) {
-		t.Fatalf("verify --fold after changing row %s: %v, %+v\n%s", id, err, r, errs.String())
+		!strings.Contains(errs, id) {
+		t.Fatalf("verify --fold after changing row %s: %v, %+v\n%s", id, err, r, errs)
 	}
 }

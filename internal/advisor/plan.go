@@ -198,27 +198,40 @@ func unwrap(s string) string {
 	return s
 }
 
+// nesting follows parentheses and quoted text through SQL, a byte at a
+// time, for the scans below.
+type nesting struct {
+	depth int
+	quote byte // the open quote, 0 outside quotes
+}
+
+// step takes the next byte c and reports whether it is code: outside
+// quotes and no quote mark itself. A parenthesis is code; depth counts it.
+func (n *nesting) step(c byte) bool {
+	switch {
+	case n.quote != 0:
+		if c == n.quote {
+			n.quote = 0
+		}
+		return false
+	case c == '\'' || c == '"':
+		n.quote = c
+		return false
+	case c == '(':
+		n.depth++
+	case c == ')':
+		n.depth--
+	}
+	return true
+}
+
 // closing returns the index of the parenthesis closing the one at open,
 // skipping quoted text.
 func closing(s string, open int) int {
-	depth := 0
-	quote := byte(0)
+	var n nesting
 	for i := open; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-			if depth == 0 {
-				return i
-			}
+		if n.step(s[i]) && s[i] == ')' && n.depth == 0 {
+			return i
 		}
 	}
 	return -1
@@ -228,22 +241,11 @@ func closing(s string, open int) int {
 // does not occur there.
 func splitTop(s, sep string) []string {
 	var parts []string
-	depth, start := 0, 0
-	quote := byte(0)
+	var n nesting
+	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case quote != 0:
-			if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"':
-			quote = c
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case depth == 0 && strings.HasPrefix(s[i:], sep):
+		if n.step(c) && c != '(' && c != ')' && n.depth == 0 && strings.HasPrefix(s[i:], sep) {
 			parts = append(parts, s[start:i])
 			start = i + len(sep)
 			i += len(sep) - 1

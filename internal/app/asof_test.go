@@ -8,6 +8,7 @@ import (
 
 	"hmp/internal/apptest"
 	"hmp/internal/config"
+	"hmp/internal/httpapi/httpapitest"
 )
 
 // TestDailyReportAsOf: a daily report with asOf answers what it said at
@@ -59,7 +60,7 @@ func TestDailyReportAsOf(t *testing.T) {
 	env.Revenue(admin, apptest.Txn{PropertyID: prop, AmountCents: 500, PaymentMode: "cash", OccurredAt: twoDaysAgo})
 	env.Must(200, "PATCH", "/v1/finance/revenues/"+moved.ID, admin, map[string]any{"propertyId": other})
 	_, mgr := env.Manager(admin, "pit@example.test", prop)
-	tok = env.Must(201, "POST", "/v1/finance/revenues", mgr, withKind("revenue", apptest.Txn{PropertyID: prop, AmountCents: 40, PaymentMode: "cash", OccurredAt: twoDaysAgo})).Header.Get("X-Consistency-Token")
+	tok = env.Must(201, "POST", "/v1/finance/revenues", mgr, httpapitest.WithKind("revenue", apptest.Txn{PropertyID: prop, AmountCents: 40, PaymentMode: "cash", OccurredAt: twoDaysAgo})).Header.Get("X-Consistency-Token")
 
 	wantT1 := asOfDay{OpeningBalanceCents: 1050, CashReceivedCents: 700, BankExpensesCents: 200, ClosingBalanceCents: 1750}
 	wantNow := asOfDay{OpeningBalanceCents: 3500, CashReceivedCents: 700, BankExpensesCents: 200, ClosingBalanceCents: 4200}

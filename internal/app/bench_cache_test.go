@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,11 +31,7 @@ import (
 //
 //	go test ./internal/app -run '^$' -bench DailyReportCache -benchtime 1x
 func BenchmarkDailyReportCache(b *testing.B) {
-	secs := 5
-	if s, err := strconv.Atoi(os.Getenv("HMP_BENCH_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
-	dur := time.Duration(secs) * time.Second
+	dur := time.Duration(benchEnv("HMP_BENCH_SECONDS", 5)) * time.Second
 	rates := map[string]float64{}
 	for _, c := range []struct {
 		name     string
@@ -48,15 +42,7 @@ func BenchmarkDailyReportCache(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			env := apptest.Start(b, cluster, func(cfg *config.Config) { cfg.Cache.Entries, cfg.ScopeMaxStale = c.entries, c.maxStale })
 			ctx := context.Background()
-			client, err := loadtest.NewClient(env.BaseURL, clientsPerCPU*8, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(client.Close)
-			tenants, err := loadtest.Seed(ctx, client, loadtest.RunID(), 50, 4, 4)
-			if err != nil {
-				b.Fatal(err)
-			}
+			client, tenants := seedBench(b, env, 50, 4)
 			if c.manager {
 				for i, t := range tenants {
 					// The reads carry the MANAGER's token instead.

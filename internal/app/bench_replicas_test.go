@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -30,11 +28,7 @@ import (
 // figures from it say what the routing costs, not what a second machine
 // adds.
 func BenchmarkReplicaReads(b *testing.B) {
-	secs := 5
-	if s, err := strconv.Atoi(os.Getenv("HMP_BENCH_SECONDS")); err == nil && s > 0 {
-		secs = s
-	}
-	dur := time.Duration(secs) * time.Second
+	dur := time.Duration(benchEnv("HMP_BENCH_SECONDS", 5)) * time.Second
 	rates := map[string]float64{}
 	tokenP50 := map[string]time.Duration{}
 	for _, c := range []struct {
@@ -50,15 +44,7 @@ func BenchmarkReplicaReads(b *testing.B) {
 			}
 			env := apptest.Start(b, cluster, opts...)
 			ctx := context.Background()
-			client, err := loadtest.NewClient(env.BaseURL, clientsPerCPU*8, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(client.Close)
-			tenants, err := loadtest.Seed(ctx, client, loadtest.RunID(), 50, 4, 4)
-			if err != nil {
-				b.Fatal(err)
-			}
+			client, tenants := seedBench(b, env, 50, 4)
 			if c.replica {
 				waitHealthy(b, env)
 			}

@@ -47,17 +47,25 @@ func BenchmarkCreateRevenue(b *testing.B) {
 // clientsPerCPU times GOMAXPROCS is the number of concurrent clients.
 const clientsPerCPU = 16
 
-func benchmarkCreateRevenue(b *testing.B, env *apptest.Env) {
-	ctx := context.Background()
+// seedBench signs up orgs organizations of properties properties each on
+// env and returns them with a client sized for clientsPerCPU clients.
+func seedBench(b *testing.B, env *apptest.Env, orgs, properties int) (*loadtest.Client, []loadtest.Tenant) {
+	b.Helper()
 	client, err := loadtest.NewClient(env.BaseURL, clientsPerCPU*8, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(client.Close)
-	tenants, err := loadtest.Seed(ctx, client, loadtest.RunID(), 10, 5, 4)
+	tenants, err := loadtest.Seed(context.Background(), client, loadtest.RunID(), orgs, properties, 4)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return client, tenants
+}
+
+func benchmarkCreateRevenue(b *testing.B, env *apptest.Env) {
+	ctx := context.Background()
+	client, tenants := seedBench(b, env, 10, 5)
 	op := (&loadtest.RevenueCreates{Client: client, Tenants: tenants}).Op()
 	var workers atomic.Int64
 	b.SetParallelism(clientsPerCPU)

@@ -11,6 +11,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
+	"hmp/internal/httpapi/httpapitest"
 )
 
 // TestHashChainVerify: the events of each organization form a hash chain,
@@ -29,9 +30,9 @@ func TestHashChainVerify(t *testing.T) {
 	// Concurrent writes of one organization and of another.
 	res := parallel(16, func(i int) (*apptest.Response, error) {
 		if i%4 == 3 {
-			return f.env.Send("POST", "/v1/finance/revenues", other.AdminToken, withKind("revenue", txn(otherProp, int64(100+i))))
+			return f.env.Send("POST", "/v1/finance/revenues", other.AdminToken, httpapitest.WithKind("revenue", txn(otherProp, int64(100+i))))
 		}
-		return f.env.Send("POST", "/v1/finance/expenses", admin, withKind("expense", txn(f.prop, int64(100+i))))
+		return f.env.Send("POST", "/v1/finance/expenses", admin, httpapitest.WithKind("expense", txn(f.prop, int64(100+i))))
 	})
 	for _, r := range res {
 		if r.err != nil || r.r.Status != 201 {

@@ -9,6 +9,7 @@ import (
 
 	"hmp/internal/apptest"
 	"hmp/internal/config"
+	"hmp/internal/httpapi/httpapitest"
 	"hmp/internal/postgres"
 )
 
@@ -64,28 +65,7 @@ func txn(prop string, amount int64) apptest.Txn {
 }
 
 // row is a revenue or an expense as the API returns it, with every field.
-type row struct {
-	ID            string    `json:"id"`
-	PropertyID    string    `json:"propertyId"`
-	Source        string    `json:"source"`
-	Category      string    `json:"category"`
-	AmountCents   int64     `json:"amountCents"`
-	Currency      string    `json:"currency"`
-	PaymentMode   string    `json:"paymentMode"`
-	OccurredAt    time.Time `json:"occurredAt"`
-	BusinessDate  string    `json:"businessDate"`
-	BankReference string    `json:"bankReference"`
-	Description   string    `json:"description"`
-	Status        string    `json:"status"`
-	Version       int       `json:"version"`
-	CreatedBy     string    `json:"createdBy"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedBy     string    `json:"updatedBy"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-	ReviewedBy    string    `json:"reviewedBy"`
-	ReviewedAt    string    `json:"reviewedAt"`
-	ReviewNotes   string    `json:"reviewNotes"`
-}
+type row = httpapitest.Row
 
 // plural maps a kind to its route segment.
 func plural(kind string) string { return kind + "s" }
@@ -94,20 +74,8 @@ func plural(kind string) string { return kind + "s" }
 func create(e *apptest.Env, token, kind string, body apptest.Txn) row {
 	e.T.Helper()
 	var r row
-	e.Must(201, "POST", "/v1/finance/"+plural(kind), token, withKind(kind, body)).JSON(e.T, &r)
+	e.Must(201, "POST", "/v1/finance/"+plural(kind), token, httpapitest.WithKind(kind, body)).JSON(e.T, &r)
 	return r
-}
-
-// withKind fills the kind-specific field of a create body: source room for
-// a revenue, category supplies for an expense, unless set.
-func withKind(kind string, b apptest.Txn) apptest.Txn {
-	if kind == "revenue" && b.Source == "" {
-		b.Source = "room"
-	}
-	if kind == "expense" && b.Category == "" {
-		b.Category = "supplies"
-	}
-	return b
 }
 
 // get reads one row.
@@ -205,42 +173,9 @@ func mustLocations(t testing.TB, p problem, want ...string) {
 	}
 }
 
-// operation is one (method, path) of the served OpenAPI document.
-type operation struct {
-	method, path string
-	// secured: the operation wants a bearer token; admin: the operator's
-	// (HMP_ADMIN_TOKEN), not a user's.
-	secured, admin bool
-}
-
-func (o operation) String() string { return o.method + " " + o.path }
-
 // openAPIOperations lists every operation under /v1 that GET /openapi.json
 // documents, sorted.
-func openAPIOperations(e *apptest.Env) []operation {
+func openAPIOperations(e *apptest.Env) []httpapitest.Operation {
 	e.T.Helper()
-	var doc struct {
-		Paths map[string]map[string]struct {
-			Security []map[string][]string `json:"security"`
-		} `json:"paths"`
-	}
-	e.Must(200, "GET", "/openapi.json", "", nil).JSON(e.T, &doc)
-	var ops []operation
-	for path, methods := range doc.Paths {
-		if !strings.HasPrefix(path, "/v1/") {
-			continue
-		}
-		for method, op := range methods {
-			switch method {
-			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-				admin := slices.ContainsFunc(op.Security, func(s map[string][]string) bool { _, ok := s["operator"]; return ok })
-				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0, admin: admin})
-			}
-		}
-	}
-	if len(ops) == 0 {
-		e.T.Fatalf("the OpenAPI document lists no /v1 operations")
-	}
-	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.String(), b.String()) })
-	return ops
+	return httpapitest.Operations(e.T, e.Must(200, "GET", "/openapi.json", "", nil).Body)
 }

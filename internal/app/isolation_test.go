@@ -10,6 +10,7 @@ import (
 
 	"hmp/internal/apptest"
 	"hmp/internal/config"
+	"hmp/internal/httpapi/httpapitest"
 )
 
 // who is a caller of the isolation test.
@@ -137,7 +138,7 @@ func financeCases(kind string) map[string]isolationCase {
 	base := "/v1/finance/" + plural(kind)
 	return map[string]isolationCase{
 		"POST " + base: {probes: func(t *testing.T, w *world) []probe {
-			b := withKind(kind, txn(w.hidden, 7777))
+			b := httpapitest.WithKind(kind, txn(w.hidden, 7777))
 			before := len(list(w.env, w.tokens[adminA], kind, "propertyId="+w.hidden))
 			return []probe{
 				{as: outsiders, path: base, body: b, want: 404},
@@ -430,7 +431,7 @@ func TestTenantIsolation(t *testing.T) {
 	cases := isolationCases()
 	served := map[string]bool{}
 	for _, op := range openAPIOperations(e) {
-		if _, ok := cases[op.String()]; !ok && op.admin {
+		if _, ok := cases[op.String()]; !ok && op.Admin {
 			cases[op.String()] = operatorOnly(op)
 		}
 		served[op.String()] = true
@@ -482,11 +483,11 @@ func TestTenantIsolation(t *testing.T) {
 
 // operatorOnly is the case of an operator route: no user's token opens it,
 // whatever their role or organization.
-func operatorOnly(op operation) isolationCase {
+func operatorOnly(op httpapitest.Operation) isolationCase {
 	return isolationCase{probes: func(t *testing.T, w *world) []probe {
-		path := strings.ReplaceAll(op.path, "{id}", "01900000-0000-7000-8000-000000000000")
+		path := strings.ReplaceAll(op.Path, "{id}", "01900000-0000-7000-8000-000000000000")
 		var body any
-		if op.method != "GET" {
+		if op.Method != "GET" {
 			body = map[string]any{}
 		}
 		return []probe{{as: []who{nobody, adminA, keeperA, outsiderA, strangerA, adminB, managerB}, path: path, body: body, want: 401}}

@@ -11,6 +11,7 @@ import (
 	"hmp/internal/apptest"
 	"hmp/internal/config"
 	"hmp/internal/finance"
+	"hmp/internal/httpapi/httpapitest"
 	"hmp/internal/rebuild"
 	"hmp/internal/reconcile"
 	"hmp/internal/tenancy"
@@ -34,8 +35,8 @@ func TestRebuildBesideServing(t *testing.T) {
 	day := func(n int) string { return time.Now().UTC().AddDate(0, 0, -n).Format("2006-01-02") + "T06:00:00Z" }
 	var last string
 	for i := range 6 {
-		r := env.Must(201, "POST", "/v1/finance/revenues", admin, withKind("revenue", apptest.Txn{PropertyID: drifted, AmountCents: int64(1000 * (i + 1)), PaymentMode: "cash", OccurredAt: day(i % 3)}))
-		env.Must(201, "POST", "/v1/finance/expenses", other.AdminToken, withKind("expense", apptest.Txn{PropertyID: otherProp, AmountCents: 10, PaymentMode: "bank", OccurredAt: day(i % 2)}))
+		r := env.Must(201, "POST", "/v1/finance/revenues", admin, httpapitest.WithKind("revenue", apptest.Txn{PropertyID: drifted, AmountCents: int64(1000 * (i + 1)), PaymentMode: "cash", OccurredAt: day(i % 3)}))
+		env.Must(201, "POST", "/v1/finance/expenses", other.AdminToken, httpapitest.WithKind("expense", apptest.Txn{PropertyID: otherProp, AmountCents: 10, PaymentMode: "bank", OccurredAt: day(i % 2)}))
 		last = r.Header.Get("X-Consistency-Token")
 	}
 	report := func(token, prop, date string) int64 {
@@ -71,7 +72,7 @@ func TestRebuildBesideServing(t *testing.T) {
 				return
 			default:
 			}
-			r, err := env.Send("POST", "/v1/finance/revenues", admin, withKind("revenue", apptest.Txn{PropertyID: busy, AmountCents: 100, PaymentMode: "cash", OccurredAt: day(1)}))
+			r, err := env.Send("POST", "/v1/finance/revenues", admin, httpapitest.WithKind("revenue", apptest.Txn{PropertyID: busy, AmountCents: 100, PaymentMode: "cash", OccurredAt: day(1)}))
 			if err != nil || r.Status != 201 {
 				errs <- fmt.Errorf("write %d: %v %v", i, r, err)
 				return

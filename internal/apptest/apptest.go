@@ -20,6 +20,8 @@ import (
 
 	"hmp/internal/app"
 	"hmp/internal/config"
+	"hmp/internal/httpapi/httpapitest"
+	"hmp/internal/logtest"
 	"hmp/internal/postgres/pgtest"
 )
 
@@ -30,26 +32,7 @@ type Env struct {
 	BaseURL string
 	Client  *http.Client
 	// Logs holds everything the app logged (debug level and up).
-	Logs *Logs
-}
-
-// Logs is a concurrency-safe log buffer.
-type Logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *Logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// String returns everything logged so far.
-func (l *Logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	Logs *logtest.Buffer
 }
 
 // Clock is a settable clock for tests; the zero value reads time.Now.
@@ -145,7 +128,7 @@ func StartLogging(t testing.TB, cluster *pgtest.Cluster, level slog.Leveler, opt
 	for _, o := range opts {
 		o(&cfg)
 	}
-	logs := &Logs{}
+	logs := &logtest.Buffer{}
 	var w io.Writer = logs
 	if os.Getenv("HMP_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
@@ -300,16 +283,7 @@ func (e *Env) Manager(adminToken, email string, propertyIDs ...string) (id, toke
 }
 
 // Txn is the body of a revenue or expense create.
-type Txn struct {
-	PropertyID    string `json:"propertyId"`
-	Source        string `json:"source,omitempty"`
-	Category      string `json:"category,omitempty"`
-	AmountCents   int64  `json:"amountCents"`
-	PaymentMode   string `json:"paymentMode"`
-	OccurredAt    string `json:"occurredAt"`
-	Description   string `json:"description,omitempty"`
-	BankReference string `json:"bankReference,omitempty"`
-}
+type Txn = httpapitest.Txn
 
 // Row is a revenue or expense as the API returns it.
 type Row struct {

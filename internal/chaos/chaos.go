@@ -24,6 +24,7 @@ import (
 
 	"hmp/internal/ha"
 	"hmp/internal/postgres"
+	"hmp/internal/proc"
 )
 
 // Fault names, in the default order.
@@ -303,12 +304,12 @@ type run struct {
 	dir        string
 	addr       string
 	natsURL    string
-	hmp        *child
-	nats       *child
+	hmp        *proc.Process
+	nats       *proc.Process
 	pg         *cluster
 	ha         *ha.Cluster
-	dbURL      string // the HA topology's multi-host URL
-	peer       *child // the second hmp serve (Instances 2)
+	dbURL      string        // the HA topology's multi-host URL
+	peer       *proc.Process // the second hmp serve (Instances 2)
 	peerAddr   string
 	apis       []*api // one per instance; api is apis[0]
 	secret     string
@@ -493,10 +494,10 @@ func (r *run) cleanup() {
 		}
 	}
 	if r.peer != nil {
-		r.peer.stop(90 * time.Second)
+		r.peer.Stop(90 * time.Second)
 	}
 	if r.hmp != nil {
-		r.hmp.stop(90 * time.Second)
+		r.hmp.Stop(90 * time.Second)
 	}
 	if r.ha != nil {
 		r.ha.Stop()
@@ -509,7 +510,7 @@ func (r *run) cleanup() {
 		cancel()
 	}
 	if r.nats != nil {
-		r.nats.stop(30 * time.Second)
+		r.nats.Stop(30 * time.Second)
 	}
 	for _, a := range r.apis {
 		a.http.CloseIdleConnections()

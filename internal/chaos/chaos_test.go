@@ -3,7 +3,6 @@ package chaos_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,26 +11,16 @@ import (
 	"go.uber.org/goleak"
 
 	"hmp/internal/chaos"
+	"hmp/internal/proc/proctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// buildHMP compiles the hmp binary once into a temporary folder.
-func buildHMP(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hmp")
-	cmd := exec.Command("go", "build", "-o", bin, "hmp/cmd/hmp")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestShortRun is the short form of `hmp chaos`: a few seconds of writes
 // through a kill -9 of hmp and an immediate restart of PostgreSQL, with
 // every check of the full run.
 func TestShortRun(t *testing.T) {
-	bin := buildHMP(t)
+	bin := proctest.BuildHMP(t)
 	var log strings.Builder
 	parent := t.TempDir()
 	// The embedded cluster runs as the postgres user when the test runs

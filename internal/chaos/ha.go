@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"hmp/internal/ha"
+	"hmp/internal/proc"
 )
 
 // ReplicationResult is the write figure of one replication mode.
@@ -56,11 +57,11 @@ func (r *run) startPeer(ctx context.Context) error {
 	if r.peerAddr == "" {
 		return nil
 	}
-	r.peer = &child{name: "hmp serve (second)", args: r.serveArgs(filepath.Join(r.dir, "hmp-2"), r.peerAddr), dir: r.dir, log: filepath.Join(r.dir, "hmp-2.log")}
-	if err := r.peer.start(); err != nil {
+	r.peer = &proc.Process{Name: "hmp serve (second)", Args: r.serveArgs(filepath.Join(r.dir, "hmp-2"), r.peerAddr), Dir: r.dir, Log: filepath.Join(r.dir, "hmp-2.log")}
+	if err := r.peer.Start(); err != nil {
 		return err
 	}
-	return r.peer.waitReady(ctx, "http://"+r.peerAddr+"/readyz", 3*time.Minute)
+	return r.peer.WaitHTTP(ctx, "http://"+r.peerAddr+"/readyz", 3*time.Minute)
 }
 
 // injectHA performs a fault of the failover topology: recovery runs from

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"hmp/internal/proc"
 )
 
 const sigCont = syscall.SIGCONT
@@ -23,15 +25,15 @@ func (r *run) startHMP(ctx context.Context) error {
 	if err := r.spawnHMP(); err != nil {
 		return err
 	}
-	return r.hmp.waitReady(ctx, "http://"+r.addr+"/readyz", 3*time.Minute)
+	return r.hmp.WaitHTTP(ctx, "http://"+r.addr+"/readyz", 3*time.Minute)
 }
 
 // spawnHMP starts `hmp serve` without waiting, as a supervisor restarting
 // it would.
 func (r *run) spawnHMP() error {
-	r.hmp = &child{name: "hmp serve", args: r.serveArgs(r.hmpDir(), r.addr), dir: r.dir, log: filepath.Join(r.dir, "hmp.log")}
+	r.hmp = &proc.Process{Name: "hmp serve", Args: r.serveArgs(r.hmpDir(), r.addr), Dir: r.dir, Log: filepath.Join(r.dir, "hmp.log")}
 	r.restarts++
-	return r.hmp.start()
+	return r.hmp.Start()
 }
 
 // serveArgs is the command line of an `hmp serve` with its data dir and
@@ -61,12 +63,12 @@ func (r *run) startNATS(ctx context.Context) error {
 		r.natsURL = "nats://127.0.0.1:" + strconv.Itoa(port)
 	}
 	port := r.natsURL[len("nats://127.0.0.1:"):]
-	r.nats = &child{name: "nats-server", dir: r.dir, log: filepath.Join(r.dir, "nats.log"),
-		args: []string{r.cfg.NATSServer, "-js", "-a", "127.0.0.1", "-p", port, "-sd", filepath.Join(r.dir, "nats")}}
-	if err := r.nats.start(); err != nil {
+	r.nats = &proc.Process{Name: "nats-server", Dir: r.dir, Log: filepath.Join(r.dir, "nats.log"),
+		Args: []string{r.cfg.NATSServer, "-js", "-a", "127.0.0.1", "-p", port, "-sd", filepath.Join(r.dir, "nats")}}
+	if err := r.nats.Start(); err != nil {
 		return err
 	}
-	return waitTCP(ctx, r.nats, "127.0.0.1:"+port, time.Minute)
+	return r.nats.WaitTCP(ctx, "127.0.0.1:"+port, time.Minute)
 }
 
 // seed signs the run's organizations up, each with one property.
@@ -173,7 +175,7 @@ func (r *run) injectAll(ctx context.Context, start time.Time) []FaultResult {
 		}
 		r.logf("fault %s: recovered in %.2fs (outage %.2fs)", name, res.RecoverySeconds, res.OutageSeconds)
 		results = append(results, res)
-		if res.Error != "" && !r.hmp.running() {
+		if res.Error != "" && !r.hmp.Running() {
 			break // nothing left to inject into
 		}
 	}
@@ -191,7 +193,7 @@ func (r *run) inject(ctx context.Context, name string) FaultResult {
 	switch name {
 	case FaultKill:
 		r.readMetrics(ctx)
-		r.hmp.kill()
+		r.hmp.Kill()
 		err = r.spawnHMP() // a supervisor restarts it at once
 	case FaultPostgresFast:
 		err = r.pg.restart(ctx, "fast")
@@ -199,12 +201,12 @@ func (r *run) inject(ctx context.Context, name string) FaultResult {
 		err = r.pg.restart(ctx, "immediate")
 	case FaultBusRestart:
 		if r.nats != nil {
-			r.nats.stop(30 * time.Second)
+			r.nats.Stop(30 * time.Second)
 			err = r.startNATS(ctx)
 		} else {
 			// The embedded bus lives in the hmp process.
 			r.readMetrics(ctx)
-			r.hmp.stop(90 * time.Second)
+			r.hmp.Stop(90 * time.Second)
 			err = r.spawnHMP()
 		}
 	case FaultPostgresStall:
@@ -246,11 +248,11 @@ func (r *run) probe(ctx context.Context) error {
 		if r.create(ctx, w, 50*time.Millisecond) {
 			return nil
 		}
-		if !r.hmp.running() {
-			return fmt.Errorf("hmp serve exited: %s", r.hmp.logTail())
+		if !r.hmp.Running() {
+			return fmt.Errorf("hmp serve exited: %s", r.hmp.LogTail())
 		}
-		if r.peer != nil && !r.peer.running() {
-			return fmt.Errorf("the second hmp serve exited: %s", r.peer.logTail())
+		if r.peer != nil && !r.peer.Running() {
+			return fmt.Errorf("the second hmp serve exited: %s", r.peer.LogTail())
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("no write acknowledged within %s", r.cfg.RetryFor)

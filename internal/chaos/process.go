@@ -5,149 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
+
+	"hmp/internal/postgres"
 )
-
-// child is a process the run started (hmp serve, nats-server): its output
-// goes to a log file in the run's folder, and it dies with the run.
-type child struct {
-	name   string
-	args   []string
-	dir    string // working directory
-	log    string // log file path
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func (c *child) start() error {
-	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("open %s log: %w", c.name, err)
-	}
-	cmd := exec.Command(c.args[0], c.args[1:]...)
-	cmd.Dir = c.dir
-	cmd.Stdout, cmd.Stderr = f, f
-	// The parent-death signal stops the child (gracefully) if the run dies
-	// without cleaning up; it fires when the forking thread exits, so the
-	// fork happens on a locked thread.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %w", c.name, err)
-	}
-	c.cmd = cmd
-	exited := make(chan struct{})
-	c.exited = exited
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
-	return nil
-}
-
-func (c *child) running() bool {
-	if c.cmd == nil {
-		return false
-	}
-	select {
-	case <-c.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (c *child) kill() {
-	if !c.running() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.exited
-}
-
-// stop asks the process to stop (SIGTERM), waits up to grace, then kills it.
-func (c *child) stop(grace time.Duration) {
-	if !c.running() {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		c.kill()
-	}
-}
-
-// logTail is the end of the child's log, for error messages.
-func (c *child) logTail() string {
-	b, _ := os.ReadFile(c.log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// waitReady polls url until it answers 200, the child exits or the
-// deadline passes.
-func (c *child) waitReady(ctx context.Context, url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if !c.running() {
-			return fmt.Errorf("%s exited at start: %s", c.name, c.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready within %s: %s", c.name, within, c.logTail())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// waitTCP polls addr until it accepts a connection.
-func waitTCP(ctx context.Context, c *child, addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			conn.Close()
-			return nil
-		}
-		if !c.running() {
-			return fmt.Errorf("%s exited at start: %s", c.name, c.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening within %s", c.name, within)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -171,17 +37,11 @@ func newCluster(dataDir, binDir string) (*cluster, error) {
 	if _, err := os.Stat(pgctl); err != nil {
 		return nil, fmt.Errorf("pg_ctl: %w", err)
 	}
-	c := &cluster{pgdata: filepath.Join(dataDir, "postgres", "pgdata"), pgctl: pgctl}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root, pg_ctl must run as the postgres user: %w", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+	cred, err := postgres.ServerUser()
+	if err != nil {
+		return nil, fmt.Errorf("running as root, pg_ctl must run as the postgres user: %w", err)
 	}
-	return c, nil
+	return &cluster{pgdata: filepath.Join(dataDir, "postgres", "pgdata"), pgctl: pgctl, cred: cred}, nil
 }
 
 // pgCtl runs pg_ctl with args on the cluster as the server's user.

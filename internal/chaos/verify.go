@@ -41,13 +41,13 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 	}
 	l.mu.Unlock()
 
-	if !r.hmp.running() {
+	if !r.hmp.Running() {
 		// A fault left it down: bring it back for the checks.
 		if err := r.startHMP(ctx); err != nil {
 			return fmt.Errorf("restart hmp for the checks: %w", err)
 		}
 	}
-	if r.peer != nil && !r.peer.running() {
+	if r.peer != nil && !r.peer.Running() {
 		if err := r.startPeer(ctx); err != nil {
 			return fmt.Errorf("restart the second hmp for the checks: %w", err)
 		}
@@ -136,9 +136,9 @@ func (r *run) verify(ctx context.Context, rep *Report) error {
 	r.readMetrics(ctx)
 	rep.DeadLetteredMetric = r.dlqMetric
 	if r.peer != nil {
-		r.peer.stop(90 * time.Second)
+		r.peer.Stop(90 * time.Second)
 	}
-	r.hmp.stop(90 * time.Second)
+	r.hmp.Stop(90 * time.Second)
 	dl, err := r.deadLetters(ctx, rep)
 	if err != nil {
 		return err

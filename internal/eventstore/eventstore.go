@@ -9,13 +9,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pressly/goose/v3"
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
@@ -26,8 +24,7 @@ var migrationFiles embed.FS
 
 // Migrations returns the schema of the event table.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "eventstore", FS: sub, Go: []*goose.Migration{partitionMigration(), partitionGuardMigration()}}
+	return postgres.EmbeddedSet("eventstore", migrationFiles, partitionMigration(), partitionGuardMigration())
 }
 
 // Position is where an appended event landed: its sequence in the store and

@@ -12,6 +12,7 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
+	"hmp/internal/postgres/pgtest"
 )
 
 // momentEvent is an event of org stamped at.
@@ -163,7 +164,7 @@ func TestSealWaitsAndHoldsTheMoment(t *testing.T) {
 	x := base.Add(time.Second)
 	sealed := make(chan error, 1)
 	go func() { sealed <- Seal(ctx, pool, org, x) }()
-	waitBlocked(t, pool, pid)
+	pgtest.WaitBlocked(t, pool, pid)
 	if err := inFlight.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -203,25 +204,5 @@ func TestSealWaitsAndHoldsTheMoment(t *testing.T) {
 		if v, err := Verify(ctx, pool, VerifyOptions{OrgID: o}); err != nil || len(v.Breaks) != 0 || v.Events != 2 && o == org {
 			t.Fatalf("verify %s: %+v, %v", o, v, err)
 		}
-	}
-}
-
-// waitBlocked waits until some session waits for a lock held by the
-// session with the given backend pid.
-func waitBlocked(t *testing.T, pool *pgxpool.Pool, holder int) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var n int
-		if err := pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nothing waits for the held lock")
-		}
-		time.Sleep(2 * time.Millisecond) // polling pg_stat_activity: nothing to wait on
 	}
 }

@@ -128,16 +128,15 @@ type Relay struct {
 	resets    prometheus.Counter
 	giveUps   prometheus.Counter
 
-	mu     sync.Mutex
 	base   startstop.Base
-	cycled chan struct{} // closed and replaced after every cycle (tests wait on it)
-	wake   chan struct{} // Wake's signal, kept until an idle pause takes it
+	cycled startstop.Signal // fired after every cycle (tests wait on it)
+	wake   chan struct{}    // Wake's signal, kept until an idle pause takes it
 }
 
 // NewRelay returns a stopped relay. reg may be nil.
 func NewRelay(pool *pgxpool.Pool, pub Publisher, cfg RelayConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Relay {
 	r := &Relay{
-		pool: pool, pub: pub, cfg: cfg.withDefaults(), logger: logger, now: now, cycled: make(chan struct{}), wake: make(chan struct{}, 1),
+		pool: pool, pub: pub, cfg: cfg.withDefaults(), logger: logger, now: now, wake: make(chan struct{}, 1),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_published_total", Help: "Events published from the outbox to the bus."}),
 		lag:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "hmp_relay_lag_seconds", Help: "Age of the oldest event the last relay cycle published (0 when idle)."}),
 		errors:    prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_relay_errors_total", Help: "Relay cycles that failed and will be retried."}),
@@ -180,16 +179,7 @@ func (r *Relay) Wake() {
 
 // Cycled returns a channel closed after the next completed cycle.
 func (r *Relay) Cycled() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cycled
-}
-
-func (r *Relay) signalCycle() {
-	r.mu.Lock()
-	close(r.cycled)
-	r.cycled = make(chan struct{})
-	r.mu.Unlock()
+	return r.cycled.Wait()
 }
 
 // sampleEvery is the period of the outbox backlog gauge.
@@ -356,7 +346,7 @@ func (r *Relay) lead(ctx context.Context) (err error) {
 			n, err = r.cycle(cctx, conn.Conn(), &cur)
 			return err
 		}()
-		r.signalCycle()
+		r.cycled.Fire()
 		if err == nil {
 			return n, nil
 		}

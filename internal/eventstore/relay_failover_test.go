@@ -20,19 +20,7 @@ func TestRelayKeepsPublishingPastFrozenPrimary(t *testing.T) {
 	t.Parallel()
 	h := pgtest.StartTwoHosts(t, Migrations())
 	ctx := context.Background()
-	hosts, err := postgres.NewHosts(h.URL, postgres.HostsConfig{Interval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, h.URL, postgres.PoolConfig{MaxConns: 8, MinConns: 2, Hosts: hosts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := hosts.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hosts.Stop)
+	pool, _ := h.Pool(t, 8)
 	now := time.Now()
 	b := relayBundle{pool: pool, store: NewStore(pool), org: domain.NewID(now), prop: domain.NewID(now)}
 	pub := &recorder{}

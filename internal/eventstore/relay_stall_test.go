@@ -75,18 +75,8 @@ func streamEvents(t *testing.T, bs *bus.Bus) []domain.Event {
 func TestRelayStalledLeaderGivesUp(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ctx := context.Background()
-	bs, err := bus.Open(ctx, bus.Config{StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bs.Close)
-	var want []domain.Event
-	for range 4 {
-		evs := []domain.Event{b.event(domain.NewID(time.Now()), 1), b.event(domain.NewID(time.Now()), 1)}
-		b.commit(t, evs...)
-		want = append(want, evs...)
-	}
+	bs := openBus(t)
+	want := b.commitPairs(t, 4)
 	stuck := &lostAcks{bus: bs, called: make(chan struct{})}
 	// The stalled leader must not win the lock back at once: it retries
 	// leadership only after an hour.

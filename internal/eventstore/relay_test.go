@@ -125,6 +125,30 @@ func (b relayBundle) commit(t *testing.T, events ...domain.Event) []Position {
 	return pos
 }
 
+// commitPairs commits n transactions of two new entities' first events
+// each and returns the events in commit order.
+func (b relayBundle) commitPairs(t *testing.T, n int) []domain.Event {
+	t.Helper()
+	var all []domain.Event
+	for range n {
+		evs := []domain.Event{b.event(domain.NewID(time.Now()), 1), b.event(domain.NewID(time.Now()), 1)}
+		b.commit(t, evs...)
+		all = append(all, evs...)
+	}
+	return all
+}
+
+// openBus opens an embedded bus of the test's own, closed when it ends.
+func openBus(t *testing.T) *bus.Bus {
+	t.Helper()
+	bs, err := bus.Open(context.Background(), bus.Config{StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bs.Close)
+	return bs
+}
+
 type relayState struct {
 	cursorTx, cursorSeq, horizon, streamSeq int64
 }
@@ -416,17 +440,8 @@ func TestRelayRepublishAfterCrash(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	bs, err := bus.Open(ctx, bus.Config{StoreDir: t.TempDir()}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bs.Close)
-	var want []domain.Event
-	for range 5 {
-		evs := []domain.Event{b.event(domain.NewID(time.Now()), 1), b.event(domain.NewID(time.Now()), 1)}
-		b.commit(t, evs...)
-		want = append(want, evs...)
-	}
+	bs := openBus(t)
+	want := b.commitPairs(t, 5)
 	r := b.startRelay(t, bs, RelayConfig{BatchSize: 3})
 	streamMsgs := func() uint64 {
 		info, err := bs.StreamInfo(ctx, bus.EventsStream)

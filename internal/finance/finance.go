@@ -7,12 +7,10 @@ package finance
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pressly/goose/v3"
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
@@ -25,8 +23,7 @@ var migrationFiles embed.FS
 // Migrations returns the schema of the tables this package owns. It
 // references tenancy's tables, so it runs after tenancy's set.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "finance", FS: sub, Go: []*goose.Migration{partitionMigration()}}
+	return postgres.EmbeddedSet("finance", migrationFiles, partitionMigration())
 }
 
 // Transaction is a revenue or an expense.

@@ -20,8 +20,8 @@ func (c *Cluster) processes(n *Node) (patroni int, rest []int) {
 	p := n.patroni
 	n.mu.Unlock()
 	seen := map[int]bool{}
-	if p != nil && p.running() {
-		patroni = p.pid()
+	if p != nil && p.Running() {
+		patroni = p.Pid()
 		seen[patroni] = true
 		for _, pid := range descendants(patroni)[1:] {
 			seen[pid] = true
@@ -67,7 +67,7 @@ func (c *Cluster) killTree(n *Node, within time.Duration) error {
 	n.frozen = nil
 	n.mu.Unlock()
 	if p != nil && patroni != 0 {
-		<-p.exited
+		<-p.Exited()
 	}
 	if err := reap(rest, within); err != nil {
 		errs = append(errs, err)
@@ -81,7 +81,7 @@ func (c *Cluster) Restart(n *Node) error {
 	n.mu.Lock()
 	p := n.patroni
 	n.mu.Unlock()
-	if p != nil && p.running() {
+	if p != nil && p.Running() {
 		return fmt.Errorf("ha: %s is running", n.Name)
 	}
 	return c.startPatroni(n)

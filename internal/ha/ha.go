@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +29,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"hmp/internal/postgres"
+	"hmp/internal/proc"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,7 +113,7 @@ type Cluster struct {
 	cfg   Config
 	dir   string
 	cred  *syscall.Credential
-	etcd  *proc
+	etcd  *proc.Process
 	dcs   string // etcd's client address
 	nodes []*Node
 	// async is the replication mode in force (SetSynchronous changes it).
@@ -132,7 +134,7 @@ type Node struct {
 	config        string
 
 	mu      sync.Mutex
-	patroni *proc
+	patroni *proc.Process
 	frozen  []int // pids stopped by Freeze
 }
 
@@ -164,8 +166,8 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return c, fmt.Errorf("ha: %w", err)
 	}
-	if c.cred, err = serverCredential(); err != nil {
-		return c, err
+	if c.cred, err = postgres.ServerUser(); err != nil {
+		return c, fmt.Errorf("ha: running as root, PostgreSQL must run as the postgres user: %w", err)
 	}
 	if err := c.startEtcd(ctx); err != nil {
 		return c, err
@@ -256,7 +258,7 @@ func (c *Cluster) Stop() {
 			c.stopReaper()
 		}
 		if c.etcd != nil {
-			c.etcd.stop(10 * time.Second)
+			c.etcd.Stop(10 * time.Second)
 		}
 		if err := os.RemoveAll(c.dir); err != nil {
 			c.logf("remove %s: %v", c.dir, err)
@@ -270,8 +272,8 @@ func (c *Cluster) stopNode(n *Node, grace time.Duration) {
 	n.mu.Lock()
 	p := n.patroni
 	n.mu.Unlock()
-	if p != nil && p.running() {
-		p.stop(grace)
+	if p != nil && p.Running() {
+		p.Stop(grace)
 	}
 	// A postmaster whose Patroni died without stopping it.
 	c.killTree(n, 0)
@@ -290,16 +292,19 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 	}
 	c.dcs = "127.0.0.1:" + strconv.Itoa(client)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peer)
-	c.etcd = &proc{name: "etcd", log: filepath.Join(c.dir, "etcd.log"), args: []string{
+	c.etcd = &proc.Process{Name: "etcd", Dir: os.TempDir(), Log: filepath.Join(c.dir, "etcd.log"), Args: []string{
 		"etcd", "--name", "hmp-ha", "--data-dir", filepath.Join(c.dir, "etcd"),
 		"--listen-client-urls", "http://" + c.dcs, "--advertise-client-urls", "http://" + c.dcs,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
 		"--initial-cluster", "hmp-ha=" + peerURL, "--enable-v2",
 	}}
-	if err := c.etcd.start(nil); err != nil {
-		return err
+	if err := c.etcd.Start(); err != nil {
+		return fmt.Errorf("ha: %w", err)
 	}
-	return waitHTTP(ctx, c.etcd, "http://"+c.dcs+"/health", time.Minute)
+	if err := c.etcd.WaitHTTP(ctx, "http://"+c.dcs+"/health", time.Minute); err != nil {
+		return fmt.Errorf("ha: %w", err)
+	}
+	return nil
 }
 
 // newNode prepares a node's folder and Patroni configuration.
@@ -398,29 +403,14 @@ tags:
 
 // startPatroni starts (or restarts) a node's Patroni.
 func (c *Cluster) startPatroni(n *Node) error {
-	p := &proc{name: "patroni " + n.Name, log: filepath.Join(n.dir, "patroni.log"), args: []string{"patroni", n.config}}
-	if err := p.start(c.cred); err != nil {
-		return err
+	p := &proc.Process{Name: "patroni " + n.Name, Dir: os.TempDir(), Log: filepath.Join(n.dir, "patroni.log"), Args: []string{"patroni", n.config}, Cred: c.cred}
+	if err := p.Start(); err != nil {
+		return fmt.Errorf("ha: %w", err)
 	}
 	n.mu.Lock()
 	n.patroni = p
 	n.mu.Unlock()
 	return nil
-}
-
-// serverCredential is the postgres user when this process is root, nil
-// otherwise.
-func serverCredential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("ha: running as root, PostgreSQL must run as the postgres user: %w", err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 }
 
 func freePort() (int, error) {

@@ -3,7 +3,6 @@ package ha_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"hmp/internal/chaos"
 	"hmp/internal/ha"
+	"hmp/internal/proc/proctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -94,17 +94,6 @@ func postmaster(t *testing.T, c *ha.Cluster, n *ha.Node) int {
 	return pid
 }
 
-// buildHMP compiles the hmp binary once into a temporary folder.
-func buildHMP(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hmp")
-	cmd := exec.Command("go", "build", "-o", bin, "hmp/cmd/hmp")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestFailoverUnderWrites is the short form of `hmp chaos --ha
 // --instances 2`: two hmp serve on the topology's multi-host URL take
 // creates (retried with their Idempotency-Key, alternating between the
@@ -114,7 +103,7 @@ func buildHMP(t *testing.T) string {
 // read with the last token whichever instance issued it), reconcile is
 // clean, the dead-letter stream empty, and one relay leads at the end.
 func TestFailoverUnderWrites(t *testing.T) {
-	bin := buildHMP(t)
+	bin := proctest.BuildHMP(t)
 	var log strings.Builder
 	cfg := fast(t, &log)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

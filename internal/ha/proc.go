@@ -4,119 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// proc is a process the topology started (etcd, a Patroni): its output
-// goes to a log file, and it dies with this process.
-type proc struct {
-	name   string
-	args   []string
-	log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func (p *proc) start(cred *syscall.Credential) error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("ha: open %s log: %w", p.name, err)
-	}
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Dir = os.TempDir()
-	// The parent-death signal stops the child (Patroni stops its
-	// PostgreSQL) if this process dies without cleaning up; it fires when
-	// the forking thread exits, so the fork happens on a locked thread.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: cred}
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("ha: start %s: %w", p.name, err)
-	}
-	p.cmd = cmd
-	exited := make(chan struct{})
-	p.exited = exited
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
-	return nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) running() bool {
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM, waits up to grace, then SIGKILLs and waits.
-func (p *proc) stop(grace time.Duration) {
-	if !p.running() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-	}
-}
-
-// logTail is the end of the log, for error messages.
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// waitHTTP polls url until it answers 200, the process exits or within
-// passes.
-func waitHTTP(ctx context.Context, p *proc, url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	hc := &http.Client{Timeout: time.Second}
-	for {
-		if resp, err := hc.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if !p.running() {
-			return fmt.Errorf("ha: %s exited at start: %s", p.name, p.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ha: %s not ready within %s: %s", p.name, within, p.logTail())
-		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
+// sleep waits d, or returns ctx.Err() when ctx ends first.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -112,8 +112,8 @@ func (c *Cluster) exitedAtStart() error {
 		n.mu.Lock()
 		p := n.patroni
 		n.mu.Unlock()
-		if p != nil && !p.running() && p.cmd.ProcessState != nil && !p.cmd.ProcessState.Success() {
-			return fmt.Errorf("ha: %s exited: %s", p.name, p.logTail())
+		if p != nil && p.Failed() {
+			return fmt.Errorf("ha: %s exited: %s", p.Name, p.LogTail())
 		}
 	}
 	return nil

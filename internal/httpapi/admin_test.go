@@ -1,13 +1,11 @@
 package httpapi_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 
 	"hmp/internal/httpapi"
 	"hmp/internal/knobs"
+	"hmp/internal/logtest"
 	"hmp/internal/natstest"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -26,22 +25,10 @@ import (
 
 const token = "operator-token-for-tests-0123456789"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type fixture struct {
 	handler http.Handler
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 }
 
 // setupOperator serves the operator API of live settings kept on an embedded bus,
@@ -73,7 +60,7 @@ func setupOperator(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(lim.Close)
-	f := &fixture{reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	f := &fixture{reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}}
 	logger := slog.New(slog.NewTextHandler(f.logs, nil))
 	f.handler = httpapi.New(httpapi.Deps{
 		Operator: operator.New(operator.Config{Token: token, Limiter: lim, Registerer: f.reg, Logger: logger}),

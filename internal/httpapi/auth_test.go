@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"hmp/internal/httpapi/httpapitest"
+
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -19,44 +21,11 @@ func signed(t *testing.T, method jwt.SigningMethod, secret any, claims jwt.MapCl
 	return s
 }
 
-// operation is one (method, path) of the served OpenAPI document.
-type operation struct {
-	method, path string
-	// secured: the operation wants a bearer token; admin: the operator's
-	// (HMP_ADMIN_TOKEN), not a user's.
-	secured, admin bool
-}
-
-func (o operation) String() string { return o.method + " " + o.path }
-
 // openAPIOperations lists every operation under /v1 that GET /openapi.json
 // documents, sorted.
-func (a *api) openAPIOperations() []operation {
+func (a *api) openAPIOperations() []httpapitest.Operation {
 	a.t.Helper()
-	var doc struct {
-		Paths map[string]map[string]struct {
-			Security []map[string][]string `json:"security"`
-		} `json:"paths"`
-	}
-	a.must(200, "GET", "/openapi.json", "", nil, &doc)
-	var ops []operation
-	for path, methods := range doc.Paths {
-		if !strings.HasPrefix(path, "/v1/") {
-			continue
-		}
-		for method, op := range methods {
-			switch method {
-			case "get", "put", "post", "delete", "patch", "head", "options", "trace":
-				admin := slices.ContainsFunc(op.Security, func(s map[string][]string) bool { _, ok := s["operator"]; return ok })
-				ops = append(ops, operation{method: strings.ToUpper(method), path: path, secured: len(op.Security) > 0, admin: admin})
-			}
-		}
-	}
-	if len(ops) == 0 {
-		a.t.Fatalf("the OpenAPI document lists no /v1 operations")
-	}
-	slices.SortFunc(ops, func(a, b operation) int { return strings.Compare(a.String(), b.String()) })
-	return ops
+	return httpapitest.Operations(a.t, a.must(200, "GET", "/openapi.json", "", nil, nil).Body)
 }
 
 // TestAuthentication: every /v1 route but signup and login wants a valid
@@ -125,21 +94,21 @@ func TestAuthentication(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := a.in(t)
 			for _, op := range ops {
-				if !op.secured || op.admin { // operator routes: their own token, tested with them
+				if !op.Secured || op.Admin { // operator routes: their own token, tested with them
 					continue
 				}
-				path := strings.ReplaceAll(op.path, "{id}", "01900000-0000-7000-8000-000000000000")
+				path := strings.ReplaceAll(op.Path, "{id}", "01900000-0000-7000-8000-000000000000")
 				var headers []string
 				if tc.header != "" {
 					headers = []string{"Authorization", tc.header}
 				}
-				r := a.do(op.method, path, "", `{}`, headers...)
+				r := a.do(op.Method, path, "", `{}`, headers...)
 				p := mustProblem(t, r, 401)
 				if !strings.Contains(p.Detail, tc.detail) {
-					t.Fatalf("%s %s: detail %q, want %q", op.method, op.path, p.Detail, tc.detail)
+					t.Fatalf("%s %s: detail %q, want %q", op.Method, op.Path, p.Detail, tc.detail)
 				}
 				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
-					t.Fatalf("%s %s: WWW-Authenticate = %q", op.method, op.path, r.Header.Get("WWW-Authenticate"))
+					t.Fatalf("%s %s: WWW-Authenticate = %q", op.Method, op.Path, r.Header.Get("WWW-Authenticate"))
 				}
 			}
 		})
@@ -148,8 +117,8 @@ func TestAuthentication(t *testing.T) {
 	t.Run("only signup and login are public", func(t *testing.T) {
 		var public []string
 		for _, op := range ops {
-			if !op.secured {
-				public = append(public, op.method+" "+op.path)
+			if !op.Secured {
+				public = append(public, op.Method+" "+op.Path)
 			}
 		}
 		slices.Sort(public)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"hmp/internal/httpapi"
+	"hmp/internal/logtest"
 	"hmp/internal/operator"
 	"hmp/internal/telemetry"
 )
@@ -30,7 +31,7 @@ func (failingBook) Ack(string, string) (telemetry.Alert, error) {
 // an error with its text in errors[0].message.)
 func TestInternalErrorTextNeverInBody(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	h := httpapi.New(httpapi.Deps{
 		Operator: operator.New(operator.Config{Token: token}),
 		Alerts:   failingBook{}, Logger: slog.New(slog.NewTextHandler(logs, nil)),

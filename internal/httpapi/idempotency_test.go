@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"hmp/internal/httpapi/httpapitest"
 )
 
 // keyed sends body (JSON; nil: none) with an Idempotency-Key.
@@ -492,8 +494,8 @@ func TestIdempotencyKeyFinanceCreates(t *testing.T) {
 				a.must(201, "POST", base, admin, cash(kind, o.propertyID, 2222), nil, "Idempotency-Key", kind+"-conflict")
 				for _, other := range []txn{
 					cash(kind, o.propertyID, 2223),
-					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "bank", OccurredAt: morning}),
-					withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "cash", OccurredAt: morning, Description: "again"}),
+					httpapitest.WithKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "bank", OccurredAt: morning}),
+					httpapitest.WithKind(kind, txn{PropertyID: o.propertyID, AmountCents: 2222, PaymentMode: "cash", OccurredAt: morning, Description: "again"}),
 				} {
 					p := mustProblem(t, a.do("POST", base, admin, other, "Idempotency-Key", kind+"-conflict"), 409)
 					if p.Detail != "this Idempotency-Key was used with a different request body" {
@@ -511,7 +513,7 @@ func TestIdempotencyKeyFinanceCreates(t *testing.T) {
 				mustProblem(t, a.do("POST", base, admin, cash(kind, o.propertyID, 0), "Idempotency-Key", key), 422)
 				ghost := cash(kind, "01900000-0000-7000-8000-000000000000", 3333)
 				mustProblem(t, a.do("POST", base, admin, ghost, "Idempotency-Key", key), 404)
-				tooOld := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 3333, PaymentMode: "cash", OccurredAt: "1999-01-01T00:00:00Z"})
+				tooOld := httpapitest.WithKind(kind, txn{PropertyID: o.propertyID, AmountCents: 3333, PaymentMode: "cash", OccurredAt: "1999-01-01T00:00:00Z"})
 				mustProblem(t, a.do("POST", base, admin, tooOld, "Idempotency-Key", key), 422)
 				fixed := a.must(201, "POST", base, admin, cash(kind, o.propertyID, 3333), nil, "Idempotency-Key", key)
 				if fixed.Header.Get("Idempotency-Replayed") != "" {
@@ -526,7 +528,7 @@ func TestIdempotencyKeyFinanceCreates(t *testing.T) {
 				a.create(a.login(o.managerEmail, managerPassword), kind, cash(kind, o.propertyID, 10))
 				a.clock.Advance(24 * time.Hour)
 				admin, mgr := a.login(o.adminEmail, adminPassword), a.login(o.managerEmail, managerPassword)
-				next := withKind(kind, txn{PropertyID: o.propertyID, AmountCents: 4444, PaymentMode: "cash", OccurredAt: "2026-06-16T04:30:00Z"})
+				next := httpapitest.WithKind(kind, txn{PropertyID: o.propertyID, AmountCents: 4444, PaymentMode: "cash", OccurredAt: "2026-06-16T04:30:00Z"})
 				mustProblem(t, a.do("POST", base, mgr, next, "Idempotency-Key", kind+"-gated"), 409)
 				a.must(201, "POST", "/v1/finance/daily-approvals", admin, map[string]any{"managerUserId": o.managerID, "date": "2026-06-16"}, nil)
 				r := a.must(201, "POST", base, mgr, next, nil, "Idempotency-Key", kind+"-gated")

@@ -21,6 +21,7 @@ import (
 	"hmp/internal/finance"
 	"hmp/internal/httpapi"
 	"hmp/internal/idempotency"
+	"hmp/internal/logtest"
 	"hmp/internal/postgres/pgtest"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -46,7 +47,7 @@ type api struct {
 	// test sets it.
 	clock *clocktest.Clock
 	// logs holds everything the edge logged, debug level and up.
-	logs *syncBuffer
+	logs *logtest.Buffer
 }
 
 // tokenTTL is how long the fixture's access tokens are valid.
@@ -57,7 +58,7 @@ var tokenSecret = []byte(strings.Repeat("s", 32))
 
 func setup(t testing.TB) *api {
 	t.Helper()
-	a := &api{t: t, pool: cluster.NewPool(t), clock: clocktest.Wall(), logs: &syncBuffer{}}
+	a := &api{t: t, pool: cluster.NewPool(t), clock: clocktest.Wall(), logs: &logtest.Buffer{}}
 	a.handler = a.edge()
 	return a
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/url"
 	"time"
+
+	"hmp/internal/httpapi/httpapitest"
 )
 
 // baseTime is where a test that freezes the fixture's clock sets it: 12:00
@@ -18,58 +20,16 @@ const baseDate = "2026-06-15"
 const morning = "2026-06-15T04:30:00Z"
 
 // txn is the body of a revenue or expense create.
-type txn struct {
-	PropertyID    string `json:"propertyId"`
-	Source        string `json:"source,omitempty"`
-	Category      string `json:"category,omitempty"`
-	AmountCents   int64  `json:"amountCents"`
-	PaymentMode   string `json:"paymentMode"`
-	OccurredAt    string `json:"occurredAt"`
-	Description   string `json:"description,omitempty"`
-	BankReference string `json:"bankReference,omitempty"`
-}
+type txn = httpapitest.Txn
 
 // cash is a valid create body of kind (revenue or expense): a cash room
 // revenue (or supplies expense) of amount on the morning of baseDate.
 func cash(kind, prop string, amount int64) txn {
-	return withKind(kind, txn{PropertyID: prop, AmountCents: amount, PaymentMode: "cash", OccurredAt: morning})
-}
-
-// withKind fills the kind-specific field of a create body: source room for
-// a revenue, category supplies for an expense, unless set.
-func withKind(kind string, b txn) txn {
-	if kind == "revenue" && b.Source == "" {
-		b.Source = "room"
-	}
-	if kind == "expense" && b.Category == "" {
-		b.Category = "supplies"
-	}
-	return b
+	return httpapitest.WithKind(kind, txn{PropertyID: prop, AmountCents: amount, PaymentMode: "cash", OccurredAt: morning})
 }
 
 // row is a revenue or an expense as the API returns it, with every field.
-type row struct {
-	ID            string    `json:"id"`
-	PropertyID    string    `json:"propertyId"`
-	Source        string    `json:"source"`
-	Category      string    `json:"category"`
-	AmountCents   int64     `json:"amountCents"`
-	Currency      string    `json:"currency"`
-	PaymentMode   string    `json:"paymentMode"`
-	OccurredAt    time.Time `json:"occurredAt"`
-	BusinessDate  string    `json:"businessDate"`
-	BankReference string    `json:"bankReference"`
-	Description   string    `json:"description"`
-	Status        string    `json:"status"`
-	Version       int       `json:"version"`
-	CreatedBy     string    `json:"createdBy"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedBy     string    `json:"updatedBy"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-	ReviewedBy    string    `json:"reviewedBy"`
-	ReviewedAt    string    `json:"reviewedAt"`
-	ReviewNotes   string    `json:"reviewNotes"`
-}
+type row = httpapitest.Row
 
 // rows is the route of kind's rows.
 func rows(kind string) string { return "/v1/finance/" + kind + "s" }

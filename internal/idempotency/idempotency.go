@@ -17,11 +17,9 @@ import (
 	"crypto/sha256"
 	"embed"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pressly/goose/v3"
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
@@ -32,8 +30,7 @@ var migrationFiles embed.FS
 
 // Migrations returns the schema of the key table.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "idempotency", FS: sub, Go: []*goose.Migration{partitionMigration()}}
+	return postgres.EmbeddedSet("idempotency", migrationFiles, partitionMigration())
 }
 
 // TTL is how long a key is remembered.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,16 +39,15 @@ type Pruner struct {
 	keys   prometheus.Gauge
 	pruned prometheus.Counter
 
-	mu     sync.Mutex
 	base   startstop.Base
-	cycled chan struct{}
+	cycled startstop.Signal
 }
 
 // NewPruner returns a stopped Pruner of store; its metrics register on reg
 // (nil: not exported).
 func NewPruner(store *Store, cfg PrunerConfig, logger *slog.Logger, reg prometheus.Registerer) *Pruner {
 	p := &Pruner{
-		store: store, cfg: cfg.WithDefaults(), logger: logger, cycled: make(chan struct{}),
+		store: store, cfg: cfg.WithDefaults(), logger: logger,
 		keys: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hmp_idempotency_keys", Help: "Remembered idempotency keys (live and not yet pruned), sampled after each prune.",
 		}),
@@ -76,9 +74,7 @@ func (p *Pruner) Stop() {
 
 // Cycled returns a channel closed after the next completed prune (tests).
 func (p *Pruner) Cycled() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cycled
+	return p.cycled.Wait()
 }
 
 func (p *Pruner) run(ctx context.Context) {
@@ -114,10 +110,7 @@ func (p *Pruner) cycle(ctx context.Context) {
 	} else if ctx.Err() == nil {
 		p.logger.Warn("idempotency_count_failed", "error", err.Error())
 	}
-	p.mu.Lock()
-	close(p.cycled)
-	p.cycled = make(chan struct{})
-	p.mu.Unlock()
+	p.cycled.Fire()
 }
 
 // exactUpTo is how many keys Count counts one by one; past it the

@@ -42,30 +42,11 @@ func (g *Creates) Op() Op {
 	return func(ctx context.Context, w *Worker) (int, error) {
 		t := &g.Tenants[w.Rand.IntN(len(g.Tenants))]
 		expense := w.Rand.Float64() < g.ExpenseShare
-		b := w.Buf[:0]
-		b = append(b, `{"propertyId":"`...)
-		b = append(b, t.Properties[w.Rand.IntN(len(t.Properties))]...)
-		path := "/v1/finance/revenues"
+		path, field, values := "/v1/finance/revenues", "source", sources[:]
 		if expense {
-			path = "/v1/finance/expenses"
-			b = append(b, `","category":"`...)
-			b = append(b, categories[w.Rand.IntN(len(categories))]...)
-		} else {
-			b = append(b, `","source":"`...)
-			b = append(b, sources[w.Rand.IntN(len(sources))]...)
+			path, field, values = "/v1/finance/expenses", "category", categories[:]
 		}
-		b = append(b, `","amountCents":`...)
-		b = strconv.AppendInt(b, 1+w.Rand.Int64N(10_000_000), 10)
-		b = append(b, `,"paymentMode":"`...)
-		if w.Rand.IntN(2) == 0 {
-			b = append(b, "cash"...)
-		} else {
-			b = append(b, "bank"...)
-		}
-		b = append(b, `","occurredAt":"`...)
-		at := now().Add(-time.Duration(w.Rand.Int64N(int64(age)))).UTC().Truncate(time.Second)
-		b = at.AppendFormat(b, time.RFC3339)
-		b = append(b, `"}`...)
+		b := appendCreate(w.Buf[:0], w, t, field, values, now(), age)
 		w.Buf = b
 		return g.Client.Send(ctx, Request{Method: http.MethodPost, Path: path, Token: t.AdminToken, Body: b})
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"hmp/internal/browsertest"
 	"hmp/internal/loadtest"
 )
 
@@ -201,16 +202,7 @@ func TestMixedHTMLRendersCharts(t *testing.T) {
 	if err := syntheticReport().WriteHTML(path); err != nil {
 		t.Fatal(err)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
-		chromedp.ExecPath("/usr/bin/chromium"), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 2400))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 40*time.Second)
-	defer cancel()
+	ctx := browsertest.New(t, 1000, 2400, 40*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+path), chromedp.WaitVisible("svg.chart")); err != nil {
 		t.Fatal(err)
 	}

@@ -114,23 +114,7 @@ func (g *RevenueCreates) Op() Op {
 	}
 	return func(ctx context.Context, w *Worker) (int, error) {
 		t := &g.Tenants[w.Rand.IntN(len(g.Tenants))]
-		b := w.Buf[:0]
-		b = append(b, `{"propertyId":"`...)
-		b = append(b, t.Properties[w.Rand.IntN(len(t.Properties))]...)
-		b = append(b, `","source":"`...)
-		b = append(b, sources[w.Rand.IntN(len(sources))]...)
-		b = append(b, `","amountCents":`...)
-		b = strconv.AppendInt(b, 1+w.Rand.Int64N(10_000_000), 10)
-		b = append(b, `,"paymentMode":"`...)
-		if w.Rand.IntN(2) == 0 {
-			b = append(b, "cash"...)
-		} else {
-			b = append(b, "bank"...)
-		}
-		b = append(b, `","occurredAt":"`...)
-		at := now().Add(-time.Duration(w.Rand.Int64N(int64(30 * 24 * time.Hour)))).UTC().Truncate(time.Second)
-		b = at.AppendFormat(b, time.RFC3339)
-		b = append(b, `"}`...)
+		b := appendCreate(w.Buf[:0], w, t, "source", sources[:], now(), 30*24*time.Hour)
 		w.Buf = b
 		r := Request{Method: http.MethodPost, Path: "/v1/finance/revenues", Token: t.AdminToken, Body: b}
 		if g.IdempotencyKeys {
@@ -140,6 +124,31 @@ func (g *RevenueCreates) Op() Op {
 		}
 		return g.Client.Send(ctx, r)
 	}
+}
+
+// appendCreate appends to b the JSON body of a create on one of t's
+// properties: field (source or category) one of values, an amount of
+// 1..10^7 cents, cash or bank, occurred within age before now, each drawn
+// from w.Rand in that order.
+func appendCreate(b []byte, w *Worker, t *Tenant, field string, values []string, now time.Time, age time.Duration) []byte {
+	b = append(b, `{"propertyId":"`...)
+	b = append(b, t.Properties[w.Rand.IntN(len(t.Properties))]...)
+	b = append(b, `","`...)
+	b = append(b, field...)
+	b = append(b, `":"`...)
+	b = append(b, values[w.Rand.IntN(len(values))]...)
+	b = append(b, `","amountCents":`...)
+	b = strconv.AppendInt(b, 1+w.Rand.Int64N(10_000_000), 10)
+	b = append(b, `,"paymentMode":"`...)
+	if w.Rand.IntN(2) == 0 {
+		b = append(b, "cash"...)
+	} else {
+		b = append(b, "bank"...)
+	}
+	b = append(b, `","occurredAt":"`...)
+	at := now.Add(-time.Duration(w.Rand.Int64N(int64(age)))).UTC().Truncate(time.Second)
+	b = at.AppendFormat(b, time.RFC3339)
+	return append(b, `"}`...)
 }
 
 // WritesConfig sets up the writes scenario.

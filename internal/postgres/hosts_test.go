@@ -36,19 +36,7 @@ func TestFrozenPrimaryDoesNotStallWrites(t *testing.T) {
 	t.Parallel()
 	h := pgtest.StartTwoHosts(t, writesSet)
 	ctx := context.Background()
-	hosts, err := postgres.NewHosts(h.URL, postgres.HostsConfig{Interval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, h.URL, postgres.PoolConfig{MaxConns: 4, MinConns: 2, Hosts: hosts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := hosts.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(hosts.Stop)
+	pool, hosts := h.Pool(t, 4)
 	if port, err := write(ctx, pool); err != nil || port != pgtest.Port(t, h.A) {
 		t.Fatalf("first write on port %d (%v), want the first host %d", port, err, pgtest.Port(t, h.A))
 	}

@@ -464,12 +464,25 @@ func checkTraversable(dir string, cred *syscall.Credential) error {
 // serverCredential returns the user to run the server as: nil (this
 // process's user) unless running as root.
 func serverCredential() (*syscall.Credential, error) {
+	cred, err := ServerUser()
+	if err != nil {
+		return nil, fmt.Errorf("running as root, the local PostgreSQL must run as the unprivileged user \"postgres\", which does not exist: install the postgresql package or run hmp as a normal user: %w", err)
+	}
+	return cred, nil
+}
+
+// ServerUser is the user that a PostgreSQL server (or pg_ctl, or Patroni)
+// started by this process runs as: nil, this process's own, unless this
+// process is root, which the server refuses; then the unprivileged user
+// "postgres". The error is user.Lookup's, unwrapped: callers say what
+// they needed the user for.
+func ServerUser() (*syscall.Credential, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("running as root, the local PostgreSQL must run as the unprivileged user \"postgres\", which does not exist: install the postgresql package or run hmp as a normal user: %w", err)
+		return nil, err
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)

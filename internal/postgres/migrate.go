@@ -24,6 +24,17 @@ type MigrationSet struct {
 	Go   []*goose.Migration
 }
 
+// EmbeddedSet is the MigrationSet name of a package whose SQL migrations
+// are embedded under migrations/ in files (//go:embed migrations/*.sql),
+// with its Go migrations, if any.
+func EmbeddedSet(name string, files fs.FS, goMigrations ...*goose.Migration) MigrationSet {
+	sub, err := fs.Sub(files, "migrations")
+	if err != nil {
+		panic(fmt.Sprintf("postgres: migrations of %s: %v", name, err)) // only for an invalid path, which "migrations" is not
+	}
+	return MigrationSet{Name: name, FS: sub, Go: goMigrations}
+}
+
 // DefaultPartitions is the hash partition count by org_id of a new schema
 // (the scaling guide's).
 const DefaultPartitions = 16

@@ -47,7 +47,7 @@ type CorrectionBatcher struct {
 	kick    chan struct{}     // a full batch is waiting
 	writing sync.Mutex        // one batch written at a time
 	base    startstop.Base
-	flushed chan struct{} // closed and replaced after each written batch
+	flushed startstop.Signal // fired after each written batch
 
 	// live holds the mode switched at run time (live.go).
 	live liveMode
@@ -72,7 +72,7 @@ type batcherMetrics struct {
 func NewCorrectionBatcher(pool *pgxpool.Pool, cfg Config, invalidate Invalidate, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *CorrectionBatcher {
 	b := &CorrectionBatcher{
 		pool: pool, cfg: cfg.WithDefaults(), logger: logger, now: now, invalidate: invalidate,
-		queue: map[Key]time.Time{}, kick: make(chan struct{}, 1), flushed: make(chan struct{}),
+		queue: map[Key]time.Time{}, kick: make(chan struct{}, 1),
 		m: batcherMetrics{
 			size: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hmp_corrections_batch_size",
 				Help: "Corrections (distinct property days) per correction write.", Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500}}),
@@ -133,9 +133,7 @@ func (b *CorrectionBatcher) Pending() int {
 
 // Flushed returns a channel closed after the next batch is written.
 func (b *CorrectionBatcher) Flushed() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.flushed
+	return b.flushed.Wait()
 }
 
 // Start writes queued corrections in the background until Stop. Safe to
@@ -271,10 +269,7 @@ func (b *CorrectionBatcher) writeBatch(ctx context.Context, keys []Key) error {
 	if b.invalidate != nil && len(res.Touched) > 0 {
 		b.invalidate(ctx, res.Touched)
 	}
-	b.mu.Lock()
-	close(b.flushed)
-	b.flushed = make(chan struct{})
-	b.mu.Unlock()
+	b.flushed.Fire()
 	return nil
 }
 

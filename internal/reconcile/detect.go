@@ -34,16 +34,15 @@ type Detector struct {
 	samples chan Key
 	found   *prometheus.CounterVec
 
-	mu    sync.Mutex
 	base  startstop.Base
-	swept chan struct{} // closed and replaced after each sweep and each sample check
+	swept startstop.Signal // fired after each sweep and each sample check
 }
 
 // NewDetector returns a stopped detector feeding batcher. reg may be nil.
 func NewDetector(pool *pgxpool.Pool, rec *Reconciler, batcher *CorrectionBatcher, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Detector {
 	cfg := batcher.Config()
 	d := &Detector{pool: pool, rec: rec, batcher: batcher, cfg: cfg, logger: logger, now: now,
-		samples: make(chan Key, 256), swept: make(chan struct{}),
+		samples: make(chan Key, 256),
 		found: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_corrections_detected_total",
 			Help: "Drifted property days found, by detector (sample, sweep, fix)."}, []string{"source"}),
 	}
@@ -71,16 +70,7 @@ func (d *Detector) Sample(org, property domain.ID, date domain.Date) {
 
 // Checked returns a channel closed after the next sweep or sample check.
 func (d *Detector) Checked() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.swept
-}
-
-func (d *Detector) signal() {
-	d.mu.Lock()
-	close(d.swept)
-	d.swept = make(chan struct{})
-	d.mu.Unlock()
+	return d.swept.Wait()
 }
 
 // Start runs the sample checks and the sweep until Stop. Safe to call
@@ -133,7 +123,7 @@ func (d *Detector) checkSamples(ctx context.Context) {
 			d.found.WithLabelValues("sample").Add(float64(len(drifted)))
 			d.batcher.Enqueue(drifted...)
 		}
-		d.signal()
+		d.swept.Fire()
 	}
 }
 
@@ -199,7 +189,7 @@ func (d *Detector) Sweep(ctx context.Context, since time.Time) (time.Time, error
 			d.logger.Info("corrections_sweep_found", "org_id", p.org.String(), "property_id", p.id.String(), "mismatches", n)
 		}
 	}
-	d.signal()
+	d.swept.Fire()
 	return start.Add(-time.Second), nil
 }
 

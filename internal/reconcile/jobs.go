@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"hmp/internal/domain"
 	"hmp/internal/postgres"
+	"hmp/internal/startstop"
 )
 
 //go:embed migrations/*.sql
@@ -24,8 +24,7 @@ var migrationFiles embed.FS
 // Migrations returns the schema of the tables this package owns (the
 // reconciliation jobs). It runs after reports' set.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "reconcile", FS: sub}
+	return postgres.EmbeddedSet("reconcile", migrationFiles)
 }
 
 // JobStatus is where a reconciliation job is.
@@ -66,8 +65,8 @@ type Jobs struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	stopped bool
-	// finished is closed and replaced after each job ends (tests wait on it).
-	finished chan struct{}
+	// finished fires after each job ends (tests wait on it).
+	finished startstop.Signal
 }
 
 // NewJobs returns the job runner over rec (cfg.JobDeadline bounds a job;
@@ -77,7 +76,7 @@ type Jobs struct {
 func NewJobs(pool *pgxpool.Pool, rec *Reconciler, cfg Config, logger *slog.Logger, now func() time.Time) *Jobs {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Jobs{pool: pool, rec: rec, cfg: cfg.WithDefaults(), logger: logger, now: now,
-		ctx: ctx, cancel: cancel, finished: make(chan struct{})}
+		ctx: ctx, cancel: cancel}
 }
 
 // Stop cancels the running jobs (they are recorded as failed) and waits
@@ -92,9 +91,7 @@ func (j *Jobs) Stop() {
 
 // Finished returns a channel closed when the next job ends.
 func (j *Jobs) Finished() <-chan struct{} {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.finished
+	return j.finished.Wait()
 }
 
 const (
@@ -223,10 +220,7 @@ func (j *Jobs) run(job Job) {
 	if err != nil {
 		j.logger.Error("reconcile_job_record_failed", "org_id", job.OrgID.String(), "job_id", job.ID.String(), "error", err.Error())
 	}
-	j.mu.Lock()
-	close(j.finished)
-	j.finished = make(chan struct{})
-	j.mu.Unlock()
+	j.finished.Fire()
 }
 
 func nonNil(m []Mismatch) []Mismatch {

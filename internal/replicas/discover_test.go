@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"hmp/internal/postgres"
@@ -42,39 +41,16 @@ type discoverBundle struct {
 // replica among the hosts of a multi-host URL (or through cfg's Patroni).
 func setupDiscover(t *testing.T, cfg replicas.Config) discoverBundle {
 	t.Helper()
-	ctx := context.Background()
-	dbURL := cluster.NewDatabase(t)
-	primary, err := postgres.Open(ctx, dbURL, postgres.PoolConfig{MaxConns: 4, MinConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(primary.Close)
-	if _, err := primary.Exec(ctx, `CREATE TABLE counter (id int PRIMARY KEY, n bigint NOT NULL); INSERT INTO counter VALUES (1, 0)`); err != nil {
-		t.Fatal(err)
-	}
-	rep := cluster.NewReplica(t)
-	direct, err := postgres.OpenLazy(ctx, rep.DatabaseURL(dbURL), postgres.PoolConfig{MaxConns: 2, MinConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
-	hosts, err := postgres.NewHosts(multiHost(t, dbURL, rep.DatabaseURL(dbURL)), postgres.HostsConfig{})
+	dbURL, b := startPair(t)
+	hosts, err := postgres.NewHosts(multiHost(t, dbURL, b.replica.DatabaseURL(dbURL)), postgres.HostsConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(hosts.Stop) // the test probes by itself
 	cfg.Hosts = hosts
 	cfg.CheckInterval = time.Hour
-	reg := prometheus.NewRegistry()
-	r, err := replicas.New(ctx, primary, cfg, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return discoverBundle{bundle{primary: primary, replica: rep, direct: direct, router: r, reg: reg}, hosts}
+	b.startRouter(t, cfg)
+	return discoverBundle{b, hosts}
 }
 
 // healthyDiscovered checks until the one discovered replica is healthy.

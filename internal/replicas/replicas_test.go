@@ -30,6 +30,20 @@ type bundle struct {
 
 func setup(t *testing.T, cfg replicas.Config) bundle {
 	t.Helper()
+	url, b := startPair(t)
+	cfg.URLs = []string{b.replica.DatabaseURL(url)}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = time.Hour // the tests call Check themselves
+	}
+	b.startRouter(t, cfg)
+	return b
+}
+
+// startPair gives the test a database of its own holding a counter row
+// and a streaming replica of it: the bundle without a router, and the
+// primary's URL.
+func startPair(t *testing.T) (string, bundle) {
+	t.Helper()
 	ctx := context.Background()
 	url := cluster.NewDatabase(t)
 	primary, err := postgres.Open(ctx, url, postgres.PoolConfig{MaxConns: 4, MinConns: 1})
@@ -46,12 +60,16 @@ func setup(t *testing.T, cfg replicas.Config) bundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(direct.Close)
-	cfg.URLs = []string{rep.DatabaseURL(url)}
-	if cfg.CheckInterval == 0 {
-		cfg.CheckInterval = time.Hour // the tests call Check themselves
-	}
-	reg := prometheus.NewRegistry()
-	r, err := replicas.New(ctx, primary, cfg, nil, reg)
+	return url, bundle{primary: primary, replica: rep, direct: direct}
+}
+
+// startRouter starts b's router over its primary with cfg, stopped at
+// cleanup.
+func (b *bundle) startRouter(t *testing.T, cfg replicas.Config) {
+	t.Helper()
+	ctx := context.Background()
+	b.reg = prometheus.NewRegistry()
+	r, err := replicas.New(ctx, b.primary, cfg, nil, b.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +77,7 @@ func setup(t *testing.T, cfg replicas.Config) bundle {
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return bundle{primary: primary, replica: rep, direct: direct, router: r, reg: reg}
+	b.router = r
 }
 
 // write bumps the counter on the primary and returns the new value and a

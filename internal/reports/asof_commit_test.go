@@ -16,6 +16,7 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/eventstore"
 	"hmp/internal/finance"
+	"hmp/internal/postgres/pgtest"
 	"hmp/internal/tenancy"
 )
 
@@ -170,26 +171,6 @@ func (p *pit) foldAt(evs []eventstore.Linked, x time.Time) []finance.Transaction
 	return rows
 }
 
-// waitBlocked waits until some session waits for a lock held by the
-// session with the given backend pid.
-func waitBlocked(t *testing.T, pool *pgxpool.Pool, holder int) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var n int
-		if err := pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))`, holder).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nothing waits for the held lock")
-		}
-		time.Sleep(2 * time.Millisecond) // polling pg_stat_activity: nothing to wait on
-	}
-}
-
 // A PATCH 1000 -> 5000 waiting on the row's lock has not happened yet:
 // an answer as of a moment during the wait is the same after its commit.
 func TestAsOfLockDelayedEdit(t *testing.T) {
@@ -220,7 +201,7 @@ func TestAsOfLockDelayedEdit(t *testing.T) {
 		_, _, err := fin.Update(ctx, p.admin, domain.Revenue, row.ID, finance.PatchInput{AmountCents: &amount})
 		done <- err
 	}()
-	waitBlocked(t, p.pool, pid)
+	pgtest.WaitBlocked(t, p.pool, pid)
 	x := time.Now().UTC().Truncate(time.Microsecond)
 	during := p.report(x)
 	if during[1].CashReceivedCents != 1000 {

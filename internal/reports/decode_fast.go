@@ -41,16 +41,7 @@ func decodeFast(data []byte, w *wireEvent) bool {
 		case "orgId":
 			return s.id(&w.OrgID)
 		case "propertyId":
-			if s.null() {
-				w.PropertyID = nil
-				return true
-			}
-			var id domain.ID
-			if !s.id(&id) {
-				return false
-			}
-			w.PropertyID = &id
-			return true
+			return nullable(&s, &w.PropertyID, s.id)
 		case "entityType":
 			v, ok := s.plainString()
 			w.EntityType = domain.EntityType(v)
@@ -126,16 +117,7 @@ func (s *scanner) meta(m *wireMeta) bool {
 		seen |= bit
 		switch string(key) {
 		case "previous":
-			if s.null() {
-				m.Previous = nil
-				return true
-			}
-			var p domain.TransactionState
-			if !s.state(&p) {
-				return false
-			}
-			m.Previous = &p
-			return true
+			return nullable(s, &m.Previous, s.state)
 		case "date":
 			return s.date(&m.Date)
 		case "countedClosingCents":
@@ -218,9 +200,7 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 		return false
 	}
 	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
+	if s.closes('}') {
 		return true
 	}
 	for {
@@ -238,20 +218,39 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 		if !field(key) {
 			return false
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
-			return false
+		if more, ok := s.next('}'); !ok || !more {
+			return ok
 		}
 	}
+}
+
+// closes consumes closing, after white space, and reports whether it was
+// there: the end of an empty object or array.
+func (s *scanner) closes(closing byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == closing {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// next consumes what follows a member or element, after white space: a
+// comma (more follows) or closing (the end); ok is false on anything else.
+func (s *scanner) next(closing byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, true
+	case closing:
+		s.i++
+		return false, true
+	}
+	return false, false
 }
 
 // rawString reads a string without escapes, control or non-ASCII bytes
@@ -276,6 +275,21 @@ func (s *scanner) rawString() ([]byte, bool) {
 func (s *scanner) plainString() (string, bool) {
 	b, ok := s.rawString()
 	return string(b), ok
+}
+
+// nullable reads null as a nil *dst, or else a value by read into a new
+// T that *dst then points to.
+func nullable[T any](s *scanner, dst **T, read func(*T) bool) bool {
+	if s.null() {
+		*dst = nil
+		return true
+	}
+	v := new(T)
+	if !read(v) {
+		return false
+	}
+	*dst = v
+	return true
 }
 
 func (s *scanner) null() bool {
@@ -407,27 +421,15 @@ func (s *scanner) skipDepth(depth int) bool {
 		return s.object(func([]byte) bool { return s.skipDepth(depth + 1) })
 	case c == '[':
 		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
+		if s.closes(']') {
 			return true
 		}
 		for {
 			if !s.skipDepth(depth + 1) {
 				return false
 			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next(']'); !ok || !more {
+				return ok
 			}
 		}
 	case c == 't':

@@ -14,6 +14,7 @@ import (
 	"hmp/internal/domain"
 	"hmp/internal/knobs"
 	"hmp/internal/postgres"
+	"hmp/internal/startstop"
 )
 
 // ProjectorConfig tunes the projector. The zero value of each field means
@@ -86,8 +87,8 @@ type Projector struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	done    chan struct{}
-	applied chan struct{} // closed and replaced after each committed batch
-	tuning  sync.Mutex    // one Tune at a time (live.go)
+	applied startstop.Signal // fired after each committed batch
+	tuning  sync.Mutex       // one Tune at a time (live.go)
 }
 
 type projectorMetrics struct {
@@ -104,7 +105,7 @@ type projectorMetrics struct {
 // that is never started (pruning only); reg may be nil.
 func NewProjector(pool *pgxpool.Pool, b *bus.Bus, cfg ProjectorConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) *Projector {
 	p := &Projector{
-		cfg: cfg.WithDefaults(), apply: &applier{pool: pool, now: now}, logger: logger, applied: make(chan struct{}),
+		cfg: cfg.WithDefaults(), apply: &applier{pool: pool, now: now}, logger: logger,
 		m: projectorMetrics{
 			events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hmp_projector_events_total",
 				Help: "Events handled by the reports projector, by result (applied, duplicate, dead_lettered, retried)."}, []string{"result"}),
@@ -146,9 +147,7 @@ func (p *Projector) Config() ProjectorConfig { return p.cfg }
 
 // Applied returns a channel closed after the next committed batch.
 func (p *Projector) Applied() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.applied
+	return p.applied.Wait()
 }
 
 // Start consumes in the background until Stop. Safe to call twice.
@@ -314,10 +313,7 @@ func (p *Projector) committed(ctx context.Context, events []domain.Event, effect
 	p.m.batches.Inc()
 	p.m.batchSize.Observe(float64(len(events)))
 	p.m.batchTime.Observe(time.Since(start).Seconds())
-	p.mu.Lock()
-	close(p.applied)
-	p.applied = make(chan struct{})
-	p.mu.Unlock()
+	p.applied.Fire()
 }
 
 func (p *Projector) pruneLoop(ctx context.Context) {

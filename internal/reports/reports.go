@@ -10,12 +10,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pressly/goose/v3"
 
 	"hmp/internal/cache"
 	"hmp/internal/domain"
@@ -32,8 +30,7 @@ var migrationFiles embed.FS
 // now writes: applied migrations stay where they ran, so the table's
 // history stays here while its SQL is finance's (finance.RecordCashCount).
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "reports", FS: sub, Go: []*goose.Migration{partitionMigration()}}
+	return postgres.EmbeddedSet("reports", migrationFiles, partitionMigration())
 }
 
 // Properties is what reports needs of tenancy.

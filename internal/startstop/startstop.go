@@ -66,3 +66,32 @@ func (b *Base) Stop() bool {
 	<-done
 	return true
 }
+
+// Signal tells waiters that something happened once more (a cycle ran, a
+// batch committed): the channel Wait returns closes at the next Fire, so
+// tests wait on the event instead of sleeping. The zero value is ready; a
+// Signal must not be copied after first use.
+type Signal struct {
+	mu sync.Mutex
+	ch chan struct{} // nil until someone waits
+}
+
+// Wait returns a channel closed by the next Fire.
+func (s *Signal) Wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+// Fire closes the channel of every Wait since the last Fire.
+func (s *Signal) Fire() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}

@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hmp/internal/cache"
-	"hmp/internal/clocktest"
 	"hmp/internal/postgres"
 	"hmp/internal/reconcile"
 	"hmp/internal/reports"
@@ -281,25 +279,8 @@ func TestRulesFireFromColdStart(t *testing.T) {
 
 	// The built-in evaluator, on the same minutes.
 	for _, sc := range scenarios {
-		start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-		c := clocktest.New(start)
-		rp := &replay{series: inputs(sc)}
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(rp)
-		cfg := cfg
-		cfg.Now = c.Now
-		e := NewEvaluator(cfg, rules, reg, nil, nil)
-		for m := 0; m <= at; m++ {
-			rp.mu.Lock()
-			rp.minute = m
-			rp.mu.Unlock()
-			c.Set(start.Add(time.Duration(m) * time.Minute))
-			if err := e.Evaluate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
 		var got []string
-		for _, a := range e.Alerts() {
+		for _, a := range replayAlerts(t, cfg, rules, inputs(sc), at) {
 			if a.State == StateFiring {
 				got = append(got, fmt.Sprintf("%s%v", a.Rule, a.Labels))
 			}

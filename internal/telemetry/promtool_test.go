@@ -60,6 +60,30 @@ func (r *replay) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// replayAlerts runs the built-in evaluator with cfg and rules over in,
+// once a minute from minute 0 to at on a clock of its own, and returns its
+// alerts after minute at.
+func replayAlerts(t *testing.T, cfg Config, rules []Rule, in []series, at int) []Alert {
+	t.Helper()
+	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	c := clocktest.New(start)
+	rp := &replay{series: in}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(rp)
+	cfg.Now = c.Now
+	e := NewEvaluator(cfg, rules, reg, nil, nil)
+	for m := 0; m <= at; m++ {
+		rp.mu.Lock()
+		rp.minute = m
+		rp.mu.Unlock()
+		c.Set(start.Add(time.Duration(m) * time.Minute))
+		if err := e.Evaluate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e.Alerts()
+}
+
 func ramp(start, step float64, n int) []float64 {
 	out := make([]float64, n)
 	for i := range out {
@@ -157,24 +181,8 @@ func TestPrometheusAgrees(t *testing.T) {
 	}
 
 	// The built-in evaluator, on the same minutes.
-	start := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-	c := clocktest.New(start)
-	rp := &replay{series: in}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(rp)
-	cfg.Now = c.Now
-	e := NewEvaluator(cfg, rules, reg, nil, nil)
-	for m := 0; m <= at; m++ {
-		rp.mu.Lock()
-		rp.minute = m
-		rp.mu.Unlock()
-		c.Set(start.Add(time.Duration(m) * time.Minute))
-		if err := e.Evaluate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var got []fired
-	for _, a := range e.Alerts() {
+	for _, a := range replayAlerts(t, cfg, rules, in, at) {
 		if a.State != StateFiring {
 			continue
 		}

@@ -2,7 +2,6 @@ package tenancy
 
 import (
 	"embed"
-	"io/fs"
 
 	"hmp/internal/postgres"
 )
@@ -12,6 +11,5 @@ var migrationFiles embed.FS
 
 // Migrations returns the schema of the tables this package owns.
 func Migrations() postgres.MigrationSet {
-	sub, _ := fs.Sub(migrationFiles, "migrations")
-	return postgres.MigrationSet{Name: "tenancy", FS: sub}
+	return postgres.EmbeddedSet("tenancy", migrationFiles)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"hmp/internal/postgres"
 )
@@ -61,6 +62,28 @@ func StartTwoHosts(tb testing.TB, sets ...postgres.MigrationSet) *TwoHosts {
 	}
 	exec(tb, h.BURL, `ALTER SYSTEM SET default_transaction_read_only = on`, `SELECT pg_reload_conf()`)
 	return h
+}
+
+// Pool opens a pool of at most maxConns connections (two kept open) on
+// the multi-host URL, over a postgres.Hosts that probes both every 200 ms
+// so that a frozen or demoted host is seen soon; both end with the test.
+func (h *TwoHosts) Pool(tb testing.TB, maxConns int32) (*pgxpool.Pool, *postgres.Hosts) {
+	tb.Helper()
+	ctx := context.Background()
+	hosts, err := postgres.NewHosts(h.URL, postgres.HostsConfig{Interval: 200 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool, err := postgres.Open(ctx, h.URL, postgres.PoolConfig{MaxConns: maxConns, MinConns: 2, Hosts: hosts})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(pool.Close)
+	if err := hosts.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(hosts.Stop)
+	return pool, hosts
 }
 
 // Promote makes B writable, as a promotion would.

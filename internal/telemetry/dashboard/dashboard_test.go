@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"hmp/internal/clocktest"
+	"hmp/internal/logtest"
 	"hmp/internal/natstest"
 	"hmp/internal/operator"
 	"hmp/internal/ratelimit"
@@ -28,30 +28,18 @@ import (
 
 const token = "operator-token-for-tests-0123456789"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // fixture is two instances' dashboards sharing one bus's settings bucket.
 type fixture struct {
 	a, b  *dashboard.Dashboard
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	clock *clocktest.Clock
 }
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	url := natstest.StartServer(t)
-	f := &fixture{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, clock: clocktest.New(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))}
+	f := &fixture{reg: prometheus.NewRegistry(), logs: &logtest.Buffer{}, clock: clocktest.New(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC))}
 	logger := slog.New(slog.NewTextHandler(f.logs, nil))
 	proxies, err := operator.ParseProxies([]string{"10.0.0.1"})
 	if err != nil {
