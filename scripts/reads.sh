@@ -47,10 +47,11 @@ token=$(curl -fs -X POST "$url/v1/auth/signup" -H 'Content-Type: application/jso
 auth="Authorization: Bearer $token"
 prop=$(curl -fs -X POST "$url/v1/properties" -H 'Content-Type: application/json' -H "$auth" \
   -d '{"name":"Reads Inn","type":"hotel"}' | jq -er .id)
-created=$(curl -fs -D - -o /dev/null -X POST "$url/v1/finance/revenues" -H 'Content-Type: application/json' -H "$auth" \
-  -d "{\"propertyId\":\"$prop\",\"source\":\"room\",\"amountCents\":12345,\"paymentMode\":\"cash\",\"occurredAt\":\"$(date -u +%FT%TZ)\"}")
-consistency=$(printf '%s' "$created" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-consistency-token" {print $2}')
-read_url="$url/v1/reports/daily-report?propertyId=$prop&date=$(date -u +%F)"
+curl -fs -D "$dir/created.h" -o "$dir/created.json" -X POST "$url/v1/finance/revenues" -H 'Content-Type: application/json' -H "$auth" \
+  -d "{\"propertyId\":\"$prop\",\"source\":\"room\",\"amountCents\":12345,\"paymentMode\":\"cash\",\"occurredAt\":\"$(date -u +%FT%TZ)\"}"
+consistency=$(tr -d '\r' <"$dir/created.h" | awk -F': ' 'tolower($1)=="x-consistency-token" {print $2}')
+# The business date is the property's calendar date, not UTC's.
+read_url="$url/v1/reports/daily-report?propertyId=$prop&date=$(jq -er .businessDate "$dir/created.json")"
 # The write's token waits for the projection; the tokenless reads after it are hits.
 curl -fs "$read_url" -H "$auth" -H "X-Consistency-Token: $consistency" >/dev/null
 curl -fs "$read_url" -H "$auth" >"$dir/body.json"
