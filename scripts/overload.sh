@@ -19,24 +19,13 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--conns N] [--flood D] [--base D] [-- serve flags]" >&2; exit 2 ;;
   esac
 done
-for tool in wrk jq curl; do
-  command -v "$tool" >/dev/null || { echo "$0: $tool is missing (scripts/deps.sh installs it)" >&2; exit 2; }
-done
+. scripts/serve.sh
+need wrk jq curl
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-dir=$(mktemp -d /tmp/hmp-overload.XXXXXX)
-chmod 755 "$dir"
-if [ -n "${HMP_BIN:-}" ]; then cp "$HMP_BIN" "$dir/hmp"; else go build -o "$dir/hmp" ./cmd/hmp; fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-url=http://127.0.0.1:$port
-"$dir/hmp" serve --data-dir "$dir/data" --http-addr "127.0.0.1:$port" --log-level warn "$@" >"$dir/serve.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 600); do
-  curl -fs "$url/readyz" >/dev/null 2>&1 && break
-  kill -0 $pid 2>/dev/null || { cat "$dir/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
+dir= pid=
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; [ -z "$dir" ] || rm -rf "$dir"' EXIT
+start_hmp overload "$@"
 
 HMP_TOKEN=$(curl -fs -X POST "$url/v1/auth/signup" -H 'Content-Type: application/json' \
   -d '{"orgName":"Overload","email":"overload@example.test","password":"overload-pass","displayName":"Flood"}' | jq -er .accessToken)

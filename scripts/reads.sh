@@ -21,26 +21,14 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--conns N] [--duration D] [--rounds N] [--perf FILE] [-- serve flags]" >&2; exit 2 ;;
   esac
 done
-for tool in wrk jq curl; do
-  command -v "$tool" >/dev/null || { echo "$0: $tool is missing (scripts/deps.sh installs it)" >&2; exit 2; }
-done
+. scripts/serve.sh
+need wrk jq curl
 
-dir=$(mktemp -d /tmp/hmp-reads.XXXXXX)
-chmod 755 "$dir"
-if [ -n "${HMP_BIN:-}" ]; then cp "$HMP_BIN" "$dir/hmp"; else go build -o "$dir/hmp" ./cmd/hmp; fi
+dir= pid= barepid=
+trap 'kill $pid $barepid 2>/dev/null; wait $pid $barepid 2>/dev/null || true; [ -z "$dir" ] || rm -rf "$dir"' EXIT
+start_hmp reads "$@"
 go build -o "$dir/bare" ./scripts/bare
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(freeport) bareport=$(freeport)
-url=http://127.0.0.1:$port
-"$dir/hmp" serve --data-dir "$dir/data" --http-addr "127.0.0.1:$port" --log-level warn "$@" >"$dir/serve.log" 2>&1 &
-pid=$!
-barepid=
-trap 'kill $pid $barepid 2>/dev/null; wait $pid $barepid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 600); do
-  curl -fs "$url/readyz" >/dev/null 2>&1 && break
-  kill -0 $pid 2>/dev/null || { cat "$dir/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
+bareport=$(freeport)
 
 token=$(curl -fs -X POST "$url/v1/auth/signup" -H 'Content-Type: application/json' \
   -d '{"orgName":"Reads","email":"reads@example.test","password":"reads-password","displayName":"Reader"}' | jq -er .accessToken)

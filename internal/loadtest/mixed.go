@@ -613,25 +613,13 @@ func (m *mixed) write(ctx context.Context, w *Worker, t *MixedTenant, name strin
 	if m.backDay {
 		at = at.AddDate(0, 0, -1-w.Rand.IntN(max(m.cfg.Days-1, 1)))
 	}
-	b := w.Buf[:0]
-	b = append(b, `{"propertyId":"`...)
-	b = append(b, t.Properties[w.Rand.IntN(len(t.Properties))]...)
-	if kind == "revenues" {
-		b = append(b, `","source":"room`...)
-	} else {
-		b = append(b, `","category":"supplies`...)
+	field, value := "source", "room"
+	if kind == "expenses" {
+		field, value = "category", "supplies"
 	}
-	b = append(b, `","amountCents":`...)
-	b = strconv.AppendInt(b, 100+w.Rand.Int64N(500_000), 10)
-	b = append(b, `,"paymentMode":"`...)
-	if w.Rand.IntN(2) == 0 {
-		b = append(b, "cash"...)
-	} else {
-		b = append(b, "bank"...)
-	}
-	b = append(b, `","occurredAt":"`...)
-	b = at.AppendFormat(b, time.RFC3339)
-	b = append(b, `"}`...)
+	prop := t.Properties[w.Rand.IntN(len(t.Properties))]
+	cents := 100 + w.Rand.Int64N(500_000)
+	b := appendTxnBody(w.Buf[:0], prop, field, value, cents, w.Rand.IntN(2) == 0, at)
 	w.Buf = b
 	status, body, err := m.cfg.Client.SendBody(ctx, Request{Method: http.MethodPost, Path: "/v1/finance/" + kind, Token: token, Body: b})
 	if status == http.StatusCreated {

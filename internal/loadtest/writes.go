@@ -131,22 +131,33 @@ func (g *RevenueCreates) Op() Op {
 // 1..10^7 cents, cash or bank, occurred within age before now, each drawn
 // from w.Rand in that order.
 func appendCreate(b []byte, w *Worker, t *Tenant, field string, values []string, now time.Time, age time.Duration) []byte {
+	prop := t.Properties[w.Rand.IntN(len(t.Properties))]
+	value := values[w.Rand.IntN(len(values))]
+	cents := 1 + w.Rand.Int64N(10_000_000)
+	cash := w.Rand.IntN(2) == 0
+	at := now.Add(-time.Duration(w.Rand.Int64N(int64(age)))).UTC().Truncate(time.Second)
+	return appendTxnBody(b, prop, field, value, cents, cash, at)
+}
+
+// appendTxnBody appends the JSON body of a revenue (field "source") or
+// expense (field "category") create; the workloads draw the values, each
+// in its own order.
+func appendTxnBody(b []byte, prop, field, value string, cents int64, cash bool, at time.Time) []byte {
 	b = append(b, `{"propertyId":"`...)
-	b = append(b, t.Properties[w.Rand.IntN(len(t.Properties))]...)
+	b = append(b, prop...)
 	b = append(b, `","`...)
 	b = append(b, field...)
 	b = append(b, `":"`...)
-	b = append(b, values[w.Rand.IntN(len(values))]...)
+	b = append(b, value...)
 	b = append(b, `","amountCents":`...)
-	b = strconv.AppendInt(b, 1+w.Rand.Int64N(10_000_000), 10)
+	b = strconv.AppendInt(b, cents, 10)
 	b = append(b, `,"paymentMode":"`...)
-	if w.Rand.IntN(2) == 0 {
+	if cash {
 		b = append(b, "cash"...)
 	} else {
 		b = append(b, "bank"...)
 	}
 	b = append(b, `","occurredAt":"`...)
-	at := now.Add(-time.Duration(w.Rand.Int64N(int64(age)))).UTC().Truncate(time.Second)
 	b = at.AppendFormat(b, time.RFC3339)
 	return append(b, `"}`...)
 }

@@ -130,8 +130,9 @@ func (s *Service) DailyReport(ctx context.Context, actor domain.Actor, propertyI
 	return cache.Fetch(ctx, s.cache, k, r.Token != nil, s.loadDay(actor.OrgID, k.Props, date, r))
 }
 
-// DailyReportEncoded is DailyReport rendered by encode (the HTTP body).
-// A cached report keeps its rendering, so a hit encodes nothing; the
+// DailyReportEncoded is DailyReport rendered by encode (the HTTP body; it
+// is handed propertyID, so that a plain function serves and a hit builds
+// no closure). A cached report keeps its rendering, so a hit encodes nothing; the
 // bytes are shared and must not be modified. Every caller passes the same
 // encode.
 func (s *Service) DailyReportEncoded(ctx context.Context, actor domain.Actor, propertyID domain.ID, date domain.Date, r Read, encode func(domain.ID, DailyReport) ([]byte, error)) ([]byte, error) {
