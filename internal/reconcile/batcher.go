@@ -75,7 +75,7 @@ func NewCorrectionBatcher(pool *pgxpool.Pool, cfg Config, invalidate Invalidate,
 		queue: map[Key]time.Time{}, kick: make(chan struct{}, 1),
 		m: batcherMetrics{
 			size: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hmp_corrections_batch_size",
-				Help: "Corrections (distinct property days) per correction write.", Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500}}),
+				Help: "Corrections (distinct property days) per correction write.", Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}}),
 			seconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hmp_corrections_batch_seconds",
 				Help: "Time to write one batch of corrections, retries included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 			errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "hmp_corrections_errors_total",
@@ -199,7 +199,14 @@ func (b *CorrectionBatcher) take(n int) []Key {
 	defer b.mu.Unlock()
 	keys := slices.Collect(maps.Keys(b.queue))
 	if len(keys) > n {
-		slices.SortFunc(keys, func(x, y Key) int { return b.queue[x].Compare(b.queue[y]) })
+		// Oldest first; among keys queued together, in key order, so that a
+		// batch covers whole property and date ranges (fewer months to sum).
+		slices.SortFunc(keys, func(x, y Key) int {
+			if c := b.queue[x].Compare(b.queue[y]); c != 0 {
+				return c
+			}
+			return x.Compare(y)
+		})
 		keys = keys[:n]
 	}
 	for _, k := range keys {
