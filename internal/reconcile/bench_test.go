@@ -25,13 +25,14 @@ import (
 //
 //	go test ./internal/reconcile -run '^$' -bench Corrections -benchtime 3x
 //
-// Measured on the quiet 2-core machine (2026-12-04): durable 17,840 vs 405
-// corrections/s (44x), ephemeral 22,045 vs 651 (34x); batches of 100
-// gave 23x. The guide's 100x is not reached: a row-by-row correction
-// costs about 1.5-2.5 ms (five round trips, planning the multi-CTE
-// statement, one commit); a batched one about 35-55 us of execution
-// (truth sums, index probes, the upsert and its WAL) plus its share of
-// the statement's ~10 ms of planning and commit, which bounds the ratio.
+// Measured on the quiet 2-core machine (2026-12-04): durable 20,141 vs
+// 571 corrections/s (35x), ephemeral 24,219 vs 805 (30x). Here a row-by-row
+// correction is cheap (about 1.7 ms: its properties have no events to
+// check, its plan is cached); in `hmp loadtest guide` on 1,000 seeded
+// organizations it costs about 10 ms and the same batcher reached 119x.
+// What bounds the ratio here: a batched correction still costs about
+// 40-50 us of execution (its index probes of the truth, the projection
+// rows, the upsert and its WAL).
 func BenchmarkCorrections(b *testing.B) {
 	b.Run("durable", func(b *testing.B) { benchCorrections(b, "") })
 	b.Run("ephemeral", func(b *testing.B) { benchCorrections(b, cluster.NewDatabase(b)) })

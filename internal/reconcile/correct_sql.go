@@ -40,26 +40,32 @@ func correctionCTEs() string {
 WITH k AS (
 	SELECT DISTINCT o, p, d FROM unnest($1::uuid[], $2::uuid[], $3::date[]) AS k(o, p, d)
 ), settled AS (
-	SELECT DISTINCT k.o, k.p FROM k
+	-- Once per property, not per key (a batch holds many dates of few
+	-- properties), and as a probe of that property's events: OFFSET 0
+	-- keeps the planner from turning the NOT EXISTS into an anti join,
+	-- which it may run as a scan of every recent event of every
+	-- organization (the whole table: there is no index on occurred_at).
+	SELECT kp.o, kp.p FROM (SELECT DISTINCT o, p FROM k) kp
 	WHERE NOT EXISTS (
 		SELECT 1 FROM events e
-		WHERE e.org_id = k.o AND e.property_id = k.p AND ` + reports.Unapplied("k.o", "$4") + `)
+		WHERE e.org_id = kp.o AND e.property_id = kp.p AND ` + reports.Unapplied("kp.o", "$4") + `
+		OFFSET 0)
 ), dk AS (
 	SELECT k.o, k.p, k.d FROM k JOIN settled s ON s.o = k.o AND s.p = k.p
 ), mk AS (
 	SELECT DISTINCT o, p, date_trunc('month', d)::date AS m FROM dk
-), tr AS (
-	-- The truth is read once: one range scan of each property month that
-	-- holds a key, which both the days and the month are summed from
-	-- (instead of an index probe per day beside the month's scan).
-	SELECT mk.o, mk.p, mk.m, t.business_date, t.amount_cents, t.status, t.kind, t.payment_mode
-	FROM mk JOIN transactions t ON t.org_id = mk.o AND t.property_id = mk.p
-	  AND t.business_date >= mk.m AND t.business_date < (mk.m + interval '1 month')::date
-	  AND t.kind IN ('revenue', 'expense') AND t.status IN ('approved', 'pending')
 ), dtruth AS (
-	SELECT dk.o, dk.p, dk.d,` + finance.TruthSums + `
-	FROM dk LEFT JOIN tr t ON t.o = dk.o AND t.p = dk.p AND t.business_date = dk.d
-	GROUP BY dk.o, dk.p, dk.d
+	-- Each sum is its own probe of the transactions index (an aggregate
+	-- without GROUP BY answers zeros for a day without any): linear in
+	-- the keys, where joining the keys to one shared scan of their months
+	-- let the planner, which cannot estimate either side, pick a nested
+	-- loop over both (keys x rows).
+	SELECT dk.o, dk.p, dk.d, t.*
+	FROM dk CROSS JOIN LATERAL (
+		SELECT` + finance.TruthSums + `
+		FROM transactions t
+		WHERE t.org_id = dk.o AND t.property_id = dk.p AND t.business_date = dk.d
+		  AND t.kind IN ('revenue', 'expense') AND t.status IN ('approved', 'pending')) t
 ), dfix AS (
 	SELECT * FROM (
 		SELECT t.o, t.p, t.d,` + flowDeltas + `,
@@ -71,9 +77,13 @@ WITH k AS (
 	) x
 	WHERE ` + flowsDiffer + ` OR cc IS DISTINCT FROM rcc
 ), mtruth AS (
-	SELECT mk.o, mk.p, mk.m,` + finance.TruthSums + `
-	FROM mk LEFT JOIN tr t ON t.o = mk.o AND t.p = mk.p AND t.m = mk.m
-	GROUP BY mk.o, mk.p, mk.m
+	SELECT mk.o, mk.p, mk.m, t.*
+	FROM mk CROSS JOIN LATERAL (
+		SELECT` + finance.TruthSums + `
+		FROM transactions t
+		WHERE t.org_id = mk.o AND t.property_id = mk.p
+		  AND t.business_date >= mk.m AND t.business_date < (mk.m + interval '1 month')::date
+		  AND t.kind IN ('revenue', 'expense') AND t.status IN ('approved', 'pending')) t
 ), mfix AS (
 	SELECT * FROM (
 		SELECT t.o, t.p, t.m,` + flowDeltas + `
