@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -165,11 +166,13 @@ func TestOperatorSurfaceApart(t *testing.T) {
 		{public, "public", "/dashboard", 404},
 		{public, "public", "/dashboard/login", 404},
 		{public, "public", "/metrics", 404},
+		{public, "public", "/debug/pprof/", 404},
 		{public, "public", "/healthz", 200},
 		{public, "public", "/openapi.json", 200},
 		{public, "public", "/docs", 200},
 		{op, "operator", "/v1/admin/settings", 200},
 		{op, "operator", "/metrics", 200},
+		{op, "operator", "/debug/pprof/", 200},
 		{op, "operator", "/healthz", 200},
 		{op, "operator", "/openapi.json", 404},
 		{op, "operator", "/v1/properties", 404},
@@ -177,5 +180,49 @@ func TestOperatorSurfaceApart(t *testing.T) {
 		if resp := f.get(t, tc.h, tc.path, "203.0.113.9", token); resp.StatusCode != tc.want {
 			t.Errorf("%s GET %s: %d, want %d", tc.name, tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestProfiling: the runtime profiles answer the operator token only (401
+// without it or with a wrong one, counted on the pprof surface), and with
+// it the index, a named profile and a CPU profile of a second.
+func TestProfiling(t *testing.T) {
+	t.Parallel()
+	f := setupOperator(t)
+	for _, bearer := range []string{"", "guess-of-the-operator-token-0042"} {
+		resp := f.get(t, f.handler, "/debug/pprof/", "198.51.100.8", bearer)
+		if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("token %q: %d %s, want a 401 problem", bearer, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/debug/pprof/", "goroutine"},
+		{"/debug/pprof/heap?debug=1", "heap profile"},
+		{"/debug/pprof/cmdline", ""},
+		{"/debug/pprof/profile?seconds=1", ""},
+	} {
+		resp := f.get(t, f.handler, tc.path, "203.0.113.10", token)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || len(body) == 0 || !strings.Contains(string(body), tc.want) {
+			t.Errorf("GET %s: %d, %d bytes, want 200 holding %q", tc.path, resp.StatusCode, len(body), tc.want)
+		}
+	}
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrong float64
+	for _, mf := range mfs {
+		if mf.GetName() != "hmp_operator_auth_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if l := m.GetLabel(); len(l) == 2 && l[0].GetValue() == "wrong" && l[1].GetValue() == "pprof" {
+				wrong = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if wrong != 2 {
+		t.Errorf("wrong attempts on the pprof surface counted %v, want 2", wrong)
 	}
 }

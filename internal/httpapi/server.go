@@ -164,6 +164,7 @@ func New(d Deps) http.Handler {
 	if d.Gatherer != nil {
 		mux.Handle("GET /metrics", metricsHandler(d.Gatherer))
 	}
+	mux.Handle("GET /debug/pprof/", s.profiling())
 	mux.Handle("/", notFound())
 	shedding := d.Shedding
 	if shedding.MaxInFlight == 0 {

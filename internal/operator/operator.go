@@ -57,6 +57,7 @@ func repeat(s string, n int) string {
 const (
 	SurfaceAPI       = "api"       // Authorization: Bearer on /v1/admin
 	SurfaceDashboard = "dashboard" // the dashboard's header or login form
+	SurfaceProfiling = "pprof"     // Authorization: Bearer on /debug/pprof
 )
 
 // Verdict is the answer to one attempt.
@@ -113,7 +114,7 @@ func New(cfg Config) *Guard {
 			Help: "Failed operator authentications (a wrong or missing HMP_ADMIN_TOKEN), by surface and reason: wrong, or limited (429: the address spent its failures).",
 		}, []string{"surface", "reason"}),
 	}
-	for _, s := range []string{SurfaceAPI, SurfaceDashboard} {
+	for _, s := range []string{SurfaceAPI, SurfaceDashboard, SurfaceProfiling} {
 		for _, r := range []string{"wrong", "limited"} {
 			g.failures.WithLabelValues(s, r)
 		}
