@@ -16,8 +16,8 @@ import (
 func registerEdge(fs *flag.FlagSet, cfg *config.Config) {
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by instances: rate limit budgets and the report cache tier; empty: both per instance (HMP_REDIS_URL)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "API requests handled at once; 0: default 32; negative: unbounded (HMP_MAX_IN_FLIGHT)")
-	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connections the API listener holds open, more wait in the accept queue; 0: default 256; negative: unbounded (HMP_MAX_CONNS)")
-	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", 0, "longest wait for an in-flight slot before 503 with Retry-After; 0: default 50ms (HMP_MAX_QUEUE_WAIT)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connections the API listener holds open, more wait in the accept queue; 0: default 128; negative: unbounded (HMP_MAX_CONNS)")
+	fs.DurationVar(&cfg.MaxQueueWait, "max-queue-wait", 0, "longest wait for an in-flight slot before 503 with Retry-After; 0: default 250ms (HMP_MAX_QUEUE_WAIT)")
 	fs.Float64Var(&cfg.OrgShare, "org-share", 0, "fraction of the in-flight slots one organization may hold; 0: default 0.75 (HMP_ORG_SHARE)")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", 0, "deadline of every API request, down to its database calls; 0: default 10s; negative: none (HMP_REQUEST_TIMEOUT)")
 	limit := func(l *ratelimit.Limit, name, help string) {

@@ -60,7 +60,7 @@ func (in *instance) ready(ctx context.Context) error {
 func (a *App) serve(b base, in *instance, parts []part) error {
 	d := in.deps(b)
 	conns := connlimit.New(b.cfg.MaxConns)
-	d.Crowded = conns.Waiting
+	d.Crowded, d.Overstayed = conns.Waiting, conns.Overstayed
 	split := slices.Contains(parts, partGateway) || slices.Contains(parts, partService)
 	var key *rpc.Key
 	if split {
@@ -137,7 +137,7 @@ func (a *App) listen(handler http.Handler, op *operatorSurface, conns *connlimit
 		go func() { a.served <- a.opSrv.Serve(oln) }()
 	}
 	a.srv, a.Handler = a.newServer(public, op), public
-	a.srv.ConnState = conns.ConnState
+	a.srv.ConnState, a.srv.ConnContext = conns.ConnState, conns.ConnContext
 	go func() { a.served <- a.srv.Serve(conns.Listener(ln)) }()
 	a.logOperator(op)
 	return nil

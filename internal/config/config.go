@@ -90,11 +90,14 @@ type Config struct {
 	MaxInFlight int
 	// MaxConns bounds the client connections the API listener holds open;
 	// more wait in the kernel's accept queue until one closes, and while
-	// it is full a refused request's connection is closed to give its
-	// place to a waiting one. Default 256; negative: unbounded.
+	// it is full a refused request's connection, or one that has held its
+	// place for over a second, is closed to give its place to a waiting
+	// one. Default 128: four places per in-flight slot hold what the
+	// queue wait can drain; more only queue requests that then time out
+	// and come straight back. Negative: unbounded.
 	MaxConns int
 	// MaxQueueWait bounds the wait for an in-flight slot before 503 with
-	// Retry-After. Default 50 ms.
+	// Retry-After. Default 250 ms (see httpapi.Shedding.MaxWait).
 	MaxQueueWait time.Duration
 	// OrgShare is the fraction of the in-flight slots one organization may
 	// hold at once. Default 0.75; 1: no per-organization bound.
@@ -233,10 +236,10 @@ func (c Config) WithDefaults() Config {
 		c.MaxInFlight = 32
 	}
 	if c.MaxConns == 0 {
-		c.MaxConns = 256
+		c.MaxConns = 128
 	}
 	if c.MaxQueueWait == 0 {
-		c.MaxQueueWait = 50 * time.Millisecond
+		c.MaxQueueWait = 250 * time.Millisecond
 	}
 	if c.OrgShare == 0 {
 		c.OrgShare = 0.75

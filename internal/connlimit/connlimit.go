@@ -12,6 +12,7 @@
 package connlimit
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -89,6 +90,33 @@ func (l *Limit) ConnState(c net.Conn, st http.ConnState) {
 	}
 }
 
+// connKey is the context key of a request's connection (ConnContext).
+type connKey struct{}
+
+// ConnContext is the http.Server's hook that lets Overstayed find a
+// request's connection.
+func (l *Limit) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*conn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// Overstayed reports whether the connection of a request (ctx from a
+// server with ConnContext) should give its place up after this answer:
+// another client waits for one, and this connection has held its place
+// for longer than IdleGrace. Busy keep-alive connections would otherwise
+// keep every place through a flood while the others wait it out; letting
+// each go after a second keeps the reconnects (and their cost) to about
+// one per place and second. Safe on a nil Limit.
+func (l *Limit) Overstayed(ctx context.Context) bool {
+	if !l.Waiting() {
+		return false
+	}
+	cc, ok := ctx.Value(connKey{}).(*conn)
+	return ok && time.Since(cc.accepted) > IdleGrace
+}
+
 // reap closes, while a connection waits for a place, those idle for
 // longer than IdleGrace, until the listener closes.
 func (l *Limit) reap() {
@@ -138,7 +166,7 @@ func (ln *listener) Accept() (net.Conn, error) {
 		_ = c.Close()
 		return nil, net.ErrClosed
 	}
-	cc := &conn{Conn: c, l: ln.l}
+	cc := &conn{Conn: c, l: ln.l, accepted: time.Now()}
 	ln.l.mu.Lock()
 	ln.l.conns[cc] = struct{}{}
 	ln.l.mu.Unlock()
@@ -154,6 +182,7 @@ func (ln *listener) Close() error {
 type conn struct {
 	net.Conn
 	l         *Limit
+	accepted  time.Time // when it got its place
 	once      sync.Once
 	idleSince atomic.Int64 // unix nanoseconds; 0: working or new
 }

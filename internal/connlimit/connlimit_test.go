@@ -130,3 +130,61 @@ func get(t *testing.T, c *http.Client, url string) {
 		t.Fatalf("body %q", b)
 	}
 }
+
+// TestOverstayed: a busy keep-alive connection is told to give its place
+// up only once another client waits and it has held the place for longer
+// than IdleGrace.
+func TestOverstayed(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(1)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if l.Overstayed(r.Context()) {
+				_, _ = io.WriteString(w, "go")
+				return
+			}
+			_, _ = io.WriteString(w, "ok")
+		}),
+		ConnState: l.ConnState, ConnContext: l.ConnContext,
+	}
+	go func() { _ = srv.Serve(l.Listener(raw)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + raw.Addr().String() + "/"
+	first := &http.Client{Transport: &http.Transport{}}
+	defer first.CloseIdleConnections()
+	answer := func() string {
+		r, err := first.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	if a := answer(); a != "ok" {
+		t.Fatalf("alone: %q, want ok", a)
+	}
+	waiting, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+	for !l.Waiting() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a := answer(); a != "ok" {
+		t.Fatalf("a client waits, the place held for less than IdleGrace: %q, want ok", a)
+	}
+	// Busy, not idle: the reaper leaves it; past IdleGrace it must yield.
+	deadline := time.Now().Add(IdleGrace + time.Second)
+	for time.Now().Before(deadline) {
+		if answer() == "go" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("a connection holding the only place past IdleGrace while a client waits was not told to give it up")
+}

@@ -52,6 +52,10 @@ type Deps struct {
 	// closed, so that places go round instead of staying with the first
 	// clients through keep-alive. Nil: never.
 	Crowded func() bool
+	// Overstayed reports whether a served request's connection should
+	// then close too (connlimit.Limit.Overstayed: a client waits and this
+	// connection has held its place for a while). Nil: never.
+	Overstayed func(ctx context.Context) bool
 	// Limiter applies the rate limits (login, signup, writes); nil: none.
 	Limiter *ratelimit.Limiter
 	// Ready reports whether the dependencies answer, for /readyz; a
