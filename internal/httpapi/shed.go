@@ -22,9 +22,9 @@ type Shedding struct {
 	// MaxWait bounds how long a request waits for a slot before it is
 	// refused with 503 and Retry-After. Default 250 ms: under a flood a
 	// refused request comes straight back, and answering it again costs
-	// more than letting it wait for a slot (measured with
-	// scripts/overload.sh, 1,000 connections: 50 ms held 0.78 of the
-	// capacity, 250 ms 1.42).
+	// more than letting it wait for a slot (scripts/overload.sh, 1,000
+	// connections, alternated: 50 ms held 0.72-0.76 of the capacity, 250 ms
+	// with 128 connection places 1.09-1.11; docs/measuring.md).
 	MaxWait time.Duration
 	// OrgShare is the fraction of the slots one organization may hold at
 	// once (unauthenticated requests count as one organization), so that
