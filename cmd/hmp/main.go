@@ -145,7 +145,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	})
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text (HMP_LOG_FORMAT)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error (HMP_LOG_LEVEL)")
-	fs.IntVar(&c.cfg.Partitions, "partitions", 0, "hash partitions by org_id of a schema this command creates; 0: the profile's (16, phase2 64); -1: unpartitioned; an existing schema keeps its layout (HMP_PARTITIONS)")
+	fs.IntVar(&c.cfg.Partitions, "partitions", 0, "hash partitions by org_id of a schema this command creates; 0: the profile's (16; 64 in phase2 and phase3); -1: unpartitioned; an existing schema keeps its layout (HMP_PARTITIONS)")
 }
 
 func (c *common) logger(w io.Writer) (*slog.Logger, error) {

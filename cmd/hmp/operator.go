@@ -13,7 +13,7 @@ import (
 
 // registerOperator adds the operator surface's flags to hmp serve.
 func registerOperator(fs *flag.FlagSet, cfg *config.Config) {
-	fs.StringVar(&cfg.OperatorAddr, "operator-addr", "", "address of the operator surface (/metrics, /dashboard, /v1/admin) apart from the API; empty: on the API's port (HMP_OPERATOR_ADDR)")
+	fs.StringVar(&cfg.OperatorAddr, "operator-addr", "", "address of the operator surface (/metrics, /dashboard, /v1/admin, /debug/pprof) apart from the API; empty: on the API's port (HMP_OPERATOR_ADDR)")
 	fs.Func("trusted-proxies", "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed by the operator guard and the dashboard cookie; empty: none (HMP_TRUSTED_PROXIES)", func(s string) error {
 		cfg.TrustedProxies = nil
 		for p := range strings.SplitSeq(s, ",") {

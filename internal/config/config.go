@@ -50,7 +50,7 @@ type Config struct {
 	Pool postgres.PoolConfig
 	// Partitions is the hash partition count by org_id of the growing
 	// tables when this start creates the schema (HMP_PARTITIONS); 0: the
-	// profile's (16; phase2 64); negative: the unpartitioned layout (for
+	// profile's (16; 64 in phase2 and phase3); negative: the unpartitioned layout (for
 	// comparisons; 'hmp partitions migrate' moves it later). An existing
 	// schema keeps its count.
 	Partitions int
