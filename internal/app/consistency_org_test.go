@@ -21,8 +21,9 @@ func failApplies(t testing.TB, env *apptest.Env, org string) {
 	_, err := env.App.Pool.Exec(context.Background(), fmt.Sprintf(`
 		CREATE FUNCTION test_fail_org() RETURNS trigger LANGUAGE plpgsql AS
 			$$ BEGIN RAISE EXCEPTION 'organization %% fails on purpose', NEW.org_id; END $$;
+		%s
 		CREATE TRIGGER test_fail_org BEFORE INSERT ON projector_applied
-			FOR EACH ROW WHEN (NEW.org_id = '%s') EXECUTE FUNCTION test_fail_org();`, org))
+			FOR EACH ROW WHEN (NEW.org_id = '%s') EXECUTE FUNCTION test_fail_org();`, lockFirst("projector_applied"), org))
 	if err != nil {
 		t.Fatalf("install the failing trigger: %v", err)
 	}
@@ -30,7 +31,7 @@ func failApplies(t testing.TB, env *apptest.Env, org string) {
 
 func healApplies(t testing.TB, env *apptest.Env) {
 	t.Helper()
-	if _, err := env.App.Pool.Exec(context.Background(), `DROP TRIGGER test_fail_org ON projector_applied`); err != nil {
+	if _, err := env.App.Pool.Exec(context.Background(), lockFirst("projector_applied")+` DROP TRIGGER test_fail_org ON projector_applied`); err != nil {
 		t.Fatalf("drop the failing trigger: %v", err)
 	}
 }

@@ -18,6 +18,12 @@ func fastRetries(c *config.Config) {
 	c.Projector.RetryDelay, c.Projector.MaxRetryDelay = 5*time.Millisecond, 50*time.Millisecond
 }
 
+// lockFirst takes a partitioned table, and all its partitions, parent
+// first, ahead of a trigger's DDL in the same implicit transaction: the
+// DDL alone locks the partitions before the parent, and deadlocks with a
+// projector batch holding the parent and waiting for a partition.
+func lockFirst(table string) string { return "LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE;" }
+
 // A database fault is never the event's fault: while the balance tables
 // refuse every write with "disk full" (SQLSTATE 53100, raised by a
 // trigger), the projector keeps retrying the events well past MaxDeliver
@@ -33,6 +39,7 @@ func TestPipelineTransientFaultNeverDeadLetters(t *testing.T) {
 	if _, err := w.env.App.Pool.Exec(ctx, `
 		CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS
 			$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; END $$;
+		`+lockFirst("daily_cash_balances")+`
 		CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON daily_cash_balances FOR EACH ROW EXECUTE FUNCTION disk_full()`); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +58,7 @@ func TestPipelineTransientFaultNeverDeadLetters(t *testing.T) {
 	if n := w.stream(bus.DeadLetterStream).State.Msgs; n != 0 {
 		t.Fatalf("%d events dead-lettered during a database fault", n)
 	}
-	if _, err := w.env.App.Pool.Exec(ctx, `DROP TRIGGER disk_full ON daily_cash_balances`); err != nil {
+	if _, err := w.env.App.Pool.Exec(ctx, lockFirst("daily_cash_balances")+` DROP TRIGGER disk_full ON daily_cash_balances`); err != nil {
 		t.Fatal(err)
 	}
 	w.drain()

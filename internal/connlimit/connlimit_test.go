@@ -94,18 +94,8 @@ func TestUnbounded(t *testing.T) {
 // TestIdleGivesWay: a keep-alive connection idle past IdleGrace is closed
 // while another client waits for its place, and the waiting one is served.
 func TestIdleGivesWay(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := New(1)
-	srv := &http.Server{
-		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }),
-		ConnState: l.ConnState,
-	}
-	go func() { _ = srv.Serve(l.Listener(raw)) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	url := "http://" + raw.Addr().String() + "/"
+	url := "http://" + serve(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })) + "/"
 
 	first := &http.Client{Transport: &http.Transport{}}
 	defer first.CloseIdleConnections()
@@ -117,6 +107,21 @@ func TestIdleGivesWay(t *testing.T) {
 	if waited := time.Since(start); waited < IdleGrace/2 {
 		t.Fatalf("the second client was served after %v, with the only place held by an idle connection for less than IdleGrace", waited)
 	}
+}
+
+// serve serves h on a loopback listener bounded by l, wired as the API's
+// server is (ConnState, ConnContext), until the test ends; it returns the
+// listener's address.
+func serve(t *testing.T, l *Limit, h http.Handler) string {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ConnState: l.ConnState, ConnContext: l.ConnContext}
+	go func() { _ = srv.Serve(l.Listener(raw)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return raw.Addr().String()
 }
 
 func get(t *testing.T, c *http.Client, url string) {
@@ -135,24 +140,15 @@ func get(t *testing.T, c *http.Client, url string) {
 // up only once another client waits and it has held the place for longer
 // than IdleGrace.
 func TestOverstayed(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	l := New(1)
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if l.Overstayed(r.Context()) {
-				_, _ = io.WriteString(w, "go")
-				return
-			}
-			_, _ = io.WriteString(w, "ok")
-		}),
-		ConnState: l.ConnState, ConnContext: l.ConnContext,
-	}
-	go func() { _ = srv.Serve(l.Listener(raw)) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	url := "http://" + raw.Addr().String() + "/"
+	addr := serve(t, l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if l.Overstayed(r.Context()) {
+			_, _ = io.WriteString(w, "go")
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	url := "http://" + addr + "/"
 	first := &http.Client{Transport: &http.Transport{}}
 	defer first.CloseIdleConnections()
 	answer := func() string {
@@ -167,7 +163,7 @@ func TestOverstayed(t *testing.T) {
 	if a := answer(); a != "ok" {
 		t.Fatalf("alone: %q, want ok", a)
 	}
-	waiting, err := net.Dial("tcp", raw.Addr().String())
+	waiting, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -45,17 +46,26 @@ func isAdminOp(op *huma.Operation) bool {
 func (s *server) checkAdmin(api huma.API, ctx huma.Context) bool {
 	token, _ := strings.CutPrefix(ctx.Header("Authorization"), "Bearer ")
 	r, _ := humago.Unwrap(ctx)
-	switch v, wait := s.Operator.Check(r, operator.SurfaceAPI, strings.TrimSpace(token)); v {
-	case operator.Allowed:
+	v, wait := s.Operator.Check(r, operator.SurfaceAPI, strings.TrimSpace(token))
+	if v == operator.Allowed {
 		return true
-	case operator.Off:
-		_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "the operator API is off: the server has no HMP_ADMIN_TOKEN")
-	case operator.Limited:
-		ctx.SetHeader("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
-		_ = huma.WriteErr(api, ctx, http.StatusTooManyRequests, "too many wrong operator tokens from this address; retry after the time in Retry-After")
-	default:
-		ctx.SetHeader("WWW-Authenticate", `Bearer realm="hmp-operator"`)
-		_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing or wrong operator token in the Authorization header")
 	}
+	status, detail := operatorRefusal(v, wait, "the operator API", ctx.SetHeader)
+	_ = huma.WriteErr(api, ctx, status, detail)
 	return false
+}
+
+// operatorRefusal is the answer to an operator token check that did not
+// pass (v is not Allowed), for the surface named what: its status and
+// detail, with Retry-After or WWW-Authenticate set through setHeader.
+func operatorRefusal(v operator.Verdict, wait time.Duration, what string, setHeader func(name, value string)) (int, string) {
+	switch v {
+	case operator.Off:
+		return http.StatusUnauthorized, what + " is off: the server has no HMP_ADMIN_TOKEN"
+	case operator.Limited:
+		setHeader("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+		return http.StatusTooManyRequests, "too many wrong operator tokens from this address; retry after the time in Retry-After"
+	}
+	setHeader("WWW-Authenticate", `Bearer realm="hmp-operator"`)
+	return http.StatusUnauthorized, "missing or wrong operator token in the Authorization header"
 }

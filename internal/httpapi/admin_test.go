@@ -104,10 +104,10 @@ func TestAdminGuessing(t *testing.T) {
 	if resp := f.get(t, f.handler, "/v1/admin/settings", "203.0.113.9", token); resp.StatusCode != 200 {
 		t.Fatalf("another address with the token: %d", resp.StatusCode)
 	}
-	if n := testutil.ToFloat64(counter(t, f.reg, "wrong")); n != 3 {
+	if n := testutil.ToFloat64(counter(t, f.reg, operator.SurfaceAPI, "wrong")); n != 3 {
 		t.Errorf("wrong attempts counted %v, want 3", n)
 	}
-	if n := testutil.ToFloat64(counter(t, f.reg, "limited")); n != 2 {
+	if n := testutil.ToFloat64(counter(t, f.reg, operator.SurfaceAPI, "limited")); n != 2 {
 		t.Errorf("limited attempts counted %v, want 2", n)
 	}
 	logs := f.logs.String()
@@ -119,9 +119,9 @@ func TestAdminGuessing(t *testing.T) {
 	}
 }
 
-// counter returns hmp_operator_auth_failures_total{surface="api",reason}
-// as registered on reg.
-func counter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.Collector {
+// counter returns hmp_operator_auth_failures_total{surface,reason} as
+// registered on reg.
+func counter(t *testing.T, reg *prometheus.Registry, surface, reason string) prometheus.Collector {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -136,14 +136,14 @@ func counter(t *testing.T, reg *prometheus.Registry, reason string) prometheus.C
 			for _, p := range m.GetLabel() {
 				l[p.GetName()] = p.GetValue()
 			}
-			if l["surface"] == "api" && l["reason"] == reason {
+			if l["surface"] == surface && l["reason"] == reason {
 				c := prometheus.NewCounter(prometheus.CounterOpts{Name: "copy"})
 				c.Add(m.GetCounter().GetValue())
 				return c
 			}
 		}
 	}
-	t.Fatalf("no hmp_operator_auth_failures_total{surface=api,reason=%s} on the registry", reason)
+	t.Fatalf("no hmp_operator_auth_failures_total{surface=%s,reason=%s} on the registry", surface, reason)
 	return nil
 }
 
@@ -207,22 +207,7 @@ func TestProfiling(t *testing.T) {
 			t.Errorf("GET %s: %d, %d bytes, want 200 holding %q", tc.path, resp.StatusCode, len(body), tc.want)
 		}
 	}
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wrong float64
-	for _, mf := range mfs {
-		if mf.GetName() != "hmp_operator_auth_failures_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if l := m.GetLabel(); len(l) == 2 && l[0].GetValue() == "wrong" && l[1].GetValue() == "pprof" {
-				wrong = m.GetCounter().GetValue()
-			}
-		}
-	}
-	if wrong != 2 {
-		t.Errorf("wrong attempts on the pprof surface counted %v, want 2", wrong)
+	if n := testutil.ToFloat64(counter(t, f.reg, operator.SurfaceProfiling, "wrong")); n != 2 {
+		t.Errorf("wrong attempts on the pprof surface counted %v, want 2", n)
 	}
 }

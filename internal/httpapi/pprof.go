@@ -3,11 +3,9 @@ package httpapi
 import (
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"strings"
 
 	"hmp/internal/operator"
-	"hmp/internal/ratelimit"
 )
 
 // profiling serves Go's runtime profiles (net/http/pprof) under
@@ -22,18 +20,9 @@ func (s *server) profiling() http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		switch v, wait := s.Operator.Check(r, operator.SurfaceProfiling, strings.TrimSpace(token)); v {
-		case operator.Allowed:
-		case operator.Off:
-			writeProblem(w, http.StatusUnauthorized, "profiling is off: the server has no HMP_ADMIN_TOKEN")
-			return
-		case operator.Limited:
-			w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
-			writeProblem(w, http.StatusTooManyRequests, "too many wrong operator tokens from this address; retry after the time in Retry-After")
-			return
-		default:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="hmp-operator"`)
-			writeProblem(w, http.StatusUnauthorized, "missing or wrong operator token in the Authorization header")
+		if v, wait := s.Operator.Check(r, operator.SurfaceProfiling, strings.TrimSpace(token)); v != operator.Allowed {
+			status, detail := operatorRefusal(v, wait, "profiling", w.Header().Set)
+			writeProblem(w, status, detail)
 			return
 		}
 		if h, ok := named[strings.TrimPrefix(r.URL.Path, "/debug/pprof/")]; ok {
